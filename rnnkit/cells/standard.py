@@ -1,0 +1,89 @@
+"""The four standard cells, with the equations of PyTorch's fused kernels (docs/design.md §2).
+
+Gate order matches PyTorch (LSTM: i, f, g, o; GRU: r, z, n) so that weights move freely between
+these step functions, the fused kernels and the NumPy reference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import Cell, State
+
+
+class RNNCell(Cell):
+    """Elman RNN: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+
+    fused_mode = "RNN_TANH"
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        (h,) = state
+        pre = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        h = torch.tanh(pre)  # (B, H)
+        return h, (h,)
+
+
+class IRNNCell(RNNCell):
+    """ReLU RNN whose recurrence starts as the identity and biases at zero (Le et al. 2015,
+    arXiv 1504.00941): at init the state is copied forward unchanged, so gradients neither
+    vanish nor explode over long spans until learning moves W_hh away from I."""
+
+    fused_mode = "RNN_RELU"
+    default_init = "identity"
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        (h,) = state
+        pre = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        h = torch.relu(pre)
+        return h, (h,)
+
+
+class LSTMCell(Cell):
+    """LSTM (Hochreiter & Schmidhuber 1997, with forget gate, Gers et al. 2000):
+    i, f, g, o = split(W_ih x + b_ih + W_hh h + b_hh); c' = σ(f)c + σ(i)tanh(g); h' = σ(o)tanh(c')."""
+
+    fused_mode = "LSTM"
+    num_gates = 4
+    state_names = ("h", "c")
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        h, c = state
+        gates = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
+
+    def _set_gate_biases(self, forget_bias: float) -> None:
+        # A positive forget bias keeps the cell state flowing early in training
+        # (Jozefowicz et al. 2015). The sum b_ih + b_hh is what matters; put it in b_ih.
+        H = self.hidden_size
+        self.bias_ih[H:2 * H].fill_(forget_bias)
+        self.bias_hh[H:2 * H].zero_()
+
+
+class GRUCell(Cell):
+    """GRU (Cho et al. 2014) in PyTorch's form: the reset gate multiplies (W_hn h + b_hn)."""
+
+    fused_mode = "GRU"
+    num_gates = 3
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        (h,) = state
+        gx = torch.addmm(self.bias_ih, x, self.weight_ih.t())  # (B, 3H)
+        gh = torch.addmm(self.bias_hh, h, self.weight_hh.t())  # (B, 3H)
+        xr, xz, xn = gx.chunk(3, dim=1)
+        hr, hz, hn = gh.chunk(3, dim=1)
+        r = torch.sigmoid(xr + hr)
+        z = torch.sigmoid(xz + hz)
+        n = torch.tanh(xn + r * hn)
+        h = (1 - z) * n + z * h
+        return h, (h,)
+
+
+CELL_TYPES: dict[str, type[Cell]] = {
+    "rnn": RNNCell,
+    "irnn": IRNNCell,
+    "lstm": LSTMCell,
+    "gru": GRUCell,
+}

@@ -1,0 +1,165 @@
+"""Self-describing, crash-safe checkpoints: safetensors for tensors, JSON for everything else.
+
+A run directory holds:
+    rnnkit.json              what the run is: configs, vocabulary, corpus, step, metrics, and the
+                             name + SHA-256 of each tensor file below (the commit point)
+    model-<tag>.safetensors  latest weights
+    best-<tag>.safetensors   weights with the lowest validation loss so far
+    resume-<tag>.safetensors optimizer moments, RNG states, carried hidden state
+    data/                    the encoded corpus (token file)
+
+Nothing is ever unpickled: safetensors holds raw tensors and JSON holds plain data, so loading a
+checkpoint cannot execute code. Saving writes new tensor files under fresh names first, then
+atomically replaces rnnkit.json (write temp, fsync, rename), and only then deletes files the new
+JSON no longer names. A kill at any instant leaves a JSON whose files all exist and verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from .errors import UsageError
+
+MARKER = "rnnkit.json"
+FORMAT = "rnnkit-checkpoint"
+VERSION = 1
+ROLES = ("model", "best", "resume")
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / MARKER).is_file()
+
+
+def check_new_run_dir(path: Path) -> None:
+    """Refuse to train into a directory that holds anything: never overwrite a user's files."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file; give a directory for the run")
+    if path.is_dir() and any(path.iterdir()):
+        if is_run_dir(path):
+            raise UsageError(f"--out {path} already holds an rnnkit run; continue it with "
+                             f"`rnnkit train --resume {path}` or choose another --out")
+        raise UsageError(f"--out {path} exists and is not an rnnkit run directory; "
+                         "choose a new or empty directory")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(run_dir: Path, meta: dict[str, Any], tensors: dict[str, dict[str, torch.Tensor] | None]) -> None:
+    """Write a checkpoint. `tensors` maps a role to its tensors, or to None to keep that role's
+    current file (e.g. "best" when validation did not improve)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_meta(run_dir)["files"] if is_run_dir(run_dir) else {}
+    files: dict[str, dict[str, str]] = {}
+    tag = f"{meta.get('step', 0):08d}-{secrets.token_hex(3)}"
+    for role in ROLES:
+        if role not in tensors:
+            continue
+        group = tensors[role]
+        if group is None:
+            if role in previous:
+                files[role] = previous[role]
+            continue
+        blob = save_safetensors({k: v.detach().to("cpu").contiguous() for k, v in group.items()})
+        name = f"{role}-{tag}.safetensors"
+        _write_atomic(run_dir / name, blob)
+        files[role] = {"file": name, "sha256": hashlib.sha256(blob).hexdigest()}
+    doc = {"format": FORMAT, "version": VERSION, **meta, "files": files}
+    _write_atomic(run_dir / MARKER, json.dumps(doc, indent=1).encode())
+    _fsync_dir(run_dir)
+    keep = {entry["file"] for entry in files.values()}
+    for stale in run_dir.glob("*.safetensors"):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
+    for tmp in run_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def read_meta(run_dir: str | os.PathLike) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UsageError(f"{run_dir}: no such directory")
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is not a directory; give an rnnkit run directory (the --out of `rnnkit train`)")
+    if not is_run_dir(run_dir):
+        raise UsageError(f"{run_dir} is not an rnnkit run directory (no {MARKER}); "
+                         "give the --out directory of `rnnkit train`")
+    try:
+        doc = json.loads((run_dir / MARKER).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UsageError(f"checkpoint {run_dir} is corrupted ({MARKER} is not valid JSON: {e.msg if hasattr(e, 'msg') else e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("files"), dict):
+        raise UsageError(f"checkpoint {run_dir} is corrupted ({MARKER} is not an rnnkit checkpoint description)")
+    if doc.get("version", 0) > VERSION:
+        raise UsageError(f"checkpoint {run_dir} was written by a newer rnnkit (format {doc['version']}); upgrade rnnkit")
+    return doc
+
+
+def load_tensors(run_dir: str | os.PathLike, meta: dict[str, Any], role: str) -> dict[str, torch.Tensor]:
+    """Load and verify one tensor file; corrupted or truncated files are a UsageError."""
+    run_dir = Path(run_dir)
+    entry = meta["files"].get(role)
+    if entry is None:
+        raise UsageError(f"checkpoint {run_dir} has no {role} weights")
+    path = run_dir / entry["file"]
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"checkpoint {run_dir} is incomplete: {entry['file']} is missing") from None
+    if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+        raise UsageError(f"checkpoint {run_dir} is corrupted: {entry['file']} does not match its "
+                         "checksum (truncated or modified)")
+    try:
+        return load_safetensors(blob)
+    except Exception as e:  # a file that hashes right but does not parse: written by something else
+        raise UsageError(f"checkpoint {run_dir} is corrupted: {entry['file']} is unreadable ({e})") from None
+
+
+# --------------------------------------------------------------------- optimizer state, no pickle
+def flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state_dict into tensors (for safetensors) and plain JSON data."""
+    tensors: dict[str, torch.Tensor] = {}
+    plain_state: dict[str, dict[str, Any]] = {}
+    for pid, slots in state_dict["state"].items():
+        plain_state[str(pid)] = {}
+        for name, value in slots.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{pid}.{name}"] = value
+            else:
+                plain_state[str(pid)][name] = value
+    return tensors, {"state": plain_state, "param_groups": state_dict["param_groups"]}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {int(pid): dict(slots) for pid, slots in plain["state"].items()}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    return {"state": state, "param_groups": plain["param_groups"]}

@@ -1,0 +1,240 @@
+"""`rnnkit` command line: train, sample, eval, info. A thin layer over the Python API.
+
+Bad input never produces a traceback: a UsageError (or a bad flag) prints one line on stderr
+and exits with status 2. Logs and progress go to stderr; `sample` writes only text to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+from typing import Any, Sequence
+
+from .config import CELLS, CLIP_MODES, INIT_SCHEMES, OPTIMIZERS, SCHEDULES
+from .data import BUNDLED
+from .errors import UsageError
+
+S = argparse.SUPPRESS  # flags the user did not give stay absent, so defaults live in one place
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a character-level language model on a text file",
+        description="Train a character-level language model on a text file (UTF-8 code points by "
+                    "default, raw bytes with --bytes). The last 10%% of the text is held out for "
+                    "validation. Checkpoints (best and last) go to --out; Ctrl-C saves and stops, "
+                    "--resume DIR continues exactly where it stopped.",
+        epilog="examples:\n  rnnkit train input.txt --time 300\n  rnnkit train --corpus shakespeare "
+               "--cell gru --hidden-size 256 --num-layers 2 --max-steps 2000\n  rnnkit train --resume runs/input",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", nargs="?", help="text file to learn from")
+    src = p.add_argument_group("data")
+    src.add_argument("--corpus", choices=BUNDLED, default=S,
+                     help="a bundled corpus instead of a file: shakespeare (37 plays) or python (stdlib source)")
+    src.add_argument("--bytes", dest="raw_bytes", action="store_true", default=S,
+                     help="treat the file as raw bytes (any encoding or binary) instead of UTF-8 text")
+    src.add_argument("--out", default=S, help="run directory for checkpoints (default: runs/<file name>)")
+    src.add_argument("--resume", metavar="DIR", default=S,
+                     help="continue the run in DIR with its saved settings (--max-steps, --epochs, "
+                          "--time, --device may change)")
+    src.add_argument("--val-fraction", type=float, default=S, help="share of the text held out at its end for validation (default 0.1)")
+    src.add_argument("--test-fraction", type=float, default=S, help="share held out after validation as a test split (default 0)")
+    m = p.add_argument_group("model")
+    m.add_argument("--cell", choices=CELLS, default=S, help="recurrent cell (default lstm); irnn = ReLU RNN with identity-initialised recurrence")
+    m.add_argument("--hidden-size", type=int, default=S, help="units per recurrent layer (default 512)")
+    m.add_argument("--num-layers", type=int, default=S, help="stacked recurrent layers (default 1)")
+    m.add_argument("--embedding-size", type=int, default=S, help="learned input embedding width; 0 = one-hot input (default 64)")
+    m.add_argument("--dropout", type=float, default=S, help="dropout between layers and before the output, in [0, 1) (default 0)")
+    m.add_argument("--init", choices=INIT_SCHEMES, default=S,
+                   help="weight init: auto (orthogonal recurrence, identity for irnn), orthogonal, identity, "
+                        "glorot, uniform (+-0.08, as char-rnn), pytorch (default auto)")
+    m.add_argument("--forget-bias", type=float, default=S, help="LSTM forget-gate bias at init (default 1)")
+    t = p.add_argument_group("training")
+    t.add_argument("--seq-length", type=int, default=S, help="characters per truncated-BPTT chunk (default 128)")
+    t.add_argument("--batch-size", type=int, default=S, help="parallel streams through the text (default 32)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=S, help="default adam")
+    t.add_argument("--lr", type=float, default=S, help="peak learning rate (default 4e-3)")
+    t.add_argument("--momentum", type=float, default=S, help="for sgd and rmsprop (default 0.9)")
+    t.add_argument("--weight-decay", type=float, default=S, help="default 0")
+    t.add_argument("--schedule", choices=SCHEDULES, default=S, help="learning-rate schedule over the run (default cosine, with warmup)")
+    t.add_argument("--warmup", type=float, default=S, help="fraction of the run spent warming up (cosine; default 0.02)")
+    t.add_argument("--min-lr-ratio", type=float, default=S, help="cosine ends at this fraction of --lr (default 0.05)")
+    t.add_argument("--step-every", type=float, default=S, help="step schedule: decay after each this fraction of the run (default 0.33)")
+    t.add_argument("--step-gamma", type=float, default=S, help="step schedule: decay factor (default 0.5)")
+    t.add_argument("--clip", type=float, default=S, help="gradient clipping threshold, 0 = off (default 1)")
+    t.add_argument("--clip-mode", choices=CLIP_MODES, default=S, help="clip the global norm or each value (default norm)")
+    t.add_argument("--seed", type=int, default=S, help="random seed (default 1337)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S, help="default auto (cuda if available)")
+    s = p.add_argument_group("when to stop (the first reached; the schedule spans the run; default --time 600)")
+    s.add_argument("--max-steps", type=int, default=S, help="optimizer steps")
+    s.add_argument("--epochs", type=float, default=S, help="passes over the training text")
+    s.add_argument("--time", type=float, default=S, metavar="SECONDS", help="wall-clock budget, evaluation included")
+    e = p.add_argument_group("evaluation and checkpoints")
+    e.add_argument("--eval-every", type=int, default=S, help="steps between validations (default: about 10 per run)")
+    e.add_argument("--eval-chars", type=int, default=S, help="validation characters per evaluation (default 200000)")
+    e.add_argument("--checkpoint-every", type=int, default=S, help="steps between extra checkpoints (default: at each validation)")
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="generate text from a trained model",
+                       description="Generate text from a trained model. Text streams to stdout as it is "
+                                   "generated; with --num-samples N the samples are generated in one batch "
+                                   "and printed one after another, separated by a blank line.")
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
+    p.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative (default 1)")
+    p.add_argument("--top-k", type=int, default=None, help="sample only among the k most likely characters")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling: the smallest set reaching probability p, in (0, 1]")
+    p.add_argument("--greedy", action="store_true", help="always take the most likely character")
+    p.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
+    p.add_argument("--seed", type=int, default=None, help="same seed, same output")
+    p.add_argument("--num-samples", type=int, default=1, help="samples generated together in one batch")
+    p.add_argument("--which", choices=("best", "last"), default="best", help="best (lowest validation loss) or last weights")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="bits and nats per character of a model on a text")
+    p.add_argument("run_dir", metavar="DIR")
+    p.add_argument("file", metavar="FILE", help="text to score")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="configuration, size and training metrics of a run")
+    p.add_argument("run_dir", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="rnnkit", description="Recurrent neural networks: train character-level "
+                    "language models on any text, sample from them, and score text.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    for add in (_add_train, _add_sample, _add_eval, _add_info):
+        add(sub)
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from .api import train
+    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "file")}
+    train(args.file, corpus=options.pop("corpus", None), out=options.pop("out", None),
+          resume=options.pop("resume", None), raw_bytes=options.pop("raw_bytes", False), **options)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .api import load
+    model = load(args.run_dir, which=args.which)
+    out = sys.stdout
+    stream = None
+    if args.num_samples == 1:
+        out.write(args.prime)
+        out.flush()
+
+        def stream(piece: str) -> None:
+            out.write(piece)
+            out.flush()
+    texts = model.generate(prime=args.prime, length=args.length, temperature=args.temperature,
+                           top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
+                           num_samples=args.num_samples, stream=stream)
+    if args.num_samples == 1:
+        out.write(model.vocab.decoder().flush() + "\n")
+    else:
+        out.write("\n\n".join(args.prime + text for text in texts) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .api import load
+    from .data import check_text_file
+    model = load(args.run_dir, which=args.which)
+    path = check_text_file(args.file)
+    data = path.read_bytes()
+    if model.vocab.kind == "chars":
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{path} is not valid UTF-8 (bad byte at offset {e.start}); this model reads "
+                             "UTF-8 text; train with --bytes to model raw bytes") from None
+    result = model.evaluate(data)
+    if args.json:
+        print(json.dumps({"file": str(path), **result}))
+    else:
+        print(f"{path}: {result['bits_per_char']:.4f} bits/char, {result['nats_per_char']:.4f} nats/char "
+              f"over {result['chars']:,} characters")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .api import load
+    info = load(args.run_dir).info()
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    mc, tc = info["model_config"], info["train_config"]
+    print(f"run:        {info['run_dir']} (rnnkit {info['rnnkit_version']})")
+    print(f"model:      {mc['cell']}, {mc['num_layers']} x {mc['hidden_size']}, embedding "
+          f"{mc['embedding_size'] or 'one-hot'}, dropout {mc['dropout']}, init {mc['init']}")
+    print(f"parameters: {info['num_parameters']:,}")
+    print(f"vocabulary: {info['vocab_size']} {info['vocab_kind']}")
+    print(f"corpus:     {info['corpus']['source']} ({info['corpus']['num_tokens']:,} tokens)")
+    print(f"training:   {tc['optimizer']} lr {tc['lr']}, {tc['schedule']} schedule, batch {tc['batch_size']} "
+          f"x seq {tc['seq_length']}, clip {tc['clip']} ({tc['clip_mode']})")
+    print(f"progress:   step {info['step']}, {info['elapsed_s']:.0f} s")
+    if info["best_val_nats"] is not None:
+        print(f"best val:   {info['best_val_nats']:.4f} nats/char, {info['best_val_bpc']:.4f} bits/char "
+              f"(step {info['best_step']})")
+    if info["metrics"]:
+        print("history:    step    seconds  train nats  val nats  val bpc")
+        for row in info["metrics"]:
+            print(f"            {row['step']:<7} {row['elapsed']:<8.0f} {row['train_nats']:<11.4f} "
+                  f"{row['val_nats']:<9.4f} {row['val_bpc']:.4f}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info}
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .training import TrainingDiverged, TrainingInterrupted
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"rnnkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"rnnkit train: {e}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as e:
+        print(f"rnnkit train: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rnnkit sample DIR | head` closed our stdout: not an error
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Vocabularies of Unicode code points ("chars") or raw byte values ("bytes").
+
+A vocabulary is the sorted list of symbols (ints) seen in the corpus; a token id is a symbol's
+index in that list. Symbols are stored as integers, so the vocabulary survives JSON whatever
+characters it holds (control characters, lone surrogates never appear: we decode strictly).
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from ..errors import UsageError
+
+MAX_SYMBOL = {"chars": 0x10FFFF, "bytes": 0xFF}
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    kind: str  # "chars" (Unicode code points) | "bytes" (byte values 0-255)
+    symbols: tuple[int, ...]  # sorted
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("chars", "bytes"):
+            raise UsageError(f"unknown vocabulary kind {self.kind!r}")
+        if not self.symbols:
+            raise UsageError("empty vocabulary")
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    @property
+    def token_dtype(self) -> np.dtype:
+        """The smallest unsigned type that holds every token id."""
+        n = len(self.symbols)
+        return np.dtype(np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32)
+
+    @cached_property
+    def _table(self) -> np.ndarray:
+        """Dense symbol -> id table (-1 for symbols outside the vocabulary): one gather per chunk."""
+        table = np.full(MAX_SYMBOL[self.kind] + 1, -1, dtype=np.int32)
+        table[list(self.symbols)] = np.arange(len(self.symbols), dtype=np.int32)
+        return table
+
+    def lookup(self, values: np.ndarray) -> np.ndarray:
+        """Symbols (int array) -> token ids (int64). Raises UnknownSymbols naming the strangers."""
+        ids = self._table[values]
+        unknown = ids < 0
+        if unknown.any():
+            raise UnknownSymbols(sorted(set(values[unknown].tolist())), self.kind)
+        return ids.astype(np.int64)
+
+    def encode(self, text: str | bytes) -> np.ndarray:
+        """Text (str for chars, bytes for bytes) -> token ids (int64). Raises UnknownSymbols."""
+        return self.lookup(symbols_of(text, self.kind))
+
+    def decode(self, ids) -> str:
+        """Token ids -> text. For byte vocabularies, invalid UTF-8 shows as U+FFFD."""
+        values = [self.symbols[int(i)] for i in ids]
+        if self.kind == "chars":
+            return "".join(map(chr, values))
+        return bytes(values).decode("utf-8", errors="replace")
+
+    def decoder(self) -> "StreamDecoder":
+        return StreamDecoder(self)
+
+    def describe(self, symbol: int) -> str:
+        return repr(chr(symbol)) if self.kind == "chars" else f"byte 0x{symbol:02x}"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "symbols": list(self.symbols)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Vocabulary":
+        return cls(kind=data["kind"], symbols=tuple(int(s) for s in data["symbols"]))
+
+
+class UnknownSymbols(UsageError):
+    def __init__(self, missing: list[int], kind: str) -> None:
+        self.missing = missing
+        shown = ", ".join((repr(chr(s)) if kind == "chars" else f"byte 0x{s:02x}") for s in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        super().__init__(f"{shown}{more}")
+
+
+def symbols_of(text: str | bytes, kind: str) -> np.ndarray:
+    """Code points (chars) or byte values (bytes) of a text, as int64."""
+    if kind == "chars":
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        # UTF-32-LE gives one uint32 per code point: vectorised, no Python loop over characters.
+        return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4").astype(np.int64)
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    return np.frombuffer(text, dtype=np.uint8).astype(np.int64)
+
+
+class StreamDecoder:
+    """Turns token ids into printable text one at a time, holding back incomplete UTF-8 sequences."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        self.vocab = vocab
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def __call__(self, token: int) -> str:
+        symbol = self.vocab.symbols[int(token)]
+        if self.vocab.kind == "chars":
+            return chr(symbol)
+        return self._utf8.decode(bytes([symbol]))
+
+    def flush(self) -> str:
+        return self._utf8.decode(b"", final=True) if self.vocab.kind == "bytes" else ""

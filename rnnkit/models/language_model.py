@@ -1,0 +1,165 @@
+"""Character-level language model: tokens -> (embedding | one-hot) -> Recurrent stack -> logits.
+
+Shapes: B batch, T time, V vocabulary, E embedding width (V for one-hot), H hidden, L layers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..cells import State
+from ..config import ModelConfig
+from ..data import StreamBatches
+from ..recurrent import Recurrent, detach_state
+
+
+class OneHot(nn.Module):
+    """Token ids -> one-hot vectors; the "no embedding" input of the classic char-rnn."""
+
+    def __init__(self, vocab_size: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(tokens, self.vocab_size).float()
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
+        self.embed: nn.Module = nn.Embedding(V, E) if E > 0 else OneHot(V)
+        self.recurrent = Recurrent(config.cell, E if E > 0 else V, H, config.num_layers, config.dropout)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(H, V)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if isinstance(self.embed, nn.Embedding):
+            nn.init.normal_(self.embed.weight, std=1.0)
+        self.recurrent.reset_parameters(self.config.init, self.config.forget_bias)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def init_state(self, batch: int, device: torch.device | None = None) -> State:
+        return self.recurrent.init_state(batch, device)
+
+    def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """tokens (B, T) -> logits (B, T, V), final state."""
+        x = self.embed(tokens)  # (B, T, E)
+        out, state = self.recurrent(x, state)  # (B, T, H)
+        return self.head(self.dropout(out)), state
+
+    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One step for sampling: tokens (B,) -> logits (B, V). Runs the cells' step functions,
+        which for a single step are much cheaper than a fused-kernel call."""
+        y, state = self.recurrent.step(self.embed(tokens), state)
+        return self.head(y), state
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def evaluate_tokens(self, tokens: np.ndarray, seq_length: int = 256, max_streams: int = 32,
+                        device: torch.device | str = "cpu") -> tuple[float, int]:
+        """Mean cross-entropy (nats per token) of `tokens` and how many tokens were predicted.
+
+        The text is read as up to `max_streams` contiguous streams side by side, with the state
+        carried along each, so nearly every token is predicted with its full left context;
+        only the first token of each stream is predicted from a blank state.
+        """
+        was_training = self.training
+        self.eval()
+        n = len(tokens)
+        streams = max(1, min(max_streams, (n - 1) // 1000))
+        total_nats, count = 0.0, 0
+        try:
+            # Streams overlap by one token so every token after the first is a target once;
+            # at most streams - 1 tokens at the end go unscored.
+            usable = (n - 1) // streams * streams
+            length = usable // streams + 1
+            starts = [k * (length - 1) for k in range(streams)]
+            window = np.stack([np.asarray(tokens[s:s + length], dtype=np.int64) for s in starts])
+            window = torch.from_numpy(window).to(device)  # (S, length)
+            state = None
+            for t0 in range(0, length - 1, seq_length):
+                chunk = window[:, t0:min(t0 + seq_length + 1, length)]
+                logits, state = self(chunk[:, :-1], state)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1),
+                                       reduction="sum")
+                total_nats += loss.item()
+                count += chunk[:, 1:].numel()
+        finally:
+            self.train(was_training)
+        return total_nats / max(count, 1), count
+
+
+def bits(nats: float) -> float:
+    return nats / math.log(2)
+
+
+__all__ = ["LanguageModel", "OneHot", "bits", "detach_state"]
+
+
+class LanguageModelTask:
+    """Next-token prediction on B parallel streams with state carried across chunks (the Task
+    the Trainer runs for language models)."""
+
+    units = "chars"
+
+    def __init__(self, train_tokens: np.ndarray, val_tokens: np.ndarray, batch_size: int,
+                 seq_length: int, eval_chars: int, device: torch.device) -> None:
+        self.batches = StreamBatches(train_tokens, batch_size, seq_length)
+        self.val_tokens = val_tokens[:eval_chars]
+        self.seq_length = seq_length
+        self.device = device
+        self.epoch = 0
+        self.index = 0  # next batch within the epoch
+        self.state: State | None = None  # carried between chunks, reset at each epoch
+        self.max_sane_loss = float("inf")
+
+    def bind(self, model: LanguageModel) -> "LanguageModelTask":
+        # Uniform guessing costs ln V nats; far above that, the run has blown up.
+        self.max_sane_loss = 4 * math.log(max(model.config.vocab_size, 2)) + 1
+        return self
+
+    def units_per_step(self) -> int:
+        return self.batches.batch_size * self.batches.seq_length
+
+    def steps_per_epoch(self) -> int:
+        return self.batches.batches_per_epoch
+
+    def training_loss(self, model: LanguageModel, step_in_run: int) -> torch.Tensor:
+        if self.index == 0:
+            self.state = None  # streams restart from their beginnings
+        x, y = self.batches.batch(self.index, self.device)  # (B, T) each
+        state = detach_state(self.state) if self.state is not None else None
+        logits, self.state = model(x, state)  # (B, T, V)
+        self.index += 1
+        if self.index == self.batches.batches_per_epoch:
+            self.epoch, self.index = self.epoch + 1, 0
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def evaluate(self, model: LanguageModel) -> float:
+        return model.evaluate_tokens(self.val_tokens, device=self.device)[0]
+
+    def cursor(self) -> dict:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def restore_cursor(self, cursor: dict) -> None:
+        self.epoch, self.index = int(cursor["epoch"]), int(cursor["index"])
+
+    def resume_tensors(self) -> dict[str, torch.Tensor]:
+        if self.state is None:
+            return {}
+        return {f"state.{k}": s.detach() for k, s in enumerate(self.state)}
+
+    def restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        parts = [tensors[f"state.{k}"] for k in range(len(tensors))]
+        self.state = tuple(parts) if parts else None

@@ -1,0 +1,117 @@
+"""`Recurrent`: one layer type that runs any cell over time, stacked.
+
+Shapes: B batch, T time, D input width, H hidden width, L layers.
+State is a tuple with one tensor per name in ``cell.state_names``, each ``(L, B, H)``
+(PyTorch's convention, so it feeds the fused kernels without copies).
+
+When every layer's cell is a standard one (``Cell.fused_mode`` set), the whole stack runs on
+PyTorch's fused kernel (``nn.LSTM``/``nn.GRU``/``nn.RNN``: oneDNN on CPU, cuDNN on GPU) with the
+cells' own parameters swapped in by `torch.func.functional_call`; the cells stay the single owner
+of the weights, so checkpoints, init schemes and the step path never see two copies.
+Otherwise the cells are run step by step in Python.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from .cells import CELL_TYPES, Cell, State
+
+_FUSED_MODULES = {
+    "LSTM": lambda D, H, L, p: nn.LSTM(D, H, L, dropout=p, batch_first=True, device="meta"),
+    "GRU": lambda D, H, L, p: nn.GRU(D, H, L, dropout=p, batch_first=True, device="meta"),
+    "RNN_TANH": lambda D, H, L, p: nn.RNN(D, H, L, nonlinearity="tanh", dropout=p, batch_first=True, device="meta"),
+    "RNN_RELU": lambda D, H, L, p: nn.RNN(D, H, L, nonlinearity="relu", dropout=p, batch_first=True, device="meta"),
+}
+
+
+class Recurrent(nn.Module):
+    def __init__(self, cell: str | type[Cell], input_size: int, hidden_size: int,
+                 num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.state_names = cell_type.state_names
+        self.cells = nn.ModuleList(
+            cell_type(input_size if k == 0 else hidden_size, hidden_size) for k in range(num_layers))
+        # The fused template holds no real weights (meta device) and is kept out of the module
+        # tree so it appears in neither state_dict nor parameters().
+        mode = cell_type.fused_mode
+        self._fused: list[nn.Module] = (
+            [_FUSED_MODULES[mode](input_size, hidden_size, num_layers, dropout)] if mode else [])
+
+    @property
+    def is_fused(self) -> bool:
+        return bool(self._fused)
+
+    def reset_parameters(self, scheme: str = "auto", forget_bias: float = 1.0) -> None:
+        for cell in self.cells:
+            cell.reset_parameters(scheme, forget_bias)
+
+    def init_state(self, batch: int, device: torch.device | None = None,
+                   dtype: torch.dtype | None = None) -> State:
+        shape = (self.num_layers, batch, self.hidden_size)
+        return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in self.state_names)
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """x: (B, T, D) -> outputs (B, T, H) of the top layer, final state."""
+        if state is None:
+            state = self.init_state(x.shape[0], x.device, x.dtype)
+        if self._fused:
+            return self._forward_fused(x, state)
+        return self._forward_loop(x, state)
+
+    def _forward_fused(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        kernel = self._fused[0]
+        kernel.train(self.training)
+        weights = {}
+        for k, cell in enumerate(self.cells):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                weights[f"{name}_l{k}"] = getattr(cell, name)
+        hx = state if len(state) > 1 else state[0]
+        with warnings.catch_warnings():
+            # cuDNN prefers one contiguous weight buffer; ours are per-cell. The copy it makes
+            # is small next to the activations.
+            warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+            out, new = functional_call(kernel, weights, (x, hx))
+        return out, (tuple(new) if isinstance(new, tuple) else (new,))
+
+    def _forward_loop(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        layer_input = x
+        final: list[State] = []
+        for k, cell in enumerate(self.cells):
+            if k > 0 and self.dropout > 0:
+                layer_input = F.dropout(layer_input, self.dropout, self.training)
+            s = tuple(part[k] for part in state)
+            outputs = []
+            for t in range(layer_input.shape[1]):
+                y, s = cell.step(layer_input[:, t], s)
+                outputs.append(y)
+            layer_input = torch.stack(outputs, dim=1)  # (B, T, H)
+            final.append(s)
+        return layer_input, tuple(torch.stack(parts) for parts in zip(*final))
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One time step of the whole stack: x (B, D) -> y (B, H). Used for sampling (no dropout)."""
+        new: list[State] = []
+        for k, cell in enumerate(self.cells):
+            x, s = cell.step(x, tuple(part[k] for part in state))
+            new.append(s)
+        return x, tuple(torch.stack(parts) for parts in zip(*new))
+
+
+def detach_state(state: State) -> State:
+    """Cut the autograd graph between truncated-BPTT chunks.
+
+    The carried state keeps its *values* (the model continues reading the stream where it left
+    off) but gradients stop at the chunk boundary; without this, every backward pass would run
+    through the whole history and memory would grow without bound.
+    """
+    return tuple(s.detach() for s in state)

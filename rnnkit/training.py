@@ -1,0 +1,236 @@
+"""One Trainer for every head.
+
+The trainer owns what every task shares: the optimizer and learning-rate schedule, gradient
+clipping, when to stop (steps, epochs or a wall-clock budget), when to evaluate and checkpoint,
+the progress bar, divergence detection, Ctrl-C, and exact resumption. What is specific to a task
+(how batches are drawn, what the loss is, what carries over between batches) lives in a `Task`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import TrainConfig
+from .errors import UsageError
+
+
+class Task(Protocol):
+    units: str  # what one training example unit is called in logs ("chars")
+    max_sane_loss: float  # a training loss above this means the run has diverged
+
+    def units_per_step(self) -> int: ...
+    def steps_per_epoch(self) -> int: ...
+    def training_loss(self, model: nn.Module, step_in_run: int) -> torch.Tensor: ...
+    def evaluate(self, model: nn.Module) -> float: ...
+    def cursor(self) -> dict[str, Any]: ...
+    def restore_cursor(self, cursor: dict[str, Any]) -> None: ...
+    def resume_tensors(self) -> dict[str, torch.Tensor]: ...
+    def restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN/inf or exploded; the message says where the last good checkpoint is."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C (or SIGTERM): a checkpoint was written before stopping."""
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    c = config
+    if c.optimizer == "adam":
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+    if c.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+    if c.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+    if c.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay)
+    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+
+
+def learning_rate(config: TrainConfig, progress: float) -> float:
+    """Learning rate at `progress` in [0, 1] of the run. Schedules are defined on progress, not
+    steps, so the same schedule fits a step budget, an epoch budget or a wall-clock budget."""
+    c, p = config, min(max(progress, 0.0), 1.0)
+    if c.schedule == "constant":
+        return c.lr
+    if c.schedule == "step":
+        return c.lr * c.step_gamma ** math.floor(p / c.step_every)
+    if p < c.warmup:
+        return c.lr * (p / c.warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * (p - c.warmup) / (1 - c.warmup)))
+    return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * cosine)
+
+
+@dataclass
+class Progress:
+    """Everything about where a run stands, saved in the checkpoint."""
+    step: int = 0
+    elapsed: float = 0.0  # seconds of training so far, across resumptions
+    best_val: float | None = None
+    best_step: int | None = None
+    metrics: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, task: Task, config: TrainConfig, run_dir: Path,
+                 describe: Callable[[], dict[str, Any]], device: torch.device,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.model = model
+        self.task = task
+        self.config = config
+        self.run_dir = run_dir
+        self.describe = describe  # run metadata for rnnkit.json (configs, vocab, corpus)
+        self.device = device
+        self.optimizer = make_optimizer(config, model.parameters())
+        self.progress = Progress()
+        self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
+        self.log = log or (lambda line: tqdm.write(line, file=sys.stderr))
+
+    # ------------------------------------------------------------------ budget
+    def total_steps(self) -> int | None:
+        """Steps in the run when a step or epoch budget is set (the smaller), else None."""
+        c = self.config
+        budgets = []
+        if c.max_steps is not None:
+            budgets.append(c.max_steps)
+        if c.epochs is not None:
+            budgets.append(max(1, round(c.epochs * self.task.steps_per_epoch())))
+        return min(budgets) if budgets else None
+
+    def fraction_done(self) -> float:
+        fractions = []
+        total = self.total_steps()
+        if total is not None:
+            fractions.append(self.progress.step / total)
+        if self.config.time is not None:
+            fractions.append(self.progress.elapsed / self.config.time)
+        return max(fractions)
+
+    def _eval_due(self, last_eval_elapsed: float) -> bool:
+        c = self.config
+        if c.eval_every is not None:
+            return self.progress.step % c.eval_every == 0
+        total = self.total_steps()
+        if total is not None:
+            return self.progress.step % max(1, total // 10) == 0
+        return self.progress.elapsed - last_eval_elapsed >= c.time / 10
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, improved: bool) -> None:
+        opt_tensors, opt_plain = checkpoint.flatten_optimizer(self.optimizer.state_dict())
+        resume = {**opt_tensors, **{f"task.{k}": v for k, v in self.task.resume_tensors().items()},
+                  "rng.torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            resume["rng.cuda"] = torch.cuda.get_rng_state()
+        weights = self.model.state_dict()
+        meta = {**self.describe(), "step": self.progress.step, "elapsed": self.progress.elapsed,
+                "best_val": self.progress.best_val, "best_step": self.progress.best_step,
+                "metrics": self.progress.metrics, "cursor": self.task.cursor(), "optimizer": opt_plain}
+        checkpoint.save(self.run_dir, meta, {"model": weights, "best": weights if improved else None,
+                                             "resume": resume})
+
+    def restore(self, meta: dict[str, Any]) -> None:
+        """Continue a saved run exactly: weights, optimizer moments, RNG, data cursor, carried state."""
+        self.model.load_state_dict(checkpoint.load_tensors(self.run_dir, meta, "model"))
+        resume = checkpoint.load_tensors(self.run_dir, meta, "resume")
+        self.optimizer.load_state_dict(checkpoint.unflatten_optimizer(resume, meta["optimizer"]))
+        torch.set_rng_state(resume["rng.torch"])
+        if "rng.cuda" in resume and torch.cuda.is_available():
+            torch.cuda.set_rng_state(resume["rng.cuda"])
+        self.task.restore_cursor(meta["cursor"])
+        self.task.restore_tensors({k[5:]: v.to(self.device) for k, v in resume.items() if k.startswith("task.")})
+        self.progress = Progress(step=meta["step"], elapsed=meta["elapsed"], best_val=meta["best_val"],
+                                 best_step=meta["best_step"], metrics=list(meta["metrics"]))
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> Progress:
+        c, p = self.config, self.progress
+        total = self.total_steps()
+        bar_total = total if total is not None else c.time
+        diverge_at = self.task.max_sane_loss
+        bar = tqdm(total=bar_total, initial=p.step if total is not None else int(p.elapsed),
+                   unit="step" if total is not None else "s", file=sys.stderr, dynamic_ncols=True,
+                   disable=None, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+        last_eval_elapsed = p.elapsed
+        window_start, window_units = time.perf_counter(), 0
+        chars_per_s = 0.0
+        started = time.perf_counter() - p.elapsed
+        self.model.train()
+        try:
+            while self.fraction_done() < 1.0:
+                lr = learning_rate(c, self.fraction_done())
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                loss = self.task.training_loss(self.model, p.step)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if c.clip > 0:
+                    if c.clip_mode == "norm":
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
+                    else:
+                        torch.nn.utils.clip_grad_value_(self.model.parameters(), c.clip)
+                value = loss.item()
+                if not math.isfinite(value) or value > diverge_at:
+                    raise TrainingDiverged(self._divergence_message(value, lr))
+                self.optimizer.step()
+                p.step += 1
+                p.elapsed = time.perf_counter() - started
+                window_units += self.task.units_per_step()
+                for callback in self.on_step:
+                    callback(p.step, value)
+                now = time.perf_counter()
+                chars_per_s = window_units / max(now - window_start, 1e-9)
+                if now - window_start >= 5.0:  # a sliding measure, not the run's average
+                    window_start, window_units = now, 0
+                bar.set_postfix_str(f"loss {value:.3f}, {chars_per_s / 1000:.1f}k {self.task.units}/s", refresh=False)
+                bar.update((p.step - bar.n) if total is not None else int(p.elapsed) - bar.n)
+                finished = self.fraction_done() >= 1.0
+                if finished or self._eval_due(last_eval_elapsed):
+                    self._evaluate_and_save(value, lr, chars_per_s)
+                    last_eval_elapsed = p.elapsed
+                    p.elapsed = time.perf_counter() - started
+                    window_start, window_units = time.perf_counter(), 0
+                elif c.checkpoint_every is not None and p.step % c.checkpoint_every == 0:
+                    self.save(improved=False)
+        except KeyboardInterrupt:
+            bar.close()
+            p.elapsed = time.perf_counter() - started
+            self.save(improved=False)
+            raise TrainingInterrupted(f"interrupted at step {p.step}; checkpoint saved in {self.run_dir}; "
+                                      f"continue with `rnnkit train --resume {self.run_dir}`") from None
+        bar.close()
+        return p
+
+    def _evaluate_and_save(self, train_loss: float, lr: float, chars_per_s: float) -> None:
+        p = self.progress
+        val = self.task.evaluate(self.model)
+        self.model.train()
+        improved = p.best_val is None or val < p.best_val
+        if improved:
+            p.best_val, p.best_step = val, p.step
+        p.metrics.append({"step": p.step, "elapsed": round(p.elapsed, 3), "train_nats": train_loss,
+                          "val_nats": val, "val_bpc": val / math.log(2), "lr": lr,
+                          "chars_per_s": round(chars_per_s, 1)})
+        self.log(f"step {p.step:>6} | {p.elapsed:7.1f}s | train {train_loss:.4f} | val {val:.4f} nats "
+                 f"({val / math.log(2):.3f} bpc){' *' if improved else ''} | lr {lr:.2e} | "
+                 f"{chars_per_s / 1000:.1f}k {self.task.units}/s")
+        self.save(improved)
+
+    def _divergence_message(self, value: float, lr: float) -> str:
+        what = "NaN" if math.isnan(value) else "infinite" if math.isinf(value) else f"{value:.1f} nats (exploding)"
+        where = (f"the last good checkpoint (step {checkpoint.read_meta(self.run_dir)['step']}) is in {self.run_dir}"
+                 if checkpoint.is_run_dir(self.run_dir) else "no checkpoint had been written yet")
+        return (f"training diverged at step {self.progress.step + 1}: loss is {what} at learning rate {lr:.2e}; "
+                f"{where}; try a lower --lr or a tighter --clip")
