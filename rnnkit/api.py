@@ -48,14 +48,19 @@ def _default_out(source: Path) -> Path:
     return candidate
 
 
-def _splits(num_tokens: int, config: TrainConfig) -> dict[str, list[int]]:
+def _splits(num_tokens: int, val_file_tokens: int, config: TrainConfig) -> dict[str, list[int]]:
+    """Token ranges of the splits in the run's token file (the corpus, then any --val-file).
+    Without a validation file, validation is the end of the corpus (before any test split)."""
     n_test = int(num_tokens * config.test_fraction)
+    if val_file_tokens:
+        a = num_tokens - n_test
+        return {"train": [0, a], "val": [num_tokens, num_tokens + val_file_tokens], "test": [a, num_tokens]}
     n_val = int(num_tokens * config.val_fraction)
     a, b = num_tokens - n_val - n_test, num_tokens - n_test
     return {"train": [0, a], "val": [a, b], "test": [b, num_tokens]}
 
 
-def _check_sizes(source: str, num_tokens: int, splits: dict[str, list[int]], config: TrainConfig) -> None:
+def _check_sizes(source: str, splits: dict[str, list[int]], config: TrainConfig) -> None:
     need = StreamBatches.min_tokens(config.batch_size, config.seq_length)
     have = splits["train"][1] - splits["train"][0]
     if have < need:
@@ -64,18 +69,20 @@ def _check_sizes(source: str, num_tokens: int, splits: dict[str, list[int]], con
             f"--batch-size {config.batch_size} x --seq-length {config.seq_length} needs {need}; "
             f"use a longer text or smaller --batch-size/--seq-length")
     if splits["val"][1] - splits["val"][0] < 2:
-        raise UsageError(f"{source} is too short to hold out a validation split; use a longer text "
-                         "or a larger --val-fraction")
+        raise UsageError(f"{source} is too short to hold out a validation split; use a longer text, "
+                         "a larger --val-fraction or a --val-file")
 
 
 def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = None,
-          out: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
-          raw_bytes: bool = False, log: Callable[[str], None] | None = None,
+          val_file: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+          resume: str | os.PathLike | None = None, raw_bytes: bool = False,
+          log: Callable[[str], None] | None = None,
           on_step: Callable[[int, float], None] | None = None, **options: Any) -> "Model":
     """Train a character-level language model and return it (best weights).
 
-    text_file or corpus ("shakespeare", "python") names the text; options are the fields of
-    ModelConfig and TrainConfig (cell, hidden_size, num_layers, lr, time, max_steps, ...).
+    text_file or corpus ("shakespeare", "python") names the text; val_file, if given, is the
+    validation text (then all of text_file trains); options are the fields of ModelConfig and
+    TrainConfig (cell, hidden_size, num_layers, lr, time, max_steps, ...).
     resume continues the run in that directory (only max_steps/epochs/time/device may change).
     """
     say = log or (lambda line: tqdm.write(line, file=sys.stderr))
@@ -84,14 +91,16 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     source = corpus_path(corpus) if corpus is not None else (
         check_text_file(text_file) if text_file is not None else None)
     if resume is not None:
+        if val_file is not None:
+            raise UsageError("--resume keeps the run's validation text; drop --val-file")
         return _resume(Path(resume), source, options, say, on_step)
     if source is None:
         raise UsageError("give a text file to train on (or --corpus shakespeare|python)")
 
     model_options, train_options = split_options(options)
-    if not {"max_steps", "epochs", "time"} & set(train_options):
+    default_budget = not {"max_steps", "epochs", "time"} & set(train_options)
+    if default_budget:
         train_options["time"] = DEFAULT_TIME
-        say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
     train_config = TrainConfig(**train_options)
     ModelConfig(vocab_size=1, **model_options)  # validate flags before reading a large file
     device = resolve_device(train_config.device)
@@ -100,19 +109,28 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
 
     kind = "bytes" if raw_bytes else "chars"
     vocab, sha, size, num_tokens = scan_vocabulary(source, kind)
-    splits = _splits(num_tokens, train_config)
-    _check_sizes(str(source), num_tokens, splits, train_config)
+    sources, val_tokens, val_info = [source], 0, {}
+    if val_file is not None:
+        val_path = check_text_file(val_file)
+        val_vocab, val_sha, _, val_tokens = scan_vocabulary(val_path, kind)
+        vocab = vocab.union(val_vocab)  # as nanoGPT does: symbols of both texts
+        sources.append(val_path)
+        val_info = {"val_source": str(val_path), "val_sha256": val_sha}
+    splits = _splits(num_tokens, val_tokens, train_config)
+    _check_sizes(str(source), splits, train_config)
     model_config = ModelConfig(vocab_size=len(vocab), **model_options)
 
     created = not run_dir.exists()
     try:
-        encode_tokens(source, vocab, run_dir / TOKENS_FILE)
+        encode_tokens(sources, vocab, run_dir / TOKENS_FILE)
     except BaseException:
         if created:  # leave nothing half-made behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    corpus_info = {"source": str(source), "sha256": sha, "size_bytes": size, "num_tokens": num_tokens,
-                   "tokens_file": TOKENS_FILE, "splits": splits}
+    if default_budget:
+        say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
+    corpus_info = {"source": str(source), "sha256": sha, "size_bytes": size, **val_info,
+                   "num_tokens": num_tokens + val_tokens, "tokens_file": TOKENS_FILE, "splits": splits}
     torch.manual_seed(train_config.seed)
     model = LanguageModel(model_config).to(device)
     return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=None)
@@ -152,8 +170,8 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
          train_config: TrainConfig, device: torch.device, say, on_step, meta: dict | None) -> "Model":
     tokens = np.memmap(run_dir / corpus_info["tokens_file"], dtype=vocab.token_dtype, mode="r",
                        shape=(corpus_info["num_tokens"],))
-    (a, b), (_, c) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
-    task = LanguageModelTask(tokens[a:b], tokens[b:c], train_config.batch_size, train_config.seq_length,
+    (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
+    task = LanguageModelTask(tokens[a:b], tokens[c:d], train_config.batch_size, train_config.seq_length,
                              train_config.eval_chars, device).bind(model)
 
     def describe() -> dict[str, Any]:

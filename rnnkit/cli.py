@@ -46,6 +46,8 @@ def _add_train(sub) -> None:
     src.add_argument("--resume", metavar="DIR", default=S,
                      help="continue the run in DIR with its saved settings (--max-steps, --epochs, "
                           "--time, --device may change)")
+    src.add_argument("--val-file", default=S, metavar="FILE",
+                     help="validate on this text instead of the end of FILE (then all of FILE trains)")
     src.add_argument("--val-fraction", type=float, default=S, help="share of the text held out at its end for validation (default 0.1)")
     src.add_argument("--test-fraction", type=float, default=S, help="share held out after validation as a test split (default 0)")
     m = p.add_argument_group("model")
@@ -79,8 +81,8 @@ def _add_train(sub) -> None:
     s.add_argument("--epochs", type=float, default=S, help="passes over the training text")
     s.add_argument("--time", type=float, default=S, metavar="SECONDS", help="wall-clock budget, evaluation included")
     e = p.add_argument_group("evaluation and checkpoints")
-    e.add_argument("--eval-every", type=int, default=S, help="steps between validations (default: about 10 per run)")
-    e.add_argument("--eval-chars", type=int, default=S, help="validation characters per evaluation (default 200000)")
+    e.add_argument("--eval-every", type=int, default=S, help="steps between validations (default: 10 per run, 8 under --time)")
+    e.add_argument("--eval-chars", type=int, default=S, help="validation characters per evaluation, from the start of the split (default 64000)")
     e.add_argument("--checkpoint-every", type=int, default=S, help="steps between extra checkpoints (default: at each validation)")
 
 
@@ -130,7 +132,8 @@ def build_parser() -> Parser:
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import train
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "file")}
-    train(args.file, corpus=options.pop("corpus", None), out=options.pop("out", None),
+    train(args.file, corpus=options.pop("corpus", None), val_file=options.pop("val_file", None),
+          out=options.pop("out", None),
           resume=options.pop("resume", None), raw_bytes=options.pop("raw_bytes", False), **options)
     return 0
 

@@ -85,8 +85,8 @@ class TrainConfig:
     epochs: float | None = None
     time: float | None = None  # wall-clock budget in seconds, evaluation included
     # --- bookkeeping
-    eval_every: int | None = None  # steps between validations; None = about 10 per run
-    eval_chars: int = 200_000  # at most this many validation characters per evaluation
+    eval_every: int | None = None  # steps between validations; None = 10 per step budget, 8 per time budget
+    eval_chars: int = 64_000  # validation characters per evaluation (the start of the split)
     checkpoint_every: int | None = None  # steps between checkpoints; None = at every evaluation
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda

@@ -125,7 +125,7 @@ class Trainer:
         total = self.total_steps()
         if total is not None:
             return self.progress.step % max(1, total // 10) == 0
-        return self.progress.elapsed - last_eval_elapsed >= c.time / 10
+        return self.progress.elapsed - last_eval_elapsed >= c.time / 8
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, improved: bool) -> None:
@@ -194,7 +194,9 @@ class Trainer:
                 chars_per_s = window_units / max(now - window_start, 1e-9)
                 if now - window_start >= 5.0:  # a sliding measure, not the run's average
                     window_start, window_units = now, 0
-                bar.set_postfix_str(f"loss {value:.3f}, {chars_per_s / 1000:.1f}k {self.task.units}/s", refresh=False)
+                val = f", val {p.metrics[-1]['val_bpc']:.3f} bpc" if p.metrics else ""
+                bar.set_postfix_str(f"step {p.step}, loss {value:.3f}{val}, "
+                                    f"{chars_per_s / 1000:.1f}k {self.task.units}/s", refresh=False)
                 bar.update((p.step - bar.n) if total is not None else int(p.elapsed) - bar.n)
                 finished = self.fraction_done() >= 1.0
                 if finished or self._eval_due(last_eval_elapsed):

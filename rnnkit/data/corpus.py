@@ -79,16 +79,17 @@ def scan_vocabulary(path: Path, kind: str) -> tuple[Vocabulary, str, int, int]:
     return Vocabulary(kind, tuple(int(s) for s in present)), digest.hexdigest(), path.stat().st_size, count
 
 
-def encode_tokens(path: Path, vocab: Vocabulary, tokens_path: Path) -> int:
-    """Second pass: write token ids to `tokens_path` (temporary name, then renamed); returns the count."""
+def encode_tokens(paths: list[Path], vocab: Vocabulary, tokens_path: Path) -> int:
+    """Second pass: write the token ids of the files, one after another, to `tokens_path`
+    (under a temporary name, then renamed); returns the count."""
     tokens_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tokens_path.with_name(tokens_path.name + ".tmp")
     count = 0
     with open(tmp, "wb") as out:
-        for symbols in _chunks(path, vocab.kind):
-            ids = vocab.lookup(symbols)
-            out.write(ids.astype(vocab.token_dtype).tobytes())
-            count += ids.size
+        for path in paths:
+            for symbols in _chunks(path, vocab.kind):
+                ids = vocab.lookup(symbols)
+                out.write(ids.astype(vocab.token_dtype).tobytes())
+                count += ids.size
     os.replace(tmp, tokens_path)
     return count
-

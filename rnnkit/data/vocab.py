@@ -29,6 +29,9 @@ class Vocabulary:
         if not self.symbols:
             raise UsageError("empty vocabulary")
 
+    def union(self, other: "Vocabulary") -> "Vocabulary":
+        return Vocabulary(self.kind, tuple(sorted(set(self.symbols) | set(other.symbols))))
+
     def __len__(self) -> int:
         return len(self.symbols)
 

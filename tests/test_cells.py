@@ -1,0 +1,93 @@
+"""The cell contract, the fused fast path against the step-by-step path, and init schemes."""
+
+import copy
+
+import pytest
+import torch
+
+from rnnkit.cells import CELL_TYPES, LSTMCell
+from rnnkit.recurrent import Recurrent
+
+CELLS = sorted(CELL_TYPES)
+
+
+def _loop_copy(rec: Recurrent) -> Recurrent:
+    """The same weights, forced onto the Python step-by-step path."""
+    clone = copy.deepcopy(rec)
+    clone._fused = []
+    return clone
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_fused_kernel_matches_step_functions(cell):
+    # distinct small sizes so a transposed weight or a swapped gate cannot go unnoticed
+    torch.manual_seed(0)
+    rec = Recurrent(cell, input_size=3, hidden_size=5, num_layers=2).double()
+    for c in rec.cells:
+        c.reset_parameters("pytorch")  # non-zero biases, no symmetry
+    assert rec.is_fused
+    loop = _loop_copy(rec)
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    state = tuple(torch.randn(2, 4, 5, dtype=torch.float64) for _ in rec.state_names)
+    out_f, state_f = rec(x, state)
+    out_l, state_l = loop(x, state)
+    torch.testing.assert_close(out_f, out_l)
+    for a, b in zip(state_f, state_l):
+        torch.testing.assert_close(a, b)
+    (out_f.sum() + sum(s.sum() for s in state_f)).backward()
+    (out_l.sum() + sum(s.sum() for s in state_l)).backward()
+    for (name, p), q in zip(rec.named_parameters(), loop.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_matches_sequence(cell):
+    torch.manual_seed(1)
+    rec = Recurrent(cell, 3, 4, num_layers=2)
+    x = torch.randn(2, 5, 3)
+    out, final = rec(x)
+    state = rec.init_state(2)
+    for t in range(5):
+        y, state = rec.step(x[:, t], state)
+        torch.testing.assert_close(y, out[:, t])
+    for a, b in zip(state, final):
+        torch.testing.assert_close(a, b)
+
+
+def test_parameters_have_one_owner():
+    rec = Recurrent("lstm", 3, 4, num_layers=2)
+    names = [n for n, _ in rec.named_parameters()]
+    assert names == [f"cells.{k}.{w}" for k in range(2) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
+def test_irnn_starts_with_identity_recurrence_and_zero_bias():
+    rec = Recurrent("irnn", 3, 6)
+    cell = rec.cells[0]
+    torch.testing.assert_close(cell.weight_hh.detach(), torch.eye(6))
+    assert cell.bias_ih.abs().sum() == 0 and cell.bias_hh.abs().sum() == 0
+    assert cell.weight_ih.std() < 0.01
+
+
+def test_lstm_forget_bias():
+    cell = LSTMCell(3, 4)
+    cell.reset_parameters("orthogonal", forget_bias=2.5)
+    total = (cell.bias_ih + cell.bias_hh).detach()
+    assert torch.all(total[4:8] == 2.5)
+    assert torch.all(total[:4] == 0) and torch.all(total[8:] == 0)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_orthogonal_blocks(cell):
+    rec = Recurrent(cell, 3, 8)
+    w = rec.cells[0].weight_hh.detach()
+    for block in w.split(8):
+        torch.testing.assert_close(block @ block.T, torch.eye(8), atol=1e-5, rtol=0)
+
+
+def test_uniform_scheme_bounds():
+    cell = LSTMCell(3, 4)
+    cell.reset_parameters("uniform", forget_bias=1.0)
+    for w in (cell.weight_ih, cell.weight_hh):
+        assert 0.01 < w.abs().max() <= 0.08
+    assert torch.all(cell.bias_ih[4:8] == 1.0)  # the forget-gate bias applies under every scheme
+    assert cell.bias_ih[:4].abs().max() <= 0.08

@@ -1,0 +1,192 @@
+"""The command line: smoke tests of every command, and every bad input the issue lists.
+
+Bad input must give exactly one line on stderr, exit status 2, no traceback, and leave the
+user's files untouched.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from .conftest import python_cli
+
+TINY_FLAGS = ["--hidden-size", "64", "--embedding-size", "16", "--batch-size", "16",
+              "--seq-length", "32", "--lr", "1e-2", "--eval-chars", "2000"]
+
+
+def assert_clean_error(status, out, err, *fragments):
+    assert status == 2, (status, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+# ------------------------------------------------------------------------- smoke tests
+def test_console_script_end_to_end(corpus_file, tmp_path):
+    out = tmp_path / "run"
+    train = subprocess.run(python_cli() + ["train", str(corpus_file), "--out", str(out), "--max-steps", "20"]
+                           + TINY_FLAGS, capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    assert train.stdout == ""  # logs go to stderr
+    assert "best val" in train.stderr
+    sample = subprocess.run(python_cli() + ["sample", str(out), "--length", "50", "--seed", "1"],
+                            capture_output=True, text=True)
+    assert sample.returncode == 0, sample.stderr
+    assert len(sample.stdout) == 51  # exactly the text and a final newline
+    assert sample.stderr == ""
+
+
+def test_sample_is_reproducible_and_primed(cli, trained_run):
+    status, first, _ = cli("sample", trained_run, "--length", "80", "--seed", "7", "--prime", "the cat")
+    assert status == 0
+    _, second, _ = cli("sample", trained_run, "--length", "80", "--seed", "7", "--prime", "the cat")
+    _, other, _ = cli("sample", trained_run, "--length", "80", "--seed", "8", "--prime", "the cat")
+    assert first == second != other
+    assert first.startswith("the cat") and len(first) == len("the cat") + 80 + 1
+
+
+def test_sample_options(cli, trained_run):
+    status, out, _ = cli("sample", trained_run, "--length", "40", "--num-samples", "3", "--seed", "1",
+                         "--top-k", "3", "--top-p", "0.9", "--temperature", "0.7")
+    assert status == 0
+    assert len(out.split("\n\n")) >= 3
+    _, greedy_a, _ = cli("sample", trained_run, "--greedy", "--length", "30", "--seed", "1")
+    _, greedy_b, _ = cli("sample", trained_run, "--greedy", "--length", "30", "--seed", "2")
+    assert greedy_a == greedy_b
+
+
+def test_eval_json(cli, trained_run, corpus_file):
+    status, out, _ = cli("eval", trained_run, corpus_file, "--json")
+    assert status == 0
+    result = json.loads(out)
+    assert result["bits_per_char"] == pytest.approx(result["nats_per_char"] / 0.6931471805599453)
+    assert result["chars"] > 0.99 * len(corpus_file.read_text())
+    assert result["nats_per_char"] < 0.7
+
+
+def test_info(cli, trained_run):
+    status, out, _ = cli("info", trained_run, "--json")
+    info = json.loads(out)
+    assert info["vocab_size"] > 20 and info["num_parameters"] > 1000
+    assert info["model_config"]["cell"] == "lstm" and info["metrics"]
+    status, text, _ = cli("info", trained_run)
+    assert status == 0 and "parameters" in text and "best val" in text
+
+
+def test_help_explains(cli):
+    status, out, _ = cli("train", "--help")
+    assert status == 0
+    for flag in ("--cell", "--time", "--resume", "--bytes", "--corpus", "--init", "--clip-mode"):
+        assert flag in out
+
+
+# ------------------------------------------------------------------------- bad input
+def test_missing_file(cli, tmp_path):
+    assert_clean_error(*cli("train", tmp_path / "nope.txt"), "no such file")
+
+
+def test_empty_file(cli, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    assert_clean_error(*cli("train", tmp_path / "empty.txt"), "is empty")
+
+
+def test_directory_as_file(cli, tmp_path):
+    assert_clean_error(*cli("train", tmp_path), "is a directory")
+
+
+def test_too_short_for_one_batch(cli, tmp_path):
+    (tmp_path / "short.txt").write_text("hello world\n" * 20)
+    line = assert_clean_error(*cli("train", tmp_path / "short.txt", "--out", tmp_path / "r"), "too short",
+                              "--batch-size 32 x --seq-length 128 needs 4128")
+    assert not (tmp_path / "r").exists()  # nothing half-made left behind
+
+
+def test_invalid_utf8(cli, tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 ".encode("latin-1") * 5000)
+    assert_clean_error(*cli("train", tmp_path / "latin1.txt", "--out", tmp_path / "r"),
+                       "not valid UTF-8", "--bytes")
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_is_foreign_directory(cli, corpus_file, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    assert_clean_error(*cli("train", corpus_file, "--out", mine), "not an rnnkit run directory")
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    assert (mine / "thesis.tex").read_text() == "precious"
+
+
+def test_out_is_existing_run(cli, corpus_file, trained_run):
+    before = (trained_run / "rnnkit.json").read_bytes()
+    assert_clean_error(*cli("train", corpus_file, "--out", trained_run), "already holds an rnnkit run", "--resume")
+    assert (trained_run / "rnnkit.json").read_bytes() == before
+
+
+def test_prime_outside_vocabulary(cli, trained_run):
+    assert_clean_error(*cli("sample", trained_run, "--prime", "the cat Ω€"), "outside the model's vocabulary",
+                       "'Ω'", "'€'")
+
+
+def test_resume_with_different_corpus(cli, trained_run, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("something else entirely\n" * 500)
+    assert_clean_error(*cli("train", other, "--resume", trained_run), "not the corpus this run was trained on",
+                       "vocabulary differs")
+
+
+def test_resume_cannot_change_the_model(cli, trained_run):
+    assert_clean_error(*cli("train", "--resume", trained_run, "--hidden-size", "64"), "drop --hidden-size")
+
+
+def test_truncated_checkpoint(cli, trained_run, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in trained_run.iterdir():
+        if f.is_file():
+            data = f.read_bytes()
+            (run / f.name).write_bytes(data[: len(data) // 2] if f.suffix == ".safetensors" else data)
+    assert_clean_error(*cli("sample", run), "corrupted")
+
+
+def test_not_a_run_directory(cli, tmp_path):
+    assert_clean_error(*cli("sample", tmp_path), "not an rnnkit run directory")
+    assert_clean_error(*cli("info", tmp_path / "nope"), "no such directory")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--hidden-size", "0"], "--hidden-size must be > 0"),
+    (["--num-layers", "-1"], "--num-layers must be > 0"),
+    (["--batch-size", "0"], "--batch-size must be > 0"),
+    (["--seq-length", "0"], "--seq-length must be > 0"),
+    (["--dropout", "1.0"], "--dropout must be in [0, 1)"),
+    (["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
+    (["--lr", "0"], "--lr must be > 0"),
+    (["--time", "-5"], "--time must be > 0"),
+    (["--cell", "transformer"], "invalid choice"),
+    (["--hidden-size", "many"], "invalid int value"),
+])
+def test_nonsense_training_values(cli, corpus_file, tmp_path, flags, fragment):
+    assert_clean_error(*cli("train", corpus_file, "--out", tmp_path / "r", *flags), fragment)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--temperature", "0"], "--temperature must be > 0"),
+    (["--temperature", "-1"], "--temperature must be > 0"),
+    (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
+    (["--top-p", "0"], "--top-p must be in (0, 1]"),
+    (["--top-k", "0"], "--top-k must be >= 1"),
+    (["--num-samples", "0"], "--num-samples must be >= 1"),
+])
+def test_nonsense_sampling_values(cli, trained_run, flags, fragment):
+    assert_clean_error(*cli("sample", trained_run, *flags), fragment)
+
+
+def test_eval_text_with_unknown_characters(cli, trained_run, tmp_path):
+    (tmp_path / "t.txt").write_text("the cat sees 🐍")
+    assert_clean_error(*cli("eval", trained_run, tmp_path / "t.txt"), "outside the model's vocabulary", "'🐍'")

@@ -1,0 +1,62 @@
+"""Sampling: filters, determinism, batching, and the Python API."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.errors import UsageError
+from rnnkit.sampling import filter_logits
+
+
+def test_top_k_keeps_k_largest():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
+    kept = torch.isfinite(filter_logits(logits, top_k=2, top_p=None))
+    assert kept.tolist() == [[False, True, True, False]]
+
+
+def test_top_p_keeps_smallest_set_reaching_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    assert torch.isfinite(filter_logits(logits, None, 0.5)).tolist() == [[True, False, False, False]]
+    assert torch.isfinite(filter_logits(logits, None, 0.75)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, None, 0.81)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(filter_logits(logits, None, 1.0)).all()
+    # order of the vocabulary does not matter
+    shuffled = logits[:, [2, 0, 3, 1]]
+    assert torch.isfinite(filter_logits(shuffled, None, 0.75)).tolist() == [[False, True, False, True]]
+
+
+def test_generate_api(trained_run):
+    model = rnnkit.load(trained_run)
+    a = model.generate(prime="the ", length=60, temperature=0.8, seed=3)
+    assert a == model.generate(prime="the ", length=60, temperature=0.8, seed=3)
+    assert len(a) == 60
+    batch = model.generate(length=30, num_samples=4, seed=3)
+    assert isinstance(batch, list) and len(batch) == 4 and all(len(t) == 30 for t in batch)
+    assert len(set(batch)) > 1
+    # a model of the grammar writes its words: greedy output is made of known words
+    words = set(model.generate(prime="the cat ", length=200, greedy=True).replace(".", " ").split())
+    vocabulary = set("the cat a dog my friend old king her brother sees likes follows greets "
+                     "moon bird river our house his horse".split())
+    assert len(words & vocabulary) >= 3
+
+
+def test_top_k_one_is_greedy(trained_run):
+    model = rnnkit.load(trained_run)
+    assert model.generate(length=50, top_k=1, seed=1) == model.generate(length=50, greedy=True)
+
+
+def test_streaming_matches_result(trained_run):
+    model = rnnkit.load(trained_run)
+    pieces = []
+    text = model.generate(length=40, seed=5, stream=pieces.append)
+    assert "".join(pieces) == text
+
+
+def test_evaluate_api(trained_run):
+    model = rnnkit.load(trained_run)
+    good = model.evaluate("the cat sees the moon.\nmy friend likes a bird.\n" * 20)
+    bad = model.evaluate("moon the sees cat.\nbird a likes friend my.\n" * 20)
+    assert good["nats_per_char"] < bad["nats_per_char"]
+    with pytest.raises(UsageError, match="too short"):
+        model.evaluate("t")

@@ -1,0 +1,104 @@
+"""The trainer: a model really learns, resume reproduces an uninterrupted run, budgets, divergence."""
+
+import re
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import checkpoint
+from rnnkit.config import TrainConfig
+from rnnkit.training import TrainingDiverged, TrainingInterrupted, learning_rate
+
+from .conftest import TINY
+
+quiet = dict(log=lambda line: None)
+
+
+def test_tiny_lstm_learns_the_grammar(trained_run):
+    # a unigram model of this text scores about 2.8 nats/char; the grammar itself ~0.1
+    model = rnnkit.load(trained_run)
+    assert model.meta["best_val"] < 0.6, model.meta["metrics"]
+    assert model.meta["metrics"][0]["val_nats"] > model.meta["best_val"] + 1.0
+
+
+@pytest.mark.parametrize("cell, optimizer, lr", [("gru", "adam", 1e-2), ("rnn", "adam", 1e-2), ("irnn", "sgd", 0.1)])
+def test_every_cell_learns(cell, optimizer, lr, corpus_file, tmp_path):
+    # IRNN is trained with SGD as Le et al. (2015) did: Adam's sign-like steps move every entry
+    # of the identity recurrence at once, its spectral radius passes 1 within a few steps, and
+    # the unbounded ReLU state (carried across chunks) explodes.
+    model = rnnkit.train(corpus_file, out=tmp_path / cell, cell=cell, optimizer=optimizer, max_steps=150,
+                         **{**TINY, "lr": lr}, **quiet)
+    assert model.meta["best_val"] < 1.0, (cell, model.meta["metrics"])
+
+
+def test_one_hot_input_and_stacked_layers_learn(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "r", max_steps=150, num_layers=2, dropout=0.1,
+                         **{**TINY, "embedding_size": 0}, **quiet)
+    assert model.meta["best_val"] < 1.0
+
+
+def test_resume_reproduces_uninterrupted_run(corpus_file, tmp_path):
+    # dropout makes the RNG state matter; carried hidden state and Adam moments matter anyway
+    settings = dict(max_steps=24, eval_every=8, dropout=0.2, num_layers=2, **TINY, **quiet)
+    straight = []
+    rnnkit.train(corpus_file, out=tmp_path / "straight", on_step=lambda s, l: straight.append((s, l)), **settings)
+
+    interrupted = []
+
+    def stop_at_13(step, loss):
+        interrupted.append((step, loss))
+        if step == 13:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match="step 13"):
+        rnnkit.train(corpus_file, out=tmp_path / "resumed", on_step=stop_at_13, **settings)
+    rnnkit.train(resume=tmp_path / "resumed", on_step=lambda s, l: interrupted.append((s, l)), **quiet)
+
+    assert [s for s, _ in interrupted] == list(range(1, 25))
+    assert interrupted == straight  # bit-for-bit the same losses
+    a = rnnkit.load(tmp_path / "straight", which="last").module.state_dict()
+    b = rnnkit.load(tmp_path / "resumed", which="last").module.state_dict()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_epochs_budget(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "r", epochs=1, **TINY, **quiet)
+    n_train = int(model.meta["corpus"]["num_tokens"] * 0.9) + 1
+    streams = n_train // TINY["batch_size"]
+    assert model.meta["step"] == (streams - 1) // TINY["seq_length"]
+
+
+def test_time_budget_stops_and_schedule_completes(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "r", time=3, **TINY, **quiet)
+    assert 3 <= model.meta["elapsed"] < 8
+    last = model.meta["metrics"][-1]
+    assert last["lr"] == pytest.approx(TINY["lr"] * TrainConfig().min_lr_ratio, rel=0.2)
+
+
+def test_divergence_aborts_and_keeps_last_good_checkpoint(corpus_file, tmp_path):
+    # a ReLU RNN with plain SGD at a huge unclipped learning rate blows up within a few steps
+    out = tmp_path / "r"
+    with pytest.raises(TrainingDiverged) as caught:
+        rnnkit.train(corpus_file, out=out, max_steps=50, eval_every=1, cell="irnn", optimizer="sgd",
+                     momentum=0.0, clip=0, schedule="constant", **{**TINY, "lr": 200.0}, **quiet)
+    message = str(caught.value)
+    step = int(re.search(r"diverged at step (\d+)", message).group(1))
+    assert step >= 2
+    assert f"last good checkpoint (step {step - 1}) is in {out}" in message
+    assert "lower --lr" in message
+    last = rnnkit.load(out, which="last")
+    assert last.meta["step"] == step - 1
+    assert all(torch.isfinite(p).all() for p in last.module.parameters())
+
+
+def test_learning_rate_schedules():
+    c = TrainConfig(lr=1.0, warmup=0.1, min_lr_ratio=0.0)
+    assert learning_rate(c, 0.05) == pytest.approx(0.5)
+    assert learning_rate(c, 0.1) == pytest.approx(1.0)
+    assert learning_rate(c, 0.55) == pytest.approx(0.5)
+    assert learning_rate(c, 1.0) == pytest.approx(0.0, abs=1e-12)
+    s = TrainConfig(lr=1.0, schedule="step", step_every=0.25, step_gamma=0.1)
+    assert learning_rate(s, 0.3) == pytest.approx(0.1)
+    assert learning_rate(TrainConfig(lr=0.5, schedule="constant"), 0.9) == 0.5
