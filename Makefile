@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TIME ?= 150
 
-.PHONY: demo test test-slow venv clean
+.PHONY: demo test test-slow bench venv clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Benchmarks read ../shared (not part of the tests). Time-to-quality at 130 s, both protocols.
+bench: $(STAMP)
+	$(BIN)/python bench/time_to_quality.py --time 130
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

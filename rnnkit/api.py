@@ -123,9 +123,8 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     created = not run_dir.exists()
     try:
         encode_tokens(sources, vocab, run_dir / TOKENS_FILE)
-    except BaseException:
-        if created:  # leave nothing half-made behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+    except BaseException:  # leave nothing half-made behind
+        shutil.rmtree(run_dir if created else run_dir / "data", ignore_errors=True)
         raise
     if default_budget:
         say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
@@ -196,7 +195,14 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
     progress = trainer.fit()
     say(f"done: {progress.step} steps in {progress.elapsed:.0f} s; best val {progress.best_val:.4f} nats/char "
         f"({bits(progress.best_val):.3f} bits/char) at step {progress.best_step}; saved in {run_dir}")
-    return load(run_dir, device=str(device))
+    best = load(run_dir, device=str(device))
+    e, f = corpus_info["splits"]["test"]
+    if f - e >= 2:  # the test split is scored once, with the best weights, at the very end
+        nats, count = best.module.evaluate_tokens(tokens[e:f], device=device)
+        checkpoint.update_meta(run_dir, test={"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count})
+        say(f"test: {nats:.4f} nats/char ({bits(nats):.3f} bits/char) over {count:,} characters")
+        best = load(run_dir, device=str(device))
+    return best
 
 
 # ---------------------------------------------------------------------------- using a trained model
@@ -256,7 +262,7 @@ class Model:
                 "train_config": m["train_config"], "corpus": {k: v for k, v in m["corpus"].items()},
                 "step": m["step"], "elapsed_s": m["elapsed"], "best_val_nats": m["best_val"],
                 "best_val_bpc": bits(m["best_val"]) if m["best_val"] is not None else None,
-                "best_step": m["best_step"], "metrics": m["metrics"]}
+                "best_step": m["best_step"], "test": m.get("test"), "metrics": m["metrics"]}
 
 
 def load(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Model:

@@ -43,7 +43,8 @@ def check_new_run_dir(path: Path) -> None:
     """Refuse to train into a directory that holds anything: never overwrite a user's files."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {path} is a file; give a directory for the run")
-    if path.is_dir() and any(path.iterdir()):
+    # A run stopped before its first checkpoint leaves only data/ behind: that is ours to reuse.
+    if path.is_dir() and any(p.name != "data" for p in path.iterdir()):
         if is_run_dir(path):
             raise UsageError(f"--out {path} already holds an rnnkit run; continue it with "
                              f"`rnnkit train --resume {path}` or choose another --out")
@@ -99,6 +100,13 @@ def save(run_dir: Path, meta: dict[str, Any], tensors: dict[str, dict[str, torch
             stale.unlink(missing_ok=True)
     for tmp in run_dir.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def update_meta(run_dir: Path, **fields: Any) -> None:
+    """Add or replace top-level fields of rnnkit.json (atomically); tensor files are untouched."""
+    doc = read_meta(run_dir)
+    doc.update(fields)
+    _write_atomic(run_dir / MARKER, json.dumps(doc, indent=1).encode())
 
 
 def read_meta(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -52,8 +52,8 @@ def _add_train(sub) -> None:
     src.add_argument("--test-fraction", type=float, default=S, help="share held out after validation as a test split (default 0)")
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=CELLS, default=S, help="recurrent cell (default lstm); irnn = ReLU RNN with identity-initialised recurrence")
-    m.add_argument("--hidden-size", type=int, default=S, help="units per recurrent layer (default 512)")
-    m.add_argument("--num-layers", type=int, default=S, help="stacked recurrent layers (default 1)")
+    m.add_argument("--hidden-size", type=int, default=S, help="units per recurrent layer (default 256)")
+    m.add_argument("--num-layers", type=int, default=S, help="stacked recurrent layers (default 2)")
     m.add_argument("--embedding-size", type=int, default=S, help="learned input embedding width; 0 = one-hot input (default 64)")
     m.add_argument("--dropout", type=float, default=S, help="dropout between layers and before the output, in [0, 1) (default 0)")
     m.add_argument("--init", choices=INIT_SCHEMES, default=S,
@@ -61,10 +61,10 @@ def _add_train(sub) -> None:
                         "glorot, uniform (+-0.08, as char-rnn), pytorch (default auto)")
     m.add_argument("--forget-bias", type=float, default=S, help="LSTM forget-gate bias at init (default 1)")
     t = p.add_argument_group("training")
-    t.add_argument("--seq-length", type=int, default=S, help="characters per truncated-BPTT chunk (default 128)")
+    t.add_argument("--seq-length", type=int, default=S, help="characters per truncated-BPTT chunk (default 64)")
     t.add_argument("--batch-size", type=int, default=S, help="parallel streams through the text (default 32)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=S, help="default adam")
-    t.add_argument("--lr", type=float, default=S, help="peak learning rate (default 4e-3)")
+    t.add_argument("--lr", type=float, default=S, help="peak learning rate (default 6e-3)")
     t.add_argument("--momentum", type=float, default=S, help="for sgd and rmsprop (default 0.9)")
     t.add_argument("--weight-decay", type=float, default=S, help="default 0")
     t.add_argument("--schedule", choices=SCHEDULES, default=S, help="learning-rate schedule over the run (default cosine, with warmup)")
@@ -201,6 +201,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if info["best_val_nats"] is not None:
         print(f"best val:   {info['best_val_nats']:.4f} nats/char, {info['best_val_bpc']:.4f} bits/char "
               f"(step {info['best_step']})")
+    if info["test"]:
+        print(f"test:       {info['test']['nats_per_char']:.4f} nats/char, {info['test']['bits_per_char']:.4f} "
+              f"bits/char ({info['test']['chars']:,} characters)")
     if info["metrics"]:
         print("history:    step    seconds  train nats  val nats  val bpc")
         for row in info["metrics"]:

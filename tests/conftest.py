@@ -34,7 +34,7 @@ def corpus_file(tmp_path_factory) -> Path:
     return path
 
 
-TINY = dict(hidden_size=64, embedding_size=16, batch_size=16, seq_length=32, lr=1e-2, eval_chars=4000)
+TINY = dict(num_layers=1, hidden_size=64, embedding_size=16, batch_size=16, seq_length=32, lr=1e-2, eval_chars=4000)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import python_cli
 
-TINY_FLAGS = ["--hidden-size", "64", "--embedding-size", "16", "--batch-size", "16",
+TINY_FLAGS = ["--num-layers", "1", "--hidden-size", "64", "--embedding-size", "16", "--batch-size", "16",
               "--seq-length", "32", "--lr", "1e-2", "--eval-chars", "2000"]
 
 
@@ -101,7 +101,7 @@ def test_directory_as_file(cli, tmp_path):
 def test_too_short_for_one_batch(cli, tmp_path):
     (tmp_path / "short.txt").write_text("hello world\n" * 20)
     line = assert_clean_error(*cli("train", tmp_path / "short.txt", "--out", tmp_path / "r"), "too short",
-                              "--batch-size 32 x --seq-length 128 needs 4128")
+                              "--batch-size 32 x --seq-length 64 needs 2080")
     assert not (tmp_path / "r").exists()  # nothing half-made left behind
 
 

@@ -33,14 +33,14 @@ def test_every_cell_learns(cell, optimizer, lr, corpus_file, tmp_path):
 
 
 def test_one_hot_input_and_stacked_layers_learn(corpus_file, tmp_path):
-    model = rnnkit.train(corpus_file, out=tmp_path / "r", max_steps=150, num_layers=2, dropout=0.1,
-                         **{**TINY, "embedding_size": 0}, **quiet)
+    model = rnnkit.train(corpus_file, out=tmp_path / "r", max_steps=150, dropout=0.1,
+                         **{**TINY, "embedding_size": 0, "num_layers": 2}, **quiet)
     assert model.meta["best_val"] < 1.0
 
 
 def test_resume_reproduces_uninterrupted_run(corpus_file, tmp_path):
     # dropout makes the RNG state matter; carried hidden state and Adam moments matter anyway
-    settings = dict(max_steps=24, eval_every=8, dropout=0.2, num_layers=2, **TINY, **quiet)
+    settings = dict(max_steps=24, eval_every=8, dropout=0.2, **{**TINY, "num_layers": 2}, **quiet)
     straight = []
     rnnkit.train(corpus_file, out=tmp_path / "straight", on_step=lambda s, l: straight.append((s, l)), **settings)
 
@@ -102,3 +102,23 @@ def test_learning_rate_schedules():
     s = TrainConfig(lr=1.0, schedule="step", step_every=0.25, step_gamma=0.1)
     assert learning_rate(s, 0.3) == pytest.approx(0.1)
     assert learning_rate(TrainConfig(lr=0.5, schedule="constant"), 0.9) == 0.5
+
+
+def test_test_split_is_scored_at_the_end(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "r", max_steps=60, test_fraction=0.1, **TINY, **quiet)
+    splits = model.meta["corpus"]["splits"]
+    assert splits["train"][1] == splits["val"][0] and splits["val"][1] == splits["test"][0]
+    test = model.meta["test"]
+    assert test["chars"] > 0.09 * model.meta["corpus"]["num_tokens"]
+    assert abs(test["nats_per_char"] - model.meta["best_val"]) < 0.3  # same text distribution
+
+
+def test_val_file_trains_on_the_whole_text(corpus_file, tmp_path):
+    val = tmp_path / "val.txt"
+    val.write_text("the cat sees the moon.\nher brother greets a bird. ω\n" * 50)
+    model = rnnkit.train(corpus_file, val_file=val, out=tmp_path / "r", max_steps=60, **TINY, **quiet)
+    corpus = model.meta["corpus"]
+    n_main = len(corpus_file.read_text())
+    assert corpus["splits"]["train"] == [0, n_main]
+    assert corpus["splits"]["val"] == [n_main, n_main + len(val.read_text())]
+    assert "ω" in [chr(s) for s in model.vocab.symbols]  # the vocabulary covers both texts
