@@ -90,7 +90,7 @@ def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="generate text from a trained model",
                        description="Generate text from a trained model. Text streams to stdout as it is "
                                    "generated; with --num-samples N the samples are generated in one batch "
-                                   "and printed one after another, separated by a blank line.")
+                                   "and printed one after another, separated by --separator.")
     p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
     p.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
     p.add_argument("--temperature", type=float, default=1.0, help="> 0; lower is more conservative (default 1)")
@@ -100,6 +100,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
     p.add_argument("--seed", type=int, default=None, help="same seed, same output")
     p.add_argument("--num-samples", type=int, default=1, help="samples generated together in one batch")
+    p.add_argument("--separator", default="\n\n----\n\n",
+                   help="printed between samples when --num-samples > 1 (default: a line of four dashes)")
     p.add_argument("--which", choices=("best", "last"), default="best", help="best (lowest validation loss) or last weights")
 
 
@@ -156,7 +158,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.num_samples == 1:
         out.write(model.vocab.decoder().flush() + "\n")
     else:
-        out.write("\n\n".join(args.prime + text for text in texts) + "\n")
+        out.write(args.separator.join(args.prime + text for text in texts) + "\n")
     out.flush()
     return 0
 

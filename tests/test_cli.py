@@ -53,7 +53,9 @@ def test_sample_options(cli, trained_run):
     status, out, _ = cli("sample", trained_run, "--length", "40", "--num-samples", "3", "--seed", "1",
                          "--top-k", "3", "--top-p", "0.9", "--temperature", "0.7")
     assert status == 0
-    assert len(out.split("\n\n")) >= 3
+    assert len(out.split("\n\n----\n\n")) == 3
+    _, joined, _ = cli("sample", trained_run, "--length", "10", "--num-samples", "2", "--separator", "|")
+    assert len(joined) == 10 + 1 + 10 + 1
     _, greedy_a, _ = cli("sample", trained_run, "--greedy", "--length", "30", "--seed", "1")
     _, greedy_b, _ = cli("sample", trained_run, "--greedy", "--length", "30", "--seed", "2")
     assert greedy_a == greedy_b
