@@ -9,7 +9,9 @@ the progress bar, divergence detection, Ctrl-C, and exact resumption. What is sp
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +170,11 @@ class Trainer:
         chars_per_s = 0.0
         started = time.perf_counter() - p.elapsed
         self.model.train()
+        stop = _StopRequests()
         try:
             while self.fraction_done() < 1.0:
+                if stop.requested:
+                    raise KeyboardInterrupt
                 lr = learning_rate(c, self.fraction_done())
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
@@ -212,6 +217,8 @@ class Trainer:
             self.save(improved=False)
             raise TrainingInterrupted(f"interrupted at step {p.step}; checkpoint saved in {self.run_dir}; "
                                       f"continue with `rnnkit train --resume {self.run_dir}`") from None
+        finally:
+            stop.restore()
         bar.close()
         return p
 
@@ -236,3 +243,26 @@ class Trainer:
                  if checkpoint.is_run_dir(self.run_dir) else "no checkpoint had been written yet")
         return (f"training diverged at step {self.progress.step + 1}: loss is {what} at learning rate {lr:.2e}; "
                 f"{where}; try a lower --lr or a tighter --clip")
+
+
+class _StopRequests:
+    """Ctrl-C and SIGTERM during training only raise a flag, checked between steps, so a
+    checkpoint is never taken halfway through an optimizer step (when the weights, the data
+    cursor and the carried state would disagree). A second signal stops at once; checkpoints
+    are atomic, so that is safe too."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
