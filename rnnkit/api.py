@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -243,15 +244,31 @@ class Model:
             decoder = self.vocab.decoder()
             on_tokens = lambda tokens: stream(decoder(int(tokens[0])))  # noqa: E731
         tokens = generate_tokens(self.module, prime_ids, start, config, on_tokens, self.device)
+        if stream is not None:
+            stream(decoder.flush())  # a byte model may end inside a multi-byte character
         texts = [self.vocab.decode(row.tolist()) for row in tokens]
         return texts[0] if num_samples == 1 else texts
 
     def evaluate(self, text: str | bytes) -> dict[str, float | int]:
         """Cross-entropy of the model on `text`: nats and bits per character."""
-        ids = np.asarray(self.encode(text, "the text"), dtype=np.int64)
-        if len(ids) < 2:
+        return self._score(np.asarray(self.encode(text, "the text"), dtype=np.int64))
+
+    def evaluate_file(self, path: str | os.PathLike) -> dict[str, float | int]:
+        """Like `evaluate`, for a file of any size: it is encoded in chunks to a temporary
+        token file and read through a memory map."""
+        path = check_text_file(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                count = encode_tokens([path], self.vocab, Path(tmp) / "tokens.bin")
+            except UnknownSymbols as e:
+                raise UsageError(f"{path} contains characters outside the model's vocabulary: {e}") from None
+            tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
+            return self._score(tokens)
+
+    def _score(self, tokens: np.ndarray) -> dict[str, float | int]:
+        if len(tokens) < 2:
             raise UsageError("the text is too short to evaluate; it needs at least 2 characters")
-        nats, count = self.module.evaluate_tokens(ids, device=self.device)
+        nats, count = self.module.evaluate_tokens(tokens, device=self.device)
         return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
 
     def info(self) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import signal
 import sys
 from typing import Any, Sequence
@@ -144,19 +143,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .api import load
     model = load(args.run_dir, which=args.which)
     out = sys.stdout
-    stream = None
-    if args.num_samples == 1:
-        out.write(args.prime)
+
+    def write_now(piece: str) -> None:
+        out.write(piece)
         out.flush()
 
-        def stream(piece: str) -> None:
-            out.write(piece)
-            out.flush()
+    streaming = args.num_samples == 1  # a batch of samples is printed when it is complete
+    if streaming:
+        write_now(args.prime)
     texts = model.generate(prime=args.prime, length=args.length, temperature=args.temperature,
                            top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed,
-                           num_samples=args.num_samples, stream=stream)
-    if args.num_samples == 1:
-        out.write(model.vocab.decoder().flush() + "\n")
+                           num_samples=args.num_samples, stream=write_now if streaming else None)
+    if streaming:
+        out.write("\n")
     else:
         out.write(args.separator.join(args.prime + text for text in texts) + "\n")
     out.flush()
@@ -165,21 +164,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .api import load
-    from .data import check_text_file
-    model = load(args.run_dir, which=args.which)
-    path = check_text_file(args.file)
-    data = path.read_bytes()
-    if model.vocab.kind == "chars":
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise UsageError(f"{path} is not valid UTF-8 (bad byte at offset {e.start}); this model reads "
-                             "UTF-8 text; train with --bytes to model raw bytes") from None
-    result = model.evaluate(data)
+    result = load(args.run_dir, which=args.which).evaluate_file(args.file)
     if args.json:
-        print(json.dumps({"file": str(path), **result}))
+        print(json.dumps({"file": args.file, **result}))
     else:
-        print(f"{path}: {result['bits_per_char']:.4f} bits/char, {result['nats_per_char']:.4f} nats/char "
+        print(f"{args.file}: {result['bits_per_char']:.4f} bits/char, {result['nats_per_char']:.4f} nats/char "
               f"over {result['chars']:,} characters")
     return 0
 

@@ -23,7 +23,6 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .config import TrainConfig
-from .errors import UsageError
 
 
 class Task(Protocol):

@@ -102,7 +102,7 @@ def test_directory_as_file(cli, tmp_path):
 
 def test_too_short_for_one_batch(cli, tmp_path):
     (tmp_path / "short.txt").write_text("hello world\n" * 20)
-    line = assert_clean_error(*cli("train", tmp_path / "short.txt", "--out", tmp_path / "r"), "too short",
+    assert_clean_error(*cli("train", tmp_path / "short.txt", "--out", tmp_path / "r"), "too short",
                               "--batch-size 32 x --seq-length 64 needs 2080")
     assert not (tmp_path / "r").exists()  # nothing half-made left behind
 

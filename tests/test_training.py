@@ -6,7 +6,6 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import checkpoint
 from rnnkit.config import TrainConfig
 from rnnkit.training import TrainingDiverged, TrainingInterrupted, learning_rate
 
@@ -122,3 +121,27 @@ def test_val_file_trains_on_the_whole_text(corpus_file, tmp_path):
     assert corpus["splits"]["train"] == [0, n_main]
     assert corpus["splits"]["val"] == [n_main, n_main + len(val.read_text())]
     assert "ω" in [chr(s) for s in model.vocab.symbols]  # the vocabulary covers both texts
+
+
+def test_unicode_text_trains_and_samples_as_code_points(tmp_path):
+    text = "".join(f"{w} 🐍 你好 {w}!\n" for w in ["naïve", "café", "über", "жук"] * 300)
+    path = tmp_path / "unicode.txt"
+    path.write_text(text, encoding="utf-8")
+    model = rnnkit.train(path, out=tmp_path / "r", max_steps=80, **TINY, **quiet)
+    assert model.vocab.kind == "chars" and chr(0x1F40D) in model.vocab.decode(range(len(model.vocab)))
+    sample = model.generate(prime="café 🐍 你", length=40, seed=1)
+    assert "\ufffd" not in sample
+    assert model.evaluate_file(path)["chars"] == len(text) - 1
+
+
+def test_bytes_model_trains_and_samples(tmp_path):
+    text = "grüße aus köln 🐍\n" * 400
+    path = tmp_path / "bytes.txt"
+    path.write_text(text, encoding="utf-8")
+    model = rnnkit.train(path, out=tmp_path / "r", raw_bytes=True, max_steps=80, **TINY, **quiet)
+    assert model.vocab.kind == "bytes"
+    assert len(model.vocab) == len(set(text.encode("utf-8")))
+    pieces = []
+    sample = model.generate(prime="grü", length=60, seed=1, stream=pieces.append)
+    assert "".join(pieces) == sample  # streaming holds back partial characters, then flushes
+    assert model.evaluate_file(path)["chars"] == len(text.encode("utf-8")) - 1

@@ -72,29 +72,34 @@ class LanguageModel(nn.Module):
 
         The text is read as up to `max_streams` contiguous streams side by side, with the state
         carried along each, so nearly every token is predicted with its full left context;
-        only the first token of each stream is predicted from a blank state.
+        only the first token of each stream is predicted from a blank state. `tokens` may be a
+        memory map: only one chunk of each stream is read at a time.
         """
         was_training = self.training
         self.eval()
         n = len(tokens)
         streams = max(1, min(max_streams, (n - 1) // 1000))
-        total_nats, count = 0.0, 0
+        # Streams overlap by one token so every token after the first is a target exactly once;
+        # the few tokens left over after the last stream continue that stream's state.
+        length = (n - 1) // streams + 1
+        starts = [k * (length - 1) for k in range(streams)]
+        total_nats, count, state = 0.0, 0, None
+
+        def score(window: np.ndarray, state):
+            window = torch.from_numpy(np.asarray(window, dtype=np.int64)).to(device)  # (S, t + 1)
+            logits, state = self(window[:, :-1], state)
+            nats = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1), reduction="sum")
+            return nats.item(), window[:, 1:].numel(), state
+
         try:
-            # Streams overlap by one token so every token after the first is a target once;
-            # at most streams - 1 tokens at the end go unscored.
-            usable = (n - 1) // streams * streams
-            length = usable // streams + 1
-            starts = [k * (length - 1) for k in range(streams)]
-            window = np.stack([np.asarray(tokens[s:s + length], dtype=np.int64) for s in starts])
-            window = torch.from_numpy(window).to(device)  # (S, length)
-            state = None
             for t0 in range(0, length - 1, seq_length):
-                chunk = window[:, t0:min(t0 + seq_length + 1, length)]
-                logits, state = self(chunk[:, :-1], state)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1),
-                                       reduction="sum")
-                total_nats += loss.item()
-                count += chunk[:, 1:].numel()
+                t1 = min(t0 + seq_length + 1, length)
+                nats, k, state = score(np.stack([tokens[s + t0:s + t1] for s in starts]), state)
+                total_nats, count = total_nats + nats, count + k
+            tail = starts[-1] + length - 1
+            if tail < n - 1:
+                nats, k, _ = score(np.asarray(tokens[tail:n])[None], tuple(s[:, -1:] for s in state))
+                total_nats, count = total_nats + nats, count + k
         finally:
             self.train(was_training)
         return total_nats / max(count, 1), count
@@ -102,9 +107,6 @@ class LanguageModel(nn.Module):
 
 def bits(nats: float) -> float:
     return nats / math.log(2)
-
-
-__all__ = ["LanguageModel", "OneHot", "bits", "detach_state"]
 
 
 class LanguageModelTask:
