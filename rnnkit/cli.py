@@ -28,10 +28,10 @@ class Parser(argparse.ArgumentParser):
 def _add_train(sub) -> None:
     p = sub.add_parser(
         "train", help="train a character-level language model on a text file",
-        description="Train a character-level language model on a text file (UTF-8 code points by "
-                    "default, raw bytes with --bytes). The last 10%% of the text is held out for "
-                    "validation. Checkpoints (best and last) go to --out; Ctrl-C saves and stops, "
-                    "--resume DIR continues exactly where it stopped.",
+        description="Train a character-level language model on a text file (UTF-8 code points by\n"
+                    "default, raw bytes with --bytes). The last 10% of the text is held out for\n"
+                    "validation unless --val-file is given. Checkpoints (best and last) go to --out;\n"
+                    "Ctrl-C saves and stops; --resume DIR continues exactly where it stopped.",
         epilog="examples:\n  rnnkit train input.txt --time 300\n  rnnkit train --corpus shakespeare "
                "--cell gru --hidden-size 256 --num-layers 2 --max-steps 2000\n  rnnkit train --resume runs/input",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +41,7 @@ def _add_train(sub) -> None:
                      help="a bundled corpus instead of a file: shakespeare (37 plays) or python (stdlib source)")
     src.add_argument("--bytes", dest="raw_bytes", action="store_true", default=S,
                      help="treat the file as raw bytes (any encoding or binary) instead of UTF-8 text")
-    src.add_argument("--out", default=S, help="run directory for checkpoints (default: runs/<file name>)")
+    src.add_argument("--out", default=S, metavar="DIR", help="run directory for checkpoints (default: runs/<file name>)")
     src.add_argument("--resume", metavar="DIR", default=S,
                      help="continue the run in DIR with its saved settings (--max-steps, --epochs, "
                           "--time, --device may change)")
@@ -126,6 +126,10 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     for add in (_add_train, _add_sample, _add_eval, _add_info):
         add(sub)
+    for command in sub.choices.values():  # short metavars keep the usage lines readable
+        for action in command._actions:
+            if action.metavar is None and action.type in (int, float):
+                action.metavar = "N" if action.type is int else "X"
     return parser
 
 

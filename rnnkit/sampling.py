@@ -7,6 +7,7 @@ cheaper than a fused-kernel call.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,7 +68,8 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
     model.eval()
     N = config.num_samples
     generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed if config.seed is not None else torch.seed())
+    # Without a seed, draw one from the OS rather than touching torch's global RNG.
+    generator.manual_seed(config.seed if config.seed is not None else secrets.randbits(63))
     context = torch.tensor(prime or [start], dtype=torch.long, device=device).expand(N, -1)  # (N, P)
     logits, state = model(context)
     logits = logits[:, -1]  # (N, V): distribution of the first new token
