@@ -143,24 +143,29 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
         flags = ", ".join("--" + k.replace("_", "-") for k in not_allowed)
         raise UsageError(f"--resume continues a run with its saved settings; drop {flags} "
                          "(only --max-steps, --epochs, --time and --device may change)")
-    corpus_info = meta["corpus"]
+    try:
+        corpus_info, vocab = meta["corpus"], Vocabulary.from_json(meta["vocab"])
+        model_config = from_dict(ModelConfig, meta["model_config"])
+        saved = dict(meta["train_config"])
+        missing = [k for k in ("source", "sha256", "tokens_file", "num_tokens", "splits") if k not in corpus_info]
+        if missing:
+            raise KeyError(f"corpus.{missing[0]}")
+    except (KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"checkpoint {run_dir} is corrupted ({checkpoint.MARKER} lacks {e})") from None
     if source is not None:
         kind = meta["vocab"]["kind"]
-        vocab, sha, _, _ = scan_vocabulary(source, kind)
+        new_vocab, sha, _, _ = scan_vocabulary(source, kind)
         if sha != corpus_info["sha256"]:
-            same_vocab = vocab == Vocabulary.from_json(meta["vocab"])
+            same_vocab = new_vocab.symbols == vocab.symbols
             raise UsageError(f"{source} is not the corpus this run was trained on ({corpus_info['source']}"
                              f"{'' if same_vocab else ', and its vocabulary differs'}); resume with the "
                              f"same file, or leave the file out to reuse the run's encoded copy")
     tokens_path = run_dir / corpus_info["tokens_file"]
-    vocab = Vocabulary.from_json(meta["vocab"])
     if not tokens_path.is_file() or tokens_path.stat().st_size != corpus_info["num_tokens"] * vocab.token_dtype.itemsize:
         raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "
                          "or truncated")
-    saved = dict(meta["train_config"])
-    saved.update({k: v for k, v in options.items()})
+    saved.update(options)
     train_config = from_dict(TrainConfig, saved)
-    model_config = from_dict(ModelConfig, meta["model_config"])
     device = resolve_device(train_config.device)
     model = LanguageModel(model_config).to(device)
     return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=meta)

@@ -151,3 +151,12 @@ def test_ctrl_c_at_any_moment_then_resume_matches_uninterrupted(corpus_file, tmp
     b = rnnkit.load(stopped, which="last").module.state_dict()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_resume_from_description_missing_fields(trained_run, tmp_path):
+    run = _copy_run(trained_run, tmp_path / "run")
+    meta = json.loads((run / "rnnkit.json").read_text())
+    del meta["corpus"]["splits"]
+    (run / "rnnkit.json").write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="corrupted.*corpus.splits"):
+        rnnkit.train(resume=run, log=lambda line: None)
