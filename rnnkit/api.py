@@ -21,6 +21,7 @@ from . import __version__, checkpoint
 from .config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
 from .data import (StreamBatches, UnknownSymbols, Vocabulary, check_text_file, corpus_path,
                    encode_tokens, scan_vocabulary)
+from .data.corpus import InvalidUTF8
 from .errors import UsageError
 from .models.language_model import LanguageModel, LanguageModelTask, bits
 from .sampling import SamplingConfig, generate_tokens
@@ -267,6 +268,9 @@ class Model:
                 count = encode_tokens([path], self.vocab, Path(tmp) / "tokens.bin")
             except UnknownSymbols as e:
                 raise UsageError(f"{path} contains characters outside the model's vocabulary: {e}") from None
+            except InvalidUTF8 as e:
+                raise InvalidUTF8(e.path, e.offset, "this model reads UTF-8 text (a model trained "
+                                                    "with --bytes reads any file)") from None
             tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
             return self._score(tokens)
 

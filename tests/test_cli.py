@@ -192,3 +192,9 @@ def test_nonsense_sampling_values(cli, trained_run, flags, fragment):
 def test_eval_text_with_unknown_characters(cli, trained_run, tmp_path):
     (tmp_path / "t.txt").write_text("the cat sees 🐍")
     assert_clean_error(*cli("eval", trained_run, tmp_path / "t.txt"), "outside the model's vocabulary", "'🐍'")
+
+
+def test_eval_invalid_utf8(cli, trained_run, tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("the caf\xe9".encode("latin-1"))
+    assert_clean_error(*cli("eval", trained_run, tmp_path / "latin1.txt"), "not valid UTF-8 (bad byte at offset 7)",
+                       "reads UTF-8")

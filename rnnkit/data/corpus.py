@@ -21,6 +21,12 @@ from .vocab import MAX_SYMBOL, Vocabulary, symbols_of
 CHUNK_BYTES = 16 << 20
 
 
+class InvalidUTF8(UsageError):
+    def __init__(self, path: Path, offset: int, hint: str = "pass --bytes to train on raw bytes") -> None:
+        self.path, self.offset = path, offset
+        super().__init__(f"{path} is not valid UTF-8 (bad byte at offset {offset}); {hint}")
+
+
 def check_text_file(path: str | os.PathLike) -> Path:
     """A readable, non-empty regular file, or a UsageError saying what is wrong."""
     p = Path(path)
@@ -54,9 +60,7 @@ def _chunks(path: Path, kind: str, on_bytes: Callable[[bytes], None] | None = No
             try:
                 text = decoder.decode(data, final=final)
             except UnicodeDecodeError as e:
-                offset = consumed - pending + e.start
-                raise UsageError(f"{path} is not valid UTF-8 (bad byte at offset {offset}); "
-                                 "pass --bytes to train on raw bytes") from None
+                raise InvalidUTF8(path, consumed - pending + e.start) from None
             consumed += len(data)
             if text:
                 yield symbols_of(text, "chars")
