@@ -70,9 +70,6 @@ class Vocabulary:
     def decoder(self) -> "StreamDecoder":
         return StreamDecoder(self)
 
-    def describe(self, symbol: int) -> str:
-        return repr(chr(symbol)) if self.kind == "chars" else f"byte 0x{symbol:02x}"
-
     def to_json(self) -> dict:
         return {"kind": self.kind, "symbols": list(self.symbols)}
 

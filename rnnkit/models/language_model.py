@@ -47,9 +47,6 @@ class LanguageModel(nn.Module):
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def init_state(self, batch: int, device: torch.device | None = None) -> State:
-        return self.recurrent.init_state(batch, device)
-
     def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """tokens (B, T) -> logits (B, T, V), final state."""
         x = self.embed(tokens)  # (B, T, E)
@@ -137,7 +134,7 @@ class LanguageModelTask:
     def steps_per_epoch(self) -> int:
         return self.batches.batches_per_epoch
 
-    def training_loss(self, model: LanguageModel, step_in_run: int) -> torch.Tensor:
+    def training_loss(self, model: LanguageModel) -> torch.Tensor:
         if self.index == 0:
             self.state = None  # streams restart from their beginnings
         x, y = self.batches.batch(self.index, self.device)  # (B, T) each
