@@ -159,7 +159,7 @@ class Trainer:
     def fit(self) -> Progress:
         c, p = self.config, self.progress
         total = self.total_steps()
-        bar_total = total if total is not None else c.time
+        bar_total = total if total is not None else round(c.time)
         diverge_at = self.task.max_sane_loss
         bar = tqdm(total=bar_total, initial=p.step if total is not None else int(p.elapsed),
                    unit="step" if total is not None else "s", file=sys.stderr, dynamic_ncols=True,
