@@ -206,9 +206,9 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
     e, f = corpus_info["splits"]["test"]
     if f - e >= 2:  # the test split is scored once, with the best weights, at the very end
         nats, count = best.module.evaluate_tokens(tokens[e:f], device=device)
-        checkpoint.update_meta(run_dir, test={"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count})
+        best.meta["test"] = {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
+        checkpoint.update_meta(run_dir, test=best.meta["test"])
         say(f"test: {nats:.4f} nats/char ({bits(nats):.3f} bits/char) over {count:,} characters")
-        best = load(run_dir, device=str(device))
     return best
 
 
@@ -228,9 +228,10 @@ class Model:
     def config(self) -> ModelConfig:
         return self.module.config
 
-    def encode(self, text: str | bytes, what: str) -> list[int]:
+    def encode(self, text: str | bytes, what: str) -> np.ndarray:
+        """Token ids of `text` (int64); characters the model never saw are a UsageError."""
         try:
-            return self.vocab.encode(text).tolist()
+            return self.vocab.encode(text)
         except UnknownSymbols as e:
             raise UsageError(f"{what} contains characters outside the model's vocabulary: {e}; "
                              f"the model knows {len(self.vocab)} symbols (see `rnnkit info`)") from None
@@ -243,7 +244,7 @@ class Model:
         `stream`, if given, receives sample 0's text piece by piece as it is generated."""
         config = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
                                 greedy=greedy, num_samples=num_samples, seed=seed)
-        prime_ids = self.encode(prime, "the prime text") if prime else []
+        prime_ids = self.encode(prime, "the prime text").tolist() if prime else []
         start = self.vocab.symbols.index(10) if 10 in self.vocab.symbols else 0  # newline, if known
         on_tokens = None
         if stream is not None:
@@ -257,7 +258,7 @@ class Model:
 
     def evaluate(self, text: str | bytes) -> dict[str, float | int]:
         """Cross-entropy of the model on `text`: nats and bits per character."""
-        return self._score(np.asarray(self.encode(text, "the text"), dtype=np.int64))
+        return self._score(self.encode(text, "the text"))
 
     def evaluate_file(self, path: str | os.PathLike) -> dict[str, float | int]:
         """Like `evaluate`, for a file of any size: it is encoded in chunks to a temporary
