@@ -5,6 +5,7 @@ The CLI is a thin layer over these functions, so both validate input the same wa
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import shutil
@@ -274,6 +275,21 @@ class Model:
                                                     "with --bytes reads any file)") from None
             tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
             return self._score(tokens)
+
+    def file_tokens(self, path: str | os.PathLike, limit: int) -> np.ndarray:
+        """Token ids of the first `limit` characters (or bytes) of a file, for tools that look at
+        a sample of text (diagnostics, visualisation) rather than all of it."""
+        path = check_text_file(path)
+        with open(path, "rb") as f:
+            head = f.read(limit * (4 if self.vocab.kind == "chars" else 1))
+        if self.vocab.kind == "bytes":
+            return self.encode(head, str(path))
+        try:  # final=False: a character cut by the read limit is dropped, not an error
+            text = codecs.getincrementaldecoder("utf-8")(errors="strict").decode(head, final=False)
+        except UnicodeDecodeError as e:
+            raise InvalidUTF8(path, e.start, "this model reads UTF-8 text (a model trained "
+                                             "with --bytes reads any file)") from None
+        return self.encode(text[:limit], str(path))
 
     def _score(self, tokens: np.ndarray) -> dict[str, float | int]:
         if len(tokens) < 2:

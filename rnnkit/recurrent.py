@@ -66,7 +66,7 @@ class Recurrent(nn.Module):
             state = self.init_state(x.shape[0], x.device, x.dtype)
         if self._fused:
             return self._forward_fused(x, state)
-        return self._forward_loop(x, state)
+        return self.forward_steps(x, state)
 
     def _forward_fused(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         kernel = self._fused[0]
@@ -83,7 +83,9 @@ class Recurrent(nn.Module):
             out, new = functional_call(kernel, weights, (x, hx))
         return out, (tuple(new) if isinstance(new, tuple) else (new,))
 
-    def _forward_loop(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def forward_steps(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The stack run by the cells' step functions, one time step at a time: the path for custom
+        cells, and the one the fused kernels are checked against (`rnnkit gradcheck`)."""
         layer_input = x
         final: list[State] = []
         for k, cell in enumerate(self.cells):

@@ -1,7 +1,8 @@
 """The cell contract every recurrent cell follows.
 
 A cell maps one time step: ``step(x_t, state) -> (y_t, new_state)`` with
-``x_t: (B, D)``, ``state``: a tuple of ``(B, H)`` tensors, ``y_t: (B, H)``.
+``x_t: (B, D)``, ``state``: a tuple of ``(B, H)`` tensors, ``y_t: (B, H)``; an optional
+``record`` dict receives the step's gate activations (diagnostics, visualisation).
 The generic `Recurrent` layer runs any cell over time; heads never see which cell they have.
 
 Standard cells keep their weights in PyTorch's layout (``weight_ih (G*H, D)``, ``weight_hh (G*H, H)``,
@@ -44,7 +45,11 @@ class Cell(nn.Module):
         zeros = torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)
         return tuple(zeros.clone() for _ in self.state_names)
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    # Sigmoid gates, by the names `step` records them under (for saturation diagnostics).
+    gate_names: ClassVar[tuple[str, ...]] = ()
+
+    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
+        """One time step. If `record` is a dict, store the step's gate activations in it."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

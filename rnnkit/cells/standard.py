@@ -2,6 +2,9 @@
 
 Gate order matches PyTorch (LSTM: i, f, g, o; GRU: r, z, n) so that weights move freely between
 these step functions, the fused kernels and the NumPy reference.
+
+`step(x, state, record)`: when `record` is a dict, the step also stores its gate activations in
+it (for diagnostics and visualisation); normal use passes nothing and pays nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ class RNNCell(Cell):
 
     fused_mode = "RNN_TANH"
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
         pre = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
         h = torch.tanh(pre)  # (B, H)
@@ -31,7 +34,7 @@ class IRNNCell(RNNCell):
     fused_mode = "RNN_RELU"
     default_init = "identity"
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
         pre = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
         h = torch.relu(pre)
@@ -45,13 +48,17 @@ class LSTMCell(Cell):
     fused_mode = "LSTM"
     num_gates = 4
     state_names = ("h", "c")
+    gate_names = ("input_gate", "forget_gate", "output_gate")
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
         h, c = state
         gates = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        if record is not None:
+            record.update(input_gate=i, forget_gate=f, candidate=g, output_gate=o)
         return h, (h, c)
 
     def _set_gate_biases(self, forget_bias: float) -> None:
@@ -67,8 +74,9 @@ class GRUCell(Cell):
 
     fused_mode = "GRU"
     num_gates = 3
+    gate_names = ("reset_gate", "update_gate")
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
         gx = torch.addmm(self.bias_ih, x, self.weight_ih.t())  # (B, 3H)
         gh = torch.addmm(self.bias_hh, h, self.weight_hh.t())  # (B, 3H)
@@ -78,6 +86,8 @@ class GRUCell(Cell):
         z = torch.sigmoid(xz + hz)
         n = torch.tanh(xn + r * hn)
         h = (1 - z) * n + z * h
+        if record is not None:
+            record.update(reset_gate=r, update_gate=z, candidate=n)
         return h, (h,)
 
 

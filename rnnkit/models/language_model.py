@@ -24,9 +24,11 @@ class OneHot(nn.Module):
     def __init__(self, vocab_size: int) -> None:
         super().__init__()
         self.vocab_size = vocab_size
+        # An empty buffer follows .double()/.to(), so the vectors match the model's dtype.
+        self.register_buffer("dtype_probe", torch.zeros(0), persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(tokens, self.vocab_size).float()
+        return F.one_hot(tokens, self.vocab_size).to(self.dtype_probe.dtype)
 
 
 class LanguageModel(nn.Module):
