@@ -1,4 +1,4 @@
-"""`rnnkit` command line: train, sample, eval, info, gradcheck, diagnose. A thin layer over the Python API.
+"""`rnnkit` command line: train, sample, eval, info, gradcheck, diagnose, experiment. A thin layer over the Python API.
 
 Bad input never produces a traceback: a UsageError (or a bad flag) prints one line on stderr
 and exits with status 2. Logs and progress go to stderr; `sample` writes only text to stdout.
@@ -160,13 +160,28 @@ def _add_diagnose(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="which windows, and the weights with --untrained (default 0)")
 
 
+def _add_experiment(sub) -> None:
+    from .experiments import EXPERIMENTS
+    p = sub.add_parser(
+        "experiment", help="reproduce a classic claim about RNN training; writes a figure",
+        description="Run one of the experiments of docs/experiments.md; writes OUT/NAME.png and\n"
+                    "OUT/NAME.json. --size smoke runs in seconds (a check that it works); full is\n"
+                    "the size reported in the docs (minutes).\n\nexperiments:\n"
+                    + "\n".join(f"  {name:<12} {about}" for name, (_, about) in EXPERIMENTS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed above)")
+    p.add_argument("--size", choices=("smoke", "full"), default="full", help="default full")
+    p.add_argument("--out", default="experiments", metavar="DIR", help="output folder (default: experiments)")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks: train character-level "
                     "language models on any text, sample from them, and score text.")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
-    for add in (_add_train, _add_sample, _add_eval, _add_info, _add_gradcheck, _add_diagnose):
+    for add in (_add_train, _add_sample, _add_eval, _add_info, _add_gradcheck, _add_diagnose,
+                _add_experiment):
         add(sub)
     for command in sub.choices.values():  # short metavars keep the usage lines readable
         for action in command._actions:
@@ -314,8 +329,15 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiments import run_experiment
+    result = run_experiment(args.name, args.size, args.out, log=lambda line: print(line, file=sys.stderr))
+    print(f"{args.name}: done in {result['seconds']:.0f} s; wrote {Path(args.out) / args.name}.png and .json")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-            "gradcheck": cmd_gradcheck, "diagnose": cmd_diagnose}
+            "gradcheck": cmd_gradcheck, "diagnose": cmd_diagnose, "experiment": cmd_experiment}
 
 
 def _sigterm_as_interrupt(signum, frame) -> None:

@@ -85,13 +85,13 @@ class Progress:
 
 
 class Trainer:
-    def __init__(self, model: nn.Module, task: Task, config: TrainConfig, run_dir: Path,
+    def __init__(self, model: nn.Module, task: Task, config: TrainConfig, run_dir: Path | None,
                  describe: Callable[[], dict[str, Any]], device: torch.device,
                  log: Callable[[str], None] | None = None) -> None:
         self.model = model
         self.task = task
         self.config = config
-        self.run_dir = run_dir
+        self.run_dir = run_dir  # None: keep no checkpoints (experiments, tests)
         self.describe = describe  # run metadata for rnnkit.json (configs, vocab, corpus)
         self.device = device
         self.optimizer = make_optimizer(config, model.parameters())
@@ -130,6 +130,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, improved: bool) -> None:
+        if self.run_dir is None:
+            return
         opt_tensors, opt_plain = checkpoint.flatten_optimizer(self.optimizer.state_dict())
         resume = {**opt_tensors, **{f"task.{k}": v for k, v in self.task.resume_tensors().items()},
                   "rng.torch": torch.get_rng_state()}
@@ -214,6 +216,8 @@ class Trainer:
             bar.close()
             p.elapsed = time.perf_counter() - started
             self.save(improved=False)
+            if self.run_dir is None:
+                raise TrainingInterrupted(f"interrupted at step {p.step} (this run keeps no checkpoints)") from None
             raise TrainingInterrupted(f"interrupted at step {p.step}; checkpoint saved in {self.run_dir}; "
                                       f"continue with `rnnkit train --resume {self.run_dir}`") from None
         finally:
@@ -239,7 +243,8 @@ class Trainer:
     def _divergence_message(self, value: float, lr: float) -> str:
         what = "NaN" if math.isnan(value) else "infinite" if math.isinf(value) else f"{value:.1f} nats (exploding)"
         where = (f"the last good checkpoint (step {checkpoint.read_meta(self.run_dir)['step']}) is in {self.run_dir}"
-                 if checkpoint.is_run_dir(self.run_dir) else "no checkpoint had been written yet")
+                 if self.run_dir is not None and checkpoint.is_run_dir(self.run_dir)
+                 else "no checkpoint had been written yet")
         return (f"training diverged at step {self.progress.step + 1}: loss is {what} at learning rate {lr:.2e}; "
                 f"{where}; try a lower --lr or a tighter --clip")
 
