@@ -60,7 +60,7 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
-        return (max(self.reference_vs_numeric.values()) < REFERENCE_TOLERANCE
+        return bool(max(self.reference_vs_numeric.values()) < REFERENCE_TOLERANCE
                 and max(self.engine_vs_reference.values()) < ENGINE_TOLERANCE
                 and max(self.engine_steps_vs_reference.values()) < ENGINE_TOLERANCE)
 
@@ -114,6 +114,6 @@ def gradcheck(cell: str, num_layers: int = 1, embedding_size: int = 3, seed: int
     report.reference_vs_numeric = {n: relative_error(analytic[n], numeric[n]) for n in checked}
     for steps, result in ((False, report.engine_vs_reference), (True, report.engine_steps_vs_reference)):
         engine_loss, engine = _engine_gradients(model, tokens, targets, state, steps)
-        result["loss"] = abs(engine_loss - loss) / abs(loss)
+        result["loss"] = float(abs(engine_loss - loss) / abs(loss))
         result.update({n: relative_error(engine[n], analytic[n]) for n in checked})
     return report
