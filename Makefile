@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TIME ?= 150
 
-.PHONY: demo test test-slow bench venv clean
+.PHONY: demo test test-slow bench venv browser clean
 
 venv: $(STAMP)
 
@@ -25,7 +25,20 @@ demo: $(STAMP)
 	@echo "--- three samples at temperature 0.8 ---" >&2
 	$(BIN)/rnnkit sample runs/demo --length 400 --num-samples 3 --temperature 0.8 --seed 1
 
-test: $(STAMP)
+# Debian's Chromium for the end-to-end browser test of `rnnkit serve` (Playwright drives it; no
+# browser download). Installed with apt-get when we are root on Debian; otherwise that test skips.
+CHROMIUM := /usr/bin/chromium
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian chromium for the browser test" >&2; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; } || \
+	  echo "note: could not install chromium; the browser test will be skipped" >&2; \
+	else echo "note: chromium is not installed (needs root and apt-get); the browser test will be skipped" >&2; fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

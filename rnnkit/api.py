@@ -291,6 +291,19 @@ class Model:
                                              "with --bytes reads any file)") from None
         return self.encode(text[:limit], str(path))
 
+    def validation_sample(self, limit: int) -> np.ndarray | None:
+        """The first `limit` tokens of the run's validation split, if its token file is still in
+        the run directory (None if the directory was copied without data/)."""
+        corpus = self.meta.get("corpus", {})
+        path = self.run_dir / corpus.get("tokens_file", TOKENS_FILE)
+        if not path.is_file() or "splits" not in corpus:
+            return None
+        start, end = corpus["splits"]["val"]
+        tokens = np.memmap(path, dtype=self.vocab.token_dtype, mode="r")
+        if end > len(tokens):
+            return None
+        return np.asarray(tokens[start:min(end, start + limit)], dtype=np.int64)
+
     def _score(self, tokens: np.ndarray) -> dict[str, float | int]:
         if len(tokens) < 2:
             raise UsageError("the text is too short to evaluate; it needs at least 2 characters")

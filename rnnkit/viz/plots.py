@@ -1,0 +1,37 @@
+"""`rnnkit plot`: training and validation loss of a run against steps and wall time (PNG)."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+from ..diagnostics.figures import pyplot
+
+
+def plot_training(meta: dict, title: str = "") -> bytes:
+    """PNG bytes: loss in nats (left axis) and bits per char (right axis) against steps and seconds."""
+    plt = pyplot()
+    rows = meta["metrics"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((axes[0], "step", "step"), (axes[1], "elapsed", "seconds of training")):
+        x = [r[key] for r in rows]
+        ax.plot(x, [r["train_nats"] for r in rows], marker=".", label="training batch")
+        ax.plot(x, [r["val_nats"] for r in rows], marker="o", label="validation")
+        ax.set(xlabel=label, ylabel="loss (nats/char)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        bpc = ax.secondary_yaxis("right", functions=(lambda n: n / math.log(2), lambda b: b * math.log(2)))
+        bpc.set_ylabel("bits/char")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_training_plot(meta: dict, path: Path, title: str = "") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(plot_training(meta, title))

@@ -1,0 +1,280 @@
+"""`rnnkit serve`: a local web app over a trained model (Starlette app, uvicorn server).
+
+Routes (no route reads or writes a file; the model is loaded once at start):
+  GET  /                 the page
+  GET  /api/info         model summary, the units offered in the picker, request limits
+  GET  /api/curves.png   training curves from the checkpoint's metrics
+  POST /api/generate     {"prompt", "length", "temperature", "top_k", "client"} -> a stream of
+                         JSON lines, one per character: {"c": char, "top": [[char, p] x 5],
+                         "v": [value per offered unit], "prompt": bool}
+
+Requests are bounded: prompt and length caps, and one generation per client at a time (the page
+sends a random client id; a second concurrent request from it gets 429). Closing the connection
+(the Stop button) ends the generation at the next character.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import numpy as np
+import torch
+from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..api import Model, load
+from ..diagnostics.activations import StepReader, capture, one_thread
+from ..diagnostics.units import rank_units, text_properties
+from ..errors import UsageError
+from ..sampling import filter_logits
+from .page import TOP_PREDICTIONS, asset, script_json, unit_order
+
+MAX_PROMPT_CHARS = 2000
+MAX_LENGTH = 5000
+MAX_CONCURRENT = 4  # generations at once over all clients (each holds a CPU core busy)
+OFFERED_UNITS = 48  # units in the picker (the finder's best first); their values stream with the text
+
+
+class Generation:
+    """One request's sampling loop: read the prompt, then draw characters one at a time."""
+
+    def __init__(self, model: Model, units: list[int], prompt: list[int], length: int,
+                 temperature: float, top_k: int | None, seed: int) -> None:
+        self.model, self.units, self.prompt, self.length = model, units, prompt, length
+        self.temperature, self.top_k = temperature, top_k
+        self.generator = torch.Generator().manual_seed(seed)
+        self.display = [model.vocab.display(i) for i in range(len(model.vocab))]
+
+    def _line(self, token: int, step, is_prompt: bool) -> str:
+        probs = step.probs
+        top = torch.topk(probs, min(TOP_PREDICTIONS, probs.numel()))
+        values = step.units()[self.units]
+        return json.dumps({"c": self.display[token], "prompt": is_prompt,
+                           "top": [[self.display[j], round(float(p), 4)] for p, j in zip(top.values, top.indices)],
+                           "v": [round(float(v), 4) for v in values]}) + "\n"
+
+    def lines(self):
+        with one_thread():
+            reader = StepReader(self.model.module)
+            step = None
+            for token in self.prompt:
+                step = reader.read(token)
+                yield self._line(token, step, True)
+            for _ in range(self.length):
+                logits = torch.log(step.probs)[None] / self.temperature
+                probs = torch.softmax(filter_logits(logits, self.top_k, None), dim=-1)
+                token = int(torch.multinomial(probs, 1, generator=self.generator))
+                step = reader.read(token)
+                yield self._line(token, step, False)
+
+
+def _offered_units(model: Model) -> tuple[list[int], list[dict]]:
+    """The units for the picker: rank all units on validation text (or a sample of the model's
+    own writing) and keep the best."""
+    tokens = model.validation_sample(3000)
+    if tokens is None or len(tokens) < 100:
+        text = model.generate(length=2000, temperature=1.0, seed=0)
+        tokens = model.encode(text, "the sample")
+    acts = capture(model.module, tokens, gates=False)
+    text = "".join(model.vocab.display(t) for t in tokens.tolist())
+    order, labels = unit_order(acts.unit_names, rank_units(acts.unit_names, acts.units, text_properties(text), top=3))
+    order, labels = order[:OFFERED_UNITS], labels[:OFFERED_UNITS]
+    return order, [{"name": acts.unit_names[j], "label": label} for j, label in zip(order, labels)]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(run_dir: str | Path, which: str = "best") -> Starlette:
+    model = load(run_dir, which=which)
+    unit_index, units = _offered_units(model)
+    active: set[str] = set()
+    c = model.config
+    info = {"run": Path(run_dir).name, "model": f"{c.cell} {c.num_layers} x {c.hidden_size}",
+            "vocab_size": len(model.vocab), "step": model.meta["step"], "best_val_bpc": model.info()["best_val_bpc"],
+            "units": units, "limits": {"prompt_chars": MAX_PROMPT_CHARS, "length": MAX_LENGTH}}
+    curves = None
+    if model.meta["metrics"]:
+        from .plots import plot_training
+        curves = plot_training(model.meta)
+
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(APP_PAGE.format(css=asset("viewer.css"), js=asset("viewer.js"),
+                                            info=script_json(info), title=f"rnnkit: {info['run']}"))
+
+    async def api_info(request: Request) -> JSONResponse:
+        return JSONResponse(info)
+
+    async def api_curves(request: Request) -> Response:
+        if curves is None:
+            return _error(404, "this run has no validation history yet")
+        return Response(curves, media_type="image/png")
+
+    async def api_generate(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the body must be a JSON object")
+        if not isinstance(body, dict):
+            return _error(400, "the body must be a JSON object")
+        try:
+            job = _parse(model, unit_index, body)
+        except UsageError as e:
+            return _error(400, str(e))
+        client = str(body.get("client") or (request.client.host if request.client else "anonymous"))[:64]
+        if client in active:
+            return _error(429, "this client already has a generation running; stop it first")
+        if len(active) >= MAX_CONCURRENT:
+            return _error(503, "the server is busy; try again in a moment")
+        active.add(client)
+
+        async def stream():
+            try:
+                async for line in iterate_in_threadpool(job.lines()):
+                    yield line
+            finally:  # runs on completion and when the client disconnects (Stop)
+                active.discard(client)
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+    return Starlette(routes=[Route("/", page), Route("/api/info", api_info), Route("/api/curves.png", api_curves),
+                             Route("/api/generate", api_generate, methods=["POST"])])
+
+
+def _parse(model: Model, unit_index: list[int], body: dict) -> Generation:
+    """Validate a generation request; every problem is a UsageError with a clear message."""
+    prompt = body.get("prompt", "")
+    if not isinstance(prompt, str) or not prompt:
+        raise UsageError("prompt must be a non-empty string")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise UsageError(f"prompt is too long: {len(prompt)} characters, at most {MAX_PROMPT_CHARS}")
+    length, temperature, top_k = body.get("length", 300), body.get("temperature", 1.0), body.get("top_k")
+    if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= MAX_LENGTH:
+        raise UsageError(f"length must be an integer in 1..{MAX_LENGTH}")
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 < temperature <= 5:
+        raise UsageError("temperature must be a number in (0, 5]")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+        raise UsageError("top_k must be a positive integer or null")
+    tokens = model.encode(prompt, "the prompt").tolist()
+    return Generation(model, unit_index, tokens, length, float(temperature), top_k, secrets.randbits(31))
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which: str = "best") -> None:
+    import uvicorn
+    app = create_app(run_dir, which)
+    where = f"http://{'127.0.0.1' if host in ('127.0.0.1', 'localhost') else host}:{port}/"
+    print(f"rnnkit serve: {run_dir} at {where} (Ctrl-C stops)"
+          + ("" if host in ("127.0.0.1", "localhost") else f"; listening on {host}: reachable from your network"))
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+APP_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+{css}
+textarea {{ width: 100%; font-family: ui-monospace, monospace; font-size: 14px; }}
+.rv-curves img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<h1 id="rv-title"></h1>
+<div class="rv-meta" id="rv-meta"></div>
+<textarea id="rv-prompt" rows="3" placeholder="Type a prompt"></textarea>
+<div class="rv-controls">
+<label>temperature <input id="rv-temperature" type="number" min="0.05" max="5" step="0.05" value="0.8"></label>
+<label>top-k <input id="rv-topk" type="number" min="0" step="1" value="0" title="0 = off"></label>
+<label>length <input id="rv-length" type="number" min="1" step="50" value="400"></label>
+<button id="rv-generate">Generate</button>
+<button id="rv-stop" disabled>Stop</button>
+<span id="rv-status" class="rv-legend"></span>
+</div>
+<div class="rv-controls">
+<label>colour by unit <select id="rv-unit"></select></label>
+<span class="rv-legend">red: positive, blue: negative; hover a character for the model's next-character guesses</span>
+</div>
+<div id="rv-text" class="rv-text"></div>
+<div id="rv-tip"></div>
+<h2>Training curves</h2>
+<div class="rv-curves"><img id="rv-curves" alt="training curves"></div>
+<script id="rv-info" type="application/json">{info}</script>
+<script>
+{js}
+const info = JSON.parse(document.getElementById("rv-info").textContent);
+document.getElementById("rv-title").textContent = "rnnkit: " + info.run;
+document.getElementById("rv-meta").textContent =
+  `${{info.model}}, ${{info.vocab_size}} symbols, step ${{info.step}}` +
+  (info.best_val_bpc ? `, best validation ${{info.best_val_bpc.toFixed(3)}} bits/char` : "");
+document.getElementById("rv-prompt").maxLength = info.limits.prompt_chars;
+document.getElementById("rv-length").max = info.limits.length;
+const viewer = new RnnViewer(document.getElementById("rv-text"), document.getElementById("rv-unit"), info.units);
+const curves = document.getElementById("rv-curves");
+curves.src = "/api/curves.png";
+curves.onerror = () => {{ curves.replaceWith("No validation history yet."); }};
+const client = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
+const status = document.getElementById("rv-status");
+const generateButton = document.getElementById("rv-generate");
+const stopButton = document.getElementById("rv-stop");
+let controller = null;
+
+async function generate() {{
+  const topK = Number(document.getElementById("rv-topk").value);
+  const body = {{prompt: document.getElementById("rv-prompt").value, client,
+    temperature: Number(document.getElementById("rv-temperature").value),
+    length: Number(document.getElementById("rv-length").value), top_k: topK > 0 ? topK : null}};
+  controller = new AbortController();
+  generateButton.disabled = true;
+  stopButton.disabled = false;
+  status.textContent = "generating...";
+  status.className = "rv-legend";
+  viewer.clear();
+  let count = 0;
+  try {{
+    const response = await fetch("/api/generate", {{method: "POST", body: JSON.stringify(body),
+      headers: {{"Content-Type": "application/json"}}, signal: controller.signal}});
+    if (!response.ok) {{
+      const problem = await response.json();
+      throw new Error(problem.error || response.statusText);
+    }}
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {{
+      const {{value, done}} = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, {{stream: true}});
+      let newline;
+      while ((newline = buffer.indexOf("\\n")) >= 0) {{
+        const item = JSON.parse(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+        viewer.append(item.c, item.top, item.v, item.prompt);
+        if (!item.prompt) count += 1;
+      }}
+    }}
+    status.textContent = `done: ${{count}} characters`;
+  }} catch (e) {{
+    if (e.name === "AbortError") {{
+      status.textContent = `stopped after ${{count}} characters`;
+    }} else {{
+      status.textContent = e.message;
+      status.className = "rv-error";
+    }}
+  }} finally {{
+    generateButton.disabled = false;
+    stopButton.disabled = true;
+    controller = null;
+  }}
+}}
+generateButton.addEventListener("click", generate);
+stopButton.addEventListener("click", () => {{ if (controller) controller.abort(); }});
+</script>
+</body>
+</html>
+"""

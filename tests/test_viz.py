@@ -1,0 +1,228 @@
+"""Activation capture, the unit finder, the static page, plots, and the web app (HTTP and a real
+headless Chromium driven by Playwright)."""
+
+import json
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.diagnostics.activations import capture
+from rnnkit.diagnostics.units import rank_units, text_properties
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_text_properties():
+    text = 'a "b" (c[d])\n  e # f\n'
+    props = text_properties(text)
+    assert props["inside double quotes"].tolist()[:6] == [0, 0, 1, 1, 1, 0]
+    assert props["bracket depth"][text.index("d")] == 2 and props["bracket depth"][text.index("\n")] == 0
+    assert props["position in line"][text.index("e")] == 3
+    assert props["indentation"][text.index("e")] == 2
+    assert props["inside # comment"][text.index("f")] == 1 and props["inside # comment"][text.index("e")] == 0
+    assert props["start of word"][text.index("e")] == 1
+
+
+def test_unit_finder_recovers_a_planted_quote_unit():
+    rng = np.random.default_rng(0)
+    words = ["alpha", "beta", '"quoted words here"', "gamma (delta)", "\n"]
+    text = " ".join(rng.choice(words) for _ in range(800))
+    quotes = text_properties(text)["inside double quotes"]
+    activations = rng.normal(0, 1, (len(text), 40))
+    activations[:, 17] = np.tanh(2 * quotes - 1 + rng.normal(0, 0.3, len(text)))  # the planted quote unit
+    names = [f"u{j}" for j in range(40)]
+    ranked = rank_units(names, activations, text_properties(text), top=3)
+    unit, r = ranked["inside double quotes"][0]
+    assert unit == "u17" and r > 0.8
+    assert abs(ranked["inside double quotes"][1][1]) < 0.2  # no other unit comes close
+
+
+def test_capture_agrees_with_the_fused_forward_pass(trained_run, corpus_file):
+    model = rnnkit.load(trained_run)
+    tokens = model.encode(corpus_file.read_text()[:300], "text")
+    acts = capture(model.module, tokens)
+    logits, _ = model.module(torch.from_numpy(tokens[None]))
+    assert np.allclose(acts.probs, torch.softmax(logits[0], -1).detach().numpy(), atol=1e-5)
+    H = model.config.hidden_size
+    assert acts.units.shape == (300, 2 * H) and acts.unit_names[H] == "L1 c 0"  # h units, then LSTM cells
+    assert set(acts.gates) == {"input_gate", "forget_gate", "output_gate"}
+    assert acts.gates["forget_gate"].min() >= 0 and acts.gates["forget_gate"].max() <= 1
+
+
+class _Checker(HTMLParser):
+    """Balanced tags, and no reference to anything outside the file."""
+    VOID = {"meta", "br", "img", "input", "link", "hr"}
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.problems = [], []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href") and value and not value.startswith(("#", "data:")):
+                self.problems.append(f"external reference {name}={value}")
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.problems.append(f"unbalanced </{tag}>")
+
+
+def test_viz_page_is_valid_and_self_contained(cli, trained_run, corpus_file, tmp_path):
+    page = tmp_path / "page.html"
+    status, out, err = cli("viz", trained_run, corpus_file, "-o", page, "--chars", "500")
+    assert status == 0, err
+    html = page.read_text()
+    checker = _Checker()
+    checker.feed(html)
+    assert checker.problems == [] and checker.stack == []
+    assert html.startswith("<!DOCTYPE html>") and "http://" not in html and "https://" not in html
+    data = json.loads(html.split('<script id="rv-data" type="application/json">')[1].split("</script>")[0])
+    assert len(data["chars"]) == 500 and len(data["top"][0]) == 5
+    assert len(data["units"]) == len(data["values"]) == 2 * 64  # every unit, best first
+    assert ":" in data["units"][0]["label"]  # the first listed unit carries its property and r
+
+
+def test_units_and_plot_commands(cli, trained_run, corpus_file, tmp_path):
+    status, out, err = cli("units", trained_run, corpus_file, "--chars", "2000", "--json")
+    assert status == 0, err
+    ranked = json.loads(out)
+    assert "position in line" in ranked and len(ranked["vowel"]) == 3
+    assert all(-1 <= r <= 1 for units in ranked.values() for _, r in units)
+    status, out, err = cli("plot", trained_run, "-o", tmp_path / "loss.png")
+    assert status == 0, err
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["viz", "{run}", "{corpus}", "--chars", "1"], "--chars must be >= 2"),
+    (["viz", "{run}", "{corpus}", "-o", "{tmp}"], "is a directory"),
+    (["units", "{run}", "{corpus}", "--top", "0"], "--top must be >= 1"),
+    (["plot", "{tmp}"], "is not an rnnkit run directory"),
+    (["serve", "{run}", "--port", "70000"], "--port must be in 1..65535"),
+])
+def test_bad_input_gets_one_clean_line(cli, trained_run, corpus_file, tmp_path, args, message):
+    status, out, err = cli(*[a.format(run=trained_run, corpus=corpus_file, tmp=tmp_path) for a in args])
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- the web app
+@pytest.fixture(scope="module")
+def server(trained_run):
+    import uvicorn
+
+    from rnnkit.viz.server import create_app
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app_server = uvicorn.Server(uvicorn.Config(create_app(trained_run), host="127.0.0.1", port=port,
+                                               log_level="error"))
+    thread = threading.Thread(target=app_server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if app_server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    app_server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _post(url, body, raw=False):
+    data = body if raw else json.dumps(body).encode()
+    request = urllib.request.Request(url + "/api/generate", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_generate_streams_one_json_line_per_character(server):
+    status, body = _post(server, {"prompt": "the cat", "length": 40, "temperature": 0.5, "client": "a"})
+    assert status == 200
+    lines = [json.loads(line) for line in body.splitlines()]
+    assert len(lines) == 7 + 40 and [x["prompt"] for x in lines].count(True) == 7
+    assert "".join(x["c"] for x in lines[:7]) == "the cat"
+    assert all(len(x["top"]) == 5 and abs(sum(p for _, p in x["top"]) - 1) < 0.5 for x in lines)
+    info = json.loads(urllib.request.urlopen(server + "/api/info").read())
+    assert all(len(x["v"]) == len(info["units"]) for x in lines)
+
+
+@pytest.mark.parametrize("body,status,message", [
+    ({"prompt": "", "length": 5}, 400, "prompt must be a non-empty string"),
+    ({"prompt": "x" * 3000, "length": 5}, 400, "prompt is too long"),
+    ({"prompt": "the", "length": 0}, 400, "length must be an integer"),
+    ({"prompt": "the", "length": 10**6}, 400, "length must be an integer"),
+    ({"prompt": "the", "temperature": 0}, 400, "temperature must be a number"),
+    ({"prompt": "the", "top_k": -1}, 400, "top_k must be a positive integer"),
+    ({"prompt": "ΩΩ"}, 400, "outside the model's vocabulary"),
+    (b"{not json", 400, "must be a JSON object"),
+    (b"[1, 2]", 400, "must be a JSON object"),
+])
+def test_bad_requests_get_clean_4xx(server, body, status, message):
+    got, text = _post(server, body, raw=isinstance(body, bytes))
+    assert got == status and message in json.loads(text)["error"]
+
+
+def test_one_generation_per_client_and_no_file_access(server):
+    results = {}
+
+    def long_request():
+        results["first"] = _post(server, {"prompt": "the", "length": 5000, "client": "same"})
+    thread = threading.Thread(target=long_request)
+    thread.start()
+    time.sleep(0.5)
+    status, text = _post(server, {"prompt": "the", "length": 5, "client": "same"})
+    assert status == 429 and "already has a generation running" in text
+    assert _post(server, {"prompt": "the", "length": 5, "client": "other"})[0] == 200
+    thread.join()
+    assert results["first"][0] == 200
+    for path in ("/../rnnkit.json", "/rnnkit.json", "/api/../../etc/passwd", "/static/viewer.js"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(server + path)
+        assert e.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(server + "/api/generate")  # GET
+    assert e.value.code == 405
+
+
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed (make test installs it)")
+def test_browser_types_a_prompt_and_sees_text_and_predictions(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.fill("#rv-prompt", "the old king")
+            page.fill("#rv-length", "3000")
+            page.click("#rv-generate")
+            # text streams in: more characters than the prompt, while the run is still going
+            page.wait_for_function("document.querySelectorAll('#rv-text span[data-pos]').length > 60", timeout=20000)
+            assert page.is_enabled("#rv-stop")
+            page.hover("#rv-text span[data-pos='40']")
+            page.wait_for_selector("#rv-tip table tr", state="visible", timeout=5000)
+            assert page.locator("#rv-tip tr").count() == 5 and "next character" in page.inner_text("#rv-tip")
+            page.click("#rv-stop")
+            page.wait_for_function("document.getElementById('rv-status').textContent.startsWith('stopped')",
+                                   timeout=10000)
+            shown = page.locator("#rv-text span[data-pos]").count()
+            assert 60 < shown < 3000 + 12
+            assert page.locator("#rv-unit option").count() > 0
+            assert page.evaluate("document.getElementById('rv-curves') === null || "
+                                 "document.getElementById('rv-curves').naturalWidth > 0")
+        finally:
+            browser.close()
