@@ -230,7 +230,8 @@ def _add_serve(sub) -> None:
 
 def build_parser() -> Parser:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks: train character-level "
-                    "language models on any text, sample from them, and score text.")
+                    "language models on any text, sample from them, score text, check their gradients "
+                    "and look inside them.")
     from . import __version__
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")

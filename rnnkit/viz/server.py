@@ -37,7 +37,7 @@ from .page import TOP_PREDICTIONS, asset, script_json, unit_order
 MAX_PROMPT_CHARS = 2000
 MAX_LENGTH = 5000
 MAX_CONCURRENT = 4  # generations at once over all clients (each holds a CPU core busy)
-OFFERED_UNITS = 48  # units in the picker (the finder's best first); their values stream with the text
+UNITS_PER_PROPERTY = 5  # the picker offers the finder's best units for each property; their values stream
 
 
 class Generation:
@@ -75,15 +75,17 @@ class Generation:
 
 def _offered_units(model: Model) -> tuple[list[int], list[dict]]:
     """The units for the picker: rank all units on validation text (or a sample of the model's
-    own writing) and keep the best."""
-    tokens = model.validation_sample(3000)
+    own writing) and keep the best few for each property."""
+    tokens = model.validation_sample(10_000)
     if tokens is None or len(tokens) < 100:
         text = model.generate(length=2000, temperature=1.0, seed=0)
         tokens = model.encode(text, "the sample")
     acts = capture(model.module, tokens, gates=False)
     text = "".join(model.vocab.display(t) for t in tokens.tolist())
-    order, labels = unit_order(acts.unit_names, rank_units(acts.unit_names, acts.units, text_properties(text), top=3))
-    order, labels = order[:OFFERED_UNITS], labels[:OFFERED_UNITS]
+    ranked = rank_units(acts.unit_names, acts.units, text_properties(text), top=UNITS_PER_PROPERTY)
+    offered = len({unit for entries in ranked.values() for unit, _ in entries})
+    order, labels = unit_order(acts.unit_names, ranked)
+    order, labels = order[:offered], labels[:offered]
     return order, [{"name": acts.unit_names[j], "label": label} for j, label in zip(order, labels)]
 
 
