@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .cells import CELL_TYPES, Cell, State
 
@@ -60,15 +61,21 @@ class Recurrent(nn.Module):
         shape = (self.num_layers, batch, self.hidden_size)
         return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in self.state_names)
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x: (B, T, D) -> outputs (B, T, H) of the top layer, final state."""
+    def forward(self, x: torch.Tensor, state: State | None = None,
+                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+        """x: (B, T, D) -> outputs (B, T, H) of the top layer, final state.
+
+        lengths (B,), for padded batches: sequence b is x[b, :lengths[b]]; its outputs past its
+        length are zero and its final state is the one after its last real step, so padding never
+        changes a result (the fused kernels get a packed sequence, the step path a mask)."""
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
         if self._fused:
-            return self._forward_fused(x, state)
-        return self.forward_steps(x, state)
+            return self._forward_fused(x, state, lengths)
+        return self.forward_steps(x, state, lengths)
 
-    def _forward_fused(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def _forward_fused(self, x: torch.Tensor, state: State,
+                       lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         kernel = self._fused[0]
         kernel.train(self.training)
         weights = {}
@@ -76,25 +83,38 @@ class Recurrent(nn.Module):
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 weights[f"{name}_l{k}"] = getattr(cell, name)
         hx = state if len(state) > 1 else state[0]
+        T = x.shape[1]
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         with warnings.catch_warnings():
             # cuDNN prefers one contiguous weight buffer; ours are per-cell. The copy it makes
             # is small next to the activations.
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
             out, new = functional_call(kernel, weights, (x, hx))
+        if lengths is not None:
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
         return out, (tuple(new) if isinstance(new, tuple) else (new,))
 
-    def forward_steps(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def forward_steps(self, x: torch.Tensor, state: State,
+                      lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """The stack run by the cells' step functions, one time step at a time: the path for custom
         cells, and the one the fused kernels are checked against (`rnnkit gradcheck`)."""
         layer_input = x
         final: list[State] = []
+        T = x.shape[1]
+        # (T, B, 1): which sequences still have a real step at time t
+        live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         for k, cell in enumerate(self.cells):
             if k > 0 and self.dropout > 0:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
             s = tuple(part[k] for part in state)
             outputs = []
-            for t in range(layer_input.shape[1]):
-                y, s = cell.step(layer_input[:, t], s)
+            for t in range(T):
+                y, new = cell.step(layer_input[:, t], s)
+                if live is not None:  # finished sequences keep their state and output zeros
+                    new = tuple(torch.where(live[t], n, old) for n, old in zip(new, s))
+                    y = y * live[t]
+                s = new
                 outputs.append(y)
             layer_input = torch.stack(outputs, dim=1)  # (B, T, H)
             final.append(s)

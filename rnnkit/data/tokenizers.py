@@ -1,0 +1,72 @@
+"""Tokenizers for labelled-sequence tasks (classification, tagging, seq2seq): text -> token ids.
+
+Two levels: characters, or words (runs of letters/digits, and each other non-space character on
+its own, so "don't!" is `don ' t !`). Options as in scikit-learn's vectorisers: `lowercase`,
+`min_df` (keep tokens seen in at least this many documents), `max_features` (keep only the most
+frequent). Id 0 is padding and id 1 the unknown token, so a vocabulary fitted on training text
+reads any text. The fitted vocabulary is saved inside the model (`to_json` / `from_json`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Iterable
+
+PAD, UNK = "<pad>", "<unk>"
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class Tokenizer:
+    def __init__(self, level: str = "char", lowercase: bool = False, min_df: int = 1,
+                 max_features: int | None = None) -> None:
+        if level not in ("char", "word"):
+            raise ValueError(f"level must be 'char' or 'word' (got {level!r})")
+        if min_df < 1:
+            raise ValueError(f"min_df must be >= 1 (got {min_df})")
+        if max_features is not None and max_features < 1:
+            raise ValueError(f"max_features must be >= 1 or None (got {max_features})")
+        self.level, self.lowercase, self.min_df, self.max_features = level, lowercase, min_df, max_features
+        self.tokens: list[str] = [PAD, UNK]
+        self.index: dict[str, int] = {PAD: 0, UNK: 1}
+
+    def split(self, text: str) -> list[str]:
+        if self.lowercase:
+            text = text.lower()
+        return list(text) if self.level == "char" else _WORD.findall(text)
+
+    def fit(self, texts: Iterable[str]) -> "Tokenizer":
+        counts: Counter[str] = Counter()
+        document_frequency: Counter[str] = Counter()
+        for text in texts:
+            pieces = self.split(text)
+            counts.update(pieces)
+            document_frequency.update(set(pieces))
+        kept = [t for t, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+                if document_frequency[t] >= self.min_df]
+        if self.max_features is not None:
+            kept = kept[:self.max_features]
+        self.tokens = [PAD, UNK, *kept]
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+        return self
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, text: str) -> list[int]:
+        return [self.index.get(piece, 1) for piece in self.split(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        joiner = "" if self.level == "char" else " "
+        return joiner.join(self.tokens[i] for i in ids if i != 0)
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "lowercase": self.lowercase, "min_df": self.min_df,
+                "max_features": self.max_features, "tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Tokenizer":
+        tokenizer = cls(data["level"], data["lowercase"], data["min_df"], data["max_features"])
+        tokenizer.tokens = list(data["tokens"])
+        tokenizer.index = {t: i for i, t in enumerate(tokenizer.tokens)}
+        return tokenizer

@@ -1,0 +1,197 @@
+"""scikit-learn estimators over rnnkit's recurrent models: `RNNClassifier`, `RNNRegressor`.
+
+X is a sequence of strings; y labels (any hashable values) or numbers. `__init__` only stores
+hyperparameters; `fit` learns the tokenizer (`tokenizer_`), the classes (`classes_`) and the
+network (`model_`) and returns self; so `Pipeline`, `GridSearchCV`, `cross_val_score` and
+`clone` work as with any scikit-learn estimator. Training uses the one rnnkit Trainer, on the CPU
+or GPU (`device`), with a 10% validation split for the loss history (`history_`).
+`save(dir)` / `load(dir)` use rnnkit's checkpoint format (safetensors + JSON, never pickle).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from . import checkpoint
+from .config import TrainConfig
+from .data.sequences import pad
+from .data.tokenizers import Tokenizer
+from .errors import UsageError
+from .models.classifier import SequencePredictor
+from .models.sequence_task import LabelledSequencesTask
+from .training import Trainer
+
+
+def _texts(X) -> list[str]:
+    if isinstance(X, str):
+        raise ValueError("X must be a sequence of strings, not one string")
+    texts = list(X)
+    for i, x in enumerate(texts):
+        if not isinstance(x, str):
+            raise ValueError(f"X must contain strings; item {i} is {type(x).__name__}")
+    return texts
+
+
+class _RNNEstimator(BaseEstimator):
+    _loss = ""  # "cross_entropy" | "mse"
+
+    def __init__(self, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
+                 embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last", level: str = "char",
+                 lowercase: bool = False, min_df: int = 1, max_features: int | None = None, epochs: float = 10.0,
+                 batch_size: int = 32, lr: float = 3e-3, optimizer: str = "adam", clip: float = 1.0,
+                 random_state: int = 0, device: str = "cpu") -> None:
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.embedding_size = embedding_size
+        self.dropout = dropout
+        self.pooling = pooling
+        self.level = level
+        self.lowercase = lowercase
+        self.min_df = min_df
+        self.max_features = max_features
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.clip = clip
+        self.random_state = random_state
+        self.device = device
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _encode_targets(self, y) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _num_outputs(self) -> int:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y):
+        texts = _texts(X)
+        y = np.asarray(y)
+        if len(texts) != len(y):
+            raise ValueError(f"X has {len(texts)} items but y has {len(y)}")
+        if len(texts) < 2:
+            raise ValueError("fit needs at least 2 examples")
+        torch.manual_seed(self.random_state)
+        self.tokenizer_ = Tokenizer(self.level, self.lowercase, self.min_df, self.max_features).fit(texts)
+        targets = self._encode_targets(y)
+        sequences = [self.tokenizer_.encode(t) for t in texts]
+        order = np.random.default_rng(self.random_state).permutation(len(texts))
+        n_val = max(1, len(texts) // 10) if len(texts) >= 20 else 0
+        val, train = order[:n_val], order[n_val:]
+        if n_val == 0:  # too few examples to hold some out: validate on the training set
+            val = train
+        device = torch.device(self.device)
+        self.model_ = SequencePredictor(len(self.tokenizer_), self._num_outputs(), self.cell, self.hidden_size,
+                                        self.num_layers, self.embedding_size, self.dropout, self.pooling).to(device)
+        task = LabelledSequencesTask([sequences[i] for i in train], targets[train], [sequences[i] for i in val],
+                                     targets[val], self.batch_size, self._loss, self.random_state, device)
+        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                             clip=self.clip, seed=self.random_state, device=self.device,
+                             eval_every=max(1, task.steps_per_epoch()))
+        trainer = Trainer(self.model_, task, config, None, dict, device, log=lambda line: None)
+        trainer.fit()
+        self.history_ = [{"step": m["step"], "train_loss": m["train_nats"], "val_loss": m["val_nats"]}
+                         for m in trainer.progress.metrics]
+        self.model_.eval()
+        return self
+
+    @torch.no_grad()
+    def _outputs(self, X) -> torch.Tensor:
+        check_is_fitted(self, "model_")
+        texts = _texts(X)
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        outputs = []
+        for start in range(0, len(texts), 256):
+            tokens, lengths = pad([self.tokenizer_.encode(t) for t in texts[start:start + 256]], device)
+            outputs.append(self.model_(tokens, lengths).cpu())
+        return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
+
+    # ------------------------------------------------------------------ saving
+    def save(self, directory: str | Path) -> None:
+        check_is_fitted(self, "model_")
+        meta = {"task": type(self).__name__, "params": self.get_params(), "tokenizer": self.tokenizer_.to_json(),
+                "fitted": self._fitted_state(), "step": 0}
+        checkpoint.save(Path(directory), meta, {"model": self.model_.state_dict()})
+
+    @classmethod
+    def load(cls, directory: str | Path):
+        meta = checkpoint.read_meta(directory)
+        if meta.get("task") != cls.__name__:
+            raise UsageError(f"{directory} holds a {meta.get('task')!r}, not a {cls.__name__}")
+        estimator = cls(**meta["params"])
+        estimator.tokenizer_ = Tokenizer.from_json(meta["tokenizer"])
+        estimator._restore_fitted(meta["fitted"])
+        estimator.model_ = SequencePredictor(len(estimator.tokenizer_), estimator._num_outputs(), estimator.cell,
+                                             estimator.hidden_size, estimator.num_layers, estimator.embedding_size,
+                                             estimator.dropout, estimator.pooling)
+        estimator.model_.load_state_dict(checkpoint.load_tensors(directory, meta, "model"))
+        estimator.model_.eval()
+        return estimator
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class RNNClassifier(ClassifierMixin, _RNNEstimator):
+    """Text classification with a recurrent network: strings in, labels out."""
+
+    _loss = "cross_entropy"
+
+    def _encode_targets(self, y) -> torch.Tensor:
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two")
+        return torch.from_numpy(encoded.astype(np.int64))
+
+    def _num_outputs(self) -> int:
+        return len(self.classes_)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return torch.softmax(self._outputs(X), dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self._outputs(X).argmax(dim=1).numpy()]
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"classes": self.classes_.tolist()}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        self.classes_ = np.asarray(state["classes"])
+
+
+class RNNRegressor(RegressorMixin, _RNNEstimator):
+    """Text regression with a recurrent network: strings in, numbers out (targets are standardised
+    for training and mapped back for prediction)."""
+
+    _loss = "mse"
+
+    def _encode_targets(self, y) -> torch.Tensor:
+        y = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y must be finite numbers")
+        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
+        return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)).reshape(-1, 1)
+
+    def _num_outputs(self) -> int:
+        return 1
+
+    def predict(self, X) -> np.ndarray:
+        return self._outputs(X).numpy()[:, 0] * self.y_scale_ + self.y_mean_
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"y_mean": self.y_mean_, "y_scale": self.y_scale_}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        self.y_mean_, self.y_scale_ = state["y_mean"], state["y_scale"]

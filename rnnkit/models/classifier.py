@@ -1,0 +1,44 @@
+"""Many-to-one head: token sequences of any length -> one vector of outputs per sequence
+(class logits for classification, values for regression).
+
+Shapes: B batch, T longest sequence in the batch, E embedding, H hidden, K outputs.
+tokens (B, T) are padded with id 0 after each sequence's end; lengths (B,) give the real lengths.
+The recurrent layer skips padding (packed sequences / masks), so padding never changes a result.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..recurrent import Recurrent
+
+POOLINGS = ("last", "mean", "max")
+
+
+class SequencePredictor(nn.Module):
+    def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
+                 num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last",
+                 init: str = "auto", forget_bias: float = 1.0) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
+        self.pooling = pooling
+        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=0)
+        self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout)
+        self.recurrent.reset_parameters(init, forget_bias)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_outputs)
+
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T), (B,) -> one (B, H) summary per sequence, by the chosen pooling."""
+        out, _ = self.recurrent(self.embed(tokens), lengths=lengths)  # (B, T, H), zeros past each end
+        if self.pooling == "last":
+            return out[torch.arange(out.shape[0], device=out.device), lengths.to(out.device) - 1]
+        if self.pooling == "mean":
+            return out.sum(dim=1) / lengths.to(out.device, out.dtype)[:, None]
+        real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
+        return out.masked_fill(~real[..., None], float("-inf")).max(dim=1).values
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.encode(tokens, lengths)))  # (B, K)

@@ -1,0 +1,123 @@
+"""Sequence heads with padding, the tokenizer, and the scikit-learn estimators."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import FunctionTransformer, Pipeline
+
+from rnnkit.data.sequences import bucketed_batches, pad
+from rnnkit.data.tokenizers import Tokenizer
+from rnnkit.estimators import RNNClassifier, RNNRegressor
+from rnnkit.models.classifier import SequencePredictor
+from rnnkit.recurrent import Recurrent
+
+SMALL = dict(hidden_size=32, embedding_size=8, epochs=6, random_state=0)
+
+
+def majority_task(n: int, seed: int):
+    """Label: are there more a's than b's? The answer needs the whole string, any length."""
+    rng = np.random.default_rng(seed)
+    X = ["".join(rng.choice(list("abcd"), rng.integers(3, 30))) for _ in range(n)]
+    y = np.array(["more a" if x.count("a") > x.count("b") else "not" for x in X])
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = majority_task(1200, 0)
+    return RNNClassifier(**SMALL).fit(X, y)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("steps", [False, True])
+def test_padding_never_changes_a_result(cell, steps):
+    torch.manual_seed(0)
+    rec = Recurrent(cell, 3, 5, num_layers=2).double()
+    lengths = torch.tensor([4, 7, 1])
+    x = torch.randn(3, 7, 3, dtype=torch.double)
+    run = (lambda x, n=None: rec.forward_steps(x, rec.init_state(x.shape[0], dtype=x.dtype), n)) if steps else \
+        (lambda x, n=None: rec(x, lengths=n))
+    out, state = run(x, lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone, alone_state = run(x[b:b + 1, :n])
+        assert torch.allclose(out[b, :n], alone[0], atol=1e-12)
+        assert torch.all(out[b, n:] == 0)
+        for s, a in zip(state, alone_state):
+            assert torch.allclose(s[:, b], a[:, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_head_output_of_a_sequence_does_not_depend_on_its_batch(pooling):
+    torch.manual_seed(0)
+    head = SequencePredictor(10, 3, hidden_size=8, embedding_size=4, pooling=pooling).eval()
+    sequences = [[2, 3, 4], [5, 6, 7, 8, 9, 2, 3], [4]]
+    tokens, lengths = pad(sequences)
+    together = head(tokens, lengths)
+    for b, s in enumerate(sequences):
+        alone = head(*pad([s]))
+        assert torch.allclose(together[b], alone[0], atol=1e-6)
+
+
+def test_tokenizer_levels_and_limits():
+    words = Tokenizer("word", lowercase=True, min_df=2).fit(["The cat sat.", "the dog sat!", "A cat"])
+    assert set(words.tokens[2:]) == {"the", "cat", "sat"}
+    assert words.encode("THE bird sat") == [words.index["the"], 1, words.index["sat"]]  # 1 = unknown
+    chars = Tokenizer("char", max_features=2).fit(["aaab", "ab", "c"])
+    assert chars.tokens == ["<pad>", "<unk>", "a", "b"]
+    assert Tokenizer.from_json(words.to_json()).encode("the cat") == words.encode("the cat")
+    order = bucketed_batches(np.array([5, 1, 3, 2, 4]), 2, torch.Generator().manual_seed(0))
+    assert sorted(np.concatenate(order).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_classifier_learns_and_predicts_like_sklearn(fitted):
+    X, y = majority_task(300, 1)
+    assert fitted.score(X, y) > 0.9  # chance is about 0.55
+    proba = fitted.predict_proba(X)
+    assert proba.shape == (300, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert set(fitted.predict(X)) <= set(fitted.classes_)
+    assert fitted.history_[-1]["val_loss"] < fitted.history_[0]["val_loss"]
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    fitted.save(tmp_path / "clf")
+    loaded = RNNClassifier.load(tmp_path / "clf")
+    X, _ = majority_task(50, 2)
+    assert np.array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert loaded.get_params() == fitted.get_params()
+    with pytest.raises(Exception, match="not a RNNRegressor"):
+        RNNRegressor.load(tmp_path / "clf")
+
+
+def test_regressor_learns_a_count():
+    X, _ = majority_task(1000, 3)
+    model = RNNRegressor(**SMALL).fit(X, [x.count("a") for x in X])
+    Xt, _ = majority_task(200, 4)
+    assert model.score(Xt, [x.count("a") for x in Xt]) > 0.9  # R^2
+
+
+def test_works_inside_sklearn_tools():
+    X, y = majority_task(240, 5)
+    quick = dict(hidden_size=8, embedding_size=4, epochs=1)
+    estimator = RNNClassifier(**quick)
+    assert clone(estimator).get_params() == estimator.get_params()
+    assert estimator.set_params(hidden_size=16).hidden_size == 16
+    pipeline = Pipeline([("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])),
+                         ("rnn", RNNClassifier(**quick))]).fit(X, y)
+    assert pipeline.predict(X[:5]).shape == (5,)
+    scores = cross_val_score(RNNClassifier(**quick), X, y, cv=2)
+    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 1))
+    search = GridSearchCV(RNNClassifier(**quick), {"pooling": ["last", "mean"]}, cv=2).fit(X, y)
+    assert search.best_params_["pooling"] in ("last", "mean")
+
+
+@pytest.mark.parametrize("X,y,message", [
+    ("just one string", [1], "not one string"),
+    (["a", 3], [0, 1], "item 1 is int"),
+    (["ab", "cd"], [0], "X has 2 items but y has 1"),
+    (["ab", "cd", "ef"], ["x", "x", "x"], "only one class"),
+])
+def test_bad_input_is_a_clear_error(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        RNNClassifier(**SMALL).fit(X, y)
