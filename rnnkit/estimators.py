@@ -10,6 +10,7 @@ or GPU (`device`), with a 10% validation split for the loss history (`history_`)
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class _RNNEstimator(BaseEstimator):
                  embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last", level: str = "char",
                  lowercase: bool = False, min_df: int = 1, max_features: int | None = None, epochs: float = 10.0,
                  batch_size: int = 32, lr: float = 3e-3, optimizer: str = "adam", clip: float = 1.0,
-                 random_state: int = 0, device: str = "cpu") -> None:
+                 random_state: int = 0, device: str = "cpu", verbose: int = 0) -> None:
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -63,6 +64,7 @@ class _RNNEstimator(BaseEstimator):
         self.clip = clip
         self.random_state = random_state
         self.device = device
+        self.verbose = verbose  # > 0: a line per epoch (validation loss) on stderr
 
     # ------------------------------------------------------------------ subclass hooks
     def _encode_targets(self, y) -> torch.Tensor:
@@ -96,7 +98,8 @@ class _RNNEstimator(BaseEstimator):
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                              clip=self.clip, seed=self.random_state, device=self.device,
                              eval_every=max(1, task.steps_per_epoch()))
-        trainer = Trainer(self.model_, task, config, None, dict, device, log=lambda line: None)
+        log = (lambda line: print(line, file=sys.stderr)) if self.verbose else (lambda line: None)
+        trainer = Trainer(self.model_, task, config, None, dict, device, log=log)
         trainer.fit()
         self.history_ = [{"step": m["step"], "train_loss": m["train_nats"], "val_loss": m["val_nats"]}
                          for m in trainer.progress.metrics]

@@ -200,7 +200,8 @@ class Trainer:
                 chars_per_s = window_units / max(now - window_start, 1e-9)
                 if now - window_start >= 5.0:  # a sliding measure, not the run's average
                     window_start, window_units = now, 0
-                val = f", val {p.metrics[-1]['val_bpc']:.3f} bpc" if p.metrics else ""
+                val = "" if not p.metrics else (f", val {p.metrics[-1]['val_bpc']:.3f} bpc" if self.task.units == "chars"
+                                                else f", val {p.metrics[-1]['val_nats']:.4f}")
                 bar.set_postfix_str(f"step {p.step}, loss {value:.3f}{val}, "
                                     f"{chars_per_s / 1000:.1f}k {self.task.units}/s", refresh=False)
                 bar.update((p.step - bar.n) if total is not None else int(p.elapsed) - bar.n)
@@ -235,8 +236,9 @@ class Trainer:
         p.metrics.append({"step": p.step, "elapsed": round(p.elapsed, 3), "train_nats": train_loss,
                           "val_nats": val, "val_bpc": val / math.log(2), "lr": lr,
                           "chars_per_s": round(chars_per_s, 1)})
-        self.log(f"step {p.step:>6} | {p.elapsed:7.1f}s | train {train_loss:.4f} | val {val:.4f} nats "
-                 f"({val / math.log(2):.3f} bpc){' *' if improved else ''} | lr {lr:.2e} | "
+        bpc = f" ({val / math.log(2):.3f} bpc)" if self.task.units == "chars" else ""  # per-character tasks
+        self.log(f"step {p.step:>6} | {p.elapsed:7.1f}s | train {train_loss:.4f} | val {val:.4f} nats"
+                 f"{bpc}{' *' if improved else ''} | lr {lr:.2e} | "
                  f"{chars_per_s / 1000:.1f}k {self.task.units}/s")
         self.save(improved)
 

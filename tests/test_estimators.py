@@ -121,3 +121,41 @@ def test_works_inside_sklearn_tools():
 def test_bad_input_is_a_clear_error(X, y, message):
     with pytest.raises(ValueError, match=message):
         RNNClassifier(**SMALL).fit(X, y)
+
+
+def test_classify_cli_train_and_predict(cli, tmp_path):
+    import csv
+    X, y = majority_task(300, 6)
+    data = tmp_path / "data.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text", "label"])
+        writer.writerows([i, x, label] for i, (x, label) in enumerate(zip(X, y)))
+    status, out, err = cli("classify", "train", data, "--text-col", "text", "--label-col", "label",
+                           "--out", tmp_path / "model", "--epochs", "3", "--hidden-size", "16")
+    assert status == 0, err
+    status, out, err = cli("classify", "predict", tmp_path / "model", data)
+    assert status == 0, err
+    rows = list(csv.DictReader(out.splitlines()))
+    assert len(rows) == 300 and list(rows[0]) == ["id", "text", "label", "prediction"]
+    assert [r["id"] for r in rows] == [str(i) for i in range(300)]
+    assert {r["prediction"] for r in rows} <= {"more a", "not"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "{data}", "--text-col", "txt", "--label-col", "label", "--out", "{new}"], "has no column 'txt'"),
+    (["train", "{empty_row}", "--text-col", "text", "--label-col", "label", "--out", "{new}"], "line 3: column 'text' is empty"),
+    (["train", "{data}", "--text-col", "text", "--label-col", "label", "--out", "{taken}"], "not empty"),
+    (["train", "missing.csv", "--text-col", "text", "--label-col", "label", "--out", "{new}"], "no such file"),
+    (["predict", "{taken}", "{data}"], "not a model directory"),
+])
+def test_classify_cli_bad_input(cli, tmp_path, args, message):
+    (tmp_path / "data.csv").write_text("text,label\nabc,x\nabd,y\n")
+    (tmp_path / "empty_row.csv").write_text("text,label\nabc,x\n,y\n")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "precious.txt").write_text("keep me")
+    names = dict(data=tmp_path / "data.csv", empty_row=tmp_path / "empty_row.csv", new=tmp_path / "new",
+                 taken=tmp_path / "taken")
+    status, out, err = cli("classify", *[a.format(**names) for a in args])
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "taken" / "precious.txt").read_text() == "keep me"
