@@ -64,11 +64,13 @@ def run(size: str, out: Path, work: Path, log) -> dict:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, title in ((axes[0], "at_init", "At initialisation (default init)"),
                            (axes[1], "trained", f"After {s['train_steps']} steps on Python source")):
-        for cell in CELLS:
+        for colour, cell in enumerate(CELLS):  # one colour per cell in both panels
             r = results[key][cell]
             if "norm" not in r:
+                ax.plot([], [], color=f"C{colour}", label=f"{cell} (diverged in training)")
                 continue
-            ax.semilogy(np.maximum(r["norm"], 1e-300), label=f"{cell} (x{r['decay_per_step']:.3f}/step)")
+            ax.semilogy(np.maximum(r["norm"], 1e-300), color=f"C{colour}",
+                        label=f"{cell} (x{r['decay_per_step']:.3f}/step)")
         ax.set(title=title, xlabel="distance T - t")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("||dL_T / dh_t||")
