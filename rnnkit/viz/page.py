@@ -22,6 +22,12 @@ def asset(name: str) -> str:
     return resources.files("rnnkit.viz").joinpath("assets", name).read_text(encoding="utf-8")
 
 
+def html_head(title: str, extra_css: str = "") -> str:
+    """Doctype through </head>, with the viewer's stylesheet inline."""
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f"<style>\n{asset('viewer.css')}\n{extra_css}</style>\n</head>\n")
+
+
 def script_json(data) -> str:
     """JSON safe inside a <script> element (no "</script>" can end it early)."""
     return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
@@ -67,20 +73,11 @@ def build_page(model, tokens: np.ndarray, title: str) -> str:
     c = model.config
     meta = (f"{c.cell} {c.num_layers} x {c.hidden_size}, {len(model.vocab)} symbols, step {model.meta['step']}; "
             f"{len(chars):,} characters; {len(units)} units")
-    return PAGE.format(title=html.escape(title), meta=html.escape(meta), css=asset("viewer.css"),
+    return PAGE.format(head=html_head(title), title=html.escape(title), meta=html.escape(meta),
                        js=asset("viewer.js"), data=script_json(data))
 
 
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>
-{css}
-</style>
-</head>
-<body>
+PAGE = """{head}<body>
 <h1>{title}</h1>
 <div class="rv-meta">{meta}</div>
 <div class="rv-controls">

@@ -32,7 +32,7 @@ from ..diagnostics.activations import StepReader, capture, one_thread
 from ..diagnostics.units import rank_units, text_properties
 from ..errors import UsageError
 from ..sampling import filter_logits
-from .page import TOP_PREDICTIONS, asset, script_json, unit_order
+from .page import TOP_PREDICTIONS, asset, html_head, script_json, unit_order
 
 MAX_PROMPT_CHARS = 2000
 MAX_LENGTH = 5000
@@ -107,8 +107,8 @@ def create_app(run_dir: str | Path, which: str = "best") -> Starlette:
         curves = plot_training(model.meta)
 
     async def page(request: Request) -> HTMLResponse:
-        return HTMLResponse(APP_PAGE.format(css=asset("viewer.css"), js=asset("viewer.js"),
-                                            info=script_json(info), title=f"rnnkit: {info['run']}"))
+        return HTMLResponse(APP_PAGE.format(head=html_head(f"rnnkit: {info['run']}", APP_CSS),
+                                            js=asset("viewer.js"), info=script_json(info)))
 
     async def api_info(request: Request) -> JSONResponse:
         return JSONResponse(info)
@@ -166,6 +166,11 @@ def _parse(model: Model, unit_index: list[int], body: dict) -> Generation:
     return Generation(model, unit_index, tokens, length, float(temperature), top_k, secrets.randbits(31))
 
 
+APP_CSS = """textarea { width: 100%; font-family: ui-monospace, monospace; font-size: 14px; }
+.rv-curves img { max-width: 100%; }
+"""
+
+
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which: str = "best") -> None:
     import uvicorn
     app = create_app(run_dir, which)
@@ -175,18 +180,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-APP_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>
-{css}
-textarea {{ width: 100%; font-family: ui-monospace, monospace; font-size: 14px; }}
-.rv-curves img {{ max-width: 100%; }}
-</style>
-</head>
-<body>
+APP_PAGE = """{head}<body>
 <h1 id="rv-title"></h1>
 <div class="rv-meta" id="rv-meta"></div>
 <textarea id="rv-prompt" rows="3" placeholder="Type a prompt"></textarea>
