@@ -1,6 +1,7 @@
-"""scikit-learn estimators over rnnkit's recurrent models: `RNNClassifier`, `RNNRegressor`.
+"""scikit-learn estimators over rnnkit's recurrent models: `RNNClassifier`, `RNNRegressor`, `RNNTagger`.
 
-X is a sequence of strings; y labels (any hashable values) or numbers. `__init__` only stores
+X is a sequence of strings (for the tagger: a sequence of token lists); y labels (any hashable
+values), numbers, or for the tagger one label list per token list. `__init__` only stores
 hyperparameters; `fit` learns the tokenizer (`tokenizer_`), the classes (`classes_`) and the
 network (`model_`) and returns self; so `Pipeline`, `GridSearchCV`, `cross_val_score` and
 `clone` work as with any scikit-learn estimator. Training uses the one rnnkit Trainer, on the CPU
@@ -24,7 +25,7 @@ from .config import TrainConfig
 from .data.sequences import pad
 from .data.tokenizers import Tokenizer
 from .errors import UsageError
-from .models.classifier import SequencePredictor
+from .models.classifier import SequencePredictor, SequenceTagger
 from .models.sequence_task import LabelledSequencesTask
 from .training import Trainer
 
@@ -43,7 +44,8 @@ class _RNNEstimator(BaseEstimator):
     _loss = ""  # "cross_entropy" | "mse"
 
     def __init__(self, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
-                 embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last", level: str = "char",
+                 embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last", bidirectional: bool = False,
+                 level: str = "char",
                  lowercase: bool = False, min_df: int = 1, max_features: int | None = None, epochs: float = 10.0,
                  batch_size: int = 32, lr: float = 3e-3, optimizer: str = "adam", clip: float = 1.0,
                  random_state: int = 0, device: str = "cpu", verbose: int = 0) -> None:
@@ -53,6 +55,7 @@ class _RNNEstimator(BaseEstimator):
         self.embedding_size = embedding_size
         self.dropout = dropout
         self.pooling = pooling
+        self.bidirectional = bidirectional
         self.level = level
         self.lowercase = lowercase
         self.min_df = min_df
@@ -73,16 +76,26 @@ class _RNNEstimator(BaseEstimator):
     def _num_outputs(self) -> int:
         raise NotImplementedError
 
+    def _build_model(self) -> torch.nn.Module:
+        return SequencePredictor(len(self.tokenizer_), self._num_outputs(), self.cell, self.hidden_size,
+                                 self.num_layers, self.embedding_size, self.dropout, self.pooling, self.bidirectional)
+
+    def _inputs(self, X) -> list:
+        return _texts(X)
+
+    def _tokenizer_level(self) -> str:
+        return self.level
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y):
-        texts = _texts(X)
-        y = np.asarray(y)
+        texts = self._inputs(X)
+        y = np.asarray(y) if self._loss != "tagging" else list(y)
         if len(texts) != len(y):
             raise ValueError(f"X has {len(texts)} items but y has {len(y)}")
         if len(texts) < 2:
             raise ValueError("fit needs at least 2 examples")
         torch.manual_seed(self.random_state)
-        self.tokenizer_ = Tokenizer(self.level, self.lowercase, self.min_df, self.max_features).fit(texts)
+        self.tokenizer_ = Tokenizer(self._tokenizer_level(), self.lowercase, self.min_df, self.max_features).fit(texts)
         targets = self._encode_targets(y)
         sequences = [self.tokenizer_.encode(t) for t in texts]
         order = np.random.default_rng(self.random_state).permutation(len(texts))
@@ -91,10 +104,12 @@ class _RNNEstimator(BaseEstimator):
         if n_val == 0:  # too few examples to hold some out: validate on the training set
             val = train
         device = torch.device(self.device)
-        self.model_ = SequencePredictor(len(self.tokenizer_), self._num_outputs(), self.cell, self.hidden_size,
-                                        self.num_layers, self.embedding_size, self.dropout, self.pooling).to(device)
-        task = LabelledSequencesTask([sequences[i] for i in train], targets[train], [sequences[i] for i in val],
-                                     targets[val], self.batch_size, self._loss, self.random_state, device)
+        self.model_ = self._build_model().to(device)
+        pick = (lambda rows: targets[rows]) if isinstance(targets, torch.Tensor) else \
+            (lambda rows: [targets[i] for i in rows])
+        task = LabelledSequencesTask([sequences[i] for i in train], pick(train), [sequences[i] for i in val],
+                                     pick(val), self.batch_size, "mse" if self._loss == "mse" else "cross_entropy",
+                                     self.random_state, device)
         config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                              clip=self.clip, seed=self.random_state, device=self.device,
                              eval_every=max(1, task.steps_per_epoch()))
@@ -109,7 +124,7 @@ class _RNNEstimator(BaseEstimator):
     @torch.no_grad()
     def _outputs(self, X) -> torch.Tensor:
         check_is_fitted(self, "model_")
-        texts = _texts(X)
+        texts = self._inputs(X)
         self.model_.eval()
         device = next(self.model_.parameters()).device
         outputs = []
@@ -133,9 +148,7 @@ class _RNNEstimator(BaseEstimator):
         estimator = cls(**meta["params"])
         estimator.tokenizer_ = Tokenizer.from_json(meta["tokenizer"])
         estimator._restore_fitted(meta["fitted"])
-        estimator.model_ = SequencePredictor(len(estimator.tokenizer_), estimator._num_outputs(), estimator.cell,
-                                             estimator.hidden_size, estimator.num_layers, estimator.embedding_size,
-                                             estimator.dropout, estimator.pooling)
+        estimator.model_ = estimator._build_model()
         estimator.model_.load_state_dict(checkpoint.load_tensors(directory, meta, "model"))
         estimator.model_.eval()
         return estimator
@@ -198,3 +211,92 @@ class RNNRegressor(RegressorMixin, _RNNEstimator):
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         self.y_mean_, self.y_scale_ = state["y_mean"], state["y_scale"]
+
+
+class RNNTagger(_RNNEstimator):
+    """Sequence tagging: a label for every token. X: token lists; y: label lists of the same lengths.
+    Bidirectional by default. `predict` returns a list of label lists; `score` is per-token accuracy."""
+
+    _loss = "tagging"
+
+    def __init__(self, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1, embedding_size: int = 64,
+                 dropout: float = 0.0, bidirectional: bool = True, lowercase: bool = False, min_df: int = 1,
+                 max_features: int | None = None, epochs: float = 10.0, batch_size: int = 32, lr: float = 3e-3,
+                 optimizer: str = "adam", clip: float = 1.0, random_state: int = 0, device: str = "cpu",
+                 verbose: int = 0) -> None:
+        # Stored one by one, as scikit-learn expects; no pooling or tokenizer level here.
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.embedding_size = embedding_size
+        self.dropout = dropout
+        self.bidirectional = bidirectional
+        self.lowercase = lowercase
+        self.min_df = min_df
+        self.max_features = max_features
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.clip = clip
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def _tokenizer_level(self) -> str:
+        return "token"  # the given tokens are used as they are
+
+    def _inputs(self, X) -> list[list[str]]:
+        if isinstance(X, str):
+            raise ValueError("X must be a sequence of token lists, not one string")
+        rows = [list(x) for x in X]
+        for i, row in enumerate(rows):
+            if not row or not all(isinstance(t, str) for t in row):
+                raise ValueError(f"X item {i} must be a non-empty list of string tokens")
+        return rows
+
+    def fit(self, X, y):
+        rows, labels = self._inputs(X), [list(row) for row in y]
+        if len(rows) == len(labels):
+            for i, (tokens, tags) in enumerate(zip(rows, labels)):
+                if len(tokens) != len(tags):
+                    raise ValueError(f"item {i} has {len(tokens)} tokens but {len(tags)} labels")
+        return super().fit(rows, labels)
+
+    def _encode_targets(self, y) -> list[list[int]]:
+        rows = [list(labels) for labels in y]
+        self.classes_ = np.array(sorted({label for row in rows for label in row}, key=str), dtype=object)
+        index = {label: i for i, label in enumerate(self.classes_)}
+        return [[index[label] for label in row] for row in rows]
+
+    def _num_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _build_model(self) -> torch.nn.Module:
+        return SequenceTagger(len(self.tokenizer_), self._num_outputs(), self.cell, self.hidden_size,
+                              self.num_layers, self.embedding_size, self.dropout, self.bidirectional)
+
+    @torch.no_grad()
+    def predict(self, X) -> list[list]:
+        check_is_fitted(self, "model_")
+        rows = self._inputs(X)
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        out = []
+        for start in range(0, len(rows), 256):
+            chunk = rows[start:start + 256]
+            tokens, lengths = pad([self.tokenizer_.encode(r) for r in chunk], device)
+            best = self.model_(tokens, lengths).argmax(dim=2).cpu()  # (B, T)
+            out.extend([self.classes_[i] for i in best[b, :len(r)].tolist()] for b, r in enumerate(chunk))
+        return out
+
+    def score(self, X, y) -> float:
+        predicted = self.predict(X)
+        pairs = [(p, t) for ps, ts in zip(predicted, y) for p, t in zip(ps, ts)]
+        return sum(p == t for p, t in pairs) / max(len(pairs), 1)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"classes": self.classes_.tolist()}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        self.classes_ = np.array(state["classes"], dtype=object)

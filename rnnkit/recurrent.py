@@ -24,41 +24,56 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .cells import CELL_TYPES, Cell, State
 
 _FUSED_MODULES = {
-    "LSTM": lambda D, H, L, p: nn.LSTM(D, H, L, dropout=p, batch_first=True, device="meta"),
-    "GRU": lambda D, H, L, p: nn.GRU(D, H, L, dropout=p, batch_first=True, device="meta"),
-    "RNN_TANH": lambda D, H, L, p: nn.RNN(D, H, L, nonlinearity="tanh", dropout=p, batch_first=True, device="meta"),
-    "RNN_RELU": lambda D, H, L, p: nn.RNN(D, H, L, nonlinearity="relu", dropout=p, batch_first=True, device="meta"),
+    "LSTM": lambda D, H, L, p, bi: nn.LSTM(D, H, L, dropout=p, bidirectional=bi, batch_first=True, device="meta"),
+    "GRU": lambda D, H, L, p, bi: nn.GRU(D, H, L, dropout=p, bidirectional=bi, batch_first=True, device="meta"),
+    "RNN_TANH": lambda D, H, L, p, bi: nn.RNN(D, H, L, nonlinearity="tanh", dropout=p, bidirectional=bi,
+                                             batch_first=True, device="meta"),
+    "RNN_RELU": lambda D, H, L, p, bi: nn.RNN(D, H, L, nonlinearity="relu", dropout=p, bidirectional=bi,
+                                             batch_first=True, device="meta"),
 }
 
 
 class Recurrent(nn.Module):
     def __init__(self, cell: str | type[Cell], input_size: int, hidden_size: int,
-                 num_layers: int = 1, dropout: float = 0.0) -> None:
+                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False) -> None:
         super().__init__()
         cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout = dropout
+        self.bidirectional = bidirectional
+        self.directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.directions  # width of the outputs: both directions side by side
         self.state_names = cell_type.state_names
-        self.cells = nn.ModuleList(
-            cell_type(input_size if k == 0 else hidden_size, hidden_size) for k in range(num_layers))
+        widths = [input_size] + [self.output_size] * (num_layers - 1)  # each layer's input width
+        self.cells = nn.ModuleList(cell_type(widths[k], hidden_size) for k in range(num_layers))
+        # Bidirectional: a second stack reads each sequence from its end (Schuster & Paliwal 1997).
+        # Kept apart from `cells` so a one-directional model's parameter names never change.
+        if bidirectional:
+            self.reverse_cells = nn.ModuleList(cell_type(widths[k], hidden_size) for k in range(num_layers))
         # The fused template holds no real weights (meta device) and is kept out of the module
         # tree so it appears in neither state_dict nor parameters().
         mode = cell_type.fused_mode
         self._fused: list[nn.Module] = (
-            [_FUSED_MODULES[mode](input_size, hidden_size, num_layers, dropout)] if mode else [])
+            [_FUSED_MODULES[mode](input_size, hidden_size, num_layers, dropout, bidirectional)] if mode else [])
+
+    def _directions(self) -> list[tuple[nn.ModuleList, str]]:
+        """(cells, suffix of the fused kernel's weight names) per direction."""
+        return [(self.cells, "")] + ([(self.reverse_cells, "_reverse")] if self.bidirectional else [])
 
     @property
     def is_fused(self) -> bool:
         return bool(self._fused)
 
     def reset_parameters(self, scheme: str = "auto", forget_bias: float = 1.0) -> None:
-        for cell in self.cells:
-            cell.reset_parameters(scheme, forget_bias)
+        for cells, _ in self._directions():
+            for cell in cells:
+                cell.reset_parameters(scheme, forget_bias)
 
     def init_state(self, batch: int, device: torch.device | None = None,
                    dtype: torch.dtype | None = None) -> State:
-        shape = (self.num_layers, batch, self.hidden_size)
+        """One (L * directions, B, H) tensor per state name: PyTorch's layout, layer-major."""
+        shape = (self.num_layers * self.directions, batch, self.hidden_size)
         return tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in self.state_names)
 
     def forward(self, x: torch.Tensor, state: State | None = None,
@@ -79,9 +94,10 @@ class Recurrent(nn.Module):
         kernel = self._fused[0]
         kernel.train(self.training)
         weights = {}
-        for k, cell in enumerate(self.cells):
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                weights[f"{name}_l{k}"] = getattr(cell, name)
+        for cells, suffix in self._directions():
+            for k, cell in enumerate(cells):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    weights[f"{name}_l{k}{suffix}"] = getattr(cell, name)
         hx = state if len(state) > 1 else state[0]
         T = x.shape[1]
         if lengths is not None:
@@ -99,34 +115,58 @@ class Recurrent(nn.Module):
                       lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """The stack run by the cells' step functions, one time step at a time: the path for custom
         cells, and the one the fused kernels are checked against (`rnnkit gradcheck`)."""
-        layer_input = x
-        final: list[State] = []
-        T = x.shape[1]
+        B, T = x.shape[:2]
+        lengths = torch.full((B,), T) if lengths is None and self.bidirectional else lengths
         # (T, B, 1): which sequences still have a real step at time t
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
-        for k, cell in enumerate(self.cells):
+        if self.bidirectional:
+            # flip[b, t]: where sequence b's step t comes from when read backwards within its own
+            # length (padding stays in place); applying it twice gives the identity.
+            t = torch.arange(T, device=x.device)[None, :]
+            n = lengths.to(x.device)[:, None]
+            flip = torch.where(t < n, n - 1 - t, t)  # (B, T)
+        layer_input = x
+        final: list[State] = []
+        for k in range(self.num_layers):
             if k > 0 and self.dropout > 0:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
-            s = tuple(part[k] for part in state)
             outputs = []
-            for t in range(T):
-                y, new = cell.step(layer_input[:, t], s)
-                if live is not None:  # finished sequences keep their state and output zeros
-                    new = tuple(torch.where(live[t], n, old) for n, old in zip(new, s))
-                    y = y * live[t]
-                s = new
-                outputs.append(y)
-            layer_input = torch.stack(outputs, dim=1)  # (B, T, H)
-            final.append(s)
+            for d, (cells, _) in enumerate(self._directions()):
+                seq = layer_input if d == 0 else _gather_time(layer_input, flip)
+                out, s = _run_cell(cells[k], seq, tuple(part[k * self.directions + d] for part in state), live)
+                outputs.append(out if d == 0 else _gather_time(out, flip))
+                final.append(s)
+            layer_input = torch.cat(outputs, dim=2)  # (B, T, H * directions)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*final))
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One time step of the whole stack: x (B, D) -> y (B, H). Used for sampling (no dropout)."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional layer reads whole sequences; it has no single step")
         new: list[State] = []
         for k, cell in enumerate(self.cells):
             x, s = cell.step(x, tuple(part[k] for part in state))
             new.append(s)
         return x, tuple(torch.stack(parts) for parts in zip(*new))
+
+
+def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+    """One layer, one direction, step by step: x (B, T, D) -> outputs (B, T, H), final state.
+    Past a sequence's end (live false) its state is kept and its outputs are zero."""
+    outputs = []
+    for t in range(x.shape[1]):
+        y, new = cell.step(x[:, t], s)
+        if live is not None:
+            new = tuple(torch.where(live[t], n, old) for n, old in zip(new, s))
+            y = y * live[t]
+        s = new
+        outputs.append(y)
+    return torch.stack(outputs, dim=1), s
+
+
+def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, T, D) reordered in time per sequence: out[b, t] = x[b, index[b, t]]."""
+    return x.gather(1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
 def detach_state(state: State) -> State:

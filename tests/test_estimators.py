@@ -9,7 +9,7 @@ from sklearn.pipeline import FunctionTransformer, Pipeline
 
 from rnnkit.data.sequences import bucketed_batches, pad
 from rnnkit.data.tokenizers import Tokenizer
-from rnnkit.estimators import RNNClassifier, RNNRegressor
+from rnnkit.estimators import RNNClassifier, RNNRegressor, RNNTagger
 from rnnkit.models.classifier import SequencePredictor
 from rnnkit.recurrent import Recurrent
 
@@ -32,9 +32,10 @@ def fitted():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("steps", [False, True])
-def test_padding_never_changes_a_result(cell, steps):
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_never_changes_a_result(cell, steps, bidirectional):
     torch.manual_seed(0)
-    rec = Recurrent(cell, 3, 5, num_layers=2).double()
+    rec = Recurrent(cell, 3, 5, num_layers=2, bidirectional=bidirectional).double()
     lengths = torch.tensor([4, 7, 1])
     x = torch.randn(3, 7, 3, dtype=torch.double)
     run = (lambda x, n=None: rec.forward_steps(x, rec.init_state(x.shape[0], dtype=x.dtype), n)) if steps else \
@@ -49,9 +50,11 @@ def test_padding_never_changes_a_result(cell, steps):
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-def test_head_output_of_a_sequence_does_not_depend_on_its_batch(pooling):
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_head_output_of_a_sequence_does_not_depend_on_its_batch(pooling, bidirectional):
     torch.manual_seed(0)
-    head = SequencePredictor(10, 3, hidden_size=8, embedding_size=4, pooling=pooling).eval()
+    head = SequencePredictor(10, 3, hidden_size=8, embedding_size=4, pooling=pooling,
+                             bidirectional=bidirectional).eval()
     sequences = [[2, 3, 4], [5, 6, 7, 8, 9, 2, 3], [4]]
     tokens, lengths = pad(sequences)
     together = head(tokens, lengths)
@@ -159,3 +162,36 @@ def test_classify_cli_bad_input(cli, tmp_path, args, message):
     status, out, err = cli("classify", *[a.format(**names) for a in args])
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "taken" / "precious.txt").read_text() == "keep me"
+
+
+def lookahead_tagging(n: int, seed: int):
+    """Tag Y if a 'y' comes later in the sentence, else X if an 'x' came earlier, else O: the
+    first rule needs the future, so only a bidirectional tagger can get it right."""
+    rng = np.random.default_rng(seed)
+    X, Y = [], []
+    for _ in range(n):
+        tokens = [str(t) for t in rng.choice(["a", "b", "x", "y", "c"], rng.integers(2, 15))]
+        X.append(tokens)
+        Y.append(["Y" if "y" in tokens[i + 1:] else "X" if "x" in tokens[:i] else "O" for i in range(len(tokens))])
+    return X, Y
+
+
+def test_bidirectional_tagger_sees_the_future(tmp_path):
+    X, Y = lookahead_tagging(1500, 0)
+    Xt, Yt = lookahead_tagging(300, 1)
+    both = RNNTagger(**SMALL).fit(X, Y)
+    forward_only = RNNTagger(**SMALL, bidirectional=False).fit(X, Y)
+    assert both.score(Xt, Yt) > 0.97
+    assert forward_only.score(Xt, Yt) < 0.8  # it cannot know whether a 'y' follows
+    predicted = both.predict(Xt[:20])
+    assert [len(p) for p in predicted] == [len(x) for x in Xt[:20]]
+    both.save(tmp_path / "tagger")
+    assert RNNTagger.load(tmp_path / "tagger").predict(Xt[:20]) == predicted
+    assert clone(both).get_params() == both.get_params()
+
+
+def test_tagger_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="item 1 has 2 tokens but 1 labels"):
+        RNNTagger(**SMALL).fit([["a"], ["b", "c"]], [["X"], ["Y"]])
+    with pytest.raises(ValueError, match="non-empty list of string tokens"):
+        RNNTagger(**SMALL).fit([["a"], []], [["X"], []])

@@ -1,7 +1,8 @@
 """Tokenizers for labelled-sequence tasks (classification, tagging, seq2seq): text -> token ids.
 
-Two levels: characters, or words (runs of letters/digits, and each other non-space character on
-its own, so "don't!" is `don ' t !`). Options as in scikit-learn's vectorisers: `lowercase`,
+Three levels: characters, words (runs of letters/digits, and each other non-space character on
+its own, so "don't!" is `don ' t !`), or tokens (the input is already a list of tokens, as for
+tagging). Options as in scikit-learn's vectorisers: `lowercase`,
 `min_df` (keep tokens seen in at least this many documents), `max_features` (keep only the most
 frequent). Id 0 is padding and id 1 the unknown token, so a vocabulary fitted on training text
 reads any text. The fitted vocabulary is saved inside the model (`to_json` / `from_json`).
@@ -20,8 +21,8 @@ _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 class Tokenizer:
     def __init__(self, level: str = "char", lowercase: bool = False, min_df: int = 1,
                  max_features: int | None = None) -> None:
-        if level not in ("char", "word"):
-            raise ValueError(f"level must be 'char' or 'word' (got {level!r})")
+        if level not in ("char", "word", "token"):
+            raise ValueError(f"level must be 'char', 'word' or 'token' (got {level!r})")
         if min_df < 1:
             raise ValueError(f"min_df must be >= 1 (got {min_df})")
         if max_features is not None and max_features < 1:
@@ -30,12 +31,14 @@ class Tokenizer:
         self.tokens: list[str] = [PAD, UNK]
         self.index: dict[str, int] = {PAD: 0, UNK: 1}
 
-    def split(self, text: str) -> list[str]:
+    def split(self, text: str | list[str]) -> list[str]:
+        if self.level == "token":
+            return [t.lower() for t in text] if self.lowercase else list(text)
         if self.lowercase:
             text = text.lower()
         return list(text) if self.level == "char" else _WORD.findall(text)
 
-    def fit(self, texts: Iterable[str]) -> "Tokenizer":
+    def fit(self, texts: Iterable[str] | Iterable[list[str]]) -> "Tokenizer":
         counts: Counter[str] = Counter()
         document_frequency: Counter[str] = Counter()
         for text in texts:
@@ -53,7 +56,7 @@ class Tokenizer:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str | list[str]) -> list[int]:
         return [self.index.get(piece, 1) for piece in self.split(text)]
 
     def decode(self, ids: Iterable[int]) -> str:

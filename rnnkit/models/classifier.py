@@ -1,5 +1,5 @@
-"""Many-to-one head: token sequences of any length -> one vector of outputs per sequence
-(class logits for classification, values for regression).
+"""Heads over token sequences of any length: `SequencePredictor` (many-to-one: one vector of outputs
+per sequence, class logits or values) and `SequenceTagger` (many-to-many, aligned: a label per token).
 
 Shapes: B batch, T longest sequence in the batch, E embedding, H hidden, K outputs.
 tokens (B, T) are padded with id 0 after each sequence's end; lengths (B,) give the real lengths.
@@ -19,22 +19,25 @@ POOLINGS = ("last", "mean", "max")
 class SequencePredictor(nn.Module):
     def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
                  num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last",
-                 init: str = "auto", forget_bias: float = 1.0) -> None:
+                 bidirectional: bool = False, init: str = "auto", forget_bias: float = 1.0) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
         self.pooling = pooling
         self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=0)
-        self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout)
+        self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.recurrent.reset_parameters(init, forget_bias)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, num_outputs)
+        self.head = nn.Linear(self.recurrent.output_size, num_outputs)
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, T), (B,) -> one (B, H) summary per sequence, by the chosen pooling."""
-        out, _ = self.recurrent(self.embed(tokens), lengths=lengths)  # (B, T, H), zeros past each end
+        """(B, T), (B,) -> one (B, H * directions) summary per sequence, by the chosen pooling."""
+        out, state = self.recurrent(self.embed(tokens), lengths=lengths)  # (B, T, H*), zeros past each end
         if self.pooling == "last":
-            return out[torch.arange(out.shape[0], device=out.device), lengths.to(out.device) - 1]
+            # The top layer's final h in each direction: after the last real token reading forwards,
+            # after the first token reading backwards.
+            top = state[0][-self.recurrent.directions:]  # (directions, B, H)
+            return top.transpose(0, 1).reshape(top.shape[1], -1)
         if self.pooling == "mean":
             return out.sum(dim=1) / lengths.to(out.device, out.dtype)[:, None]
         real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
@@ -42,3 +45,22 @@ class SequencePredictor(nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.encode(tokens, lengths)))  # (B, K)
+
+
+class SequenceTagger(nn.Module):
+    """tokens (B, T) + lengths (B,) -> label logits (B, T, C) for every position; bidirectional
+    by default, since a token's label usually depends on what follows it too."""
+
+    def __init__(self, vocab_size: int, num_labels: int, cell: str = "lstm", hidden_size: int = 128,
+                 num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, bidirectional: bool = True,
+                 init: str = "auto", forget_bias: float = 1.0) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=0)
+        self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        self.recurrent.reset_parameters(init, forget_bias)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.recurrent.output_size, num_labels)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out, _ = self.recurrent(self.embed(tokens), lengths=lengths)  # (B, T, H * directions)
+        return self.head(self.dropout(out))  # (B, T, C)

@@ -1,5 +1,6 @@
-"""The Trainer's Task for labelled sequences (classification or regression): bucketed padded
-batches in a new order every epoch, the loss on a held-out part for validation."""
+"""The Trainer's Task for labelled sequences: bucketed padded batches in a new order every epoch,
+the loss on a held-out part for validation. Targets are one per sequence (a tensor: classification
+or regression) or one per token (a list of id lists: tagging, padded with IGNORE)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,24 @@ from torch import nn
 
 from ..data.sequences import bucketed_batches, pad
 
+IGNORE = -100  # the label of padding positions; cross_entropy skips it
+
+
+def _targets(targets, chosen, device) -> torch.Tensor:
+    if isinstance(targets, torch.Tensor):
+        return targets[chosen].to(device)
+    rows = [targets[i] for i in chosen]
+    out = torch.full((len(rows), max(len(r) for r in rows)), IGNORE, dtype=torch.long)
+    for b, r in enumerate(rows):
+        out[b, :len(r)] = torch.tensor(r, dtype=torch.long)
+    return out.to(device)
+
 
 class LabelledSequencesTask:
     units = "seqs"
 
-    def __init__(self, sequences: list[list[int]], targets: torch.Tensor, val_sequences: list[list[int]],
-                 val_targets: torch.Tensor, batch_size: int, loss: str, seed: int, device: torch.device) -> None:
+    def __init__(self, sequences: list[list[int]], targets, val_sequences: list[list[int]],
+                 val_targets, batch_size: int, loss: str, seed: int, device: torch.device) -> None:
         self.sequences, self.targets = sequences, targets
         self.val_sequences, self.val_targets = val_sequences, val_targets
         self.batch_size = batch_size
@@ -29,6 +42,8 @@ class LabelledSequencesTask:
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.loss_name == "cross_entropy":
+            if outputs.dim() == 3:  # (B, T, C) per-token logits against (B, T) labels
+                return F.cross_entropy(outputs.transpose(1, 2), targets, ignore_index=IGNORE)
             return F.cross_entropy(outputs, targets)
         return F.mse_loss(outputs, targets)
 
@@ -41,7 +56,7 @@ class LabelledSequencesTask:
     def training_loss(self, model: nn.Module) -> torch.Tensor:
         chosen = self.batches[self.index]
         tokens, lengths = pad([self.sequences[i] for i in chosen], self.device)
-        loss = self.loss(model(tokens, lengths), self.targets[chosen].to(self.device))
+        loss = self.loss(model(tokens, lengths), _targets(self.targets, chosen, self.device))
         self.index += 1
         if self.index == len(self.batches):
             self.epoch, self.index = self.epoch + 1, 0
@@ -53,10 +68,11 @@ class LabelledSequencesTask:
         model.eval()
         total, count = 0.0, 0
         for start in range(0, len(self.val_sequences), 256):
-            tokens, lengths = pad(self.val_sequences[start:start + 256], self.device)
-            targets = self.val_targets[start:start + 256].to(self.device)
-            total += self.loss(model(tokens, lengths), targets).item() * len(targets)
-            count += len(targets)
+            chosen = list(range(start, min(start + 256, len(self.val_sequences))))
+            tokens, lengths = pad([self.val_sequences[i] for i in chosen], self.device)
+            targets = _targets(self.val_targets, chosen, self.device)
+            total += self.loss(model(tokens, lengths), targets).item() * len(chosen)
+            count += len(chosen)
         return total / max(count, 1)
 
     def cursor(self) -> dict:
