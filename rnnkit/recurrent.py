@@ -55,7 +55,9 @@ class Recurrent(nn.Module):
         # tree so it appears in neither state_dict nor parameters().
         mode = cell_type.fused_mode
         self._fused: list[nn.Module] = (
-            [_FUSED_MODULES[mode](input_size, hidden_size, num_layers, dropout, bidirectional)] if mode else [])
+            # Its dropout acts between layers only; with one layer there is none to apply.
+            [_FUSED_MODULES[mode](input_size, hidden_size, num_layers, dropout if num_layers > 1 else 0.0,
+                                  bidirectional)] if mode else [])
 
     def _directions(self) -> list[tuple[nn.ModuleList, str]]:
         """(cells, suffix of the fused kernel's weight names) per direction."""
