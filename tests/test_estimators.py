@@ -195,3 +195,31 @@ def test_tagger_rejects_mismatched_lengths():
         RNNTagger(**SMALL).fit([["a"], ["b", "c"]], [["X"], ["Y"]])
     with pytest.raises(ValueError, match="non-empty list of string tokens"):
         RNNTagger(**SMALL).fit([["a"], []], [["X"], []])
+
+
+def test_tag_cli_train_and_predict(cli, tmp_path):
+    import csv
+    X, Y = lookahead_tagging(400, 7)
+    data = tmp_path / "tags.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["tokens", "tags"])
+        writer.writerows([" ".join(x), " ".join(y)] for x, y in zip(X, Y))
+    status, out, err = cli("tag", "train", data, "--tokens-col", "tokens", "--tags-col", "tags",
+                           "--out", tmp_path / "model", "--epochs", "2", "--hidden-size", "16")
+    assert status == 0, err
+    status, out, err = cli("tag", "predict", tmp_path / "model", data)
+    assert status == 0, err
+    rows = list(csv.DictReader(out.splitlines()))
+    assert len(rows) == 400
+    assert all(len(r["prediction"].split()) == len(r["tokens"].split()) for r in rows)
+    assert {t for r in rows for t in r["prediction"].split()} <= {"X", "Y", "O"}
+
+
+def test_tag_cli_rejects_mismatched_lengths(cli, tmp_path):
+    data = tmp_path / "bad.csv"
+    data.write_text("tokens,tags\na b,X O\na b c,X O\n")
+    status, out, err = cli("tag", "train", data, "--tokens-col", "tokens", "--tags-col", "tags",
+                           "--out", tmp_path / "model")
+    assert status == 2 and "line 3: 3 tokens but 2 tags" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "model").exists()

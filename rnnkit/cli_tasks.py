@@ -1,0 +1,189 @@
+"""`rnnkit classify` and `rnnkit tag` (train | predict) from CSV files, over the estimators.
+
+    rnnkit classify train DATA.csv --text-col text --label-col label --out DIR
+    rnnkit classify predict DIR DATA.csv > predictions.csv
+    rnnkit tag train DATA.csv --tokens-col tokens --tags-col tags --out DIR   # space-separated, aligned
+    rnnkit tag predict DIR DATA.csv > tagged.csv
+
+`predict` writes the input rows, in order, with a `prediction` column added, as CSV on stdout
+(for tagging: the space-separated tags). Bad input (a missing file or column, an empty cell, tokens
+and tags of different lengths, a used --out) is one line on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def _model_flags(t, pooling: bool) -> None:
+    t.add_argument("--cell", choices=("lstm", "gru", "rnn", "irnn"), default="lstm")
+    t.add_argument("--hidden-size", type=int, default=128, metavar="N", help="default 128")
+    t.add_argument("--num-layers", type=int, default=1, metavar="N", help="default 1")
+    t.add_argument("--embedding-size", type=int, default=64, metavar="N", help="default 64")
+    t.add_argument("--dropout", type=float, default=0.0, metavar="X", help="default 0")
+    if pooling:
+        t.add_argument("--pooling", choices=("last", "mean", "max"), default="last",
+                       help="summary of the sequence: the last state, or the mean/max over steps (default last)")
+        t.add_argument("--bidirectional", action="store_true", help="read each text both ways")
+    else:
+        t.add_argument("--forward-only", action="store_true",
+                       help="read left to right only (default: both directions)")
+    t.add_argument("--lowercase", action="store_true", help="lowercase the text first")
+    t.add_argument("--min-df", type=int, default=1, metavar="N", help="keep tokens seen in at least N rows (default 1)")
+    t.add_argument("--max-features", type=int, default=None, metavar="N", help="keep the N most frequent tokens")
+    t.add_argument("--epochs", type=float, default=10.0, metavar="X", help="passes over the data (default 10)")
+    t.add_argument("--batch-size", type=int, default=32, metavar="N", help="default 32")
+    t.add_argument("--lr", type=float, default=3e-3, metavar="X", help="Adam learning rate (default 3e-3)")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="default 0")
+
+
+def _common_options(args: argparse.Namespace) -> dict:
+    for flag in ("hidden_size", "num_layers", "embedding_size", "batch_size", "min_df"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
+    if not args.epochs > 0 or not args.lr > 0 or not 0 <= args.dropout < 1:
+        raise UsageError("--epochs and --lr must be > 0 and --dropout in [0, 1)")
+    return dict(cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
+                embedding_size=args.embedding_size, dropout=args.dropout, lowercase=args.lowercase,
+                min_df=args.min_df, max_features=args.max_features, epochs=args.epochs,
+                batch_size=args.batch_size, lr=args.lr, random_state=args.seed, verbose=1)
+
+
+def _check_new_out(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} already exists and is not empty; choose a new directory "
+                         f"(nothing there is overwritten)")
+    return out
+
+
+def _load_model(cls, directory: str, command: str):
+    from .checkpoint import is_run_dir, read_meta
+    if not is_run_dir(directory):
+        raise UsageError(f"{directory} is not a model directory (no rnnkit.json); train one with "
+                         f"`rnnkit {command} train`")
+    return cls.load(directory), read_meta(directory)
+
+
+def _write_predictions(header: list[str], rows: list[dict], predictions) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=[*header, "prediction"], lineterminator="\n")
+    writer.writeheader()
+    for row, prediction in zip(rows, predictions):
+        writer.writerow({**row, "prediction": prediction})
+
+
+def add_classify(sub, parser_class) -> None:
+    p = sub.add_parser("classify", help="text classification from a CSV file (train, predict)",
+                       description="Train a recurrent text classifier on a CSV file, or label new rows with one.")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
+    t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
+                           description="Train on the rows of DATA.csv: --text-col holds the text, --label-col "
+                                       "the label (any strings). 10%% of the rows are held out to report "
+                                       "validation loss per epoch.")
+    t.add_argument("data", metavar="DATA.csv")
+    t.add_argument("--text-col", required=True, metavar="NAME", help="column with the text")
+    t.add_argument("--label-col", required=True, metavar="NAME", help="column with the label")
+    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
+    t.add_argument("--level", choices=("char", "word"), default="char", help="tokens: characters or words (default char)")
+    _model_flags(t, pooling=True)
+    pr = actions.add_parser("predict", help="label the rows of DATA.csv; CSV with a prediction column to stdout")
+    pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit classify train`")
+    pr.add_argument("data", metavar="DATA.csv")
+    pr.add_argument("--text-col", default=None, metavar="NAME", help="column with the text (default: the training column)")
+
+
+def _read_rows(path: str, columns: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{path}: no such file")
+    with open(p, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise UsageError(f"{path} has no column {', '.join(repr(c) for c in missing)}; its columns are "
+                             f"{', '.join(repr(c) for c in header) or '(none)'}")
+        rows = list(reader)
+    if not rows:
+        raise UsageError(f"{path} has no rows")
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        for c in columns:
+            if not (row.get(c) or "").strip():
+                raise UsageError(f"{path}, line {number}: column {c!r} is empty")
+    return header, rows
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .estimators import RNNClassifier
+    if args.action == "train":
+        _, rows = _read_rows(args.data, [args.text_col, args.label_col])
+        out = _check_new_out(args.out)
+        options = _common_options(args)
+        texts, labels = [r[args.text_col] for r in rows], [r[args.label_col] for r in rows]
+        if len(set(labels)) < 2:
+            raise UsageError(f"column {args.label_col!r} has only one label ({labels[0]!r}); a classifier needs two or more")
+        model = RNNClassifier(pooling=args.pooling, bidirectional=args.bidirectional, level=args.level, **options)
+        model.fit(texts, labels)
+        model.save(out)
+        checkpoint.update_meta(out, text_col=args.text_col, label_col=args.label_col, history=model.history_)
+        print(f"trained on {len(texts):,} rows, {len(model.classes_)} classes; validation loss "
+              f"{model.history_[-1]['val_loss']:.4f}; saved in {out}", file=sys.stderr)
+        return 0
+    model, meta = _load_model(RNNClassifier, args.model_dir, "classify")
+    text_col = args.text_col or meta.get("text_col", "text")
+    header, rows = _read_rows(args.data, [text_col])
+    _write_predictions(header, rows, model.predict([r[text_col] for r in rows]))
+    return 0
+
+
+def add_tag(sub, parser_class) -> None:
+    p = sub.add_parser("tag", help="sequence tagging from a CSV file (train, predict)",
+                       description="Train a recurrent tagger (a label for every token), or tag new rows with one. "
+                                   "Tokens and tags are space-separated, one sentence per row.")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
+    t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
+                           description="Train on DATA.csv: --tokens-col holds space-separated tokens, --tags-col "
+                                       "as many space-separated tags. 10%% of the rows are held out to report "
+                                       "validation loss per epoch.")
+    t.add_argument("data", metavar="DATA.csv")
+    t.add_argument("--tokens-col", required=True, metavar="NAME", help="column with space-separated tokens")
+    t.add_argument("--tags-col", required=True, metavar="NAME", help="column with one tag per token")
+    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
+    _model_flags(t, pooling=False)
+    pr = actions.add_parser("predict", help="tag the rows of DATA.csv; CSV with a prediction column to stdout")
+    pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit tag train`")
+    pr.add_argument("data", metavar="DATA.csv")
+    pr.add_argument("--tokens-col", default=None, metavar="NAME", help="column with the tokens (default: the training column)")
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .estimators import RNNTagger
+    if args.action == "train":
+        _, rows = _read_rows(args.data, [args.tokens_col, args.tags_col])
+        out = _check_new_out(args.out)
+        options = _common_options(args)
+        tokens, tags = [r[args.tokens_col].split() for r in rows], [r[args.tags_col].split() for r in rows]
+        for number, (x, y) in enumerate(zip(tokens, tags), start=2):
+            if len(x) != len(y):
+                raise UsageError(f"{args.data}, line {number}: {len(x)} tokens but {len(y)} tags; "
+                                 f"give one tag per token")
+        model = RNNTagger(bidirectional=not args.forward_only, **options)
+        model.fit(tokens, tags)
+        model.save(out)
+        checkpoint.update_meta(out, tokens_col=args.tokens_col, tags_col=args.tags_col, history=model.history_)
+        print(f"trained on {len(tokens):,} rows, {len(model.classes_)} tags; validation loss "
+              f"{model.history_[-1]['val_loss']:.4f}; saved in {out}", file=sys.stderr)
+        return 0
+    model, meta = _load_model(RNNTagger, args.model_dir, "tag")
+    tokens_col = args.tokens_col or meta.get("tokens_col", "tokens")
+    header, rows = _read_rows(args.data, [tokens_col])
+    predictions = model.predict([r[tokens_col].split() for r in rows])
+    _write_predictions(header, rows, [" ".join(map(str, p)) for p in predictions])
+    return 0
