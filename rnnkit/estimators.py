@@ -1,4 +1,5 @@
-"""scikit-learn estimators over rnnkit's recurrent models: `RNNClassifier`, `RNNRegressor`, `RNNTagger`.
+"""scikit-learn estimators over rnnkit's recurrent models: `RNNClassifier`, `RNNRegressor`, `RNNTagger`,
+`Seq2Seq`.
 
 X is a sequence of strings (for the tagger: a sequence of token lists); y labels (any hashable
 values), numbers, or for the tagger one label list per token list. `__init__` only stores
@@ -26,7 +27,8 @@ from .data.sequences import pad
 from .data.tokenizers import Tokenizer
 from .errors import UsageError
 from .models.classifier import SequencePredictor, SequenceTagger
-from .models.sequence_task import LabelledSequencesTask
+from .models.seq2seq import Seq2SeqModel
+from .models.sequence_task import LabelledSequencesTask, Seq2SeqTask
 from .training import Trainer
 
 
@@ -300,3 +302,106 @@ class RNNTagger(_RNNEstimator):
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         self.classes_ = np.array(state["classes"], dtype=object)
+
+
+class Seq2Seq(BaseEstimator):
+    """String to string (spelling to phonemes, reversal, ...): a bidirectional encoder and an
+    attentive decoder (rnnkit.models.seq2seq). X and y are sequences of strings, tokenized at
+    `level` ("char", or "word" for space-separated symbols such as phonemes). `predict` decodes
+    greedily, or with beam search when `beam_size` > 1; `score` is exact-match accuracy."""
+
+    def __init__(self, cell: str = "lstm", hidden_size: int = 128, embedding_size: int = 64, dropout: float = 0.0,
+                 source_level: str = "char", target_level: str = "char", epochs: float = 10.0, batch_size: int = 32,
+                 lr: float = 3e-3, clip: float = 1.0, beam_size: int = 1, max_length: int = 100,
+                 random_state: int = 0, device: str = "cpu", verbose: int = 0) -> None:
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.embedding_size = embedding_size
+        self.dropout = dropout
+        self.source_level = source_level
+        self.target_level = target_level
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.clip = clip
+        self.beam_size = beam_size
+        self.max_length = max_length
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    # Target ids: the target tokenizer's ids shifted by 2, so 2 and 3 are free for BOS and EOS.
+    BOS, EOS, SHIFT = 2, 3, 2
+
+    def _target_ids(self, text: str) -> list[int]:
+        return [i + self.SHIFT if i >= 2 else i for i in self.target_tokenizer_.encode(text)]
+
+    def _build_model(self) -> Seq2SeqModel:
+        return Seq2SeqModel(len(self.source_tokenizer_), len(self.target_tokenizer_) + self.SHIFT, self.cell,
+                            self.hidden_size, self.embedding_size, self.dropout, self.BOS, self.EOS)
+
+    def fit(self, X, y):
+        sources, targets = _texts(X), _texts(y)
+        if len(sources) != len(targets):
+            raise ValueError(f"X has {len(sources)} items but y has {len(targets)}")
+        for i, (a, b) in enumerate(zip(sources, targets)):
+            if not a.strip() or not b.strip():
+                raise ValueError(f"item {i} has an empty source or target")
+        torch.manual_seed(self.random_state)
+        self.source_tokenizer_ = Tokenizer(self.source_level).fit(sources)
+        self.target_tokenizer_ = Tokenizer(self.target_level).fit(targets)
+        source_ids = [self.source_tokenizer_.encode(s) for s in sources]
+        target_ids = [self._target_ids(t) for t in targets]
+        order = np.random.default_rng(self.random_state).permutation(len(sources))
+        n_val = max(1, len(sources) // 20) if len(sources) >= 40 else 0
+        val, train = (order[:n_val], order[n_val:]) if n_val else (order, order)
+        device = torch.device(self.device)
+        self.model_ = self._build_model().to(device)
+        task = Seq2SeqTask([source_ids[i] for i in train], [target_ids[i] for i in train],
+                           [source_ids[i] for i in val], [target_ids[i] for i in val], self.batch_size,
+                           "cross_entropy", self.random_state, device, bos=self.BOS, eos=self.EOS)
+        config = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, clip=self.clip,
+                             seed=self.random_state, device=self.device, eval_every=max(1, task.steps_per_epoch()))
+        log = (lambda line: print(line, file=sys.stderr)) if self.verbose else (lambda line: None)
+        trainer = Trainer(self.model_, task, config, None, dict, device, log=log)
+        trainer.fit()
+        self.history_ = [{"step": m["step"], "train_loss": m["train_nats"], "val_loss": m["val_nats"]}
+                         for m in trainer.progress.metrics]
+        self.model_.eval()
+        return self
+
+    def predict(self, X) -> list[str]:
+        check_is_fitted(self, "model_")
+        sources = _texts(X)
+        device = next(self.model_.parameters()).device
+        joiner = "" if self.target_level == "char" else " "
+        out = []
+        for start in range(0, len(sources), 256):
+            tokens, lengths = pad([self.source_tokenizer_.encode(s) for s in sources[start:start + 256]], device)
+            decoded = (self.model_.beam(tokens, lengths, self.max_length, self.beam_size) if self.beam_size > 1
+                       else self.model_.greedy(tokens, lengths, self.max_length))
+            out.extend(joiner.join(self.target_tokenizer_.tokens[i - self.SHIFT] for i in ids if i >= 4)
+                       for ids in decoded)
+        return out
+
+    def score(self, X, y) -> float:
+        return float(np.mean([p == t for p, t in zip(self.predict(X), _texts(y))]))
+
+    def save(self, directory: str | Path) -> None:
+        check_is_fitted(self, "model_")
+        meta = {"task": "Seq2Seq", "params": self.get_params(), "source_tokenizer": self.source_tokenizer_.to_json(),
+                "target_tokenizer": self.target_tokenizer_.to_json(), "step": 0}
+        checkpoint.save(Path(directory), meta, {"model": self.model_.state_dict()})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Seq2Seq":
+        meta = checkpoint.read_meta(directory)
+        if meta.get("task") != "Seq2Seq":
+            raise UsageError(f"{directory} holds a {meta.get('task')!r}, not a Seq2Seq")
+        estimator = cls(**meta["params"])
+        estimator.source_tokenizer_ = Tokenizer.from_json(meta["source_tokenizer"])
+        estimator.target_tokenizer_ = Tokenizer.from_json(meta["target_tokenizer"])
+        estimator.model_ = estimator._build_model()
+        estimator.model_.load_state_dict(checkpoint.load_tensors(directory, meta, "model"))
+        estimator.model_.eval()
+        return estimator

@@ -223,3 +223,25 @@ def test_tag_cli_rejects_mismatched_lengths(cli, tmp_path):
                            "--out", tmp_path / "model")
     assert status == 2 and "line 3: 3 tokens but 2 tags" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "model").exists()
+
+
+def test_seq2seq_learns_to_reverse_strings(tmp_path):
+    from rnnkit.estimators import Seq2Seq
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        X = ["".join(rng.choice(list("abcdefg"), rng.integers(3, 9))) for _ in range(n)]
+        return X, [x[::-1] for x in X]
+    X, y = make(2000)
+    Xt, yt = make(200)
+    model = Seq2Seq(hidden_size=64, embedding_size=16, epochs=6).fit(X, y)
+    assert model.score(Xt, yt) > 0.9  # exact match of the whole reversed string
+    beam = clone(model).set_params(beam_size=3)
+    beam.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
+    assert beam.score(Xt[:50], yt[:50]) > 0.9
+    model.save(tmp_path / "s2s")
+    assert Seq2Seq.load(tmp_path / "s2s").predict(Xt[:20]) == model.predict(Xt[:20])
+    with pytest.raises(ValueError, match="X has 2 items but y has 1"):
+        Seq2Seq().fit(["ab", "cd"], ["ba"])
+    with pytest.raises(ValueError, match="item 1 has an empty source or target"):
+        Seq2Seq().fit(["ab", "cd"], ["ba", " "])

@@ -86,3 +86,38 @@ class LabelledSequencesTask:
 
     def restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         pass
+
+
+class Seq2SeqTask(LabelledSequencesTask):
+    """Sequence-to-sequence by teacher forcing: the decoder reads BOS + target and must predict
+    target + EOS at every step; padding positions are ignored."""
+
+    def __init__(self, *args, bos: int, eos: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.bos, self.eos = bos, eos
+
+    def _batch_loss(self, model: nn.Module, sources: list[list[int]], targets: list[list[int]]) -> torch.Tensor:
+        tokens, lengths = pad(sources, self.device)
+        target_in = pad([[self.bos] + t for t in targets], self.device)[0]
+        target_out = _targets([t + [self.eos] for t in targets], range(len(targets)), self.device)
+        logits = model(tokens, lengths, target_in)  # (B, T, V)
+        return F.cross_entropy(logits.transpose(1, 2), target_out, ignore_index=IGNORE)
+
+    def training_loss(self, model: nn.Module) -> torch.Tensor:
+        chosen = self.batches[self.index]
+        loss = self._batch_loss(model, [self.sequences[i] for i in chosen], [self.targets[i] for i in chosen])
+        self.index += 1
+        if self.index == len(self.batches):
+            self.epoch, self.index = self.epoch + 1, 0
+            self.batches = bucketed_batches(self.lengths, self.batch_size, self.generator)
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> float:
+        model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(self.val_sequences), 256):
+            sources, targets = self.val_sequences[start:start + 256], self.val_targets[start:start + 256]
+            total += self._batch_loss(model, sources, targets).item() * len(sources)
+            count += len(sources)
+        return total / max(count, 1)

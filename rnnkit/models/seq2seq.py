@@ -1,0 +1,111 @@
+"""Encoder-decoder with attention: a source sequence -> a target sequence of another length.
+
+Shapes: B batch, S source length, T target length, E embedding, H hidden, V target vocabulary.
+The encoder is a bidirectional `Recurrent` stack over the source (padding-invariant); the decoder
+runs one cell step at a time and attends over the encoder outputs with Luong et al.'s (2015)
+"general" score and input feeding: each step reads the previous target token together with the
+previous attentional output, so the model knows what it has already looked at.
+
+    score(h_t, e_s) = h_t^T W_a e_s        (masked to the real source positions)
+    c_t = sum_s softmax(score)_s e_s
+    a_t = tanh(W_c [c_t; h_t])             logits_t = W_o a_t
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..cells import CELL_TYPES
+from ..recurrent import Recurrent
+
+
+class Seq2SeqModel(nn.Module):
+    def __init__(self, source_vocab: int, target_vocab: int, cell: str = "lstm", hidden_size: int = 128,
+                 embedding_size: int = 64, dropout: float = 0.0, bos: int = 2, eos: int = 3) -> None:
+        super().__init__()
+        H = hidden_size
+        self.bos, self.eos, self.hidden_size = bos, eos, H
+        self.source_embed = nn.Embedding(source_vocab, embedding_size, padding_idx=0)
+        self.encoder = Recurrent(cell, embedding_size, H, 1, bidirectional=True)
+        self.bridge = nn.Linear(2 * H, H)  # encoder's final states (both directions) -> decoder's first h
+        self.target_embed = nn.Embedding(target_vocab, embedding_size, padding_idx=0)
+        self.decoder = CELL_TYPES[cell](embedding_size + H, H)
+        self.attend = nn.Linear(2 * H, H, bias=False)  # W_a, mapping encoder outputs into h's space
+        self.combine = nn.Linear(3 * H, H)  # W_c
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(H, target_vocab)
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor):
+        """-> encoder outputs (B, S, 2H), their keys W_a e (B, S, H), source mask (B, S), first state."""
+        outputs, state = self.encoder(self.source_embed(source), lengths=lengths)
+        mask = torch.arange(source.shape[1], device=source.device)[None, :] < lengths.to(source.device)[:, None]
+        h = torch.tanh(self.bridge(state[0].transpose(0, 1).reshape(source.shape[0], -1)))  # (B, H)
+        first = tuple([h] + [torch.zeros_like(h) for _ in self.decoder.state_names[1:]])
+        feed = torch.zeros_like(h)  # the attentional output of "step 0"
+        return outputs, self.attend(outputs), mask, first, feed
+
+    def decode_step(self, token: torch.Tensor, state, feed, outputs, keys, mask):
+        """One decoder step: token (B,) -> logits (B, V), new state, new attentional output."""
+        x = torch.cat([self.target_embed(token), feed], dim=1)  # (B, E + H)
+        h, state = self.decoder.step(x, state)
+        scores = torch.bmm(keys, h[:, :, None])[:, :, 0].masked_fill(~mask, float("-inf"))  # (B, S)
+        context = torch.bmm(torch.softmax(scores, dim=1)[:, None, :], outputs)[:, 0]  # (B, 2H)
+        feed = torch.tanh(self.combine(torch.cat([context, h], dim=1)))  # (B, H)
+        return self.out(self.dropout(feed)), state, feed
+
+    def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: target_in (B, T) starts with BOS -> logits (B, T, V)."""
+        outputs, keys, mask, state, feed = self.encode(source, lengths)
+        logits = []
+        for t in range(target_in.shape[1]):
+            step_logits, state, feed = self.decode_step(target_in[:, t], state, feed, outputs, keys, mask)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+    @torch.no_grad()
+    def greedy(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int) -> list[list[int]]:
+        outputs, keys, mask, state, feed = self.encode(source, lengths)
+        token = torch.full((source.shape[0],), self.bos, dtype=torch.long, device=source.device)
+        result = [[] for _ in range(source.shape[0])]
+        done = torch.zeros(source.shape[0], dtype=torch.bool, device=source.device)
+        for _ in range(max_length):
+            logits, state, feed = self.decode_step(token, state, feed, outputs, keys, mask)
+            token = logits.argmax(dim=1)
+            for b in torch.nonzero(~done)[:, 0].tolist():
+                if token[b].item() != self.eos:
+                    result[b].append(token[b].item())
+            done |= token == self.eos
+            if done.all():
+                break
+        return result
+
+    @torch.no_grad()
+    def beam(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int, width: int) -> list[list[int]]:
+        """Beam search, one source at a time: keep the `width` best partial outputs by total
+        log-probability; a finished hypothesis is scored by its log-probability per token, so
+        short outputs are not preferred just for being short."""
+        results = []
+        for b in range(source.shape[0]):
+            outputs, keys, mask, state, feed = self.encode(source[b:b + 1, :int(lengths[b])], lengths[b:b + 1])
+            beams = [(0.0, [], state, feed)]
+            finished = []
+            for _ in range(max_length):
+                candidates = []
+                for score, tokens, st, fd in beams:
+                    last = torch.tensor([tokens[-1] if tokens else self.bos], device=source.device)
+                    logits, st2, fd2 = self.decode_step(last, st, fd, outputs, keys, mask)
+                    logp = F.log_softmax(logits[0], dim=0)
+                    top = torch.topk(logp, width)
+                    for lp, j in zip(top.values.tolist(), top.indices.tolist()):
+                        if j == self.eos:
+                            finished.append(((score + lp) / (len(tokens) + 1), tokens))
+                        else:
+                            candidates.append((score + lp, tokens + [j], st2, fd2))
+                beams = sorted(candidates, key=lambda c: -c[0])[:width]
+                if not beams or (finished and max(f[0] for f in finished) > beams[0][0] / max(len(beams[0][1]), 1)):
+                    break
+            finished.extend((s / max(len(t), 1), t) for s, t, _, _ in beams)
+            results.append(max(finished, key=lambda f: f[0])[1] if finished else [])
+        return results
