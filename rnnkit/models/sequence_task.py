@@ -53,10 +53,12 @@ class LabelledSequencesTask:
     def steps_per_epoch(self) -> int:
         return len(self.batches)
 
+    def _batch_loss(self, model: nn.Module, sequences: list, targets, chosen) -> torch.Tensor:
+        tokens, lengths = pad([sequences[i] for i in chosen], self.device)
+        return self.loss(model(tokens, lengths), _targets(targets, chosen, self.device))
+
     def training_loss(self, model: nn.Module) -> torch.Tensor:
-        chosen = self.batches[self.index]
-        tokens, lengths = pad([self.sequences[i] for i in chosen], self.device)
-        loss = self.loss(model(tokens, lengths), _targets(self.targets, chosen, self.device))
+        loss = self._batch_loss(model, self.sequences, self.targets, self.batches[self.index])
         self.index += 1
         if self.index == len(self.batches):
             self.epoch, self.index = self.epoch + 1, 0
@@ -66,14 +68,11 @@ class LabelledSequencesTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> float:
         model.eval()
-        total, count = 0.0, 0
+        total = 0.0
         for start in range(0, len(self.val_sequences), 256):
             chosen = list(range(start, min(start + 256, len(self.val_sequences))))
-            tokens, lengths = pad([self.val_sequences[i] for i in chosen], self.device)
-            targets = _targets(self.val_targets, chosen, self.device)
-            total += self.loss(model(tokens, lengths), targets).item() * len(chosen)
-            count += len(chosen)
-        return total / max(count, 1)
+            total += self._batch_loss(model, self.val_sequences, self.val_targets, chosen).item() * len(chosen)
+        return total / max(len(self.val_sequences), 1)
 
     def cursor(self) -> dict:
         return {"epoch": self.epoch, "index": self.index}
@@ -96,28 +95,10 @@ class Seq2SeqTask(LabelledSequencesTask):
         super().__init__(*args, **kwargs)
         self.bos, self.eos = bos, eos
 
-    def _batch_loss(self, model: nn.Module, sources: list[list[int]], targets: list[list[int]]) -> torch.Tensor:
-        tokens, lengths = pad(sources, self.device)
-        target_in = pad([[self.bos] + t for t in targets], self.device)[0]
-        target_out = _targets([t + [self.eos] for t in targets], range(len(targets)), self.device)
+    def _batch_loss(self, model: nn.Module, sequences: list, targets, chosen) -> torch.Tensor:
+        rows = [targets[i] for i in chosen]
+        tokens, lengths = pad([sequences[i] for i in chosen], self.device)
+        target_in = pad([[self.bos] + t for t in rows], self.device)[0]
+        target_out = _targets([t + [self.eos] for t in rows], range(len(rows)), self.device)
         logits = model(tokens, lengths, target_in)  # (B, T, V)
         return F.cross_entropy(logits.transpose(1, 2), target_out, ignore_index=IGNORE)
-
-    def training_loss(self, model: nn.Module) -> torch.Tensor:
-        chosen = self.batches[self.index]
-        loss = self._batch_loss(model, [self.sequences[i] for i in chosen], [self.targets[i] for i in chosen])
-        self.index += 1
-        if self.index == len(self.batches):
-            self.epoch, self.index = self.epoch + 1, 0
-            self.batches = bucketed_batches(self.lengths, self.batch_size, self.generator)
-        return loss
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module) -> float:
-        model.eval()
-        total, count = 0.0, 0
-        for start in range(0, len(self.val_sequences), 256):
-            sources, targets = self.val_sequences[start:start + 256], self.val_targets[start:start + 256]
-            total += self._batch_loss(model, sources, targets).item() * len(sources)
-            count += len(sources)
-        return total / max(count, 1)
