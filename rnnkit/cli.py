@@ -238,7 +238,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     for add in (_add_train, _add_sample, _add_eval, _add_info, _add_gradcheck, _add_diagnose,
                 _add_experiment, _add_units, _add_viz, _add_plot, _add_serve,
-                lambda sub: cli_tasks.add_classify(sub, Parser), lambda sub: cli_tasks.add_tag(sub, Parser)):
+                lambda sub: cli_tasks.add_classify(sub, Parser), lambda sub: cli_tasks.add_tag(sub, Parser),
+                lambda sub: cli_tasks.add_seq2seq(sub, Parser)):
         add(sub)
     for command in sub.choices.values():  # short metavars keep the usage lines readable
         for action in command._actions:
@@ -463,7 +464,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval, "info": cmd_info,
             "gradcheck": cmd_gradcheck, "diagnose": cmd_diagnose, "experiment": cmd_experiment,
             "units": cmd_units, "viz": cmd_viz, "plot": cmd_plot, "serve": cmd_serve,
-            "classify": cli_tasks.run_classify, "tag": cli_tasks.run_tag}
+            "classify": cli_tasks.run_classify, "tag": cli_tasks.run_tag,
+            "seq2seq": cli_tasks.run_seq2seq}
 
 
 def _sigterm_as_interrupt(signum, frame) -> None:

@@ -1,9 +1,11 @@
-"""`rnnkit classify` and `rnnkit tag` (train | predict) from CSV files, over the estimators.
+"""`rnnkit classify`, `rnnkit tag` and `rnnkit seq2seq` (train | predict) from CSV files, over the estimators.
 
     rnnkit classify train DATA.csv --text-col text --label-col label --out DIR
     rnnkit classify predict DIR DATA.csv > predictions.csv
     rnnkit tag train DATA.csv --tokens-col tokens --tags-col tags --out DIR   # space-separated, aligned
     rnnkit tag predict DIR DATA.csv > tagged.csv
+    rnnkit seq2seq train DATA.csv --source-col word --target-col phonemes --target-level word --out DIR
+    rnnkit seq2seq predict DIR DATA.csv --beam-size 4 > out.csv
 
 `predict` writes the input rows, in order, with a `prediction` column added, as CSV on stdout
 (for tagging: the space-separated tags). Bad input (a missing file or column, an empty cell, tokens
@@ -186,4 +188,64 @@ def run_tag(args: argparse.Namespace) -> int:
     header, rows = _read_rows(args.data, [tokens_col])
     predictions = model.predict([r[tokens_col].split() for r in rows])
     _write_predictions(header, rows, [" ".join(map(str, p)) for p in predictions])
+    return 0
+
+
+def add_seq2seq(sub, parser_class) -> None:
+    p = sub.add_parser("seq2seq", help="string-to-string models from a CSV file (train, predict)",
+                       description="Train an encoder-decoder with attention that maps one column to another "
+                                   "(spelling to sounds, dates to a format, ...), or apply one to new rows.")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
+    t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
+                           description="Train on DATA.csv: --source-col is read, --target-col is to be written. "
+                                       "5%% of the rows are held out to report validation loss per epoch.")
+    t.add_argument("data", metavar="DATA.csv")
+    t.add_argument("--source-col", required=True, metavar="NAME", help="column with the input strings")
+    t.add_argument("--target-col", required=True, metavar="NAME", help="column with the output strings")
+    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
+    t.add_argument("--source-level", choices=("char", "word"), default="char",
+                   help="source tokens: characters or space-separated words (default char)")
+    t.add_argument("--target-level", choices=("char", "word"), default="char",
+                   help="target tokens: characters or space-separated words (default char)")
+    t.add_argument("--cell", choices=("lstm", "gru", "rnn", "irnn"), default="lstm")
+    t.add_argument("--hidden-size", type=int, default=128, metavar="N", help="default 128")
+    t.add_argument("--embedding-size", type=int, default=64, metavar="N", help="default 64")
+    t.add_argument("--epochs", type=float, default=10.0, metavar="X", help="passes over the data (default 10)")
+    t.add_argument("--batch-size", type=int, default=32, metavar="N", help="default 32")
+    t.add_argument("--lr", type=float, default=3e-3, metavar="X", help="Adam learning rate (default 3e-3)")
+    t.add_argument("--seed", type=int, default=0, metavar="N", help="default 0")
+    pr = actions.add_parser("predict", help="apply a model to DATA.csv; CSV with a prediction column to stdout")
+    pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit seq2seq train`")
+    pr.add_argument("data", metavar="DATA.csv")
+    pr.add_argument("--source-col", default=None, metavar="NAME", help="column to read (default: the training column)")
+    pr.add_argument("--beam-size", type=int, default=1, metavar="N", help="beam search width; 1 = greedy (default 1)")
+
+
+def run_seq2seq(args: argparse.Namespace) -> int:
+    from . import checkpoint
+    from .estimators import Seq2Seq
+    if args.action == "train":
+        _, rows = _read_rows(args.data, [args.source_col, args.target_col])
+        out = _check_new_out(args.out)
+        for flag in ("hidden_size", "embedding_size", "batch_size"):
+            if getattr(args, flag) < 1:
+                raise UsageError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
+        if not args.epochs > 0 or not args.lr > 0:
+            raise UsageError("--epochs and --lr must be > 0")
+        model = Seq2Seq(cell=args.cell, hidden_size=args.hidden_size, embedding_size=args.embedding_size,
+                        source_level=args.source_level, target_level=args.target_level, epochs=args.epochs,
+                        batch_size=args.batch_size, lr=args.lr, random_state=args.seed, verbose=1)
+        model.fit([r[args.source_col] for r in rows], [r[args.target_col] for r in rows])
+        model.save(out)
+        checkpoint.update_meta(out, source_col=args.source_col, target_col=args.target_col, history=model.history_)
+        print(f"trained on {len(rows):,} rows; validation loss {model.history_[-1]['val_loss']:.4f}; saved in {out}",
+              file=sys.stderr)
+        return 0
+    if args.beam_size < 1:
+        raise UsageError(f"--beam-size must be >= 1 (got {args.beam_size})")
+    model, meta = _load_model(Seq2Seq, args.model_dir, "seq2seq")
+    source_col = args.source_col or meta.get("source_col", "source")
+    header, rows = _read_rows(args.data, [source_col])
+    model.set_params(beam_size=args.beam_size)
+    _write_predictions(header, rows, model.predict([r[source_col] for r in rows]))
     return 0

@@ -245,3 +245,26 @@ def test_seq2seq_learns_to_reverse_strings(tmp_path):
         Seq2Seq().fit(["ab", "cd"], ["ba"])
     with pytest.raises(ValueError, match="item 1 has an empty source or target"):
         Seq2Seq().fit(["ab", "cd"], ["ba", " "])
+
+
+def test_seq2seq_cli(cli, tmp_path):
+    import csv
+    rng = np.random.default_rng(1)
+    words = ["".join(rng.choice(list("abcdefg"), rng.integers(3, 7))) for _ in range(300)]
+    data = tmp_path / "pairs.csv"
+    with open(data, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["word", "reversed"])
+        writer.writerows([w, w[::-1]] for w in words)
+    status, out, err = cli("seq2seq", "train", data, "--source-col", "word", "--target-col", "reversed",
+                           "--out", tmp_path / "model", "--epochs", "1", "--hidden-size", "16")
+    assert status == 0, err
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--beam-size", "2")
+    assert status == 0, err
+    rows = list(csv.DictReader(out.splitlines()))
+    assert len(rows) == 300 and list(rows[0]) == ["word", "reversed", "prediction"]
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--beam-size", "0")
+    assert status == 2 and "--beam-size must be >= 1" in err
+    status, out, err = cli("seq2seq", "train", data, "--source-col", "w", "--target-col", "reversed",
+                           "--out", tmp_path / "other")
+    assert status == 2 and "has no column 'w'" in err and len(err.strip().splitlines()) == 1
