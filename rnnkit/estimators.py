@@ -42,7 +42,38 @@ def _texts(X) -> list[str]:
     return texts
 
 
-class _RNNEstimator(BaseEstimator):
+class _SavedEstimator(BaseEstimator):
+    """save / load in rnnkit's checkpoint format: the hyperparameters, what `_fitted_state` returns
+    (tokenizers, classes: JSON), and the network's weights (safetensors)."""
+
+    def _build_model(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _fitted_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def save(self, directory: str | Path) -> None:
+        check_is_fitted(self, "model_")
+        meta = {"task": type(self).__name__, "params": self.get_params(), "fitted": self._fitted_state(), "step": 0}
+        checkpoint.save(Path(directory), meta, {"model": self.model_.state_dict()})
+
+    @classmethod
+    def load(cls, directory: str | Path):
+        meta = checkpoint.read_meta(directory)
+        if meta.get("task") != cls.__name__:
+            raise UsageError(f"{directory} holds a {meta.get('task')!r}, not a {cls.__name__}")
+        estimator = cls(**meta["params"])
+        estimator._restore_fitted(meta["fitted"])
+        estimator.model_ = estimator._build_model()
+        estimator.model_.load_state_dict(checkpoint.load_tensors(directory, meta, "model"))
+        estimator.model_.eval()
+        return estimator
+
+
+class _RNNEstimator(_SavedEstimator):
     _loss = ""  # "cross_entropy" | "mse"
 
     def __init__(self, cell: str = "lstm", hidden_size: int = 128, num_layers: int = 1,
@@ -135,31 +166,11 @@ class _RNNEstimator(BaseEstimator):
             outputs.append(self.model_(tokens, lengths).cpu())
         return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
 
-    # ------------------------------------------------------------------ saving
-    def save(self, directory: str | Path) -> None:
-        check_is_fitted(self, "model_")
-        meta = {"task": type(self).__name__, "params": self.get_params(), "tokenizer": self.tokenizer_.to_json(),
-                "fitted": self._fitted_state(), "step": 0}
-        checkpoint.save(Path(directory), meta, {"model": self.model_.state_dict()})
-
-    @classmethod
-    def load(cls, directory: str | Path):
-        meta = checkpoint.read_meta(directory)
-        if meta.get("task") != cls.__name__:
-            raise UsageError(f"{directory} holds a {meta.get('task')!r}, not a {cls.__name__}")
-        estimator = cls(**meta["params"])
-        estimator.tokenizer_ = Tokenizer.from_json(meta["tokenizer"])
-        estimator._restore_fitted(meta["fitted"])
-        estimator.model_ = estimator._build_model()
-        estimator.model_.load_state_dict(checkpoint.load_tensors(directory, meta, "model"))
-        estimator.model_.eval()
-        return estimator
-
     def _fitted_state(self) -> dict[str, Any]:
-        return {}
+        return {"tokenizer": self.tokenizer_.to_json()}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
-        pass
+        self.tokenizer_ = Tokenizer.from_json(state["tokenizer"])
 
 
 class RNNClassifier(ClassifierMixin, _RNNEstimator):
@@ -183,9 +194,10 @@ class RNNClassifier(ClassifierMixin, _RNNEstimator):
         return self.classes_[self._outputs(X).argmax(dim=1).numpy()]
 
     def _fitted_state(self) -> dict[str, Any]:
-        return {"classes": self.classes_.tolist()}
+        return {**super()._fitted_state(), "classes": self.classes_.tolist()}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
+        super()._restore_fitted(state)
         self.classes_ = np.asarray(state["classes"])
 
 
@@ -209,9 +221,10 @@ class RNNRegressor(RegressorMixin, _RNNEstimator):
         return self._outputs(X).numpy()[:, 0] * self.y_scale_ + self.y_mean_
 
     def _fitted_state(self) -> dict[str, Any]:
-        return {"y_mean": self.y_mean_, "y_scale": self.y_scale_}
+        return {**super()._fitted_state(), "y_mean": self.y_mean_, "y_scale": self.y_scale_}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
+        super()._restore_fitted(state)
         self.y_mean_, self.y_scale_ = state["y_mean"], state["y_scale"]
 
 
@@ -298,13 +311,14 @@ class RNNTagger(_RNNEstimator):
         return sum(p == t for p, t in pairs) / max(len(pairs), 1)
 
     def _fitted_state(self) -> dict[str, Any]:
-        return {"classes": self.classes_.tolist()}
+        return {**super()._fitted_state(), "classes": self.classes_.tolist()}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
+        super()._restore_fitted(state)
         self.classes_ = np.array(state["classes"], dtype=object)
 
 
-class Seq2Seq(BaseEstimator):
+class Seq2Seq(_SavedEstimator):
     """String to string (spelling to phonemes, reversal, ...): a bidirectional encoder and an
     attentive decoder (rnnkit.models.seq2seq). X and y are sequences of strings, tokenized at
     `level` ("char", or "word" for space-separated symbols such as phonemes). `predict` decodes
@@ -387,21 +401,9 @@ class Seq2Seq(BaseEstimator):
     def score(self, X, y) -> float:
         return float(np.mean([p == t for p, t in zip(self.predict(X), _texts(y))]))
 
-    def save(self, directory: str | Path) -> None:
-        check_is_fitted(self, "model_")
-        meta = {"task": "Seq2Seq", "params": self.get_params(), "source_tokenizer": self.source_tokenizer_.to_json(),
-                "target_tokenizer": self.target_tokenizer_.to_json(), "step": 0}
-        checkpoint.save(Path(directory), meta, {"model": self.model_.state_dict()})
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"source_tokenizer": self.source_tokenizer_.to_json(), "target_tokenizer": self.target_tokenizer_.to_json()}
 
-    @classmethod
-    def load(cls, directory: str | Path) -> "Seq2Seq":
-        meta = checkpoint.read_meta(directory)
-        if meta.get("task") != "Seq2Seq":
-            raise UsageError(f"{directory} holds a {meta.get('task')!r}, not a Seq2Seq")
-        estimator = cls(**meta["params"])
-        estimator.source_tokenizer_ = Tokenizer.from_json(meta["source_tokenizer"])
-        estimator.target_tokenizer_ = Tokenizer.from_json(meta["target_tokenizer"])
-        estimator.model_ = estimator._build_model()
-        estimator.model_.load_state_dict(checkpoint.load_tensors(directory, meta, "model"))
-        estimator.model_.eval()
-        return estimator
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        self.source_tokenizer_ = Tokenizer.from_json(state["source_tokenizer"])
+        self.target_tokenizer_ = Tokenizer.from_json(state["target_tokenizer"])
