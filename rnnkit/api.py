@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__, checkpoint
+from . import __version__, checkpoint, distributed
 from .config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
 from .data import (StreamBatches, UnknownSymbols, Vocabulary, check_text_file, corpus_path,
                    encode_tokens, scan_vocabulary)
@@ -63,13 +63,14 @@ def _splits(num_tokens: int, val_file_tokens: int, config: TrainConfig) -> dict[
     return {"train": [0, a], "val": [a, b], "test": [b, num_tokens]}
 
 
-def _check_sizes(source: str, splits: dict[str, list[int]], config: TrainConfig) -> None:
-    need = StreamBatches.min_tokens(config.batch_size, config.seq_length)
+def _check_sizes(source: str, splits: dict[str, list[int]], config: TrainConfig, processes: int = 1) -> None:
+    need = StreamBatches.min_tokens(config.batch_size, config.seq_length) * processes
     have = splits["train"][1] - splits["train"][0]
     if have < need:
+        each = f" for each of {processes} processes" if processes > 1 else ""
         raise UsageError(
             f"{source} is too short: its training split has {have} characters but one batch of "
-            f"--batch-size {config.batch_size} x --seq-length {config.seq_length} needs {need}; "
+            f"--batch-size {config.batch_size} x --seq-length {config.seq_length}{each} needs {need}; "
             f"use a longer text or smaller --batch-size/--seq-length")
     if splits["val"][1] - splits["val"][0] < 2:
         raise UsageError(f"{source} is too short to hold out a validation split; use a longer text, "
@@ -87,6 +88,8 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     validation text (then all of text_file trains); options are the fields of ModelConfig and
     TrainConfig (cell, hidden_size, num_layers, lr, time, max_steps, ...).
     resume continues the run in that directory (only max_steps/epochs/time/device may change).
+    Started by torchrun with several processes, it trains data-parallel (see `distributed`):
+    batch_size is then per process, and only rank 0 prints and writes the run directory.
     """
     say = log or (lambda line: tqdm.write(line, file=sys.stderr))
     if text_file is not None and corpus is not None:
@@ -106,10 +109,34 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
         train_options["time"] = DEFAULT_TIME
     train_config = TrainConfig(**train_options)
     ModelConfig(vocab_size=1, **model_options)  # validate flags before reading a large file
+    device, world = _join(train_config)
+    if not world.is_main:  # rank 0 reads and encodes the corpus; the others take its results
+        say = lambda line: None  # noqa: E731
+    prepared = (_prepare_corpus(source, val_file, out, raw_bytes, train_config, world, say, default_budget)
+                if world.is_main else None)
+    run_dir, vocab_json, corpus_info = distributed.share(world, prepared)
+    vocab = Vocabulary.from_json(vocab_json)
+    model_config = ModelConfig(vocab_size=len(vocab), **model_options)
+    torch.manual_seed(train_config.seed)
+    model = LanguageModel(model_config).to(device)
+    return _run(Path(run_dir), model, vocab, corpus_info, train_config, device, say, on_step, meta=None, world=world)
+
+
+def _join(train_config: TrainConfig) -> tuple[torch.device, distributed.World]:
+    """The device, and the data-parallel world when torchrun started us (one GPU per local rank)."""
     device = resolve_device(train_config.device)
+    world = distributed.join(device.type)
+    if world.active and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    return device, world
+
+
+def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: TrainConfig,
+                    world: distributed.World, say, default_budget: bool) -> tuple[str, dict, dict[str, Any]]:
+    """Check the run directory, find the vocabulary and encode the text(s) into the run's token
+    file; returns (run directory, vocabulary as JSON, corpus description)."""
     run_dir = Path(out) if out is not None else _default_out(source)
     checkpoint.check_new_run_dir(run_dir)
-
     kind = "bytes" if raw_bytes else "chars"
     vocab, sha, size, num_tokens = scan_vocabulary(source, kind)
     sources, val_tokens, val_info = [source], 0, {}
@@ -120,8 +147,7 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
         sources.append(val_path)
         val_info = {"val_source": str(val_path), "val_sha256": val_sha}
     splits = _splits(num_tokens, val_tokens, train_config)
-    _check_sizes(str(source), splits, train_config)
-    model_config = ModelConfig(vocab_size=len(vocab), **model_options)
+    _check_sizes(str(source), splits, train_config, world.size)
 
     created = not run_dir.exists()
     try:
@@ -133,9 +159,7 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
         say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
     corpus_info = {"source": str(source), "sha256": sha, "size_bytes": size, **val_info,
                    "num_tokens": num_tokens + val_tokens, "tokens_file": TOKENS_FILE, "splits": splits}
-    torch.manual_seed(train_config.seed)
-    model = LanguageModel(model_config).to(device)
-    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=None)
+    return str(run_dir), vocab.to_json(), corpus_info
 
 
 def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on_step) -> "Model":
@@ -154,7 +178,12 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
             raise KeyError(f"corpus.{missing[0]}")
     except (KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"checkpoint {run_dir} is corrupted ({checkpoint.MARKER} lacks {e})") from None
-    if source is not None:
+    saved.update(options)
+    train_config = from_dict(TrainConfig, saved)
+    device, world = _join(train_config)
+    if not world.is_main:
+        say = lambda line: None  # noqa: E731
+    if source is not None and world.is_main:
         kind = meta["vocab"]["kind"]
         new_vocab, sha, _, _ = scan_vocabulary(source, kind)
         if sha != corpus_info["sha256"]:
@@ -166,18 +195,17 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
     if not tokens_path.is_file() or tokens_path.stat().st_size != corpus_info["num_tokens"] * vocab.token_dtype.itemsize:
         raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "
                          "or truncated")
-    saved.update(options)
-    train_config = from_dict(TrainConfig, saved)
-    device = resolve_device(train_config.device)
     model = LanguageModel(model_config).to(device)
-    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=meta)
+    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=meta, world=world)
 
 
 def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: dict[str, Any],
-         train_config: TrainConfig, device: torch.device, say, on_step, meta: dict | None) -> "Model":
+         train_config: TrainConfig, device: torch.device, say, on_step, meta: dict | None,
+         world: distributed.World = distributed.SINGLE) -> "Model":
     tokens = np.memmap(run_dir / corpus_info["tokens_file"], dtype=vocab.token_dtype, mode="r",
                        shape=(corpus_info["num_tokens"],))
     (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
+    a, b = distributed.shard(a, b, world)  # each rank trains on its own share of the text
     task = LanguageModelTask(tokens[a:b], tokens[c:d], train_config.batch_size, train_config.seq_length,
                              train_config.eval_chars, device).bind(model)
 
@@ -187,7 +215,7 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
                 "vocab": vocab.to_json(), "corpus": corpus_info, "num_parameters": model.num_parameters(),
                 "device": str(device)}
 
-    trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say)
+    trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say, world=world)
     if on_step is not None:
         trainer.on_step.append(on_step)
     if meta is not None:
@@ -200,12 +228,16 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
         say(f"model: {to_dict(model.config)}")
         say(f"training: {to_dict(train_config)}")
         say(f"run directory: {run_dir}")
+        if world.active:
+            say(f"data-parallel: {world.size} processes, each on 1/{world.size} of the training text with "
+                f"--batch-size {train_config.batch_size} (global batch {world.size * train_config.batch_size})")
     progress = trainer.fit()
+    distributed.barrier(world)  # rank 0's last checkpoint is on disk before anyone reads it
     say(f"done: {progress.step} steps in {progress.elapsed:.0f} s; best val {progress.best_val:.4f} nats/char "
         f"({bits(progress.best_val):.3f} bits/char) at step {progress.best_step}; saved in {run_dir}")
     best = load(run_dir, device=str(device))
     e, f = corpus_info["splits"]["test"]
-    if f - e >= 2:  # the test split is scored once, with the best weights, at the very end
+    if f - e >= 2 and world.is_main:  # the test split is scored once, with the best weights, at the very end
         nats, count = best.module.evaluate_tokens(tokens[e:f], device=device)
         best.meta["test"] = {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
         checkpoint.update_meta(run_dir, test=best.meta["test"])

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import UsageError
 
-CELLS = ("lstm", "gru", "rnn", "irnn")
+CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm")
 INIT_SCHEMES = ("auto", "orthogonal", "identity", "glorot", "uniform", "pytorch")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
 SCHEDULES = ("cosine", "constant", "step")
@@ -42,7 +42,7 @@ def _choice(obj: Any, name: str, choices: tuple[str, ...]) -> None:
 class ModelConfig:
     # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
-    cell: str = "lstm"  # lstm | gru | rnn (tanh) | irnn (ReLU, identity-initialised recurrence)
+    cell: str = "lstm"  # lstm | gru | rnn (tanh) | irnn (ReLU, identity-init) | lnlstm (layer-normalised LSTM)
     hidden_size: int = 256  # width of every recurrent layer
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 means one-hot input

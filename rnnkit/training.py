@@ -4,6 +4,9 @@ The trainer owns what every task shares: the optimizer and learning-rate schedul
 clipping, when to stop (steps, epochs or a wall-clock budget), when to evaluate and checkpoint,
 the progress bar, divergence detection, Ctrl-C, and exact resumption. What is specific to a task
 (how batches are drawn, what the loss is, what carries over between batches) lives in a `Task`.
+Under torchrun it also runs data-parallel (see `distributed`): the training step goes through
+DistributedDataParallel, control-flow values are agreed on by all ranks, and only rank 0 prints
+and writes checkpoints.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import TrainConfig
+from .distributed import SINGLE, World
+from .errors import UsageError
 
 
 class Task(Protocol):
@@ -87,7 +92,7 @@ class Progress:
 class Trainer:
     def __init__(self, model: nn.Module, task: Task, config: TrainConfig, run_dir: Path | None,
                  describe: Callable[[], dict[str, Any]], device: torch.device,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, world: World = SINGLE) -> None:
         self.model = model
         self.task = task
         self.config = config
@@ -97,7 +102,8 @@ class Trainer:
         self.optimizer = make_optimizer(config, model.parameters())
         self.progress = Progress()
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
-        self.log = log or (lambda line: tqdm.write(line, file=sys.stderr))
+        self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
+        self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if world.is_main else (lambda line: None)
 
     # ------------------------------------------------------------------ budget
     def total_steps(self) -> int | None:
@@ -130,15 +136,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, improved: bool) -> None:
+        """Write a checkpoint. With several ranks every rank must call this at the same step: each
+        rank's carried state and RNG state are gathered (stacked by rank) and rank 0 writes them."""
         if self.run_dir is None:
             return
-        opt_tensors, opt_plain = checkpoint.flatten_optimizer(self.optimizer.state_dict())
-        resume = {**opt_tensors, **{f"task.{k}": v for k, v in self.task.resume_tensors().items()},
-                  "rng.torch": torch.get_rng_state()}
+        per_rank = {**{f"task.{k}": v for k, v in self.task.resume_tensors().items()}, "rng.torch": torch.get_rng_state()}
         if torch.cuda.is_available():
-            resume["rng.cuda"] = torch.cuda.get_rng_state()
+            per_rank["rng.cuda"] = torch.cuda.get_rng_state()
+        if self.world.active:
+            per_rank = {k: v.cpu() for k, v in distributed.gather(self.world, per_rank, self.device).items()}
+            if not self.world.is_main:
+                return
+        opt_tensors, opt_plain = checkpoint.flatten_optimizer(self.optimizer.state_dict())
+        resume = {**opt_tensors, **per_rank}
         weights = self.model.state_dict()
         meta = {**self.describe(), "step": self.progress.step, "elapsed": self.progress.elapsed,
+                "world_size": self.world.size,
                 "best_val": self.progress.best_val, "best_step": self.progress.best_step,
                 "metrics": self.progress.metrics, "cursor": self.task.cursor(), "optimizer": opt_plain}
         checkpoint.save(self.run_dir, meta, {"model": weights, "best": weights if improved else None,
@@ -146,8 +159,17 @@ class Trainer:
 
     def restore(self, meta: dict[str, Any]) -> None:
         """Continue a saved run exactly: weights, optimizer moments, RNG, data cursor, carried state."""
+        saved_world = int(meta.get("world_size", 1))
+        if saved_world != self.world.size:
+            raise UsageError(f"{self.run_dir} was trained by {saved_world} process(es) and this is "
+                             f"{self.world.size}; resume with the same number "
+                             f"({'torchrun --nproc-per-node ' + str(saved_world) + ' -m rnnkit' if saved_world > 1 else 'rnnkit'}"
+                             " train --resume ...), since each process owns its share of the data")
         self.model.load_state_dict(checkpoint.load_tensors(self.run_dir, meta, "model"))
         resume = checkpoint.load_tensors(self.run_dir, meta, "resume")
+        if self.world.active:  # per-rank tensors were saved stacked by rank: take ours
+            # (cloned: set_rng_state reads a view's storage from its start and crashes on an offset view)
+            resume = {k: v[self.world.rank].clone() if k.startswith(("task.", "rng.")) else v for k, v in resume.items()}
         self.optimizer.load_state_dict(checkpoint.unflatten_optimizer(resume, meta["optimizer"]))
         torch.set_rng_state(resume["rng.torch"])
         if "rng.cuda" in resume and torch.cuda.is_available():
@@ -165,12 +187,13 @@ class Trainer:
         diverge_at = self.task.max_sane_loss
         bar = tqdm(total=bar_total, initial=p.step if total is not None else int(p.elapsed),
                    unit="step" if total is not None else "s", file=sys.stderr, dynamic_ncols=True,
-                   disable=None, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+                   disable=None if self.world.is_main else True, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
         last_eval_elapsed = p.elapsed
         window_start, window_units = time.perf_counter(), 0
         chars_per_s = 0.0
         started = time.perf_counter() - p.elapsed
         self.model.train()
+        step_model = distributed.wrap(self.model, self.world, self.device)  # DDP when several ranks
         stop = _StopRequests()
         try:
             while self.fraction_done() < 1.0:
@@ -179,7 +202,7 @@ class Trainer:
                 lr = learning_rate(c, self.fraction_done())
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                loss = self.task.training_loss(self.model)
+                loss = self.task.training_loss(step_model)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if c.clip > 0:
@@ -187,13 +210,15 @@ class Trainer:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
                     else:
                         torch.nn.utils.clip_grad_value_(self.model.parameters(), c.clip)
-                value = loss.item()
+                value, elapsed = loss.item(), time.perf_counter() - started
+                if self.world.active:  # every rank must make the same stop / evaluate / diverge decisions
+                    value, elapsed = distributed.agree(self.world, [value, elapsed], self.device)
                 if not math.isfinite(value) or value > diverge_at:
                     raise TrainingDiverged(self._divergence_message(value, lr))
                 self.optimizer.step()
                 p.step += 1
-                p.elapsed = time.perf_counter() - started
-                window_units += self.task.units_per_step()
+                p.elapsed = elapsed if self.world.active else time.perf_counter() - started
+                window_units += self.task.units_per_step() * self.world.size
                 for callback in self.on_step:
                     callback(p.step, value)
                 now = time.perf_counter()
@@ -216,6 +241,10 @@ class Trainer:
         except KeyboardInterrupt:
             bar.close()
             p.elapsed = time.perf_counter() - started
+            if self.world.active:  # a checkpoint needs every rank at the same step, which a signal does not give
+                where = (f"the last checkpoint (step {checkpoint.read_meta(self.run_dir)['step']}) is in {self.run_dir}"
+                         if self.run_dir is not None and checkpoint.is_run_dir(self.run_dir) else "no checkpoint was written")
+                raise TrainingInterrupted(f"interrupted at step {p.step}; {where}") from None
             self.save(improved=False)
             if self.run_dir is None:
                 raise TrainingInterrupted(f"interrupted at step {p.step} (this run keeps no checkpoints)") from None

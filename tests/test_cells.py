@@ -9,6 +9,7 @@ from rnnkit.cells import CELL_TYPES, LSTMCell
 from rnnkit.recurrent import Recurrent
 
 CELLS = sorted(CELL_TYPES)
+FUSED_CELLS = sorted(name for name, cell in CELL_TYPES.items() if cell.fused_mode)
 
 
 def _loop_copy(rec: Recurrent) -> Recurrent:
@@ -18,7 +19,7 @@ def _loop_copy(rec: Recurrent) -> Recurrent:
     return clone
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", FUSED_CELLS)
 def test_fused_kernel_matches_step_functions(cell):
     # distinct small sizes so a transposed weight or a swapped gate cannot go unnoticed
     torch.manual_seed(0)
@@ -91,3 +92,54 @@ def test_uniform_scheme_bounds():
         assert 0.01 < w.abs().max() <= 0.08
     assert torch.all(cell.bias_ih[4:8] == 1.0)  # the forget-gate bias applies under every scheme
     assert cell.bias_ih[:4].abs().max() <= 0.08
+
+
+def _layer_norm_lstm_by_hand(cell, x, h, c):
+    """Ba et al. (2016) LN-LSTM written out from the equations, with per-gate-block normalisation."""
+    H = cell.hidden_size
+
+    def norm(z):  # z (B, H)
+        return (z - z.mean(-1, keepdim=True)) / torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + 1e-5)
+
+    def gates_ln(z, gain, bias):
+        return torch.cat([norm(block) for block in z.split(H, dim=1)], dim=1) * gain + bias
+
+    gates = gates_ln(x @ cell.weight_ih.T, cell.ln_ih_gain, cell.bias_ih) \
+        + gates_ln(h @ cell.weight_hh.T, cell.ln_hh_gain, cell.bias_hh)
+    i, f, g, o = gates.split(H, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(norm(c) * cell.ln_c_gain + cell.ln_c_bias)
+    return h, c
+
+
+def test_layer_norm_lstm_matches_its_equations_and_finite_differences():
+    torch.manual_seed(3)
+    rec = Recurrent("lnlstm", 3, 5, num_layers=2).double()
+    assert not rec.is_fused
+    with torch.no_grad():
+        for p in rec.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # gains and biases away from 1 and 0
+    x = torch.randn(2, 4, 3, dtype=torch.float64)
+    out, (h_n, c_n) = rec(x)
+    # the sequence path (hoisted projection) against the equations, one step at a time, layer 1
+    cell = rec.cells[0]
+    h = c = torch.zeros(2, 5, dtype=torch.float64)
+    for t in range(4):
+        h, c = _layer_norm_lstm_by_hand(cell, x[:, t], h, c)
+    torch.testing.assert_close(h, h_n[0])
+    torch.testing.assert_close(c, c_n[0])
+    # gradients of the whole stack against centred finite differences
+    names = [name for name, _ in rec.named_parameters()]
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+
+    def loss_of(*values):
+        y, _ = torch.func.functional_call(rec, dict(zip(names, values)), (x,))
+        return (y * weights).sum()
+
+    assert torch.autograd.gradcheck(loss_of, tuple(p.detach().clone().requires_grad_() for p in rec.parameters()))
+
+def test_layer_norm_lstm_keeps_forget_bias_and_unit_gains():
+    cell = CELL_TYPES["lnlstm"](3, 4)
+    cell.reset_parameters("orthogonal", forget_bias=2.0)
+    assert torch.all(cell.bias_ih[4:8] == 2.0)
+    assert torch.all(cell.ln_ih_gain == 1) and torch.all(cell.ln_c_bias == 0)

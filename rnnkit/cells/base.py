@@ -10,6 +10,12 @@ Standard cells keep their weights in PyTorch's layout (``weight_ih (G*H, D)``, `
 identical equations in ``fused_mode``; `Recurrent` then runs whole sequences on that kernel
 (oneDNN on CPU, cuDNN on GPU) and uses ``step`` only where a single step is wanted (sampling).
 A custom cell leaves ``fused_mode = None`` and is run step by step.
+
+Every step is split in two: ``input_projection(x)`` (the part that depends only on the input,
+``W_ih x + b_ih``) and ``recurrent_step(xp, state)`` (the rest). Over a whole sequence,
+`Recurrent` computes the input projection of all T steps in one large matrix multiply and loops
+only over the recurrent part, the same split the fused kernels make; a cell that normalises or
+otherwise transforms its input projection overrides ``input_projection`` and the split still holds.
 """
 
 from __future__ import annotations
@@ -48,9 +54,19 @@ class Cell(nn.Module):
     # Sigmoid gates, by the names `step` records them under (for saturation diagnostics).
     gate_names: ClassVar[tuple[str, ...]] = ()
 
-    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
-        """One time step. If `record` is a dict, store the step's gate activations in it."""
+    def input_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., D) -> (..., G*H): the input's contribution to the gates, any number of steps at once."""
+        return torch.nn.functional.linear(x, self.weight_ih, self.bias_ih)
+
+    def recurrent_step(self, xp: torch.Tensor, state: State,
+                       record: dict | None = None) -> tuple[torch.Tensor, State]:
+        """One time step given this step's input projection xp (B, G*H).
+        If `record` is a dict, store the step's gate activations in it."""
         raise NotImplementedError
+
+    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
+        """One time step: x (B, D) -> y (B, H), new state."""
+        return self.recurrent_step(self.input_projection(x), state, record)
 
     def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return self.step(x, state)

@@ -3,8 +3,10 @@
 Gate order matches PyTorch (LSTM: i, f, g, o; GRU: r, z, n) so that weights move freely between
 these step functions, the fused kernels and the NumPy reference.
 
-`step(x, state, record)`: when `record` is a dict, the step also stores its gate activations in
-it (for diagnostics and visualisation); normal use passes nothing and pays nothing.
+Each cell writes `recurrent_step(xp, state, record)`, where xp = W_ih x + b_ih is computed by the
+base class (for a whole sequence at once when `Recurrent` runs one). When `record` is a dict, the
+step also stores its gate activations in it (for diagnostics and visualisation); normal use passes
+nothing and pays nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ class RNNCell(Cell):
 
     fused_mode = "RNN_TANH"
 
-    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
+    def recurrent_step(self, xp: torch.Tensor, state: State,
+                       record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
-        pre = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        pre = xp + torch.addmm(self.bias_hh, h, self.weight_hh.t())
         h = torch.tanh(pre)  # (B, H)
         return h, (h,)
 
@@ -34,9 +37,10 @@ class IRNNCell(RNNCell):
     fused_mode = "RNN_RELU"
     default_init = "identity"
 
-    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
+    def recurrent_step(self, xp: torch.Tensor, state: State,
+                       record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
-        pre = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        pre = xp + torch.addmm(self.bias_hh, h, self.weight_hh.t())
         h = torch.relu(pre)
         return h, (h,)
 
@@ -50,9 +54,10 @@ class LSTMCell(Cell):
     state_names = ("h", "c")
     gate_names = ("input_gate", "forget_gate", "output_gate")
 
-    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
+    def recurrent_step(self, xp: torch.Tensor, state: State,
+                       record: dict | None = None) -> tuple[torch.Tensor, State]:
         h, c = state
-        gates = torch.addmm(self.bias_ih, x, self.weight_ih.t()) + torch.addmm(self.bias_hh, h, self.weight_hh.t())
+        gates = xp + torch.addmm(self.bias_hh, h, self.weight_hh.t())
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c = f * c + i * g
@@ -76,11 +81,11 @@ class GRUCell(Cell):
     num_gates = 3
     gate_names = ("reset_gate", "update_gate")
 
-    def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
+    def recurrent_step(self, xp: torch.Tensor, state: State,
+                       record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
-        gx = torch.addmm(self.bias_ih, x, self.weight_ih.t())  # (B, 3H)
         gh = torch.addmm(self.bias_hh, h, self.weight_hh.t())  # (B, 3H)
-        xr, xz, xn = gx.chunk(3, dim=1)
+        xr, xz, xn = xp.chunk(3, dim=1)
         hr, hz, hn = gh.chunk(3, dim=1)
         r = torch.sigmoid(xr + hr)
         z = torch.sigmoid(xz + hz)
@@ -90,10 +95,3 @@ class GRUCell(Cell):
             record.update(reset_gate=r, update_gate=z, candidate=n)
         return h, (h,)
 
-
-CELL_TYPES: dict[str, type[Cell]] = {
-    "rnn": RNNCell,
-    "irnn": IRNNCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-}

@@ -1,0 +1,350 @@
+"""Speed, side by side in one run: the machine's sgemm peak, training throughput of rnnkit against
+raw `torch.nn` recurrent modules (oneDNN on and off), custom cells, sampling, and preprocessing of
+a large corpus. Results go to bench/results.json ("speed"); bench/report.py turns them into
+docs/performance.md.
+
+Conventions (issue 4): character LM, vocabulary 65, embedding 64, batch 64, seq 100, Adam,
+gradient clipping at norm 1, carried state (truncated BPTT), every implementation running the
+same loop. Throughput is characters (time steps x batch) per second of full training steps.
+FLOPs per character = 3 x forward, forward = the recurrent matrix multiplies
+2 G H (D + H) per layer plus the output layer 2 H V (G gates; element-wise work not counted).
+
+usage: python bench/speed.py [--quick] [--only sgemm,train,custom,sample,scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rnnkit.config import ModelConfig
+from rnnkit.models.language_model import LanguageModel
+from rnnkit.recurrent import detach_state
+from rnnkit.sampling import SamplingConfig, generate_tokens
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+V, E, BATCH, SEQ = 65, 64, 64, 100
+# Switching oneDNN off and on warns about an Intel-GPU feature on every switch.
+warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN.*")
+GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4}
+TORCH_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+SHAPES = [(128, 2), (256, 2), (512, 2), (1024, 1)]  # (hidden size, layers)
+
+
+def timed(fn: Callable[[], object], min_seconds: float, min_reps: int, warmup: int = 1) -> float:
+    """Median seconds per call of fn, after `warmup` calls, over at least min_reps calls and min_seconds."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - started < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def flops_per_char(cell: str, hidden: int, layers: int) -> float:
+    """Forward FLOPs per character of the model (recurrent layers and output layer)."""
+    G, total, width = GATES[cell], 0.0, E
+    for _ in range(layers):
+        total += 2 * G * hidden * (width + hidden)
+        width = hidden
+    return total + 2 * hidden * V
+
+
+# ------------------------------------------------------------------------------------ sgemm
+def bench_sgemm(quick: bool) -> dict:
+    rows = {}
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        seconds = timed(lambda: a @ b, 0.5 if quick else 2.0, 3)
+        rows[str(n)] = round(2 * n ** 3 / seconds / 1e9, 1)
+        print(f"sgemm n={n}: {rows[str(n)]} GFLOP/s", flush=True)
+    return {"gflops_by_n": rows, "peak_gflops": max(rows.values())}
+
+
+# ------------------------------------------------------------------------ training models
+class RawModel(nn.Module):
+    """What a PyTorch user writes: embedding -> nn.LSTM/GRU/RNN -> linear."""
+
+    def __init__(self, cell: str, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(V, E)
+        self.rnn = TORCH_MODULES[cell](E, hidden, layers, batch_first=True)
+        self.head = nn.Linear(hidden, V)
+
+    def forward(self, tokens, state=None):
+        out, state = self.rnn(self.embed(tokens), state)
+        return self.head(out), state
+
+
+class NaiveLoopModel(nn.Module):
+    """rnnkit's cells driven by the loop a user would write: cell.step on every time step of every layer."""
+
+    def __init__(self, model: LanguageModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, state=None):
+        rec = self.model.recurrent
+        B, T = tokens.shape
+        state = state if state is not None else rec.init_state(B)
+        x, final = self.model.embed(tokens), []
+        for k, cell in enumerate(rec.cells):
+            s, outputs = tuple(part[k] for part in state), []
+            for t in range(T):
+                y, s = cell.step(x[:, t], s)
+                outputs.append(y)
+            x = torch.stack(outputs, dim=1)
+            final.append(s)
+        return self.model.head(x), tuple(torch.stack(parts) for parts in zip(*final))
+
+
+def rnnkit_model(cell: str, hidden: int, layers: int) -> LanguageModel:
+    return LanguageModel(ModelConfig(vocab_size=V, cell=cell, hidden_size=hidden, num_layers=layers, embedding_size=E))
+
+
+def training_step_fn(model: nn.Module) -> Callable[[], None]:
+    """One full training step per call, on random tokens, with the state carried between calls."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, V, (BATCH, SEQ + 1), generator=generator)
+    carried: list = [None]
+
+    def step() -> None:
+        logits, state = model(tokens[:, :-1], carried[0])
+        loss = F.cross_entropy(logits.reshape(-1, V), tokens[:, 1:].reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        carried[0] = detach_state(state if isinstance(state, tuple) else (state,))
+        if isinstance(model, RawModel) and len(carried[0]) == 1:
+            carried[0] = carried[0][0]
+    return step
+
+
+def with_onednn(step: Callable[[], None], enabled: bool | None) -> Callable[[], None]:
+    """step run with PyTorch's oneDNN switch set (None: left as it is)."""
+    if enabled is None:
+        return step
+
+    def switched() -> None:
+        with torch.backends.mkldnn.flags(enabled=enabled):
+            step()
+    return switched
+
+
+def interleaved(steps: dict[str, Callable[[], None]], quick: bool) -> dict[str, float]:
+    """Median seconds per call of each step function, timed in alternation (A, B, C, A, B, C, ...)
+    so that drift in the machine's speed (other processes, turbo, heat) hits all of them alike and
+    the ratios stay honest."""
+    for step in steps.values():
+        step()  # warm-up: allocator, oneDNN primitive caches
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    budget, rounds, started = (1.5 if quick else 6.0) * len(steps), 0, time.perf_counter()
+    while rounds < (2 if quick else 5) or time.perf_counter() - started < budget:
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def rates(seconds: float, cell: str, hidden: int, layers: int) -> dict:
+    chars = BATCH * SEQ / seconds
+    return {"chars_per_s": round(chars), "gflops": round(3 * flops_per_char(cell, hidden, layers) * chars / 1e9, 1),
+            "ms_per_step": round(seconds * 1000, 1)}
+
+
+def bench_training(quick: bool) -> list[dict]:
+    rows = []
+    for cell in ("lstm", "gru", "rnn"):
+        for hidden, layers in SHAPES:
+            torch.manual_seed(0)
+            seconds = interleaved({
+                "torch_onednn": with_onednn(training_step_fn(RawModel(cell, hidden, layers)), True),
+                "torch_native": with_onednn(training_step_fn(RawModel(cell, hidden, layers)), False),
+                "rnnkit": training_step_fn(rnnkit_model(cell, hidden, layers))}, quick)
+            row = {"cell": cell, "hidden": hidden, "layers": layers,
+                   **{name: rates(t, cell, hidden, layers) for name, t in seconds.items()}}
+            best = max(row["torch_onednn"]["chars_per_s"], row["torch_native"]["chars_per_s"])
+            row["rnnkit_vs_best_torch"] = round(row["rnnkit"]["chars_per_s"] / best, 3)
+            print(f"train {cell} {layers}x{hidden}: torch oneDNN {row['torch_onednn']['chars_per_s']}, "
+                  f"native {row['torch_native']['chars_per_s']}, rnnkit {row['rnnkit']['chars_per_s']} chars/s "
+                  f"({row['rnnkit_vs_best_torch']:.2f}x best torch)", flush=True)
+            rows.append(row)
+    return rows
+
+
+def bench_custom_cells(quick: bool) -> list[dict]:
+    rows = []
+    for cell in ("lnlstm", "irnn"):
+        for hidden in (128, 256, 512):
+            torch.manual_seed(0)
+            model = rnnkit_model(cell, hidden, 2)
+            seconds = interleaved({
+                "rnnkit": training_step_fn(model),
+                "naive_loop": training_step_fn(NaiveLoopModel(rnnkit_model(cell, hidden, 2))),
+                "torch_lstm": training_step_fn(RawModel("lstm", hidden, 2))}, quick)
+            row = {"cell": cell, "hidden": hidden, "layers": 2,
+                   "path": "fused kernel" if model.recurrent.is_fused else "step path, input projection hoisted",
+                   "rnnkit": rates(seconds["rnnkit"], cell, hidden, 2),
+                   "naive_loop": rates(seconds["naive_loop"], cell, hidden, 2),
+                   "torch_lstm": rates(seconds["torch_lstm"], "lstm", hidden, 2)}
+            row["rnnkit_vs_naive"] = round(row["rnnkit"]["chars_per_s"] / row["naive_loop"]["chars_per_s"], 2)
+            row["gflops_vs_torch_lstm"] = round(row["rnnkit"]["gflops"] / row["torch_lstm"]["gflops"], 2)
+            print(f"custom {cell} 2x{hidden}: rnnkit {row['rnnkit']['chars_per_s']} chars/s "
+                  f"{row['rnnkit']['gflops']} GF, naive {row['naive_loop']['chars_per_s']}, nn.LSTM "
+                  f"{row['torch_lstm']['gflops']} GF -> {row['gflops_vs_torch_lstm']:.2f}x", flush=True)
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------- sampling
+def naive_sampler(model: RawModel, batch: int, length: int) -> Callable[[], None]:
+    """The per-character loop from PyTorch tutorials: the fused module called on one step at a time."""
+    generator = torch.Generator().manual_seed(1)
+
+    @torch.no_grad()
+    def run() -> None:
+        token, state = torch.zeros(batch, 1, dtype=torch.long), None
+        for _ in range(length):
+            logits, state = model(token, state)
+            probs = torch.softmax(logits[:, -1], dim=-1)
+            token = torch.multinomial(probs, 1, generator=generator)
+    return run
+
+
+def bench_sampling(quick: bool) -> dict:
+    hidden, layers = 512, 2
+    torch.manual_seed(0)
+    ours, raw = rnnkit_model("lstm", hidden, layers), RawModel("lstm", hidden, layers).eval()
+    rows = {}
+    for batch in (1, 64):
+        length = (500 if quick else 2000) if batch == 1 else (50 if quick else 200)
+        config = SamplingConfig(length=length, num_samples=batch, seed=1, temperature=0.8)
+        row = {"length": length}
+        row["rnnkit"] = round(batch * length / timed(lambda: generate_tokens(ours, [0], 0, config), 0, 2 if quick else 3))
+        row["naive_onednn"] = round(batch * length / timed(naive_sampler(raw, batch, length), 0, 2 if quick else 3))
+        with torch.backends.mkldnn.flags(enabled=False):
+            row["naive_native"] = round(batch * length / timed(naive_sampler(raw, batch, length), 0, 2 if quick else 3))
+        row["rnnkit_vs_naive"] = round(row["rnnkit"] / max(row["naive_onednn"], row["naive_native"]), 2)
+        rows[f"batch_{batch}"] = row
+        print(f"sample 2x512 batch {batch}: rnnkit {row['rnnkit']} chars/s, naive oneDNN {row['naive_onednn']}, "
+              f"naive native {row['naive_native']}", flush=True)
+    rows["batch_64_vs_batch_1"] = round(rows["batch_64"]["rnnkit"] / rows["batch_1"]["rnnkit"], 1)
+    return rows
+
+
+# ------------------------------------------------------------------------------------ scale
+SCALE_PROBE = """
+import json, resource, sys, time
+from pathlib import Path
+from rnnkit.data.corpus import encode_tokens, scan_vocabulary
+path, out = Path(sys.argv[1]), Path(sys.argv[2])
+t0 = time.perf_counter()
+vocab, _, size, _ = scan_vocabulary(path, "chars")
+t1 = time.perf_counter()
+encode_tokens([path], vocab, out)
+t2 = time.perf_counter()
+print(json.dumps({"bytes": size, "scan_s": t1 - t0, "encode_s": t2 - t1,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _child_peak_rss_mb(args: list[str]) -> tuple[float, str, float]:
+    """Run a child; return its own peak RSS (MB), its stdout and wall seconds."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])} failed with status {child.returncode}")
+    return usage.ru_maxrss / 1024, text, time.perf_counter() - t0
+
+
+def generate_corpus(path: Path, megabytes: int) -> None:
+    """Bundled Shakespeare repeated to the requested size (deterministic, real character statistics)."""
+    from rnnkit.data.bundled import corpus_path
+    block = corpus_path("shakespeare").read_bytes()
+    with open(path, "wb") as f:
+        written = 0
+        while written < megabytes << 20:
+            f.write(block)
+            written += len(block)
+
+
+def bench_scale(quick: bool) -> list[dict]:
+    rows = []
+    sizes = (64, 256) if quick else (128, 1024)
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+        for megabytes in sizes:
+            corpus = Path(tmp) / f"corpus-{megabytes}.txt"
+            generate_corpus(corpus, megabytes)
+            rss, text, _ = _child_peak_rss_mb([sys.executable, "-c", SCALE_PROBE, str(corpus), str(Path(tmp) / "t.bin")])
+            probe = json.loads(text)
+            mb = probe["bytes"] / 2 ** 20
+            train_rss, _, train_wall = _child_peak_rss_mb(
+                [sys.executable, "-m", "rnnkit", "train", str(corpus), "--max-steps", "20", "--eval-chars", "20000",
+                 "--out", str(Path(tmp) / f"run-{megabytes}"), "--hidden-size", "128"])
+            row = {"megabytes": round(mb), "scan_mb_per_s": round(mb / probe["scan_s"], 1),
+                   "encode_mb_per_s": round(mb / probe["encode_s"], 1),
+                   "preprocess_mb_per_s": round(mb / (probe["scan_s"] + probe["encode_s"]), 1),
+                   "preprocess_peak_rss_mb": round(rss), "train_20_steps_peak_rss_mb": round(train_rss),
+                   "train_20_steps_wall_s": round(train_wall, 1)}
+            rows.append(row)
+            print(f"scale {row['megabytes']} MB: preprocess {row['preprocess_mb_per_s']} MB/s, peak RSS "
+                  f"{row['preprocess_peak_rss_mb']} MB (encode), {row['train_20_steps_peak_rss_mb']} MB "
+                  f"(rnnkit train, 20 steps, {row['train_20_steps_wall_s']} s)", flush=True)
+            corpus.unlink()
+    return rows
+
+
+SECTIONS = {"sgemm": bench_sgemm, "train": bench_training, "custom": bench_custom_cells,
+            "sample": bench_sampling, "scale": bench_scale}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="shorter timings and a smaller corpus (under 5 minutes)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections to run")
+    args = parser.parse_args()
+    wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in SECTIONS]
+    if unknown:
+        sys.exit(f"speed.py: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    speed = results.setdefault("speed", {})
+    speed["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+                        "torch": torch.__version__, "quick": args.quick, "date": time.strftime("%Y-%m-%d")}
+    for name in wanted:
+        started = time.perf_counter()
+        speed[name] = SECTIONS[name](args.quick)
+        print(f"-- {name}: {time.perf_counter() - started:.0f} s", flush=True)
+        RESULTS.write_text(json.dumps(results, indent=1))  # keep what is done if a later section fails
+
+
+if __name__ == "__main__":
+    main()
