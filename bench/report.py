@@ -37,8 +37,10 @@ def machine(r: dict) -> str:
         return "_not measured yet: run `make bench QUICK=1`_"
     sizes = ", ".join(f"n={n}: {g}" for n, g in sgemm["gflops_by_n"].items())
     mode = "QUICK (short timings)" if m["quick"] else "full"
+    steps = ", ".join(f"H={h}: {g}" for h, g in sgemm.get("lstm_step_gemm_gflops_by_hidden", {}).items())
     return (f"{m['cpu']}, {m['threads']} threads, torch {m['torch']}, measured {m['date']} ({mode} run). "
-            f"sgemm GFLOP/s: {sizes}; **peak {sgemm['peak_gflops']} GFLOP/s** (the reference below).")
+            f"sgemm GFLOP/s on square matrices: {sizes}; **peak {sgemm['peak_gflops']} GFLOP/s** (the reference "
+            f"below). On the shape of one LSTM time step at batch 64, (64 x H) x (H x 4H): {steps} GFLOP/s.")
 
 
 def training(r: dict) -> str:
@@ -126,7 +128,7 @@ def sweep(r: dict) -> str:
 
 
 def ddp(r: dict) -> str:
-    d = r.get("ddp")
+    d = r.get("speed", {}).get("ddp")
     if not d:
         return "_not measured yet_"
     out = [[row["processes"], row["threads_per_process"], row["chars_per_s"], row["final_train_loss"]] for row in d["runs"]]

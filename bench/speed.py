@@ -9,7 +9,7 @@ same loop. Throughput is characters (time steps x batch) per second of full trai
 FLOPs per character = 3 x forward, forward = the recurrent matrix multiplies
 2 G H (D + H) per layer plus the output layer 2 H V (G gates; element-wise work not counted).
 
-usage: python bench/speed.py [--quick] [--only sgemm,train,custom,sample,scale]
+usage: python bench/speed.py [--quick] [--only sgemm,train,custom,sample,scale,ddp]
 """
 
 from __future__ import annotations
@@ -77,7 +77,15 @@ def bench_sgemm(quick: bool) -> dict:
         seconds = timed(lambda: a @ b, 0.5 if quick else 2.0, 3)
         rows[str(n)] = round(2 * n ** 3 / seconds / 1e9, 1)
         print(f"sgemm n={n}: {rows[str(n)]} GFLOP/s", flush=True)
-    return {"gflops_by_n": rows, "peak_gflops": max(rows.values())}
+    # The shape an LSTM time step multiplies at batch 64: (64, H) x (H, 4H). With only 64 rows the
+    # GEMM cannot reach the square-matrix peak; this is the ceiling a per-step kernel works under.
+    step_shapes = {}
+    for hidden in (256, 512, 1024):
+        h, w = torch.randn(BATCH, hidden), torch.randn(hidden, 4 * hidden)
+        seconds = timed(lambda: h @ w, 0.5 if quick else 2.0, 10)
+        step_shapes[str(hidden)] = round(2 * BATCH * hidden * 4 * hidden / seconds / 1e9, 1)
+        print(f"sgemm (64 x {hidden}) x ({hidden} x {4 * hidden}): {step_shapes[str(hidden)]} GFLOP/s", flush=True)
+    return {"gflops_by_n": rows, "peak_gflops": max(rows.values()), "lstm_step_gemm_gflops_by_hidden": step_shapes}
 
 
 # ------------------------------------------------------------------------ training models
@@ -322,8 +330,33 @@ def bench_scale(quick: bool) -> list[dict]:
     return rows
 
 
+def bench_ddp(quick: bool) -> dict:
+    """`rnnkit train` as one process (2 threads) and under torchrun as 2 processes (1 thread each,
+    torchrun's default): same model, same per-process batch, so 2 processes see twice the text."""
+    from rnnkit import checkpoint
+    from rnnkit.data.bundled import corpus_path
+    steps = "30" if quick else "100"
+    flags = ["--max-steps", steps, "--hidden-size", "256", "--eval-every", steps]
+    runs = []
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
+        for processes in (1, 2):
+            out = Path(tmp) / f"run-{processes}"
+            launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+                        if processes > 1 else [sys.executable])
+            subprocess.run([*launcher, "-m", "rnnkit", "train", str(corpus_path("shakespeare")), "--out", str(out),
+                            *flags], check=True, capture_output=True)
+            meta = checkpoint.read_meta(out)
+            last = meta["metrics"][-1]
+            units = meta["step"] * meta["train_config"]["batch_size"] * meta["train_config"]["seq_length"] * processes
+            runs.append({"processes": processes, "threads_per_process": 2 if processes == 1 else 1,
+                         "chars_per_s": round(units / meta["elapsed"]), "final_train_loss": round(last["train_nats"], 3)})
+            print(f"ddp {processes} process(es): {runs[-1]['chars_per_s']} chars/s, train loss {runs[-1]['final_train_loss']}",
+                  flush=True)
+    return {"steps": int(steps), "runs": runs}
+
+
 SECTIONS = {"sgemm": bench_sgemm, "train": bench_training, "custom": bench_custom_cells,
-            "sample": bench_sampling, "scale": bench_scale}
+            "sample": bench_sampling, "scale": bench_scale, "ddp": bench_ddp}
 
 
 def main() -> None:

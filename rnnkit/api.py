@@ -30,7 +30,7 @@ from .training import Trainer
 
 TOKENS_FILE = "data/tokens.bin"
 # Settings that may change when a run is resumed: how long to go on, and where to run.
-RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device"}
+RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
 DEFAULT_TIME = 600.0
 
 
@@ -125,6 +125,8 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
 def _join(train_config: TrainConfig) -> tuple[torch.device, distributed.World]:
     """The device, and the data-parallel world when torchrun started us (one GPU per local rank)."""
     device = resolve_device(train_config.device)
+    if train_config.autocast == "fp16" and device.type != "cuda":
+        raise UsageError("--autocast fp16 needs a CUDA GPU (on CPU use --autocast bf16 or off)")
     world = distributed.join(device.type)
     if world.active and device.type == "cuda":
         device = torch.device("cuda", world.local_rank)

@@ -80,6 +80,9 @@ def _add_train(sub) -> None:
     t.add_argument("--clip-mode", choices=CLIP_MODES, default=S, help="clip the global norm or each value (default norm)")
     t.add_argument("--seed", type=int, default=S, help="random seed (default 1337)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S, help="default auto (cuda if available)")
+    t.add_argument("--autocast", choices=("off", "bf16", "fp16"), default=S,
+                   help="mixed precision on the GPU: bf16, or fp16 with loss scaling (default off; "
+                        "bf16 also runs on CPU, but only CPUs with bf16 instructions gain from it)")
     s = p.add_argument_group("when to stop (the first reached; the schedule spans the run; default --time 600)")
     s.add_argument("--max-steps", type=int, default=S, help="optimizer steps")
     s.add_argument("--epochs", type=float, default=S, help="passes over the training text")

@@ -91,6 +91,7 @@ class TrainConfig:
     checkpoint_every: int | None = None  # steps between checkpoints; None = at every evaluation
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda
+    autocast: str = "off"  # off | bf16 | fp16: mixed precision for the forward pass (fp16: CUDA only, loss scaled)
 
     def __post_init__(self) -> None:
         _positive(self, "seq_length", "batch_size", "lr", "max_steps", "epochs", "time",
@@ -99,6 +100,7 @@ class TrainConfig:
         _choice(self, "schedule", SCHEDULES)
         _choice(self, "clip_mode", CLIP_MODES)
         _choice(self, "device", ("auto", "cpu", "cuda"))
+        _choice(self, "autocast", ("off", "bf16", "fp16"))
         if self.clip < 0:
             raise UsageError(f"--clip must be >= 0 (0 disables clipping; got {self.clip})")
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1 \

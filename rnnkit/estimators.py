@@ -8,6 +8,12 @@ network (`model_`) and returns self; so `Pipeline`, `GridSearchCV`, `cross_val_s
 `clone` work as with any scikit-learn estimator. Training uses the one rnnkit Trainer, on the CPU
 or GPU (`device`), with a 10% validation split for the loss history (`history_`).
 `save(dir)` / `load(dir)` use rnnkit's checkpoint format (safetensors + JSON, never pickle).
+
+Transfer (`RNNClassifier(pretrained="runs/lm")`, after ULMFiT, Howard & Ruder 2018): the network
+starts from a character language model trained by `rnnkit train` on unlabelled text: its embedding
+rows (for every character the two share) and its whole recurrent stack are copied in, the
+architecture is the language model's, and only the output layer starts from scratch; then all of
+it is fine-tuned on the labelled examples.
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ class _RNNEstimator(_SavedEstimator):
                  level: str = "char",
                  lowercase: bool = False, min_df: int = 1, max_features: int | None = None, epochs: float = 10.0,
                  batch_size: int = 32, lr: float = 3e-3, optimizer: str = "adam", clip: float = 1.0,
-                 random_state: int = 0, device: str = "cpu", verbose: int = 0) -> None:
+                 pretrained: str | None = None, random_state: int = 0, device: str = "cpu", verbose: int = 0) -> None:
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -98,6 +104,7 @@ class _RNNEstimator(_SavedEstimator):
         self.lr = lr
         self.optimizer = optimizer
         self.clip = clip
+        self.pretrained = pretrained  # run directory of a character language model to start from
         self.random_state = random_state
         self.device = device
         self.verbose = verbose  # > 0: a line per epoch (validation loss) on stderr
@@ -110,8 +117,43 @@ class _RNNEstimator(_SavedEstimator):
         raise NotImplementedError
 
     def _build_model(self) -> torch.nn.Module:
-        return SequencePredictor(len(self.tokenizer_), self._num_outputs(), self.cell, self.hidden_size,
-                                 self.num_layers, self.embedding_size, self.dropout, self.pooling, self.bidirectional)
+        # The shape fit chose (architecture_: the language model's when one was given); models
+        # saved before architecture_ existed take the parameters.
+        arch = getattr(self, "architecture_", None) or {
+            "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+            "embedding_size": self.embedding_size}
+        return SequencePredictor(len(self.tokenizer_), self._num_outputs(), arch["cell"], arch["hidden_size"],
+                                 arch["num_layers"], arch["embedding_size"], self.dropout, self.pooling,
+                                 self.bidirectional)
+
+    def _language_model(self):
+        """The pretrained language model, checked to fit this estimator (ValueError otherwise)."""
+        from .api import load  # the LM API; imported here since it is only needed for transfer
+        if self._tokenizer_level() != "char":
+            raise ValueError("pretrained language models read characters; use level='char' with pretrained")
+        try:
+            lm = load(self.pretrained)
+        except UsageError as e:
+            raise ValueError(f"pretrained: {e}") from None
+        if lm.vocab.kind != "chars" or lm.config.embedding_size == 0:
+            raise ValueError(f"pretrained: {self.pretrained} must be a character model with an embedding "
+                             "(trained without --bytes and with --embedding-size > 0)")
+        return lm
+
+    def _transfer(self, lm) -> int:
+        """Copy the language model's embedding rows and recurrent stack into model_; returns how
+        many of this tokenizer's characters the language model knew."""
+        row_of = {chr(symbol): row for row, symbol in enumerate(lm.vocab.symbols)}
+        known = 0
+        with torch.no_grad():
+            source_embedding = lm.module.embed.weight
+            for token, row in self.tokenizer_.index.items():
+                if token in row_of:
+                    self.model_.embed.weight[row] = source_embedding[row_of[token]]
+                    known += 1
+            for mine, theirs in zip(self.model_.recurrent.cells, lm.module.recurrent.cells):
+                mine.load_state_dict(theirs.state_dict())
+        return known
 
     def _inputs(self, X) -> list:
         return _texts(X)
@@ -137,7 +179,17 @@ class _RNNEstimator(_SavedEstimator):
         if n_val == 0:  # too few examples to hold some out: validate on the training set
             val = train
         device = torch.device(self.device)
+        # (the tagger has no `pretrained` parameter: a character LM cannot start a token tagger)
+        lm = self._language_model() if getattr(self, "pretrained", None) is not None else None
+        shape = lm.config if lm is not None else self  # the network's shape: the language model's, or ours
+        self.architecture_ = {"cell": shape.cell, "hidden_size": shape.hidden_size, "num_layers": shape.num_layers,
+                              "embedding_size": shape.embedding_size}
         self.model_ = self._build_model().to(device)
+        if lm is not None:
+            known = self._transfer(lm)
+            if self.verbose:
+                print(f"started from {self.pretrained}: {known} of {len(self.tokenizer_) - 2} characters known",
+                      file=sys.stderr)
         pick = (lambda rows: targets[rows]) if isinstance(targets, torch.Tensor) else \
             (lambda rows: [targets[i] for i in rows])
         task = LabelledSequencesTask([sequences[i] for i in train], pick(train), [sequences[i] for i in val],
@@ -167,10 +219,12 @@ class _RNNEstimator(_SavedEstimator):
         return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
 
     def _fitted_state(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer_.to_json()}
+        return {"tokenizer": self.tokenizer_.to_json(), "architecture": getattr(self, "architecture_", None)}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         self.tokenizer_ = Tokenizer.from_json(state["tokenizer"])
+        if state.get("architecture"):
+            self.architecture_ = state["architecture"]
 
 
 class RNNClassifier(ClassifierMixin, _RNNEstimator):
@@ -191,7 +245,8 @@ class RNNClassifier(ClassifierMixin, _RNNEstimator):
         return torch.softmax(self._outputs(X), dim=1).numpy()
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self._outputs(X).argmax(dim=1).numpy()]
+        best = self._outputs(X).argmax(dim=1).numpy()  # first: it raises NotFittedError before fit
+        return self.classes_[best]
 
     def _fitted_state(self) -> dict[str, Any]:
         return {**super()._fitted_state(), "classes": self.classes_.tolist()}

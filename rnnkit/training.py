@@ -11,6 +11,7 @@ and writes checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -100,6 +101,10 @@ class Trainer:
         self.describe = describe  # run metadata for rnnkit.json (configs, vocab, corpus)
         self.device = device
         self.optimizer = make_optimizer(config, model.parameters())
+        # Mixed precision: the forward pass under autocast (cuDNN's RNN kernels then run in half
+        # precision); fp16 also scales the loss so small gradients do not flush to zero.
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.autocast)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
         self.progress = Progress()
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
@@ -202,9 +207,12 @@ class Trainer:
                 lr = learning_rate(c, self.fraction_done())
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                loss = self.task.training_loss(step_model)
+                with (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
+                      else contextlib.nullcontext()):
+                    loss = self.task.training_loss(step_model)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients (a no-op unless fp16)
                 if c.clip > 0:
                     if c.clip_mode == "norm":
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.clip)
@@ -215,7 +223,8 @@ class Trainer:
                     value, elapsed = distributed.agree(self.world, [value, elapsed], self.device)
                 if not math.isfinite(value) or value > diverge_at:
                     raise TrainingDiverged(self._divergence_message(value, lr))
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
+                self.scaler.update()
                 p.step += 1
                 p.elapsed = elapsed if self.world.active else time.perf_counter() - started
                 window_units += self.task.units_per_step() * self.world.size

