@@ -55,7 +55,7 @@ def training(r: dict) -> str:
         peak_note = f"{of_peak:.2f}" + (f" ({verdict(of_peak >= 0.75)})" if row["cell"] == "lstm" and row["hidden"] >= 512 else "")
         out.append([row["cell"], f"{row['layers']} x {row['hidden']}", row["torch_onednn"]["chars_per_s"],
                     row["torch_native"]["chars_per_s"], row["rnnkit"]["chars_per_s"], row["rnnkit"]["gflops"],
-                    f"{ratio:.2f} ({verdict(ratio >= 1.0)})", peak_note])
+                    f"{ratio:.3f} ({verdict(ratio >= 1.0)})", peak_note])
     return table(["cell", "size", "torch oneDNN chars/s", "torch native chars/s", "rnnkit chars/s",
                   "rnnkit GFLOP/s", "rnnkit / best torch (target >= 1.0)", "of sgemm peak (LSTM H>=512: >= 0.75)"], out)
 
@@ -145,10 +145,10 @@ def main() -> None:
     results = json.loads(RESULTS.read_text())
     text = DOC.read_text()
     for name, render in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n)(?:.*?\n)?(<!-- /bench:{name} -->)", re.S)
         if not pattern.search(text):
             sys.exit(f"report.py: {DOC} has no <!-- bench:{name} --> section")
-        text = pattern.sub(lambda m: m.group(1) + render(results) + m.group(2), text)
+        text = pattern.sub(lambda m: m.group(1) + render(results) + "\n" + m.group(2), text)
     DOC.write_text(text)
     print(f"wrote {DOC.relative_to(ROOT)}")
 

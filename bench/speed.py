@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -264,8 +263,13 @@ def bench_sampling(quick: bool) -> dict:
 
 
 # ------------------------------------------------------------------------------------ scale
-SCALE_PROBE = """
-import json, resource, sys, time
+# Peak memory is read in the child from /proc/self/status (VmHWM: the high-water mark of this
+# process image). getrusage's ru_maxrss is no use here: Linux carries it across fork + exec, so
+# a child started from this (large) process would report our size, not its own.
+PEAK_RSS = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
+
+SCALE_PROBE = f"""
+import json, sys, time
 from pathlib import Path
 from rnnkit.data.corpus import encode_tokens, scan_vocabulary
 path, out = Path(sys.argv[1]), Path(sys.argv[2])
@@ -274,23 +278,27 @@ vocab, _, size, _ = scan_vocabulary(path, "chars")
 t1 = time.perf_counter()
 encode_tokens([path], vocab, out)
 t2 = time.perf_counter()
-print(json.dumps({"bytes": size, "scan_s": t1 - t0, "encode_s": t2 - t1,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({{"bytes": size, "scan_s": t1 - t0, "encode_s": t2 - t1, "peak_rss_mb": {PEAK_RSS}}}))
+"""
+
+# `rnnkit train ...` as a module run, with the peak memory written to the file named first.
+TRAIN_PROBE = f"""
+import runpy, sys
+report, sys.argv = sys.argv[1], ["rnnkit", *sys.argv[2:]]
+try:
+    runpy.run_module("rnnkit", run_name="__main__")
+finally:
+    open(report, "w").write(str({PEAK_RSS}))
 """
 
 
-def _child_peak_rss_mb(args: list[str]) -> tuple[float, str, float]:
-    """Run a child; return its own peak RSS (MB), its stdout and wall seconds."""
+def _child(args: list[str]) -> tuple[str, float]:
+    """Run a child to completion; its stdout and wall seconds."""
     t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as out:
-        child = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read()
-    if child.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:4])} failed with status {child.returncode}")
-    return usage.ru_maxrss / 1024, text, time.perf_counter() - t0
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])} failed with status {done.returncode}: {done.stderr[-500:]}")
+    return done.stdout, time.perf_counter() - t0
 
 
 def generate_corpus(path: Path, megabytes: int) -> None:
@@ -306,17 +314,19 @@ def generate_corpus(path: Path, megabytes: int) -> None:
 
 def bench_scale(quick: bool) -> list[dict]:
     rows = []
-    sizes = (64, 256) if quick else (128, 1024)
+    sizes = (32, 256) if quick else (128, 1024)
     with tempfile.TemporaryDirectory(dir=ROOT / "bench") as tmp:
         for megabytes in sizes:
             corpus = Path(tmp) / f"corpus-{megabytes}.txt"
             generate_corpus(corpus, megabytes)
-            rss, text, _ = _child_peak_rss_mb([sys.executable, "-c", SCALE_PROBE, str(corpus), str(Path(tmp) / "t.bin")])
+            text, _ = _child([sys.executable, "-c", SCALE_PROBE, str(corpus), str(Path(tmp) / "t.bin")])
             probe = json.loads(text)
-            mb = probe["bytes"] / 2 ** 20
-            train_rss, _, train_wall = _child_peak_rss_mb(
-                [sys.executable, "-m", "rnnkit", "train", str(corpus), "--max-steps", "20", "--eval-chars", "20000",
-                 "--out", str(Path(tmp) / f"run-{megabytes}"), "--hidden-size", "128"])
+            mb, rss = probe["bytes"] / 2 ** 20, probe["peak_rss_mb"]
+            report = Path(tmp) / "train-rss.txt"
+            _, train_wall = _child(
+                [sys.executable, "-c", TRAIN_PROBE, str(report), "train", str(corpus), "--max-steps", "20",
+                 "--eval-chars", "20000", "--out", str(Path(tmp) / f"run-{megabytes}"), "--hidden-size", "128"])
+            train_rss = float(report.read_text())
             row = {"megabytes": round(mb), "scan_mb_per_s": round(mb / probe["scan_s"], 1),
                    "encode_mb_per_s": round(mb / probe["encode_s"], 1),
                    "preprocess_mb_per_s": round(mb / (probe["scan_s"] + probe["encode_s"]), 1),

@@ -32,6 +32,13 @@ TOKENS_FILE = "data/tokens.bin"
 # Settings that may change when a run is resumed: how long to go on, and where to run.
 RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
 DEFAULT_TIME = 600.0
+# Model defaults for long time budgets, chosen by measurement (docs/performance.md, bench/sweep.py):
+# on tiny Shakespeare at --time 600 the 2 x 256 default overfits (val 1.506 nats/char) where
+# 2 x 384 with dropout 0.2 reaches 1.443; at --time 130 the small model is best. Applied to
+# --time budgets of at least LONG_BUDGET seconds (also the default budget), for settings the
+# user did not give.
+LONG_BUDGET = 600.0
+LONG_BUDGET_MODEL = {"hidden_size": 384, "dropout": 0.2}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,7 +94,7 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     text_file or corpus ("shakespeare", "python") names the text; val_file, if given, is the
     validation text (then all of text_file trains); options are the fields of ModelConfig and
     TrainConfig (cell, hidden_size, num_layers, lr, time, max_steps, ...).
-    resume continues the run in that directory (only max_steps/epochs/time/device may change).
+    resume continues the run in that directory (only max_steps/epochs/time/device/autocast may change).
     Started by torchrun with several processes, it trains data-parallel (see `distributed`):
     batch_size is then per process, and only rank 0 prints and writes the run directory.
     """
@@ -107,6 +114,12 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     default_budget = not {"max_steps", "epochs", "time"} & set(train_options)
     if default_budget:
         train_options["time"] = DEFAULT_TIME
+    long_budget = {k: v for k, v in LONG_BUDGET_MODEL.items() if k not in model_options}
+    if (train_options.get("time") or 0) >= LONG_BUDGET and not {"max_steps", "epochs"} & set(train_options) \
+            and long_budget:
+        model_options.update(long_budget)
+    else:
+        long_budget = {}
     train_config = TrainConfig(**train_options)
     ModelConfig(vocab_size=1, **model_options)  # validate flags before reading a large file
     device, world = _join(train_config)
@@ -115,6 +128,9 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     prepared = (_prepare_corpus(source, val_file, out, raw_bytes, train_config, world, say, default_budget)
                 if world.is_main else None)
     run_dir, vocab_json, corpus_info = distributed.share(world, prepared)
+    if long_budget:  # said once the input is known to be good, so an error stays one line
+        say(f"--time {train_options['time']:g} >= {LONG_BUDGET:g} s: using the long-budget defaults "
+            + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in long_budget.items()))
     vocab = Vocabulary.from_json(vocab_json)
     model_config = ModelConfig(vocab_size=len(vocab), **model_options)
     torch.manual_seed(train_config.seed)
@@ -170,7 +186,7 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
     if not_allowed:
         flags = ", ".join("--" + k.replace("_", "-") for k in not_allowed)
         raise UsageError(f"--resume continues a run with its saved settings; drop {flags} "
-                         "(only --max-steps, --epochs, --time and --device may change)")
+                         "(only --max-steps, --epochs, --time, --device and --autocast may change)")
     try:
         corpus_info, vocab = meta["corpus"], Vocabulary.from_json(meta["vocab"])
         model_config = from_dict(ModelConfig, meta["model_config"])

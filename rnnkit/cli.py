@@ -37,7 +37,10 @@ def _add_train(sub) -> None:
                     "validation unless --val-file is given. Checkpoints (best and last) go to --out;\n"
                     "Ctrl-C saves and stops; --resume DIR continues exactly where it stopped.",
         epilog="examples:\n  rnnkit train input.txt --time 300\n  rnnkit train --corpus shakespeare "
-               "--cell gru --hidden-size 256 --num-layers 2 --max-steps 2000\n  rnnkit train --resume runs/input",
+               "--cell gru --hidden-size 256 --num-layers 2 --max-steps 2000\n  rnnkit train --resume runs/input\n"
+               "  torchrun --standalone --nproc-per-node 2 -m rnnkit train input.txt   # data-parallel: "
+               "--batch-size is per process,\n"
+               "      each process trains on its share of the text, only rank 0 prints and writes (README)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", nargs="?", help="text file to learn from")
     src = p.add_argument_group("data")
@@ -48,7 +51,7 @@ def _add_train(sub) -> None:
     src.add_argument("--out", default=S, metavar="DIR", help="run directory for checkpoints (default: runs/<file name>)")
     src.add_argument("--resume", metavar="DIR", default=S,
                      help="continue the run in DIR with its saved settings (--max-steps, --epochs, "
-                          "--time, --device may change)")
+                          "--time, --device, --autocast may change)")
     src.add_argument("--val-file", default=S, metavar="FILE",
                      help="validate on this text instead of the end of FILE (then all of FILE trains)")
     src.add_argument("--val-fraction", type=float, default=S, help="share of the text held out at its end for validation (default 0.1)")
@@ -56,10 +59,12 @@ def _add_train(sub) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--cell", choices=CELLS, default=S, help="recurrent cell (default lstm); irnn = ReLU RNN with identity-initialised recurrence; "
                    "lnlstm = layer-normalised LSTM (Ba et al. 2016; no fused kernel, ~1.5-3x slower)")
-    m.add_argument("--hidden-size", type=int, default=S, help="units per recurrent layer (default 256)")
+    m.add_argument("--hidden-size", type=int, default=S, help="units per recurrent layer (default 256; 384 "
+                   "for --time >= 600, where it measured better)")
     m.add_argument("--num-layers", type=int, default=S, help="stacked recurrent layers (default 2)")
     m.add_argument("--embedding-size", type=int, default=S, help="learned input embedding width; 0 = one-hot input (default 64)")
-    m.add_argument("--dropout", type=float, default=S, help="dropout between layers and before the output, in [0, 1) (default 0)")
+    m.add_argument("--dropout", type=float, default=S, help="dropout between layers and before the output, in [0, 1) (default 0; 0.2 "
+                   "for --time >= 600)")
     m.add_argument("--init", choices=INIT_SCHEMES, default=S,
                    help="weight init: auto (orthogonal recurrence, identity for irnn), orthogonal, identity, "
                         "glorot, uniform (+-0.08, as char-rnn), pytorch (default auto)")

@@ -40,7 +40,9 @@ def _choice(obj: Any, name: str, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md).
+    # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md,
+    # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead
+    # unless told otherwise (api.LONG_BUDGET_MODEL: measured better at that budget).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     cell: str = "lstm"  # lstm | gru | rnn (tanh) | irnn (ReLU, identity-init) | lnlstm (layer-normalised LSTM)
     hidden_size: int = 256  # width of every recurrent layer

@@ -58,8 +58,8 @@ def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) 
 
 def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One token per row of probs (N, V), by inverting the cumulative distribution at a uniform
-    draw. Same distribution as torch.multinomial, at a fraction of its cost for one draw per row
-    (measured ~100 us vs ~15 us per call at batch 1, a sixth of a 2 x 512 LSTM step)."""
+    draw: the same distribution as torch.multinomial, a little cheaper for one draw per row
+    (softmax + draw 29 us against softmax + multinomial 34 us at batch 1, V = 65)."""
     cumulative = probs.cumsum(dim=-1)  # (N, V)
     u = torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=probs.dtype)
     # the first token whose cumulative probability exceeds u * total (total is 1 up to rounding)

@@ -60,3 +60,19 @@ def test_evaluate_api(trained_run):
     assert good["nats_per_char"] < bad["nats_per_char"]
     with pytest.raises(UsageError, match="too short"):
         model.evaluate("t")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "irnn", "lnlstm"])
+def test_generator_steps_match_the_sequence_forward(cell):
+    """Sampling's fast stepper (fused one-step ops, or the projection table) computes exactly what
+    the model computes over a whole sequence."""
+    from rnnkit.config import ModelConfig
+    from rnnkit.models.language_model import LanguageModel
+    torch.manual_seed(0)
+    model = LanguageModel(ModelConfig(vocab_size=7, cell=cell, hidden_size=6, num_layers=2, embedding_size=3)).eval()
+    tokens = torch.randint(0, 7, (2, 5))
+    logits, _ = model(tokens)
+    stepper = model.generator(model.recurrent.init_state(2))
+    assert stepper.fused == (cell != "lnlstm")
+    for t in range(5):
+        torch.testing.assert_close(stepper.step(tokens[:, t]), logits[:, t], rtol=1e-5, atol=1e-6)

@@ -162,3 +162,15 @@ def test_bytes_model_trains_and_samples(tmp_path):
     sample = model.generate(prime="grü", length=60, seed=1, stream=pieces.append)
     assert "".join(pieces) == sample  # streaming holds back partial characters, then flushes
     assert model.evaluate_file(path)["chars"] == len(text.encode("utf-8")) - 1
+
+
+def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tmp_path, monkeypatch):
+    from rnnkit import api
+    seen = []
+    monkeypatch.setattr(api, "_run", lambda run_dir, model, *a, **k: seen.append(model.config))
+    rnnkit.train(corpus_file, out=tmp_path / "a", time=600, **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "b", time=600, hidden_size=64, **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "c", time=130, **quiet)
+    assert (seen[0].hidden_size, seen[0].dropout) == (384, 0.2)
+    assert (seen[1].hidden_size, seen[1].dropout) == (64, 0.2)  # what the user gave is kept
+    assert (seen[2].hidden_size, seen[2].dropout) == (256, 0.0)

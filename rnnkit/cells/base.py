@@ -68,6 +68,11 @@ class Cell(nn.Module):
         """One time step: x (B, D) -> y (B, H), new state."""
         return self.recurrent_step(self.input_projection(x), state, record)
 
+    # Standard cells also name PyTorch's one-step fused op (torch.lstm_cell, ...: both multiplies
+    # and the gate arithmetic in one C++ call, the same equations); `Generator` uses it, since at
+    # batch 1 a step is a few dozen microseconds of work buried under per-op overhead.
+    fused_step = None  # (x (B, D), state) -> (y (B, H), state), or None
+
     def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return self.step(x, state)
 

@@ -23,6 +23,7 @@ from .standard import LSTMCell
 
 class LayerNormLSTMCell(LSTMCell):
     fused_mode = None
+    fused_step = None
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__(input_size, hidden_size)

@@ -21,6 +21,10 @@ class RNNCell(Cell):
 
     fused_mode = "RNN_TANH"
 
+    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        h = torch.rnn_tanh_cell(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h, (h,)
+
     def recurrent_step(self, xp: torch.Tensor, state: State,
                        record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
@@ -35,6 +39,10 @@ class IRNNCell(RNNCell):
     vanish nor explode over long spans until learning moves W_hh away from I."""
 
     fused_mode = "RNN_RELU"
+
+    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        h = torch.rnn_relu_cell(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h, (h,)
     default_init = "identity"
 
     def recurrent_step(self, xp: torch.Tensor, state: State,
@@ -50,6 +58,10 @@ class LSTMCell(Cell):
     i, f, g, o = split(W_ih x + b_ih + W_hh h + b_hh); c' = σ(f)c + σ(i)tanh(g); h' = σ(o)tanh(c')."""
 
     fused_mode = "LSTM"
+
+    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        h, c = torch.lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h, (h, c)
     num_gates = 4
     state_names = ("h", "c")
     gate_names = ("input_gate", "forget_gate", "output_gate")
@@ -78,6 +90,10 @@ class GRUCell(Cell):
     """GRU (Cho et al. 2014) in PyTorch's form: the reset gate multiplies (W_hn h + b_hn)."""
 
     fused_mode = "GRU"
+
+    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        h = torch.gru_cell(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return h, (h,)
     num_gates = 3
     gate_names = ("reset_gate", "update_gate")
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import UsageError
 from .vocab import MAX_SYMBOL, Vocabulary, symbols_of
 
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 8 << 20  # per chunk: the bytes, the text, its code points (4 B each) and ids
 
 
 class InvalidUTF8(UsageError):
@@ -92,8 +92,8 @@ def encode_tokens(paths: list[Path], vocab: Vocabulary, tokens_path: Path) -> in
     with open(tmp, "wb") as out:
         for path in paths:
             for symbols in _chunks(path, vocab.kind):
-                ids = vocab.lookup(symbols)
-                out.write(ids.astype(vocab.token_dtype).tobytes())
+                ids = vocab.lookup(symbols, vocab.token_dtype)
+                out.write(ids.tobytes())
                 count += ids.size
     os.replace(tmp, tokens_path)
     return count

@@ -48,13 +48,13 @@ class Vocabulary:
         table[list(self.symbols)] = np.arange(len(self.symbols), dtype=np.int32)
         return table
 
-    def lookup(self, values: np.ndarray) -> np.ndarray:
-        """Symbols (int array) -> token ids (int64). Raises UnknownSymbols naming the strangers."""
+    def lookup(self, values: np.ndarray, dtype: np.dtype | type = np.int64) -> np.ndarray:
+        """Symbols (int array) -> token ids (of `dtype`). Raises UnknownSymbols naming the strangers."""
         ids = self._table[values]
-        unknown = ids < 0
-        if unknown.any():
+        if ids.min(initial=0) < 0:
+            unknown = ids < 0
             raise UnknownSymbols(sorted(set(values[unknown].tolist())), self.kind)
-        return ids.astype(np.int64)
+        return ids.astype(dtype)
 
     def encode(self, text: str | bytes) -> np.ndarray:
         """Text (str for chars, bytes for bytes) -> token ids (int64). Raises UnknownSymbols."""
@@ -95,15 +95,16 @@ class UnknownSymbols(UsageError):
 
 
 def symbols_of(text: str | bytes, kind: str) -> np.ndarray:
-    """Code points (chars) or byte values (bytes) of a text, as int64."""
+    """Code points (chars, uint32) or byte values (bytes, uint8) of a text; read-only views, kept
+    narrow because the corpus encoder holds one chunk's worth of them at a time."""
     if kind == "chars":
         if isinstance(text, bytes):
             text = text.decode("utf-8")
         # UTF-32-LE gives one uint32 per code point: vectorised, no Python loop over characters.
-        return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4").astype(np.int64)
+        return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
     if isinstance(text, str):
         text = text.encode("utf-8")
-    return np.frombuffer(text, dtype=np.uint8).astype(np.int64)
+    return np.frombuffer(text, dtype=np.uint8)
 
 
 class StreamDecoder:

@@ -173,11 +173,12 @@ class Generator:
     """Token-at-a-time inference from a given state (sampling), with the per-step work cut down.
 
     At batch 1 a step is bound by reading the weights (a 2 x 512 LSTM reads 12 MB per character)
-    and by per-call overhead, so this (a) looks the first layer's input projection up in a
-    (V, G*H) table made once, instead of an embedding lookup plus a matrix multiply per step;
-    (b) keeps each layer's state as its own tensors, instead of slicing and re-stacking the
-    (L, B, H) state every step; (c) skips the autograd and dropout machinery (inference only).
-    Works for every cell, through the cells' input_projection / recurrent_step split.
+    and by per-call overhead (a few microseconds per PyTorch op, dozens of ops per step), so this
+    (a) runs standard cells with PyTorch's one-call fused step (torch.lstm_cell, ...); other cells
+    get the first layer's input projection from a (V, G*H) table made once, instead of an
+    embedding lookup plus a matrix multiply per step; (b) keeps each layer's state as its own
+    tensors, instead of slicing and re-stacking the (L, B, H) state every step; (c) skips the
+    autograd and dropout machinery (inference only).
     """
 
     @torch.no_grad()
@@ -186,14 +187,22 @@ class Generator:
             raise ValueError("Generator needs a model in eval mode")
         rec = model.recurrent
         self.cells = list(rec.cells)
-        vocab = torch.arange(model.config.vocab_size, device=model.head.weight.device)
-        self.first_projection = self.cells[0].input_projection(model.embed(vocab))  # (V, G*H)
+        self.fused = all(cell.fused_step is not None for cell in self.cells)
+        self.embed = model.embed
+        if not self.fused:
+            vocab = torch.arange(model.config.vocab_size, device=model.head.weight.device)
+            self.first_projection = self.cells[0].input_projection(model.embed(vocab))  # (V, G*H)
         self.states = [tuple(part[k] for part in state) for k in range(rec.num_layers)]
         self.head = model.head
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B,) -> logits (B, V) of the next token; the state moves on."""
+        if self.fused:
+            y = self.embed(tokens)  # (B, E)
+            for k, cell in enumerate(self.cells):
+                y, self.states[k] = cell.fused_step(y, self.states[k])
+            return self.head(y)
         xp = F.embedding(tokens, self.first_projection)  # (B, G*H): a row lookup
         for k, cell in enumerate(self.cells):
             if k:
