@@ -249,11 +249,10 @@ def bench_sampling(quick: bool) -> dict:
     for batch in (1, 64):
         length = (500 if quick else 2000) if batch == 1 else (50 if quick else 200)
         config = SamplingConfig(length=length, num_samples=batch, seed=1, temperature=0.8)
-        row = {"length": length}
-        row["rnnkit"] = round(batch * length / timed(lambda: generate_tokens(ours, [0], 0, config), 0, 2 if quick else 3))
-        row["naive_onednn"] = round(batch * length / timed(naive_sampler(raw, batch, length), 0, 2 if quick else 3))
-        with torch.backends.mkldnn.flags(enabled=False):
-            row["naive_native"] = round(batch * length / timed(naive_sampler(raw, batch, length), 0, 2 if quick else 3))
+        seconds = interleaved({"rnnkit": lambda: generate_tokens(ours, [0], 0, config),
+                               "naive_onednn": with_onednn(naive_sampler(raw, batch, length), True),
+                               "naive_native": with_onednn(naive_sampler(raw, batch, length), False)}, quick)
+        row = {"length": length, **{name: round(batch * length / t) for name, t in seconds.items()}}
         row["rnnkit_vs_naive"] = round(row["rnnkit"] / max(row["naive_onednn"], row["naive_native"]), 2)
         rows[f"batch_{batch}"] = row
         print(f"sample 2x512 batch {batch}: rnnkit {row['rnnkit']} chars/s, naive oneDNN {row['naive_onednn']}, "
