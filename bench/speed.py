@@ -15,7 +15,6 @@ usage: python bench/speed.py [--quick] [--only sgemm,train,custom,sample,scale,d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import statistics
