@@ -114,12 +114,9 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     default_budget = not {"max_steps", "epochs", "time"} & set(train_options)
     if default_budget:
         train_options["time"] = DEFAULT_TIME
-    long_budget = {k: v for k, v in LONG_BUDGET_MODEL.items() if k not in model_options}
-    if (train_options.get("time") or 0) >= LONG_BUDGET and not {"max_steps", "epochs"} & set(train_options) \
-            and long_budget:
-        model_options.update(long_budget)
-    else:
-        long_budget = {}
+    time_only = (train_options.get("time") or 0) >= LONG_BUDGET and not {"max_steps", "epochs"} & set(train_options)
+    long_budget = {k: v for k, v in LONG_BUDGET_MODEL.items() if k not in model_options} if time_only else {}
+    model_options.update(long_budget)
     train_config = TrainConfig(**train_options)
     ModelConfig(vocab_size=1, **model_options)  # validate flags before reading a large file
     device, world = _join(train_config)

@@ -16,19 +16,29 @@ from ..recurrent import Recurrent
 POOLINGS = ("last", "mean", "max")
 
 
-class SequencePredictor(nn.Module):
-    def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
-                 num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last",
-                 bidirectional: bool = False, init: str = "auto", forget_bias: float = 1.0) -> None:
+class _TokenRecurrentHead(nn.Module):
+    """What both heads share: token embedding (id 0 is padding) -> Recurrent stack -> dropout ->
+    linear layer of width num_outputs. Submodule names are part of saved checkpoints."""
+
+    def __init__(self, vocab_size: int, num_outputs: int, cell: str, hidden_size: int, num_layers: int,
+                 embedding_size: int, dropout: float, bidirectional: bool, init: str, forget_bias: float) -> None:
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
-        self.pooling = pooling
         self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=0)
         self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.recurrent.reset_parameters(init, forget_bias)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.recurrent.output_size, num_outputs)
+
+
+class SequencePredictor(_TokenRecurrentHead):
+    def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
+                 num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last",
+                 bidirectional: bool = False, init: str = "auto", forget_bias: float = 1.0) -> None:
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
+        super().__init__(vocab_size, num_outputs, cell, hidden_size, num_layers, embedding_size, dropout,
+                         bidirectional, init, forget_bias)
+        self.pooling = pooling
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T), (B,) -> one (B, H * directions) summary per sequence, by the chosen pooling."""
@@ -47,19 +57,15 @@ class SequencePredictor(nn.Module):
         return self.head(self.dropout(self.encode(tokens, lengths)))  # (B, K)
 
 
-class SequenceTagger(nn.Module):
+class SequenceTagger(_TokenRecurrentHead):
     """tokens (B, T) + lengths (B,) -> label logits (B, T, C) for every position; bidirectional
     by default, since a token's label usually depends on what follows it too."""
 
     def __init__(self, vocab_size: int, num_labels: int, cell: str = "lstm", hidden_size: int = 128,
                  num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, bidirectional: bool = True,
                  init: str = "auto", forget_bias: float = 1.0) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=0)
-        self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
-        self.recurrent.reset_parameters(init, forget_bias)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(self.recurrent.output_size, num_labels)
+        super().__init__(vocab_size, num_labels, cell, hidden_size, num_layers, embedding_size, dropout,
+                         bidirectional, init, forget_bias)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         out, _ = self.recurrent(self.embed(tokens), lengths=lengths)  # (B, T, H * directions)
