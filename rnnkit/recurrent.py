@@ -22,6 +22,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .cells import CELL_TYPES, Cell, State
+from .precision import rnn_kernel_context
 
 _FUSED_MODULES = {
     "LSTM": lambda D, H, L, p, bi: nn.LSTM(D, H, L, dropout=p, bidirectional=bi, batch_first=True, device="meta"),
@@ -104,7 +105,7 @@ class Recurrent(nn.Module):
         T = x.shape[1]
         if lengths is not None:
             x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), rnn_kernel_context(x if lengths is None else x.data):
             # cuDNN prefers one contiguous weight buffer; ours are per-cell. The copy it makes
             # is small next to the activations.
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, precision
 from .config import TrainConfig
 from .distributed import SINGLE, World
 from .errors import UsageError
@@ -109,6 +109,9 @@ class Trainer:
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if world.is_main else (lambda line: None)
+        if self.autocast_dtype == torch.bfloat16 and device.type == "cpu" and not precision.onednn_bf16_rnn():
+            self.log("note: this CPU has no bf16 kernel for the recurrent layers; they run in float32 "
+                     "(PyTorch's native kernel), the embedding and output layers in bf16")
 
     # ------------------------------------------------------------------ budget
     def total_steps(self) -> int | None:

@@ -143,3 +143,18 @@ def test_layer_norm_lstm_keeps_forget_bias_and_unit_gains():
     cell.reset_parameters("orthogonal", forget_bias=2.0)
     assert torch.all(cell.bias_ih[4:8] == 2.0)
     assert torch.all(cell.ln_ih_gain == 1) and torch.all(cell.ln_c_bias == 0)
+
+
+@pytest.mark.parametrize("cell", FUSED_CELLS)
+def test_fused_kernel_runs_under_cpu_bf16_autocast_on_any_cpu(cell):
+    # oneDNN has bf16 RNN kernels only on CPUs with bf16/AVX-512 instructions; elsewhere the
+    # layer must fall back to a kernel that works rather than fail (precision.rnn_kernel_context).
+    torch.manual_seed(4)
+    rec = Recurrent(cell, 3, 8, num_layers=2)
+    x = torch.randn(2, 7, 3)
+    expected, _ = rec(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, state = rec(x)
+        out.float().sum().backward()
+    assert out.shape == expected.shape and all(p.grad is not None for p in rec.parameters())
+    torch.testing.assert_close(out.float(), expected, atol=0.05, rtol=0.05)  # bf16 keeps ~3 digits

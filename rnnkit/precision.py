@@ -1,0 +1,54 @@
+"""What mixed precision the CPU can run, found by trying rather than by reading CPU flags.
+
+oneDNN's fused RNN kernels run in bfloat16 only on CPUs with bf16 (or AVX-512) instructions; on
+an AVX2-only CPU creating the primitive fails ("could not create a primitive descriptor for the
+LSTM forward propagation primitive"). PyTorch's native RNN kernel runs under bf16 autocast on any
+CPU (it computes the recurrence in float32), so on such a CPU the recurrent layers take that
+kernel while the embedding and output layers still run in bf16.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+from torch import nn
+
+
+@functools.cache
+def onednn_bf16_rnn() -> bool:
+    """True when oneDNN's fused LSTM runs under CPU bf16 autocast on this machine (tried once)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    probe = nn.LSTM(4, 4, batch_first=True)
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            probe(torch.zeros(1, 2, 4))
+    except RuntimeError:
+        return False
+    return True
+
+
+def cpu_bf16_active(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+
+def rnn_kernel_context(x: torch.Tensor):
+    """The context the fused recurrent kernel should run in for input x: PyTorch's native kernel
+    when bf16 autocast is on and oneDNN cannot run it on this CPU, else no change."""
+    if cpu_bf16_active(x) and not onednn_bf16_rnn():
+        return _without_onednn()
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _without_onednn():
+    # Only the `enabled` switch: torch.backends.mkldnn.flags() would also reset the TF32 setting.
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
