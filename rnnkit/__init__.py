@@ -1,9 +1,8 @@
 """rnnkit: recurrent neural networks as general sequence learners."""
 
-__version__ = "0.1.0"
-
-from .api import Model, load, train  # noqa: E402
-from .config import ModelConfig, TrainConfig  # noqa: E402
-from .errors import UsageError  # noqa: E402
+from .api import Model, load, train
+from .config import ModelConfig, TrainConfig
+from .errors import UsageError
+from .version import __version__
 
 __all__ = ["train", "load", "Model", "ModelConfig", "TrainConfig", "UsageError", "__version__"]

@@ -19,10 +19,43 @@ INIT_SCHEMES = ("auto", "orthogonal", "identity", "glorot", "uniform", "pytorch"
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
 SCHEDULES = ("cosine", "constant", "step")
 CLIP_MODES = ("norm", "value")
+DEVICES = ("auto", "cpu", "cuda")
+AUTOCAST = ("off", "bf16", "fp16")
+POOLINGS = ("last", "mean", "max")
+LEVELS = ("char", "word")
+# The allowed values of every field that has a fixed set, by field name: validation and the
+# command line's `choices` both read this.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "cell": CELLS, "init": INIT_SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+    "clip_mode": CLIP_MODES, "device": DEVICES, "autocast": AUTOCAST, "pooling": POOLINGS,
+    "level": LEVELS, "source_level": LEVELS, "target_level": LEVELS,
+}
+MAX_SEED = 2**63 - 1
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def check_types(obj: Any) -> None:
+    """Every field holds a value of its declared type (int, float, str, bool, or None where the
+    type allows it), and numbers are finite: a config read from a file or a web request is
+    untrusted. An int is accepted where a float is declared."""
+    for f in fields(obj):
+        value, declared = getattr(obj, f.name), str(f.type)
+        if value is None and "None" in declared:
+            continue
+        base = declared.split("|")[0].strip()
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "bool": isinstance(value, bool), "str": isinstance(value, str)}.get(base, True)
+        if not ok:
+            raise UsageError(f"{_flag(f.name)} must be {'a whole number' if base == 'int' else 'a ' + base} "
+                             f"(got {value!r})")
+        if base == "float" and not math.isfinite(value):
+            raise UsageError(f"{_flag(f.name)} must be a finite number (got {value})")
+        if f.name in CHOICES and value not in CHOICES[f.name]:
+            raise UsageError(f"{_flag(f.name)} must be one of {', '.join(CHOICES[f.name])} (got {value!r})")
 
 
 def _positive(obj: Any, *names: str) -> None:
@@ -32,89 +65,97 @@ def _positive(obj: Any, *names: str) -> None:
             raise UsageError(f"{_flag(name)} must be > 0 (got {value})")
 
 
-def _choice(obj: Any, name: str, choices: tuple[str, ...]) -> None:
+def _at_least(obj: Any, low: float, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not value >= low:
+            raise UsageError(f"{_flag(name)} must be >= {low:g} (got {value})")
+
+
+def _in_range(obj: Any, name: str, low: float, high: float) -> None:
     value = getattr(obj, name)
-    if value not in choices:
-        raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)} (got {value!r})")
+    if not low <= value <= high:
+        shown = "2^63-1" if high == MAX_SEED else f"{high:g}"
+        raise UsageError(f"{_flag(name)} must be in {low:g}..{shown} (got {value})")
 
 
+# Every field's comment is also its command-line help (`rnnkit.cli.flags` reads it, with any
+# comment lines right below the field); a "# --- title" line starts a group of flags.
 @dataclass(frozen=True)
 class ModelConfig:
     # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md,
     # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead
-    # unless told otherwise (api.LONG_BUDGET_MODEL: measured better at that budget).
+    # unless told otherwise (api.training.LONG_BUDGET_MODEL: measured better at that budget).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
-    cell: str = "lstm"  # lstm | gru | rnn (tanh) | irnn (ReLU, identity-init) | lnlstm (layer-normalised LSTM)
-    hidden_size: int = 256  # width of every recurrent layer
+    # --- model
+    cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised
+    # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; no fused kernel, ~1.5-3x slower)
+    hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better)
     num_layers: int = 2  # stacked recurrent layers
-    embedding_size: int = 64  # learned input embedding width; 0 means one-hot input
-    dropout: float = 0.0  # dropout between layers and before the output layer, in [0, 1)
-    init: str = "auto"  # weight init scheme; auto = orthogonal recurrence (identity for irnn)
+    embedding_size: int = 64  # learned input embedding width; 0 = one-hot input
+    dropout: float = 0.0  # dropout between layers and before the output, in [0, 1) (0.2 when --time >= 600)
+    init: str = "auto"  # weight init: auto (orthogonal recurrence, identity for irnn), orthogonal,
+    # identity, glorot, uniform (+-0.08, as char-rnn), pytorch
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000; Jozefowicz et al. 2015)
 
     def __post_init__(self) -> None:
+        check_types(self)
         _positive(self, "vocab_size", "hidden_size", "num_layers")
-        _choice(self, "cell", CELLS)
-        _choice(self, "init", INIT_SCHEMES)
         if self.embedding_size < 0:
             raise UsageError(f"--embedding-size must be >= 0 (0 = one-hot input; got {self.embedding_size})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UsageError(f"--dropout must be in [0, 1) (got {self.dropout})")
-        if not math.isfinite(self.forget_bias):
-            raise UsageError(f"--forget-bias must be a finite number (got {self.forget_bias})")
+        check_dropout(self.dropout)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     # --- data
+    val_fraction: float = 0.1  # share of the text held out at its end for validation
+    test_fraction: float = 0.0  # share held out after validation as a test split, scored once at the end
+    # --- training
     seq_length: int = 64  # characters per truncated-BPTT chunk
-    batch_size: int = 32  # parallel streams through the corpus
-    val_fraction: float = 0.1  # the last part of the text held out for validation
-    test_fraction: float = 0.0  # an optional test split, held out after validation
-    # --- optimisation
-    optimizer: str = "adam"  # adam | adamw | rmsprop | adagrad | sgd
+    batch_size: int = 32  # parallel streams through the text (per process under torchrun)
+    optimizer: str = "adam"  # the optimizer
     lr: float = 6e-3  # peak learning rate
-    momentum: float = 0.9  # SGD momentum (RMSprop too); ignored by the others
-    weight_decay: float = 0.0  # L2 (decoupled for adamw)
-    schedule: str = "cosine"  # cosine (with warmup) | constant | step
+    momentum: float = 0.9  # momentum of sgd and rmsprop; ignored by the others
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    schedule: str = "cosine"  # learning-rate schedule over the run: cosine (with warmup), constant, step
     warmup: float = 0.02  # fraction of the run spent warming the learning rate up (cosine)
-    min_lr_ratio: float = 0.05  # cosine decays to this fraction of the peak
-    step_every: float = 0.33  # step schedule: decay after every this fraction of the run
+    min_lr_ratio: float = 0.05  # cosine ends at this fraction of --lr
+    step_every: float = 0.33  # step schedule: decay after each this fraction of the run
     step_gamma: float = 0.5  # step schedule: multiply the learning rate by this
     clip: float = 1.0  # gradient clipping threshold; 0 disables clipping
-    clip_mode: str = "norm"  # norm (global L2 norm) | value (element-wise)
-    # --- when to stop (the first one reached); the schedule spans the whole run
-    max_steps: int | None = None
-    epochs: float | None = None
+    clip_mode: str = "norm"  # clip the global L2 norm, or each value
+    seed: int = 1337  # random seed of the weights and dropout
+    device: str = "auto"  # auto = cuda when PyTorch sees a GPU
+    autocast: str = "off"  # mixed precision: bf16, or fp16 with loss scaling (CUDA only); bf16 also runs
+    # on CPU, but only CPUs with bf16 instructions gain from it
+    # --- when to stop (the first reached; the learning-rate schedule spans the run; default --time 600)
+    max_steps: int | None = None  # optimizer steps
+    epochs: float | None = None  # passes over the training text
     time: float | None = None  # wall-clock budget in seconds, evaluation included
-    # --- bookkeeping
-    eval_every: int | None = None  # steps between validations; None = 10 per step budget, 8 per time budget
-    eval_chars: int = 64_000  # validation characters per evaluation (the start of the split)
-    checkpoint_every: int | None = None  # steps between checkpoints; None = at every evaluation
-    seed: int = 1337
-    device: str = "auto"  # auto | cpu | cuda
-    autocast: str = "off"  # off | bf16 | fp16: mixed precision for the forward pass (fp16: CUDA only, loss scaled)
+    # --- evaluation and checkpoints
+    eval_every: int | None = None  # steps between validations (default: 10 per run, 8 under --time)
+    eval_chars: int = 64_000  # validation characters per evaluation, from the start of the split
+    checkpoint_every: int | None = None  # steps between extra checkpoints (default: at each validation)
 
     def __post_init__(self) -> None:
+        check_types(self)
         _positive(self, "seq_length", "batch_size", "lr", "max_steps", "epochs", "time",
                   "eval_every", "eval_chars", "checkpoint_every", "step_every", "step_gamma")
-        _choice(self, "optimizer", OPTIMIZERS)
-        _choice(self, "schedule", SCHEDULES)
-        _choice(self, "clip_mode", CLIP_MODES)
-        _choice(self, "device", ("auto", "cpu", "cuda"))
-        _choice(self, "autocast", ("off", "bf16", "fp16"))
-        if self.clip < 0:
-            raise UsageError(f"--clip must be >= 0 (0 disables clipping; got {self.clip})")
+        _at_least(self, 0, "clip", "momentum", "weight_decay")
+        _in_range(self, "seed", 0, MAX_SEED)
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1 \
                 or self.val_fraction + self.test_fraction >= 1:
             raise UsageError("--val-fraction must be in (0, 1), --test-fraction in [0, 1), "
                              f"and together below 1 (got {self.val_fraction}, {self.test_fraction})")
         if not 0 <= self.warmup < 1:
             raise UsageError(f"--warmup must be in [0, 1) (got {self.warmup})")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise UsageError(f"--min-lr-ratio must be in [0, 1] (got {self.min_lr_ratio})")
-        if self.momentum < 0 or self.weight_decay < 0:
-            raise UsageError("--momentum and --weight-decay must be >= 0")
+        _in_range(self, "min_lr_ratio", 0, 1)
+
+
+def check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise UsageError(f"--dropout must be in [0, 1) (got {dropout})")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -123,6 +164,8 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Build a config from saved JSON; unknown keys are errors, not silently new attributes."""
+    if not isinstance(data, dict):
+        raise UsageError(f"{cls.__name__} must be a JSON object (got {type(data).__name__})")
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -142,15 +142,39 @@ class Recurrent(nn.Module):
             layer_input = torch.cat(outputs, dim=2)  # (B, T, H * directions)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*final))
 
-    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One time step of the whole stack: x (B, D) -> y (B, H). Used for sampling (no dropout)."""
+    # ---------------------------------------------------------------- one step at a time
+    # Stepping code (sampling, activation capture, diagnostics) keeps the state per layer, a list
+    # of L States of (B, H) tensors, so no step slices and re-stacks the (L, B, H) layout.
+    def layer_states(self, state: State) -> list[State]:
+        """(L, B, H) tensors per state name -> one State of (B, H) tensors per layer."""
+        return [tuple(part[k] for part in state) for k in range(self.num_layers)]
+
+    @staticmethod
+    def stack_states(states: list[State]) -> State:
+        """The inverse of `layer_states`."""
+        return tuple(torch.stack(parts) for parts in zip(*states))
+
+    def step(self, x: torch.Tensor, states: list[State], records: list[dict] | None = None,
+             projected: bool = False) -> tuple[torch.Tensor, list[State]]:
+        """One time step of the whole stack: x (B, D) -> the top layer's output (B, H), new states.
+
+        states: one State per layer (`layer_states`). records: if a list, it receives one dict of
+        gate activations per layer. projected: x is already the first layer's input projection
+        (B, G*H), e.g. a row of a table made once for a whole vocabulary. No dropout: stepping is
+        for inference and diagnostics."""
         if self.bidirectional:
             raise ValueError("a bidirectional layer reads whole sequences; it has no single step")
         new: list[State] = []
         for k, cell in enumerate(self.cells):
-            x, s = cell.step(x, tuple(part[k] for part in state))
+            record = {} if records is not None else None
+            if k == 0 and projected:
+                x, s = cell.recurrent_step(x, states[0], record)
+            else:
+                x, s = cell.step(x, states[k], record)
             new.append(s)
-        return x, tuple(torch.stack(parts) for parts in zip(*new))
+            if records is not None:
+                records.append(record)
+        return x, new
 
 
 def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None) -> tuple[torch.Tensor, State]:

@@ -8,9 +8,11 @@ fused-kernel call. Measured side by side with a naive loop in `make bench` (docs
 
 from __future__ import annotations
 
+import math
+import re
 import secrets
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -18,27 +20,59 @@ from .errors import UsageError
 from .models.language_model import LanguageModel
 
 
+MAX_TOKENS = 50_000_000  # length x num_samples: 400 MB of token ids, far beyond any real use
+MAX_SAMPLES = 10_000
+MAX_SEED = 2**63 - 1
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
+    """How to draw each next token; the one validation for the command line, the Python API and
+    the web app (which names fields as its JSON keys do: see `from_request`)."""
+
     length: int = 500  # characters to generate per sample (after the prime)
-    temperature: float = 1.0  # < 1 sharper, > 1 flatter
-    top_k: int | None = None  # keep only the k most likely tokens
-    top_p: float | None = None  # keep the smallest set of tokens whose probability reaches p
-    greedy: bool = False  # always take the most likely token
-    num_samples: int = 1
-    seed: int | None = None
+    temperature: float = 1.0  # > 0; below 1 sharper and more conservative, above 1 flatter
+    top_k: int | None = None  # sample only among the k most likely characters
+    top_p: float | None = None  # nucleus sampling: the smallest set of characters reaching probability p, in (0, 1]
+    greedy: bool = False  # always take the most likely character
+    num_samples: int = 1  # samples generated together in one batch
+    seed: int | None = None  # same seed, same output
 
     def __post_init__(self) -> None:
-        if self.length < 0:
-            raise UsageError(f"--length must be >= 0 (got {self.length})")
-        if not self.temperature > 0:
-            raise UsageError(f"--temperature must be > 0 (got {self.temperature}); use --greedy for argmax")
-        if self.top_k is not None and self.top_k < 1:
-            raise UsageError(f"--top-k must be >= 1 (got {self.top_k})")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise UsageError(f"--top-p must be in (0, 1] (got {self.top_p})")
-        if self.num_samples < 1:
-            raise UsageError(f"--num-samples must be >= 1 (got {self.num_samples})")
+        if not _is_int(self.length) or self.length < 0:
+            raise UsageError(f"--length must be a whole number >= 0 (got {self.length!r})")
+        if not _is_int(self.num_samples) or not 1 <= self.num_samples <= MAX_SAMPLES:
+            raise UsageError(f"--num-samples must be a whole number in 1..{MAX_SAMPLES} (got {self.num_samples!r})")
+        if self.length * self.num_samples > MAX_TOKENS:
+            raise UsageError(f"--length x --num-samples is {self.length * self.num_samples:,} characters; at most "
+                             f"{MAX_TOKENS:,} are generated in one call")
+        if not _is_number(self.temperature) or not self.temperature > 0:
+            raise UsageError(f"--temperature must be a finite number > 0 (got {self.temperature!r}); "
+                             "use --greedy for the most likely character")
+        if self.top_k is not None and (not _is_int(self.top_k) or self.top_k < 1):
+            raise UsageError(f"--top-k must be a whole number >= 1 (got {self.top_k!r})")
+        if self.top_p is not None and (not _is_number(self.top_p) or not 0 < self.top_p <= 1):
+            raise UsageError(f"--top-p must be a number in (0, 1] (got {self.top_p!r})")
+        if not isinstance(self.greedy, bool):
+            raise UsageError(f"--greedy must be true or false (got {self.greedy!r})")
+        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED):
+            raise UsageError(f"--seed must be a whole number in 0..2^63-1 (got {self.seed!r})")
+
+    @classmethod
+    def from_request(cls, fields: dict[str, Any]) -> "SamplingConfig":
+        """Build from a JSON object's fields; errors name the fields as the JSON does (top_k, not --top-k)."""
+        try:
+            return cls(**fields)
+        except UsageError as e:
+            raise UsageError(re.sub(r"--([a-z-]+)", lambda m: m.group(1).replace("-", "_"), str(e))) from None
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
@@ -67,6 +101,28 @@ def draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return token.clamp_(max=probs.shape[1] - 1)
 
 
+def next_token(logits: torch.Tensor, config: SamplingConfig, generator: torch.Generator) -> torch.Tensor:
+    """One token per row of logits (N, V), drawn as `config` says."""
+    if config.greedy:
+        return logits.argmax(dim=-1)
+    if config.temperature != 1.0:
+        # In float64 (a temperature such as 1e-300 is 0 in float32), with the largest logit shifted
+        # to 0 first: then no temperature > 0 can overflow, and a vanishing one leaves 0 for the
+        # most likely token and -inf for the others (greedy in the limit) instead of inf - inf = NaN.
+        logits = logits.double()
+        logits = (logits - logits.max(dim=-1, keepdim=True).values) / config.temperature
+    if config.top_k is not None or config.top_p is not None:  # after the temperature: the nucleus
+        logits = filter_logits(logits, config.top_k, config.top_p)  # is taken from the tempered distribution
+    return draw(torch.softmax(logits, dim=-1), generator)
+
+
+def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator of its own: without a seed, one drawn from the OS rather than from torch's global RNG."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else secrets.randbits(63))
+    return generator
+
+
 @torch.no_grad()
 def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: SamplingConfig,
                     on_tokens: Callable[[torch.Tensor], None] | None = None,
@@ -79,24 +135,14 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
     """
     model.eval()
     N = config.num_samples
-    generator = torch.Generator(device=device)
-    # Without a seed, draw one from the OS rather than touching torch's global RNG.
-    generator.manual_seed(config.seed if config.seed is not None else secrets.randbits(63))
+    generator = seeded_generator(config.seed, device)
     context = torch.tensor(prime or [start], dtype=torch.long, device=device).expand(N, -1)  # (N, P)
     logits, state = model(context)
     logits = logits[:, -1]  # (N, V): distribution of the first new token
     stepper = model.generator(state)
     out = torch.empty(N, config.length, dtype=torch.long, device=device)
-    filtered = config.top_k is not None or config.top_p is not None
     for t in range(config.length):
-        if config.greedy:
-            token = logits.argmax(dim=-1)
-        else:
-            if config.temperature != 1.0:
-                logits = logits / config.temperature
-            if filtered:  # after the temperature: the nucleus is taken from the tempered distribution
-                logits = filter_logits(logits, config.top_k, config.top_p)
-            token = draw(torch.softmax(logits, dim=-1), generator)
+        token = next_token(logits, config, generator)
         out[:, t] = token
         if on_tokens is not None:
             on_tokens(token)

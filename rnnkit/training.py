@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -29,20 +29,7 @@ from . import checkpoint, distributed, precision
 from .config import TrainConfig
 from .distributed import SINGLE, World
 from .errors import UsageError
-
-
-class Task(Protocol):
-    units: str  # what one training example unit is called in logs ("chars")
-    max_sane_loss: float  # a training loss above this means the run has diverged
-
-    def units_per_step(self) -> int: ...
-    def steps_per_epoch(self) -> int: ...
-    def training_loss(self, model: nn.Module) -> torch.Tensor: ...
-    def evaluate(self, model: nn.Module) -> float: ...
-    def cursor(self) -> dict[str, Any]: ...
-    def restore_cursor(self, cursor: dict[str, Any]) -> None: ...
-    def resume_tensors(self) -> dict[str, torch.Tensor]: ...
-    def restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
+from .tasks.base import Task
 
 
 class TrainingDiverged(Exception):
@@ -106,6 +93,7 @@ class Trainer:
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.autocast)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
         self.progress = Progress()
+        self.last_val: dict[str, float] = {}  # the latest validation metrics, for the progress bar
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if world.is_main else (lambda line: None)
@@ -198,7 +186,7 @@ class Trainer:
                    disable=None if self.world.is_main else True, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
         last_eval_elapsed = p.elapsed
         window_start, window_units = time.perf_counter(), 0
-        chars_per_s = 0.0
+        per_s = 0.0
         started = time.perf_counter() - p.elapsed
         self.model.train()
         step_model = distributed.wrap(self.model, self.world, self.device)  # DDP when several ranks
@@ -234,17 +222,16 @@ class Trainer:
                 for callback in self.on_step:
                     callback(p.step, value)
                 now = time.perf_counter()
-                chars_per_s = window_units / max(now - window_start, 1e-9)
+                per_s = window_units / max(now - window_start, 1e-9)
                 if now - window_start >= 5.0:  # a sliding measure, not the run's average
                     window_start, window_units = now, 0
-                val = "" if not p.metrics else (f", val {p.metrics[-1]['val_bpc']:.3f} bpc" if self.task.units == "chars"
-                                                else f", val {p.metrics[-1]['val_nats']:.4f}")
+                val = f", val {self.task.format_metrics(self.last_val)}" if self.last_val else ""
                 bar.set_postfix_str(f"step {p.step}, loss {value:.3f}{val}, "
-                                    f"{chars_per_s / 1000:.1f}k {self.task.units}/s", refresh=False)
+                                    f"{per_s / 1000:.1f}k {self.task.units}/s", refresh=False)
                 bar.update((p.step - bar.n) if total is not None else int(p.elapsed) - bar.n)
                 finished = self.fraction_done() >= 1.0
                 if finished or self._eval_due(last_eval_elapsed):
-                    self._evaluate_and_save(value, lr, chars_per_s)
+                    self._evaluate_and_save(value, lr, per_s)
                     last_eval_elapsed = p.elapsed
                     p.elapsed = time.perf_counter() - started
                     window_start, window_units = time.perf_counter(), 0
@@ -267,20 +254,20 @@ class Trainer:
         bar.close()
         return p
 
-    def _evaluate_and_save(self, train_loss: float, lr: float, chars_per_s: float) -> None:
-        p = self.progress
-        val = self.task.evaluate(self.model)
+    def _evaluate_and_save(self, train_loss: float, lr: float, per_s: float) -> None:
+        p, task = self.progress, self.task
+        metrics = self.last_val = task.evaluate(self.model)
         self.model.train()
+        val = metrics[task.loss_name]
         improved = p.best_val is None or val < p.best_val
         if improved:
             p.best_val, p.best_step = val, p.step
-        p.metrics.append({"step": p.step, "elapsed": round(p.elapsed, 3), "train_nats": train_loss,
-                          "val_nats": val, "val_bpc": val / math.log(2), "lr": lr,
-                          "chars_per_s": round(chars_per_s, 1)})
-        bpc = f" ({val / math.log(2):.3f} bpc)" if self.task.units == "chars" else ""  # per-character tasks
-        self.log(f"step {p.step:>6} | {p.elapsed:7.1f}s | train {train_loss:.4f} | val {val:.4f} nats"
-                 f"{bpc}{' *' if improved else ''} | lr {lr:.2e} | "
-                 f"{chars_per_s / 1000:.1f}k {self.task.units}/s")
+        p.metrics.append({"step": p.step, "elapsed": round(p.elapsed, 3), f"train_{task.loss_name}": train_loss,
+                          **{f"val_{name}": value for name, value in metrics.items()}, "lr": lr,
+                          f"{task.units}_per_s": round(per_s, 1)})
+        self.log(f"step {p.step:>6} | {p.elapsed:7.1f}s | train {train_loss:.4f} | val "
+                 f"{task.format_metrics(metrics)}{' *' if improved else ''} | lr {lr:.2e} | "
+                 f"{per_s / 1000:.1f}k {task.units}/s")
         self.save(improved)
 
     def _divergence_message(self, value: float, lr: float) -> str:

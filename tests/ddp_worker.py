@@ -16,7 +16,8 @@ from safetensors.torch import save_file
 import rnnkit
 from rnnkit import distributed
 from rnnkit.config import ModelConfig, TrainConfig
-from rnnkit.models.language_model import LanguageModel, LanguageModelTask
+from rnnkit.models.language_model import LanguageModel
+from rnnkit.tasks import LanguageModelTask
 from rnnkit.training import Trainer
 
 

@@ -42,17 +42,33 @@ def test_fused_kernel_matches_step_functions(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_step_matches_sequence(cell):
+@pytest.mark.parametrize("recorded", [False, True])
+def test_step_matches_sequence(cell, recorded):
+    # Recurrent.step is the one step path (sampling, capture, diagnostics): the fused one-step ops
+    # without a record, the cells' own step functions with one; both must equal the sequence path.
     torch.manual_seed(1)
     rec = Recurrent(cell, 3, 4, num_layers=2)
     x = torch.randn(2, 5, 3)
     out, final = rec(x)
-    state = rec.init_state(2)
+    states = rec.layer_states(rec.init_state(2))
     for t in range(5):
-        y, state = rec.step(x[:, t], state)
+        records = [] if recorded else None
+        y, states = rec.step(x[:, t], states, records)
         torch.testing.assert_close(y, out[:, t])
-    for a, b in zip(state, final):
+        if recorded:
+            assert len(records) == 2 and all(set(r) >= set(rec.cells[0].gate_names) for r in records)
+    for a, b in zip(rec.stack_states(states), final):
         torch.testing.assert_close(a, b)
+
+
+def test_step_takes_a_precomputed_first_projection():
+    torch.manual_seed(2)
+    rec = Recurrent("lnlstm", 3, 4, num_layers=2)
+    x = torch.randn(2, 3)
+    states = rec.layer_states(rec.init_state(2))
+    y, _ = rec.step(x, states)
+    y_projected, _ = rec.step(rec.cells[0].input_projection(x), states, projected=True)
+    torch.testing.assert_close(y_projected, y)
 
 
 def test_parameters_have_one_owner():

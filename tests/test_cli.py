@@ -5,6 +5,7 @@ user's files untouched.
 """
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -53,12 +54,26 @@ def test_sample_options(cli, trained_run):
     status, out, _ = cli("sample", trained_run, "--length", "40", "--num-samples", "3", "--seed", "1",
                          "--top-k", "3", "--top-p", "0.9", "--temperature", "0.7")
     assert status == 0
-    assert len(out.split("\n\n----\n\n")) == 3
+    samples = out[:-1].split("\n\n----\n\n")
+    assert len(samples) == 3 and all(len(text) == 40 for text in samples) and len(set(samples)) > 1
     _, joined, _ = cli("sample", trained_run, "--length", "10", "--num-samples", "2", "--separator", "|")
-    assert len(joined) == 10 + 1 + 10 + 1
-    _, greedy_a, _ = cli("sample", trained_run, "--greedy", "--length", "30", "--seed", "1")
-    _, greedy_b, _ = cli("sample", trained_run, "--greedy", "--length", "30", "--seed", "2")
+    assert len(joined) == 10 + 1 + 10 + 1 and joined[10] == "|"
+    _, greedy_a, _ = cli("sample", trained_run, "--greedy", "--length", "60", "--seed", "1")
+    _, greedy_b, _ = cli("sample", trained_run, "--greedy", "--length", "60", "--seed", "2")
     assert greedy_a == greedy_b
+    # each filter changes what is drawn: in the limit each one is the greedy choice, and at a
+    # high temperature the same seed writes something else
+    for flags in (["--temperature", "1e-300"], ["--top-k", "1"], ["--top-p", "1e-9"]):
+        _, limit, _ = cli("sample", trained_run, "--length", "60", "--seed", "5", *flags)
+        assert limit == greedy_a, flags
+    _, hot, _ = cli("sample", trained_run, "--length", "60", "--seed", "5", "--temperature", "3")
+    _, plain, _ = cli("sample", trained_run, "--length", "60", "--seed", "5")
+    assert hot != plain and len(set(hot)) > len(set(greedy_a))
+
+
+def test_sample_with_an_unknown_prime_writes_nothing(cli, trained_run):
+    status, out, err = cli("sample", trained_run, "--prime", "the 🐍")
+    assert status == 2 and out == "" and "outside the model's vocabulary" in err
 
 
 def test_eval_json(cli, trained_run, corpus_file):
@@ -79,10 +94,27 @@ def test_info(cli, trained_run):
     assert status == 0 and "parameters" in text and "best val" in text
 
 
-def test_help_explains(cli):
-    status, out, _ = cli("train", "--help")
-    assert status == 0
-    for flag in ("--cell", "--time", "--resume", "--bytes", "--corpus", "--init", "--clip-mode"):
+def test_help_shows_every_config_field_with_its_default(cli):
+    # the flags are generated from the config dataclasses: help and defaults cannot drift from them
+    from dataclasses import MISSING, fields
+
+    from rnnkit.config import ModelConfig, TrainConfig
+    from rnnkit.sampling import SamplingConfig
+    for command, configs in (("train", (ModelConfig, TrainConfig)), ("sample", (SamplingConfig,))):
+        status, out, _ = cli(command, "--help")
+        assert status == 0
+        text = " ".join(out.split())  # argparse wraps lines
+        for config in configs:
+            for f in fields(config):
+                if f.default is MISSING:
+                    continue
+                flag = "--" + f.name.replace("_", "-")
+                assert flag in text, flag
+                if f.default not in (None, False):
+                    shown = f"{f.default:g}" if isinstance(f.default, float) else str(f.default)
+                    assert re.search(re.escape(flag) + r"\b.*?\(default " + re.escape(shown) + r"\)", text), flag
+    _, out, _ = cli("train", "--help")
+    for flag in ("--resume", "--bytes", "--corpus", "--val-file"):
         assert flag in out
 
 
@@ -169,6 +201,12 @@ def test_not_a_run_directory(cli, tmp_path):
     (["--dropout", "-0.1"], "--dropout must be in [0, 1)"),
     (["--lr", "0"], "--lr must be > 0"),
     (["--time", "-5"], "--time must be > 0"),
+    (["--time", "inf"], "--time must be a finite number"),
+    (["--epochs", "inf"], "--epochs must be a finite number"),
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number"),
+    (["--clip", "nan"], "--clip must be a finite number"),
+    (["--seed", str(2**64)], "--seed must be in 0..2^63-1"),
     (["--cell", "transformer"], "invalid choice"),
     (["--hidden-size", "many"], "invalid int value"),
 ])
@@ -178,12 +216,16 @@ def test_nonsense_training_values(cli, corpus_file, tmp_path, flags, fragment):
 
 
 @pytest.mark.parametrize("flags, fragment", [
-    (["--temperature", "0"], "--temperature must be > 0"),
-    (["--temperature", "-1"], "--temperature must be > 0"),
-    (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
-    (["--top-p", "0"], "--top-p must be in (0, 1]"),
-    (["--top-k", "0"], "--top-k must be >= 1"),
-    (["--num-samples", "0"], "--num-samples must be >= 1"),
+    (["--temperature", "0"], "--temperature must be a finite number > 0"),
+    (["--temperature", "-1"], "--temperature must be a finite number > 0"),
+    (["--temperature", "nan"], "--temperature must be a finite number > 0"),
+    (["--top-p", "1.5"], "--top-p must be a number in (0, 1]"),
+    (["--top-p", "0"], "--top-p must be a number in (0, 1]"),
+    (["--top-k", "0"], "--top-k must be a whole number >= 1"),
+    (["--num-samples", "0"], "--num-samples must be a whole number in 1..10000"),
+    (["--num-samples", str(10**9)], "--num-samples must be a whole number in 1..10000"),
+    (["--length", str(10**12)], "at most 50,000,000 are generated"),
+    (["--seed", str(2**64)], "--seed must be a whole number in 0..2^63-1"),
 ])
 def test_nonsense_sampling_values(cli, trained_run, flags, fragment):
     assert_clean_error(*cli("sample", trained_run, *flags), fragment)

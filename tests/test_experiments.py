@@ -8,7 +8,7 @@ import torch
 
 from rnnkit.experiments import EXPERIMENTS, run_experiment
 from rnnkit.experiments.language import bracket_pairs
-from rnnkit.experiments.tasks import adding_problem
+from rnnkit.tasks import adding_problem
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))

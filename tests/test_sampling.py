@@ -76,3 +76,23 @@ def test_generator_steps_match_the_sequence_forward(cell):
     assert stepper.fused == (cell != "lnlstm")
     for t in range(5):
         torch.testing.assert_close(stepper.step(tokens[:, t]), logits[:, t], rtol=1e-5, atol=1e-6)
+
+
+def test_next_token_draws_from_the_tempered_filtered_distribution():
+    from rnnkit.sampling import SamplingConfig, next_token
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).expand(40_000, -1)
+    generator = torch.Generator().manual_seed(0)
+
+    def frequencies(**settings) -> torch.Tensor:
+        tokens = next_token(logits, SamplingConfig(**settings), generator)
+        return torch.bincount(tokens, minlength=4).double() / len(tokens)
+
+    p = torch.softmax(logits[0].double(), 0)
+    torch.testing.assert_close(frequencies(), p, atol=0.01, rtol=0)
+    torch.testing.assert_close(frequencies(temperature=2.0), torch.softmax(logits[0].double() / 2, 0), atol=0.01, rtol=0)
+    top2 = frequencies(top_k=2)
+    assert top2[2:].sum() == 0 and abs(top2[0] - p[0] / p[:2].sum()) < 0.01
+    nucleus = frequencies(top_p=0.8)  # p = .64, .24, .09, .03: the top two reach 0.8
+    assert nucleus[2:].sum() == 0 and nucleus[1] > 0.2
+    assert frequencies(temperature=1e-300)[0] == 1.0  # greedy in the limit, never NaN
+    assert frequencies(greedy=True)[0] == 1.0

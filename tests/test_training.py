@@ -171,9 +171,9 @@ def test_bytes_model_trains_and_samples(tmp_path):
 
 
 def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tmp_path, monkeypatch):
-    from rnnkit import api
+    from rnnkit.api import training
     seen = []
-    monkeypatch.setattr(api, "_run", lambda run_dir, model, *a, **k: seen.append(model.config))
+    monkeypatch.setattr(training, "_run", lambda run_dir, model, *a, **k: seen.append(model.config))
     rnnkit.train(corpus_file, out=tmp_path / "a", time=600, **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "b", time=600, hidden_size=64, **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "c", time=130, **quiet)

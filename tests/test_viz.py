@@ -164,8 +164,10 @@ def test_generate_streams_one_json_line_per_character(server):
     ({"prompt": "x" * 3000, "length": 5}, 400, "prompt is too long"),
     ({"prompt": "the", "length": 0}, 400, "length must be an integer"),
     ({"prompt": "the", "length": 10**6}, 400, "length must be an integer"),
-    ({"prompt": "the", "temperature": 0}, 400, "temperature must be a number"),
-    ({"prompt": "the", "top_k": -1}, 400, "top_k must be a positive integer"),
+    ({"prompt": "the", "temperature": 0}, 400, "temperature must be a finite number > 0"),
+    ({"prompt": "the", "temperature": "hot"}, 400, "temperature must be a finite number > 0"),
+    ({"prompt": "the", "top_k": -1}, 400, "top_k must be a whole number >= 1"),
+    ({"prompt": "the", "top_p": 2}, 400, "top_p must be a number in (0, 1]"),
     ({"prompt": "ΩΩ"}, 400, "outside the model's vocabulary"),
     (b"{not json", 400, "must be a JSON object"),
     (b"[1, 2]", 400, "must be a JSON object"),
@@ -173,6 +175,13 @@ def test_generate_streams_one_json_line_per_character(server):
 def test_bad_requests_get_clean_4xx(server, body, status, message):
     got, text = _post(server, body, raw=isinstance(body, bytes))
     assert got == status and message in json.loads(text)["error"]
+
+
+def test_the_app_samples_with_the_one_sampler(server):
+    # a vanishing temperature is greedy in the limit (as on the command line), never a dead stream
+    a = _post(server, {"prompt": "the", "length": 30, "temperature": 1e-300, "client": "t1"})
+    b = _post(server, {"prompt": "the", "length": 30, "top_k": 1, "client": "t2"})
+    assert a[0] == b[0] == 200 and a[1] == b[1]
 
 
 def test_one_generation_per_client_and_no_file_access(server):

@@ -1,21 +1,23 @@
 """The cell contract every recurrent cell follows.
 
-A cell maps one time step: ``step(x_t, state) -> (y_t, new_state)`` with
-``x_t: (B, D)``, ``state``: a tuple of ``(B, H)`` tensors, ``y_t: (B, H)``; an optional
-``record`` dict receives the step's gate activations (diagnostics, visualisation).
+A cell maps one time step: ``step(x_t, state) -> (y_t, new_state)`` with ``x_t: (B, D)``,
+``state``: a tuple of ``(B, H)`` tensors named by ``state_names`` (``h`` first), ``y_t: (B, H)``;
+an optional ``record`` dict receives the step's gate activations (diagnostics, visualisation).
 The generic `Recurrent` layer runs any cell over time; heads never see which cell they have.
 
-Standard cells keep their weights in PyTorch's layout (``weight_ih (G*H, D)``, ``weight_hh (G*H, H)``,
-``bias_ih``, ``bias_hh``, gate blocks stacked in PyTorch's order) and name the fused kernel with
-identical equations in ``fused_mode``; `Recurrent` then runs whole sequences on that kernel
-(oneDNN on CPU, cuDNN on GPU) and uses ``step`` only where a single step is wanted (sampling).
-A custom cell leaves ``fused_mode = None`` and is run step by step.
-
-Every step is split in two: ``input_projection(x)`` (the part that depends only on the input,
-``W_ih x + b_ih``) and ``recurrent_step(xp, state)`` (the rest). Over a whole sequence,
+A new cell writes one method, ``recurrent_step(xp, state, record)``, and sets its class
+attributes. Every step is split in two: ``input_projection(x)`` (the part that depends only on
+the input, ``W_ih x + b_ih``) and ``recurrent_step`` (the rest). Over a whole sequence,
 `Recurrent` computes the input projection of all T steps in one large matrix multiply and loops
 only over the recurrent part, the same split the fused kernels make; a cell that normalises or
 otherwise transforms its input projection overrides ``input_projection`` and the split still holds.
+
+Standard cells keep their weights in PyTorch's layout (``weight_ih (G*H, D)``, ``weight_hh (G*H, H)``,
+``bias_ih``, ``bias_hh``, gate blocks stacked in PyTorch's order) and name the fused kernel with
+identical equations in ``fused_mode``. `Recurrent` then runs whole sequences on that kernel (oneDNN
+on CPU, cuDNN on GPU), and ``step`` uses PyTorch's one-step op of the same mode (torch.lstm_cell, ...:
+both multiplies and the gate arithmetic in one C++ call), since at batch 1 a step is a few dozen
+microseconds of work buried under per-op overhead. A custom cell leaves ``fused_mode = None``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ from torch import nn
 State = tuple[torch.Tensor, ...]
 
 
+# PyTorch's one-step op for each fused mode: (x, state, W_ih, W_hh, b_ih, b_hh) -> new h (or (h, c)).
+FUSED_STEPS = {"LSTM": torch.lstm_cell, "GRU": torch.gru_cell,
+               "RNN_TANH": torch.rnn_tanh_cell, "RNN_RELU": torch.rnn_relu_cell}
+
+
 class Cell(nn.Module):
-    fused_mode: ClassVar[str | None] = None  # "LSTM" | "GRU" | "RNN_TANH" | "RNN_RELU" | None
+    fused_mode: ClassVar[str | None] = None  # a key of FUSED_STEPS when PyTorch has these equations fused
     num_gates: ClassVar[int] = 1  # blocks of H rows in weight_ih / weight_hh
-    state_names: ClassVar[tuple[str, ...]] = ("h",)
+    state_names: ClassVar[tuple[str, ...]] = ("h",)  # h first: it is also the cell's output
+    gate_names: ClassVar[tuple[str, ...]] = ()  # sigmoid gates `record` receives (saturation diagnostics)
     default_init: ClassVar[str] = "orthogonal"
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
@@ -44,15 +52,16 @@ class Cell(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(rows))
         self.bias_hh = nn.Parameter(torch.empty(rows))
+        self.add_parameters()
         self.reset_parameters("auto")
+
+    def add_parameters(self) -> None:
+        """Hook: a cell with parameters beyond the four standard ones creates them here."""
 
     def init_state(self, batch: int, device: torch.device | None = None,
                    dtype: torch.dtype | None = None) -> State:
         zeros = torch.zeros(batch, self.hidden_size, device=device, dtype=dtype)
         return tuple(zeros.clone() for _ in self.state_names)
-
-    # Sigmoid gates, by the names `step` records them under (for saturation diagnostics).
-    gate_names: ClassVar[tuple[str, ...]] = ()
 
     def input_projection(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., D) -> (..., G*H): the input's contribution to the gates, any number of steps at once."""
@@ -65,13 +74,13 @@ class Cell(nn.Module):
         raise NotImplementedError
 
     def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
-        """One time step: x (B, D) -> y (B, H), new state."""
-        return self.recurrent_step(self.input_projection(x), state, record)
-
-    # Standard cells also name PyTorch's one-step fused op (torch.lstm_cell, ...: both multiplies
-    # and the gate arithmetic in one C++ call, the same equations); `Generator` uses it, since at
-    # batch 1 a step is a few dozen microseconds of work buried under per-op overhead.
-    fused_step = None  # (x (B, D), state) -> (y (B, H), state), or None
+        """One time step: x (B, D) -> y (B, H), new state (the fused one-step op unless gates are recorded)."""
+        if self.fused_mode is None or record is not None:
+            return self.recurrent_step(self.input_projection(x), state, record)
+        hx = state if len(state) > 1 else state[0]
+        new = FUSED_STEPS[self.fused_mode](x, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        new = tuple(new) if isinstance(new, tuple) else (new,)
+        return new[0], new
 
     def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return self.step(x, state)

@@ -23,11 +23,9 @@ from .standard import LSTMCell
 
 class LayerNormLSTMCell(LSTMCell):
     fused_mode = None
-    fused_step = None
 
-    def __init__(self, input_size: int, hidden_size: int) -> None:
-        super().__init__(input_size, hidden_size)
-        H = hidden_size
+    def add_parameters(self) -> None:
+        H = self.hidden_size
         self.ln_ih_gain = nn.Parameter(torch.ones(4 * H))  # γ_ih, one per gate row
         self.ln_hh_gain = nn.Parameter(torch.ones(4 * H))  # γ_hh
         self.ln_c_gain = nn.Parameter(torch.ones(H))  # γ_c
@@ -35,11 +33,10 @@ class LayerNormLSTMCell(LSTMCell):
 
     def reset_parameters(self, scheme: str = "auto", forget_bias: float = 1.0) -> None:
         super().reset_parameters(scheme, forget_bias)
-        if hasattr(self, "ln_c_gain"):  # the base constructor calls this before they exist
-            with torch.no_grad():
-                for gain in (self.ln_ih_gain, self.ln_hh_gain, self.ln_c_gain):
-                    gain.fill_(1.0)
-                self.ln_c_bias.zero_()
+        with torch.no_grad():
+            for gain in (self.ln_ih_gain, self.ln_hh_gain, self.ln_c_gain):
+                gain.fill_(1.0)
+            self.ln_c_bias.zero_()
 
     def _normalise_gates(self, z: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """z (..., 4H): each H-wide gate block to zero mean and unit variance, then scaled and shifted."""

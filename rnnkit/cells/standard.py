@@ -20,16 +20,12 @@ class RNNCell(Cell):
     """Elman RNN: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
 
     fused_mode = "RNN_TANH"
-
-    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        h = torch.rnn_tanh_cell(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return h, (h,)
+    activation = staticmethod(torch.tanh)
 
     def recurrent_step(self, xp: torch.Tensor, state: State,
                        record: dict | None = None) -> tuple[torch.Tensor, State]:
         (h,) = state
-        pre = xp + torch.addmm(self.bias_hh, h, self.weight_hh.t())
-        h = torch.tanh(pre)  # (B, H)
+        h = self.activation(xp + torch.addmm(self.bias_hh, h, self.weight_hh.t()))  # (B, H)
         return h, (h,)
 
 
@@ -39,18 +35,8 @@ class IRNNCell(RNNCell):
     vanish nor explode over long spans until learning moves W_hh away from I."""
 
     fused_mode = "RNN_RELU"
-
-    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        h = torch.rnn_relu_cell(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return h, (h,)
     default_init = "identity"
-
-    def recurrent_step(self, xp: torch.Tensor, state: State,
-                       record: dict | None = None) -> tuple[torch.Tensor, State]:
-        (h,) = state
-        pre = xp + torch.addmm(self.bias_hh, h, self.weight_hh.t())
-        h = torch.relu(pre)
-        return h, (h,)
+    activation = staticmethod(torch.relu)
 
 
 class LSTMCell(Cell):
@@ -58,10 +44,6 @@ class LSTMCell(Cell):
     i, f, g, o = split(W_ih x + b_ih + W_hh h + b_hh); c' = σ(f)c + σ(i)tanh(g); h' = σ(o)tanh(c')."""
 
     fused_mode = "LSTM"
-
-    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        h, c = torch.lstm_cell(x, state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return h, (h, c)
     num_gates = 4
     state_names = ("h", "c")
     gate_names = ("input_gate", "forget_gate", "output_gate")
@@ -90,10 +72,6 @@ class GRUCell(Cell):
     """GRU (Cho et al. 2014) in PyTorch's form: the reset gate multiplies (W_hn h + b_hn)."""
 
     fused_mode = "GRU"
-
-    def fused_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        h = torch.gru_cell(x, state[0], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return h, (h,)
     num_gates = 3
     gate_names = ("reset_gate", "update_gate")
 

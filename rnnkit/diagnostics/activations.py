@@ -1,7 +1,7 @@
 """Activation capture: what every unit of a language model does at every position of a text.
 
-`StepReader` feeds a model one token at a time (batch 1) with the cells' step functions, asking
-each step to record its gates; normal sampling passes no record and pays nothing for this.
+`StepReader` feeds a model one token at a time (batch 1) through `Recurrent.step`, asking each
+layer to record its gates; normal sampling passes no record and pays nothing for this.
 `capture` reads a whole text with it; the web app reads its generated text with it as it goes.
 
 Shapes: N positions, L layers, H units per layer, V vocabulary. Position t holds the state
@@ -21,11 +21,15 @@ from ..models.language_model import LanguageModel
 
 @dataclass
 class Step:
-    """One position: per-layer tensors of shape (H,), and the next-token distribution (V,)."""
+    """One position: per-layer tensors of shape (H,), and the next token's logits (V,)."""
     hidden: list[torch.Tensor]
     cell: list[torch.Tensor] | None
     gates: dict[str, list[torch.Tensor]]
-    probs: torch.Tensor
+    logits: torch.Tensor
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=-1)
 
     def units(self) -> torch.Tensor:
         """All hidden (then LSTM cell) units in `unit_names` order, (U,)."""
@@ -39,8 +43,7 @@ class StepReader:
         self.device = next(model.parameters()).device
         self.gate_names = model.recurrent.cells[0].gate_names if gates else ()
         self.has_cell = "c" in model.recurrent.state_names
-        state = model.recurrent.init_state(1, self.device)
-        self.states = [tuple(part[k] for part in state) for k in range(model.recurrent.num_layers)]
+        self.states = model.recurrent.layer_states(model.recurrent.init_state(1, self.device))
 
     def unit_names(self) -> list[str]:
         """Names like "L1 h 17" (layer 1, hidden unit 17) and "L2 c 5" (layer 2, LSTM cell 5)."""
@@ -51,16 +54,12 @@ class StepReader:
     @torch.no_grad()
     def read(self, token: int) -> Step:
         x = self.model.embed(torch.tensor([token], device=self.device))  # (1, E)
-        hidden, cell, gates = [], [] if self.has_cell else None, {name: [] for name in self.gate_names}
-        for k, module in enumerate(self.model.recurrent.cells):
-            record: dict[str, torch.Tensor] | None = {} if self.gate_names else None
-            x, self.states[k] = module.step(x, self.states[k], record)
-            hidden.append(x[0])
-            if cell is not None:
-                cell.append(self.states[k][1][0])
-            for name in self.gate_names:
-                gates[name].append(record[name][0])
-        return Step(hidden, cell, gates, torch.softmax(self.model.head(x)[0], dim=-1))
+        records: list[dict] | None = [] if self.gate_names else None
+        y, self.states = self.model.recurrent.step(x, self.states, records)
+        hidden = [s[0][0] for s in self.states]  # each layer's h (H,)
+        cell = [s[1][0] for s in self.states] if self.has_cell else None
+        gates = {name: [record[name][0] for record in records] for name in self.gate_names}
+        return Step(hidden, cell, gates, self.model.head(y)[0])
 
 
 @dataclass

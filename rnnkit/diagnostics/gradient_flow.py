@@ -47,14 +47,13 @@ def gradient_by_distance(model: LanguageModel, tokens: np.ndarray, span: int = 1
     windows = _windows(tokens, warmup + span + 1, batch, seed).to(device)
     with torch.no_grad():
         _, state = model(windows[:, :warmup]) if warmup else (None, model.recurrent.init_state(batch, device))
-    states = [tuple(part[k] for part in state) for k in range(model.recurrent.num_layers)]
+    states = model.recurrent.layer_states(state)
     hidden: list[list[torch.Tensor]] = [[] for _ in states]  # [layer][t] -> (B, H)
     with torch.enable_grad():
         for t in range(span):
-            x = model.embed(windows[:, warmup + t])
-            for k, cell in enumerate(model.recurrent.cells):
-                x, states[k] = cell.step(x, states[k])
-                hidden[k].append(x)
+            x, states = model.recurrent.step(model.embed(windows[:, warmup + t]), states)
+            for k, s in enumerate(states):
+                hidden[k].append(s[0])  # h: the layer's output at step t
         loss = F.cross_entropy(model.head(x), windows[:, warmup + span])  # L_T: the last prediction
         flat = [h for layer in hidden for h in layer]
         grads = torch.autograd.grad(loss, flat, allow_unused=True)
@@ -107,23 +106,22 @@ def activity(model: LanguageModel, tokens: np.ndarray, length: int = 400, batch:
     device = next(model.parameters()).device
     windows = _windows(tokens, length, batch, seed).to(device)
     L = model.recurrent.num_layers
-    state = model.recurrent.init_state(batch, device)
-    states = [tuple(part[k] for part in state) for k in range(L)]
+    states = model.recurrent.layer_states(model.recurrent.init_state(batch, device))
     counts: list[dict[str, list[float]]] = [{} for _ in range(L)]  # name -> [low, high, total]
     norms = np.zeros((L, length))
     for t in range(length):
-        x = model.embed(windows[:, t])
-        for k, cell in enumerate(model.recurrent.cells):
-            record: dict[str, torch.Tensor] = {}
-            x, states[k] = cell.step(x, states[k], record)
-            norms[k, t] = x.norm(dim=1).mean().item()
+        records: list[dict] = []
+        _, states = model.recurrent.step(model.embed(windows[:, t]), states, records)
+        for k, (cell, record) in enumerate(zip(model.recurrent.cells, records)):
+            h = states[k][0]
+            norms[k, t] = h.norm(dim=1).mean().item()
             for name in cell.gate_names:
                 _count(counts[k], name, record[name], SATURATION_LOW, SATURATION_HIGH)
             if not cell.gate_names:  # plain RNN: saturation of the hidden units themselves
                 if cell.fused_mode == "RNN_RELU":  # ReLU: "low" = inactive (exactly zero)
-                    _count(counts[k], "hidden", x, 0.0, math.inf, inclusive_low=True)
+                    _count(counts[k], "hidden", h, 0.0, math.inf, inclusive_low=True)
                 else:
-                    _count(counts[k], "hidden", x, -0.9, 0.9)
+                    _count(counts[k], "hidden", h, -0.9, 0.9)
     saturation = [{name: {"low": c[0] / c[2], "high": c[1] / c[2]} for name, c in layer.items()}
                   for layer in counts]
     return saturation, norms

@@ -12,7 +12,7 @@ import torch
 
 from ..models.regressor import SequenceRegressor
 from .runner import train_generated
-from .tasks import ADDING_BASELINE_MSE, GeneratedTask, adding_problem
+from ..tasks import ADDING_BASELINE_MSE, GeneratedTask, adding_problem
 
 CELLS = ("rnn", "irnn", "lstm", "gru")
 # Adam with clipping for every cell; the IRNN gets a 20x smaller learning rate, the range in which

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..training import Trainer, TrainingDiverged
-from .tasks import GeneratedTask
+from ..tasks import GeneratedTask
 
 
 @dataclass
@@ -51,5 +51,5 @@ def train_generated(label: str, model: nn.Module, task: GeneratedTask, steps: in
         curve.diverged_at = trainer.progress.step + 1
     for row in trainer.progress.metrics:
         curve.val_steps.append(row["step"])
-        curve.val_losses.append(row["val_nats"])  # the task's validation loss (here MSE)
+        curve.val_losses.append(row["val_mse"])
     return curve

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..models.regressor import SequenceRegressor
 from .runner import Curve, train_generated
-from .tasks import ADDING_BASELINE_MSE, GeneratedTask, adding_problem
+from ..tasks import ADDING_BASELINE_MSE, GeneratedTask, adding_problem
 
 SIZES = {
     "smoke": dict(hidden=16, length=20, steps=30, batch=16, eval_every=10),

@@ -5,8 +5,6 @@ Shapes: B batch, T time, V vocabulary, E embedding width (V for one-hot), H hidd
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,8 +12,7 @@ from torch import nn
 
 from ..cells import State
 from ..config import ModelConfig
-from ..data import StreamBatches
-from ..recurrent import Recurrent, detach_state
+from ..recurrent import Recurrent
 
 
 class OneHot(nn.Module):
@@ -54,12 +51,6 @@ class LanguageModel(nn.Module):
         x = self.embed(tokens)  # (B, T, E)
         out, state = self.recurrent(x, state)  # (B, T, H)
         return self.head(self.dropout(out)), state
-
-    def step(self, tokens: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One step: tokens (B,) -> logits (B, V). Runs the cells' step functions, which for a
-        single step are much cheaper than a fused-kernel call. For many steps, `Generator` is faster."""
-        y, state = self.recurrent.step(self.embed(tokens), state)
-        return self.head(y), state
 
     def generator(self, state: State) -> "Generator":
         return Generator(self, state)
@@ -107,109 +98,38 @@ class LanguageModel(nn.Module):
         return total_nats / max(count, 1), count
 
 
-def bits(nats: float) -> float:
-    return nats / math.log(2)
-
-
-class LanguageModelTask:
-    """Next-token prediction on B parallel streams with state carried across chunks (the Task
-    the Trainer runs for language models)."""
-
-    units = "chars"
-
-    def __init__(self, train_tokens: np.ndarray, val_tokens: np.ndarray, batch_size: int,
-                 seq_length: int, eval_chars: int, device: torch.device) -> None:
-        self.batches = StreamBatches(train_tokens, batch_size, seq_length)
-        self.val_tokens = val_tokens[:eval_chars]
-        self.seq_length = seq_length
-        self.device = device
-        self.epoch = 0
-        self.index = 0  # next batch within the epoch
-        self.state: State | None = None  # carried between chunks, reset at each epoch
-        self.max_sane_loss = float("inf")
-
-    def bind(self, model: LanguageModel) -> "LanguageModelTask":
-        # Uniform guessing costs ln V nats; far above that, the run has blown up.
-        self.max_sane_loss = 4 * math.log(max(model.config.vocab_size, 2)) + 1
-        return self
-
-    def units_per_step(self) -> int:
-        return self.batches.batch_size * self.batches.seq_length
-
-    def steps_per_epoch(self) -> int:
-        return self.batches.batches_per_epoch
-
-    def training_loss(self, model: LanguageModel) -> torch.Tensor:
-        if self.index == 0:
-            self.state = None  # streams restart from their beginnings
-        x, y = self.batches.batch(self.index, self.device)  # (B, T) each
-        state = detach_state(self.state) if self.state is not None else None
-        logits, self.state = model(x, state)  # (B, T, V)
-        self.index += 1
-        if self.index == self.batches.batches_per_epoch:
-            self.epoch, self.index = self.epoch + 1, 0
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-
-    def evaluate(self, model: LanguageModel) -> float:
-        return model.evaluate_tokens(self.val_tokens, device=self.device)[0]
-
-    def cursor(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index}
-
-    def restore_cursor(self, cursor: dict) -> None:
-        self.epoch, self.index = int(cursor["epoch"]), int(cursor["index"])
-
-    def resume_tensors(self) -> dict[str, torch.Tensor]:
-        if self.state is None:
-            return {}
-        return {f"state.{k}": s.detach() for k, s in enumerate(self.state)}
-
-    def restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        parts = [tensors[f"state.{k}"] for k in range(len(tensors))]
-        self.state = tuple(parts) if parts else None
-
-
 class Generator:
     """Token-at-a-time inference from a given state (sampling), with the per-step work cut down.
 
     At batch 1 a step is bound by reading the weights (a 2 x 512 LSTM reads 12 MB per character)
     and by per-call overhead (a few microseconds per PyTorch op, dozens of ops per step), so this
-    (a) runs standard cells with PyTorch's one-call fused step (torch.lstm_cell, ...); other cells
-    get the first layer's input projection from a (V, G*H) table made once, instead of an
-    embedding lookup plus a matrix multiply per step; (b) keeps each layer's state as its own
-    tensors, instead of slicing and re-stacking the (L, B, H) state every step; (c) skips the
-    autograd and dropout machinery (inference only).
+    (a) steps the stack with `Recurrent.step`, which runs standard cells on PyTorch's one-call
+    fused step (torch.lstm_cell, ...); custom cells get the first layer's input projection from a
+    (V, G*H) table made once, instead of an embedding lookup plus a matrix multiply per step;
+    (b) keeps the state per layer; (c) skips the autograd and dropout machinery (inference only).
     """
 
     @torch.no_grad()
     def __init__(self, model: LanguageModel, state: State) -> None:
         if model.training:
             raise ValueError("Generator needs a model in eval mode")
-        rec = model.recurrent
-        self.cells = list(rec.cells)
-        self.fused = all(cell.fused_step is not None for cell in self.cells)
-        self.embed = model.embed
+        self.recurrent, self.embed, self.head = model.recurrent, model.embed, model.head
+        self.fused = all(cell.fused_mode is not None for cell in self.recurrent.cells)
         if not self.fused:
             vocab = torch.arange(model.config.vocab_size, device=model.head.weight.device)
-            self.first_projection = self.cells[0].input_projection(model.embed(vocab))  # (V, G*H)
-        self.states = [tuple(part[k] for part in state) for k in range(rec.num_layers)]
-        self.head = model.head
+            self.first_projection = self.recurrent.cells[0].input_projection(model.embed(vocab))  # (V, G*H)
+        self.states = self.recurrent.layer_states(state)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B,) -> logits (B, V) of the next token; the state moves on."""
         if self.fused:
-            y = self.embed(tokens)  # (B, E)
-            for k, cell in enumerate(self.cells):
-                y, self.states[k] = cell.fused_step(y, self.states[k])
-            return self.head(y)
-        xp = F.embedding(tokens, self.first_projection)  # (B, G*H): a row lookup
-        for k, cell in enumerate(self.cells):
-            if k:
-                xp = cell.input_projection(y)
-            y, self.states[k] = cell.recurrent_step(xp, self.states[k])
+            y, self.states = self.recurrent.step(self.embed(tokens), self.states)
+        else:  # a row lookup replaces the first layer's input projection
+            y, self.states = self.recurrent.step(F.embedding(tokens, self.first_projection), self.states,
+                                                 projected=True)
         return self.head(y)
 
     def state(self) -> State:
         """The current state in `Recurrent`'s (L, B, H) layout."""
-        return tuple(torch.stack(parts) for parts in zip(*self.states))
+        return self.recurrent.stack_states(self.states)

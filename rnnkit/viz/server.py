@@ -4,7 +4,7 @@ Routes (no route reads or writes a file; the model is loaded once at start):
   GET  /                 the page
   GET  /api/info         model summary, the units offered in the picker, request limits
   GET  /api/curves.png   training curves from the checkpoint's metrics
-  POST /api/generate     {"prompt", "length", "temperature", "top_k", "client"} -> a stream of
+  POST /api/generate     {"prompt", "length", "temperature", "top_k", "top_p", "client"} -> a stream of
                          JSON lines, one per character: {"c": char, "top": [[char, p] x 5],
                          "v": [value per offered unit], "prompt": bool}
 
@@ -16,7 +16,6 @@ sends a random client id; a second concurrent request from it gets 429). Closing
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from ..api import Model, load
 from ..diagnostics.activations import StepReader, capture, one_thread
 from ..diagnostics.units import rank_units, text_properties
 from ..errors import UsageError
-from ..sampling import filter_logits
+from ..sampling import SamplingConfig, next_token, seeded_generator
 from .page import TOP_PREDICTIONS, asset, html_head, script_json, unit_order
 
 MAX_PROMPT_CHARS = 2000
@@ -43,11 +42,9 @@ UNITS_PER_PROPERTY = 5  # the picker offers the finder's best units for each pro
 class Generation:
     """One request's sampling loop: read the prompt, then draw characters one at a time."""
 
-    def __init__(self, model: Model, units: list[int], prompt: list[int], length: int,
-                 temperature: float, top_k: int | None, seed: int) -> None:
-        self.model, self.units, self.prompt, self.length = model, units, prompt, length
-        self.temperature, self.top_k = temperature, top_k
-        self.generator = torch.Generator().manual_seed(seed)
+    def __init__(self, model: Model, units: list[int], prompt: list[int], config: SamplingConfig) -> None:
+        self.model, self.units, self.prompt, self.config = model, units, prompt, config
+        self.generator = seeded_generator(config.seed)
         self.display = [model.vocab.display(i) for i in range(len(model.vocab))]
 
     def _line(self, token: int, step, is_prompt: bool) -> str:
@@ -65,10 +62,8 @@ class Generation:
             for token in self.prompt:
                 step = reader.read(token)
                 yield self._line(token, step, True)
-            for _ in range(self.length):
-                logits = torch.log(step.probs)[None] / self.temperature
-                probs = torch.softmax(filter_logits(logits, self.top_k, None), dim=-1)
-                token = int(torch.multinomial(probs, 1, generator=self.generator))
+            for _ in range(self.config.length):
+                token = int(next_token(step.logits[None], self.config, self.generator)[0])
                 step = reader.read(token)
                 yield self._line(token, step, False)
 
@@ -155,15 +150,13 @@ def _parse(model: Model, unit_index: list[int], body: dict) -> Generation:
         raise UsageError("prompt must be a non-empty string")
     if len(prompt) > MAX_PROMPT_CHARS:
         raise UsageError(f"prompt is too long: {len(prompt)} characters, at most {MAX_PROMPT_CHARS}")
-    length, temperature, top_k = body.get("length", 300), body.get("temperature", 1.0), body.get("top_k")
+    length = body.get("length", 300)
     if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= MAX_LENGTH:
         raise UsageError(f"length must be an integer in 1..{MAX_LENGTH}")
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 < temperature <= 5:
-        raise UsageError("temperature must be a number in (0, 5]")
-    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-        raise UsageError("top_k must be a positive integer or null")
+    config = SamplingConfig.from_request({"length": length, "temperature": body.get("temperature", 1.0),
+                                          "top_k": body.get("top_k"), "top_p": body.get("top_p")})
     tokens = model.encode(prompt, "the prompt").tolist()
-    return Generation(model, unit_index, tokens, length, float(temperature), top_k, secrets.randbits(31))
+    return Generation(model, unit_index, tokens, config)
 
 
 APP_CSS = """textarea { width: 100%; font-family: ui-monospace, monospace; font-size: 14px; }

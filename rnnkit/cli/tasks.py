@@ -9,7 +9,8 @@
 
 `predict` writes the input rows, in order, with a `prediction` column added, as CSV on stdout
 (for tagging: the space-separated tags). Bad input (a missing file or column, an empty cell, tokens
-and tags of different lengths, a used --out) is one line on stderr, exit 2.
+and tags of different lengths, a used --out) is one line on stderr, exit 2. The model and training
+flags of `train` are generated from the estimator's config (estimators/configs.py).
 """
 
 from __future__ import annotations
@@ -19,41 +20,18 @@ import csv
 import sys
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..estimators.configs import ClassifierConfig, Seq2SeqConfig, TaggerConfig
+from .flags import add_config_flags, config_values
+
+# Flags for every config field but these; random_state is --seed on the command line, as for `train`.
+NOT_FLAGS = ("verbose", "beam_size")
+RENAME = {"random_state": "seed"}
 
 
-def _model_flags(t, pooling: bool) -> None:
-    t.add_argument("--cell", choices=("lstm", "gru", "rnn", "irnn"), default="lstm")
-    t.add_argument("--hidden-size", type=int, default=128, metavar="N", help="default 128")
-    t.add_argument("--num-layers", type=int, default=1, metavar="N", help="default 1")
-    t.add_argument("--embedding-size", type=int, default=64, metavar="N", help="default 64")
-    t.add_argument("--dropout", type=float, default=0.0, metavar="X", help="default 0")
-    if pooling:
-        t.add_argument("--pooling", choices=("last", "mean", "max"), default="last",
-                       help="summary of the sequence: the last state, or the mean/max over steps (default last)")
-        t.add_argument("--bidirectional", action="store_true", help="read each text both ways")
-    else:
-        t.add_argument("--forward-only", action="store_true",
-                       help="read left to right only (default: both directions)")
-    t.add_argument("--lowercase", action="store_true", help="lowercase the text first")
-    t.add_argument("--min-df", type=int, default=1, metavar="N", help="keep tokens seen in at least N rows (default 1)")
-    t.add_argument("--max-features", type=int, default=None, metavar="N", help="keep the N most frequent tokens")
-    t.add_argument("--epochs", type=float, default=10.0, metavar="X", help="passes over the data (default 10)")
-    t.add_argument("--batch-size", type=int, default=32, metavar="N", help="default 32")
-    t.add_argument("--lr", type=float, default=3e-3, metavar="X", help="Adam learning rate (default 3e-3)")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="default 0")
-
-
-def _common_options(args: argparse.Namespace) -> dict:
-    for flag in ("hidden_size", "num_layers", "embedding_size", "batch_size", "min_df"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
-    if not args.epochs > 0 or not args.lr > 0 or not 0 <= args.dropout < 1:
-        raise UsageError("--epochs and --lr must be > 0 and --dropout in [0, 1)")
-    return dict(cell=args.cell, hidden_size=args.hidden_size, num_layers=args.num_layers,
-                embedding_size=args.embedding_size, dropout=args.dropout, lowercase=args.lowercase,
-                min_df=args.min_df, max_features=args.max_features, epochs=args.epochs,
-                batch_size=args.batch_size, lr=args.lr, random_state=args.seed, verbose=1)
+def _options(args: argparse.Namespace, dests: dict[str, str]) -> dict:
+    """The estimator's settings the user gave (validated when the estimator's config is built)."""
+    return {**config_values(args, dests), "verbose": 1}
 
 
 def _check_new_out(path: str) -> Path:
@@ -65,7 +43,7 @@ def _check_new_out(path: str) -> Path:
 
 
 def _load_model(cls, directory: str, command: str):
-    from .checkpoint import is_run_dir, read_meta
+    from ..checkpoint import is_run_dir, read_meta
     if not is_run_dir(directory):
         raise UsageError(f"{directory} is not a model directory (no rnnkit.json); train one with "
                          f"`rnnkit {command} train`")
@@ -91,8 +69,7 @@ def add_classify(sub, parser_class) -> None:
     t.add_argument("--text-col", required=True, metavar="NAME", help="column with the text")
     t.add_argument("--label-col", required=True, metavar="NAME", help="column with the label")
     t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
-    t.add_argument("--level", choices=("char", "word"), default="char", help="tokens: characters or words (default char)")
-    _model_flags(t, pooling=True)
+    t.set_defaults(flags=add_config_flags(t, ClassifierConfig, NOT_FLAGS, RENAME))
     pr = actions.add_parser("predict", help="label the rows of DATA.csv; CSV with a prediction column to stdout")
     pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit classify train`")
     pr.add_argument("data", metavar="DATA.csv")
@@ -121,16 +98,16 @@ def _read_rows(path: str, columns: list[str]) -> tuple[list[str], list[dict[str,
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    from . import checkpoint
-    from .estimators import RNNClassifier
+    from .. import checkpoint
+    from ..estimators import RNNClassifier
     if args.action == "train":
         _, rows = _read_rows(args.data, [args.text_col, args.label_col])
         out = _check_new_out(args.out)
-        options = _common_options(args)
         texts, labels = [r[args.text_col] for r in rows], [r[args.label_col] for r in rows]
         if len(set(labels)) < 2:
             raise UsageError(f"column {args.label_col!r} has only one label ({labels[0]!r}); a classifier needs two or more")
-        model = RNNClassifier(pooling=args.pooling, bidirectional=args.bidirectional, level=args.level, **options)
+        model = RNNClassifier(**_options(args, args.flags))
+        model.config()  # bad settings are reported before any training
         model.fit(texts, labels)
         model.save(out)
         checkpoint.update_meta(out, text_col=args.text_col, label_col=args.label_col, history=model.history_)
@@ -157,7 +134,7 @@ def add_tag(sub, parser_class) -> None:
     t.add_argument("--tokens-col", required=True, metavar="NAME", help="column with space-separated tokens")
     t.add_argument("--tags-col", required=True, metavar="NAME", help="column with one tag per token")
     t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
-    _model_flags(t, pooling=False)
+    t.set_defaults(flags=add_config_flags(t, TaggerConfig, NOT_FLAGS, RENAME))
     pr = actions.add_parser("predict", help="tag the rows of DATA.csv; CSV with a prediction column to stdout")
     pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit tag train`")
     pr.add_argument("data", metavar="DATA.csv")
@@ -165,18 +142,18 @@ def add_tag(sub, parser_class) -> None:
 
 
 def run_tag(args: argparse.Namespace) -> int:
-    from . import checkpoint
-    from .estimators import RNNTagger
+    from .. import checkpoint
+    from ..estimators import RNNTagger
     if args.action == "train":
         _, rows = _read_rows(args.data, [args.tokens_col, args.tags_col])
         out = _check_new_out(args.out)
-        options = _common_options(args)
         tokens, tags = [r[args.tokens_col].split() for r in rows], [r[args.tags_col].split() for r in rows]
         for number, (x, y) in enumerate(zip(tokens, tags), start=2):
             if len(x) != len(y):
                 raise UsageError(f"{args.data}, line {number}: {len(x)} tokens but {len(y)} tags; "
                                  f"give one tag per token")
-        model = RNNTagger(bidirectional=not args.forward_only, **options)
+        model = RNNTagger(**_options(args, args.flags))
+        model.config()
         model.fit(tokens, tags)
         model.save(out)
         checkpoint.update_meta(out, tokens_col=args.tokens_col, tags_col=args.tags_col, history=model.history_)
@@ -203,17 +180,7 @@ def add_seq2seq(sub, parser_class) -> None:
     t.add_argument("--source-col", required=True, metavar="NAME", help="column with the input strings")
     t.add_argument("--target-col", required=True, metavar="NAME", help="column with the output strings")
     t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
-    t.add_argument("--source-level", choices=("char", "word"), default="char",
-                   help="source tokens: characters or space-separated words (default char)")
-    t.add_argument("--target-level", choices=("char", "word"), default="char",
-                   help="target tokens: characters or space-separated words (default char)")
-    t.add_argument("--cell", choices=("lstm", "gru", "rnn", "irnn"), default="lstm")
-    t.add_argument("--hidden-size", type=int, default=128, metavar="N", help="default 128")
-    t.add_argument("--embedding-size", type=int, default=64, metavar="N", help="default 64")
-    t.add_argument("--epochs", type=float, default=10.0, metavar="X", help="passes over the data (default 10)")
-    t.add_argument("--batch-size", type=int, default=32, metavar="N", help="default 32")
-    t.add_argument("--lr", type=float, default=3e-3, metavar="X", help="Adam learning rate (default 3e-3)")
-    t.add_argument("--seed", type=int, default=0, metavar="N", help="default 0")
+    t.set_defaults(flags=add_config_flags(t, Seq2SeqConfig, NOT_FLAGS, RENAME))
     pr = actions.add_parser("predict", help="apply a model to DATA.csv; CSV with a prediction column to stdout")
     pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit seq2seq train`")
     pr.add_argument("data", metavar="DATA.csv")
@@ -222,19 +189,13 @@ def add_seq2seq(sub, parser_class) -> None:
 
 
 def run_seq2seq(args: argparse.Namespace) -> int:
-    from . import checkpoint
-    from .estimators import Seq2Seq
+    from .. import checkpoint
+    from ..estimators import Seq2Seq
     if args.action == "train":
         _, rows = _read_rows(args.data, [args.source_col, args.target_col])
         out = _check_new_out(args.out)
-        for flag in ("hidden_size", "embedding_size", "batch_size"):
-            if getattr(args, flag) < 1:
-                raise UsageError(f"--{flag.replace('_', '-')} must be >= 1 (got {getattr(args, flag)})")
-        if not args.epochs > 0 or not args.lr > 0:
-            raise UsageError("--epochs and --lr must be > 0")
-        model = Seq2Seq(cell=args.cell, hidden_size=args.hidden_size, embedding_size=args.embedding_size,
-                        source_level=args.source_level, target_level=args.target_level, epochs=args.epochs,
-                        batch_size=args.batch_size, lr=args.lr, random_state=args.seed, verbose=1)
+        model = Seq2Seq(**_options(args, args.flags))
+        model.config()
         model.fit([r[args.source_col] for r in rows], [r[args.target_col] for r in rows])
         model.save(out)
         checkpoint.update_meta(out, source_col=args.source_col, target_col=args.target_col, history=model.history_)
@@ -249,3 +210,10 @@ def run_seq2seq(args: argparse.Namespace) -> int:
     model.set_params(beam_size=args.beam_size)
     _write_predictions(header, rows, model.predict([r[source_col] for r in rows]))
     return 0
+
+
+def add_commands(sub, parser_class) -> dict:
+    add_classify(sub, parser_class)
+    add_tag(sub, parser_class)
+    add_seq2seq(sub, parser_class)
+    return {"classify": run_classify, "tag": run_tag, "seq2seq": run_seq2seq}

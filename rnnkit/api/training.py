@@ -1,16 +1,16 @@
-"""The Python API: `rnnkit.train(...)`, `rnnkit.load(dir)`, `Model.generate(...)`, `Model.evaluate(...)`.
+"""Training a character-level language model: `rnnkit.train(...)`.
 
-The CLI is a thin layer over these functions, so both validate input the same way (UsageError).
+Three stages: prepare (check the run directory, find the vocabulary, encode the text into the
+run's token file, on rank 0 only), or resume (read the run's description back and check it),
+then run (the one Trainer on a LanguageModelTask; the test split scored once at the end).
 """
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,17 +18,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__, checkpoint, distributed
-from .config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
-from .data import (StreamBatches, UnknownSymbols, Vocabulary, check_text_file, corpus_path,
-                   encode_tokens, scan_vocabulary)
-from .data.corpus import InvalidUTF8
-from .errors import UsageError
-from .models.language_model import LanguageModel, LanguageModelTask, bits
-from .sampling import SamplingConfig, generate_tokens
-from .training import Trainer
-
-TOKENS_FILE = "data/tokens.bin"
+from .. import checkpoint, distributed
+from ..config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
+from ..data import StreamBatches, Vocabulary, check_text_file, corpus_path, encode_tokens, scan_vocabulary
+from ..errors import UsageError
+from ..models.language_model import LanguageModel
+from ..tasks.language_model import LanguageModelTask, bits
+from ..training import Trainer
+from ..version import __version__
+from .model import TOKENS_FILE, Model, load, resolve_device
 # Settings that may change when a run is resumed: how long to go on, and where to run.
 RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
 DEFAULT_TIME = 600.0
@@ -39,14 +37,6 @@ DEFAULT_TIME = 600.0
 # user did not give.
 LONG_BUDGET = 600.0
 LONG_BUDGET_MODEL = {"hidden_size": 384, "dropout": 0.2}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device cpu")
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def _default_out(source: Path) -> Path:
@@ -258,134 +248,3 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
         checkpoint.update_meta(run_dir, test=best.meta["test"])
         say(f"test: {nats:.4f} nats/char ({bits(nats):.3f} bits/char) over {count:,} characters")
     return best
-
-
-# ---------------------------------------------------------------------------- using a trained model
-class Model:
-    """A trained language model with its vocabulary: generate text, score text."""
-
-    def __init__(self, module: LanguageModel, vocab: Vocabulary, meta: dict[str, Any], run_dir: Path,
-                 device: torch.device) -> None:
-        self.module = module
-        self.vocab = vocab
-        self.meta = meta
-        self.run_dir = run_dir
-        self.device = device
-
-    @property
-    def config(self) -> ModelConfig:
-        return self.module.config
-
-    def encode(self, text: str | bytes, what: str) -> np.ndarray:
-        """Token ids of `text` (int64); characters the model never saw are a UsageError."""
-        try:
-            return self.vocab.encode(text)
-        except UnknownSymbols as e:
-            raise UsageError(f"{what} contains characters outside the model's vocabulary: {e}; "
-                             f"the model knows {len(self.vocab)} symbols (see `rnnkit info`)") from None
-
-    def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-                 seed: int | None = None, num_samples: int = 1,
-                 stream: Callable[[str], None] | None = None) -> str | list[str]:
-        """Sample text after `prime` (returned without the prime). With num_samples > 1 a list.
-        `stream`, if given, receives sample 0's text piece by piece as it is generated."""
-        config = SamplingConfig(length=length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                greedy=greedy, num_samples=num_samples, seed=seed)
-        prime_ids = self.encode(prime, "the prime text").tolist() if prime else []
-        start = self.vocab.symbols.index(10) if 10 in self.vocab.symbols else 0  # newline, if known
-        on_tokens = None
-        if stream is not None:
-            decoder = self.vocab.decoder()
-            on_tokens = lambda tokens: stream(decoder(int(tokens[0])))  # noqa: E731
-        tokens = generate_tokens(self.module, prime_ids, start, config, on_tokens, self.device)
-        if stream is not None:
-            stream(decoder.flush())  # a byte model may end inside a multi-byte character
-        texts = [self.vocab.decode(row.tolist()) for row in tokens]
-        return texts[0] if num_samples == 1 else texts
-
-    def evaluate(self, text: str | bytes) -> dict[str, float | int]:
-        """Cross-entropy of the model on `text`: nats and bits per character."""
-        return self._score(self.encode(text, "the text"))
-
-    def evaluate_file(self, path: str | os.PathLike) -> dict[str, float | int]:
-        """Like `evaluate`, for a file of any size: it is encoded in chunks to a temporary
-        token file and read through a memory map."""
-        path = check_text_file(path)
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                count = encode_tokens([path], self.vocab, Path(tmp) / "tokens.bin")
-            except UnknownSymbols as e:
-                raise UsageError(f"{path} contains characters outside the model's vocabulary: {e}") from None
-            except InvalidUTF8 as e:
-                raise InvalidUTF8(e.path, e.offset, "this model reads UTF-8 text (a model trained "
-                                                    "with --bytes reads any file)") from None
-            tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
-            return self._score(tokens)
-
-    def file_tokens(self, path: str | os.PathLike, limit: int) -> np.ndarray:
-        """Token ids of the first `limit` characters (or bytes) of a file, for tools that look at
-        a sample of text (diagnostics, visualisation) rather than all of it."""
-        path = check_text_file(path)
-        with open(path, "rb") as f:
-            head = f.read(limit * (4 if self.vocab.kind == "chars" else 1))
-        if self.vocab.kind == "bytes":
-            return self.encode(head, str(path))
-        try:  # final=False: a character cut by the read limit is dropped, not an error
-            text = codecs.getincrementaldecoder("utf-8")(errors="strict").decode(head, final=False)
-        except UnicodeDecodeError as e:
-            raise InvalidUTF8(path, e.start, "this model reads UTF-8 text (a model trained "
-                                             "with --bytes reads any file)") from None
-        return self.encode(text[:limit], str(path))
-
-    def validation_sample(self, limit: int) -> np.ndarray | None:
-        """The first `limit` tokens of the run's validation split, if its token file is still in
-        the run directory (None if the directory was copied without data/)."""
-        corpus = self.meta.get("corpus", {})
-        path = self.run_dir / corpus.get("tokens_file", TOKENS_FILE)
-        if not path.is_file() or "splits" not in corpus:
-            return None
-        start, end = corpus["splits"]["val"]
-        tokens = np.memmap(path, dtype=self.vocab.token_dtype, mode="r")
-        if end > len(tokens):
-            return None
-        return np.asarray(tokens[start:min(end, start + limit)], dtype=np.int64)
-
-    def _score(self, tokens: np.ndarray) -> dict[str, float | int]:
-        if len(tokens) < 2:
-            raise UsageError("the text is too short to evaluate; it needs at least 2 characters")
-        nats, count = self.module.evaluate_tokens(tokens, device=self.device)
-        return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
-
-    def info(self) -> dict[str, Any]:
-        m = self.meta
-        return {"run_dir": str(self.run_dir), "rnnkit_version": m.get("rnnkit_version"),
-                "num_parameters": self.module.num_parameters(), "vocab_size": len(self.vocab),
-                "vocab_kind": self.vocab.kind, "model_config": m["model_config"],
-                "train_config": m["train_config"], "corpus": {k: v for k, v in m["corpus"].items()},
-                "step": m["step"], "elapsed_s": m["elapsed"], "best_val_nats": m["best_val"],
-                "best_val_bpc": bits(m["best_val"]) if m["best_val"] is not None else None,
-                "best_step": m["best_step"], "test": m.get("test"), "metrics": m["metrics"]}
-
-
-def load(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Model:
-    """Load a trained model from a run directory ("best" or "last" weights). Never unpickles."""
-    run_dir = Path(run_dir)
-    meta = checkpoint.read_meta(run_dir)
-    if which not in ("best", "last"):
-        raise UsageError(f"which must be 'best' or 'last' (got {which!r})")
-    role = "best" if which == "best" and "best" in meta["files"] else "model"
-    try:
-        model_config = from_dict(ModelConfig, meta["model_config"])
-        vocab = Vocabulary.from_json(meta["vocab"])
-    except (KeyError, TypeError) as e:
-        raise UsageError(f"checkpoint {run_dir} is corrupted ({checkpoint.MARKER} lacks {e})") from None
-    dev = resolve_device(device)
-    module = LanguageModel(model_config)
-    try:
-        module.load_state_dict(checkpoint.load_tensors(run_dir, meta, role))
-    except RuntimeError as e:
-        raise UsageError(f"checkpoint {run_dir} is corrupted: its weights do not fit its model config "
-                         f"({str(e).splitlines()[0]})") from None
-    module.to(dev).eval()
-    return Model(module, vocab, meta, run_dir, dev)

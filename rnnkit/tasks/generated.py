@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import EpochCursor
+
 ADDING_BASELINE_MSE = 1 / 6  # variance of the sum of two U(0, 1) values
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -34,43 +36,37 @@ def adding_problem(batch: int, length: int, generator: torch.Generator) -> Batch
     return torch.stack([values, markers], dim=2), y
 
 
-class GeneratedTask:
+class GeneratedTask(EpochCursor):
     """Fresh random batches every step (so training loss measures generalisation too) and a fixed
-    validation set; mean squared error. Implements the Trainer's Task protocol."""
+    validation set; mean squared error. Generated data has no epochs: each step is one, and the
+    random generator's state is what a resume restores."""
 
-    units = "seqs"
+    loss_name = "mse"
 
     def __init__(self, make_batch: Callable[[int, torch.Generator], Batch], batch_size: int,
                  val_size: int = 1000, seed: int = 0) -> None:
+        super().__init__()
         self.make_batch = make_batch
         self.batch_size = batch_size
         self.generator = torch.Generator().manual_seed(seed)
         self.val = make_batch(val_size, torch.Generator().manual_seed(seed + 1_000_003))
-        self.max_sane_loss = float("inf")  # only NaN/inf stop a regression run
-        self.steps = 0
 
     def units_per_step(self) -> int:
         return self.batch_size
 
     def steps_per_epoch(self) -> int:
-        return 1  # there are no epochs over generated data; budgets are in steps
+        return 1  # budgets over generated data are in steps
 
     def training_loss(self, model: nn.Module) -> torch.Tensor:
         x, y = self.make_batch(self.batch_size, self.generator)
-        self.steps += 1
+        self.advance()
         return F.mse_loss(model(x), y)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module) -> float:
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
         model.eval()
         x, y = self.val
-        return F.mse_loss(model(x), y).item()
-
-    def cursor(self) -> dict:
-        return {"steps": self.steps}
-
-    def restore_cursor(self, cursor: dict) -> None:
-        self.steps = int(cursor["steps"])
+        return {"mse": F.mse_loss(model(x), y).item()}
 
     def resume_tensors(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}

@@ -1,0 +1,68 @@
+"""`rnnkit` command line, one module per command group, each a thin layer over the Python API:
+lm.py (train, sample, eval, info), inspection.py (gradcheck, diagnose, experiment, units, viz,
+plot, serve), tasks.py (classify, tag, seq2seq). A new domain adds its module here.
+
+Bad input never produces a traceback: a UsageError (or a bad flag) prints one line on stderr
+and exits with status 2. Logs and progress go to stderr; `sample` writes only text to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Sequence
+
+from ..errors import UsageError
+from ..version import __version__
+from . import inspection, lm, tasks
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> tuple[Parser, dict]:
+    """The parser, and the function that runs each command."""
+    parser = Parser(prog="rnnkit", description="Recurrent neural networks: train character-level "
+                    "language models on any text, sample from them, score text, check their gradients, "
+                    "look inside them, and train classifiers, taggers and seq2seq models from CSV files.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    commands = {**lm.add_commands(sub), **inspection.add_commands(sub), **tasks.add_commands(sub, Parser)}
+    for command in sub.choices.values():  # short metavars keep the usage lines readable
+        for action in command._actions:
+            if action.metavar is None and action.type in (int, float) and not action.choices:
+                action.metavar = "N" if action.type is int else "X"
+    return parser, commands
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..training import TrainingDiverged, TrainingInterrupted
+    parser, commands = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    name = args.command if getattr(args, "action", None) is None else f"{args.command} {args.action}"
+    try:
+        return commands[args.command](args)
+    except UsageError as e:
+        print(f"rnnkit {name}: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"rnnkit {name}: {e}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as e:
+        print(f"rnnkit {name}: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"rnnkit {name}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rnnkit sample DIR | head` closed our stdout: not an error
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,153 @@
+"""The language model's commands: `rnnkit train`, `sample`, `eval`, `info`. Their model, training
+and sampling flags are generated from ModelConfig, TrainConfig and SamplingConfig (flags.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..config import ModelConfig, TrainConfig
+from ..data import BUNDLED
+from ..sampling import SamplingConfig
+from .flags import S, add_config_flags, config_values
+
+WHICH = ("best", "last")
+
+
+def add_commands(sub) -> dict:
+    _add_train(sub)
+    _add_sample(sub)
+    _add_eval(sub)
+    _add_info(sub)
+    return {"train": run_train, "sample": run_sample, "eval": run_eval, "info": run_info}
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a character-level language model on a text file",
+        description="Train a character-level language model on a text file (UTF-8 code points by\n"
+                    "default, raw bytes with --bytes). The last 10% of the text is held out for\n"
+                    "validation unless --val-file is given. Checkpoints (best and last) go to --out;\n"
+                    "Ctrl-C saves and stops; --resume DIR continues exactly where it stopped.",
+        epilog="examples:\n  rnnkit train input.txt --time 300\n  rnnkit train --corpus shakespeare "
+               "--cell gru --hidden-size 256 --num-layers 2 --max-steps 2000\n  rnnkit train --resume runs/input\n"
+               "  torchrun --standalone --nproc-per-node 2 -m rnnkit train input.txt   # data-parallel: "
+               "--batch-size is per process,\n"
+               "      each process trains on its share of the text, only rank 0 prints and writes (README)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", nargs="?", help="text file to learn from")
+    src = p.add_argument_group("data")
+    src.add_argument("--corpus", choices=BUNDLED, default=S,
+                     help="a bundled corpus instead of a file: shakespeare (37 plays) or python (stdlib source)")
+    src.add_argument("--bytes", dest="raw_bytes", action="store_true", default=S,
+                     help="treat the file as raw bytes (any encoding or binary) instead of UTF-8 text")
+    src.add_argument("--out", default=S, metavar="DIR", help="run directory for checkpoints (default: runs/<file name>)")
+    src.add_argument("--resume", metavar="DIR", default=S,
+                     help="continue the run in DIR with its saved settings (--max-steps, --epochs, "
+                          "--time, --device, --autocast may change)")
+    src.add_argument("--val-file", default=S, metavar="FILE",
+                     help="validate on this text instead of the end of FILE (then all of FILE trains)")
+    add_config_flags(p, ModelConfig)
+    add_config_flags(p, TrainConfig)  # its "data" fields join the group above
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="generate text from a trained model",
+                       description="Generate text from a trained model. Text streams to stdout as it is "
+                                   "generated; with --num-samples N the samples are generated in one batch "
+                                   "and printed one after another, separated by --separator.")
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
+    add_config_flags(p, SamplingConfig, groups=False)
+    p.add_argument("--separator", default="\n\n----\n\n",
+                   help="printed between samples when --num-samples > 1 (default: a line of four dashes)")
+    p.add_argument("--which", choices=WHICH, default="best", help="best (lowest validation loss) or last weights")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="bits and nats per character of a model on a text")
+    p.add_argument("run_dir", metavar="DIR")
+    p.add_argument("file", metavar="FILE", help="text to score")
+    p.add_argument("--which", choices=WHICH, default="best")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="configuration, size and training metrics of a run")
+    p.add_argument("run_dir", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..api import train
+    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "file")}
+    train(args.file, corpus=options.pop("corpus", None), val_file=options.pop("val_file", None),
+          out=options.pop("out", None),
+          resume=options.pop("resume", None), raw_bytes=options.pop("raw_bytes", False), **options)
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from ..api import load
+    config = SamplingConfig(**config_values(args, {f: f for f in SamplingConfig.__dataclass_fields__}))
+    model = load(args.run_dir, which=args.which)
+    prime_ids = model.encode(args.prime, "the prime text")  # checked before anything is written
+    out = sys.stdout
+
+    def write_now(piece: str) -> None:
+        out.write(piece)
+        out.flush()
+
+    streaming = config.num_samples == 1  # a batch of samples is printed when it is complete
+    if streaming:
+        write_now(args.prime)
+    texts = model.sample(prime_ids, config, stream=write_now if streaming else None)
+    if streaming:
+        out.write("\n")
+    else:
+        out.write(args.separator.join(args.prime + text for text in texts) + "\n")
+    out.flush()
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..api import load
+    result = load(args.run_dir, which=args.which).evaluate_file(args.file)
+    if args.json:
+        print(json.dumps({"file": args.file, **result}))
+    else:
+        print(f"{args.file}: {result['bits_per_char']:.4f} bits/char, {result['nats_per_char']:.4f} nats/char "
+              f"over {result['chars']:,} characters")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ..api import load
+    info = load(args.run_dir).info()
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    mc, tc = info["model_config"], info["train_config"]
+    print(f"run:        {info['run_dir']} (rnnkit {info['rnnkit_version']})")
+    print(f"model:      {mc['cell']}, {mc['num_layers']} x {mc['hidden_size']}, embedding "
+          f"{mc['embedding_size'] or 'one-hot'}, dropout {mc['dropout']}, init {mc['init']}")
+    print(f"parameters: {info['num_parameters']:,}")
+    print(f"vocabulary: {info['vocab_size']} {info['vocab_kind']}")
+    print(f"corpus:     {info['corpus']['source']} ({info['corpus']['num_tokens']:,} tokens)")
+    print(f"training:   {tc['optimizer']} lr {tc['lr']}, {tc['schedule']} schedule, batch {tc['batch_size']} "
+          f"x seq {tc['seq_length']}, clip {tc['clip']} ({tc['clip_mode']})")
+    print(f"progress:   step {info['step']}, {info['elapsed_s']:.0f} s")
+    if info["best_val_nats"] is not None:
+        print(f"best val:   {info['best_val_nats']:.4f} nats/char, {info['best_val_bpc']:.4f} bits/char "
+              f"(step {info['best_step']})")
+    if info["test"]:
+        print(f"test:       {info['test']['nats_per_char']:.4f} nats/char, {info['test']['bits_per_char']:.4f} "
+              f"bits/char ({info['test']['chars']:,} characters)")
+    if info["metrics"]:
+        print("history:    step    seconds  train nats  val nats  val bpc")
+        for row in info["metrics"]:
+            print(f"            {row['step']:<7} {row['elapsed']:<8.0f} {row['train_nats']:<11.4f} "
+                  f"{row['val_nats']:<9.4f} {row['val_bpc']:.4f}")
+    return 0

@@ -1,0 +1,151 @@
+"""What every estimator shares: hyperparameters generated from its config dataclass, one `fit`
+(split, build, train with the one Trainer), and save/load in rnnkit's checkpoint format
+(the config and fitted vocabularies as JSON, the network's weights as safetensors; never pickle).
+
+scikit-learn's rules hold: `__init__` only stores hyperparameters (scikit-learn reads their names
+and defaults from its signature, made here from the config's fields); learned attributes end in
+`_`; `fit` returns self; the config is validated when `fit` starts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .. import checkpoint
+from ..api import resolve_device
+from ..config import TrainConfig, from_dict
+from ..errors import UsageError
+from ..training import Trainer
+
+
+def init_from_config(config_class: type):
+    """An `__init__` that stores one keyword argument per field of `config_class`, defaulting to
+    the field's default, with the matching signature (scikit-learn's get_params reads it)."""
+    params = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+              for f in fields(config_class)]
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - {p.name for p in params})
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected parameter(s): {', '.join(unknown)}")
+        for p in params:
+            setattr(self, p.name, kwargs.get(p.name, p.default))
+
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params])
+    return __init__
+
+
+def strings(X, what: str = "X") -> list[str]:
+    if isinstance(X, str):
+        raise ValueError(f"{what} must be a sequence of strings, not one string")
+    texts = list(X)
+    for i, x in enumerate(texts):
+        if not isinstance(x, str):
+            raise ValueError(f"{what} must contain strings; item {i} is {type(x).__name__}")
+    return texts
+
+
+def _rows(values, chosen):
+    return values[chosen] if isinstance(values, torch.Tensor) else [values[i] for i in chosen]
+
+
+class RNNEstimator(BaseEstimator):
+    """Subclasses set `config_class` (and `__init__ = init_from_config(config_class)`), and write
+    the hooks below; `fit` and save/load are shared."""
+
+    config_class: type
+    validation_share = 10  # 1 in this many examples validates (none below twice this many)
+
+    # ------------------------------------------------------------------ hooks
+    def _prepare(self, X, y) -> tuple[list, Any]:
+        """Check X and y; fit tokenizers and classes; return input id lists and encoded targets."""
+        raise NotImplementedError
+
+    def _build_model(self) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _make_task(self, train: tuple[list, Any], val: tuple[list, Any], device: torch.device):
+        raise NotImplementedError
+
+    def _after_build(self) -> None:
+        """Hook: runs once the fresh network exists (transfer from a pretrained model)."""
+
+    def _fitted_state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+    def config(self):
+        """The hyperparameters as a validated config (UsageError, a ValueError, when one is not sane)."""
+        return self.config_class(**self.get_params())
+
+    def fit(self, X, y):
+        config = self.config()
+        torch.manual_seed(config.random_state)
+        inputs, targets = self._prepare(X, y)
+        if len(inputs) < 2:
+            raise ValueError("fit needs at least 2 examples")
+        order = np.random.default_rng(config.random_state).permutation(len(inputs))
+        share = self.validation_share
+        n_val = max(1, len(inputs) // share) if len(inputs) >= 2 * share else 0
+        # too few examples to hold some out: validate on the training set
+        val, train = (order[:n_val], order[n_val:]) if n_val else (order, order)
+        device = resolve_device(config.device)
+        self.model_ = self._build_model().to(device)
+        self._after_build()
+        task = self._make_task(([inputs[i] for i in train], _rows(targets, train)),
+                               ([inputs[i] for i in val], _rows(targets, val)), device)
+        train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                                   optimizer=config.optimizer, clip=config.clip, seed=config.random_state,
+                                   device=str(device.type), eval_every=max(1, task.steps_per_epoch()))
+        log = (lambda line: print(line, file=sys.stderr)) if config.verbose else (lambda line: None)
+        trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log)
+        trainer.fit()
+        loss = task.loss_name
+        self.history_ = [{"step": m["step"], "train_loss": m[f"train_{loss}"], "val_loss": m[f"val_{loss}"],
+                          **({"val_accuracy": m["val_accuracy"]} if "val_accuracy" in m else {})}
+                         for m in trainer.progress.metrics]
+        self.model_.eval()
+        return self
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, directory: str | Path) -> None:
+        check_is_fitted(self, "model_")
+        meta = {"task": type(self).__name__, "config": asdict(self.config()), "fitted": self._fitted_state(),
+                "step": 0}
+        checkpoint.save(Path(directory), meta, {"model": self.model_.state_dict()})
+
+    @classmethod
+    def load(cls, directory: str | Path):
+        meta = checkpoint.read_meta(directory)
+        if meta.get("task") != cls.__name__:
+            raise UsageError(f"{directory} holds a {meta.get('task')!r}, not a {cls.__name__}")
+        # "params": the name directories written before configs were saved use
+        config = from_dict(cls.config_class, meta.get("config", meta.get("params")))
+        estimator = cls(**asdict(config))
+        weights = checkpoint.load_tensors(directory, meta, "model")
+        try:
+            estimator._restore_fitted(meta["fitted"])
+            estimator.model_ = estimator._build_model()
+            estimator.model_.load_state_dict(weights)
+        except UsageError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+            # a fitted state or weights that do not fit the config: tampered, or written by something else
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UsageError(f"{directory} is corrupted: its fitted state or weights do not match its "
+                             f"{cls.__name__} settings ({first[:200]})") from None
+        estimator.model_.eval()
+        return estimator

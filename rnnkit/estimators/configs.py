@@ -1,0 +1,89 @@
+"""One typed, frozen config per estimator: its hyperparameters with their defaults, validated
+at construction like ModelConfig and TrainConfig, saved in the estimator's directory. The
+estimators' scikit-learn parameters and the `rnnkit classify|tag|seq2seq train` flags are both
+generated from these fields (each comment is the flag's help), so a default lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import MAX_SEED, _at_least, _in_range, _positive, check_dropout, check_types
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """What every estimator shares: the recurrent network's shape and how it is fitted."""
+
+    # --- model
+    cell: str = "lstm"  # recurrent cell: lstm, gru, rnn, irnn or lnlstm
+    hidden_size: int = 128  # units per recurrent layer
+    embedding_size: int = 64  # token embedding width
+    dropout: float = 0.0  # dropout before the output layer (and between layers), in [0, 1)
+    # --- training
+    epochs: float = 10.0  # passes over the training rows
+    batch_size: int = 32  # rows per batch
+    lr: float = 3e-3  # learning rate
+    optimizer: str = "adam"  # the optimizer
+    clip: float = 1.0  # gradient-norm clipping threshold; 0 disables clipping
+    random_state: int = 0  # seed of the weights, the validation split and the batch order
+    device: str = "cpu"  # cpu, cuda, or auto (cuda when PyTorch sees a GPU)
+    verbose: int = 0  # > 0: a line per epoch (validation loss) on stderr
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        _positive(self, "hidden_size", "embedding_size", "epochs", "batch_size", "lr")
+        _at_least(self, 0, "clip", "verbose")
+        _in_range(self, "random_state", 0, MAX_SEED)
+        check_dropout(self.dropout)
+
+
+@dataclass(frozen=True)
+class SequenceConfig(NetworkConfig):
+    """Token sequences in, through a stack of recurrent layers: the classifier, regressor and tagger."""
+
+    # --- model
+    num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False  # read each sequence both ways
+    # --- tokens
+    lowercase: bool = False  # lowercase the text first
+    min_df: int = 1  # keep tokens seen in at least this many rows
+    max_features: int | None = None  # keep only this many most frequent tokens
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "num_layers", "min_df", "max_features")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(SequenceConfig):
+    # --- model
+    pooling: str = "last"  # summary of a sequence: the last state, or the mean or max over steps
+    # --- tokens
+    level: str = "char"  # tokens: characters or words
+    pretrained: str | None = None  # run directory of a character language model (`rnnkit train`) to
+    # start from: its embedding and recurrent layers are copied in, then fine-tuned
+
+
+@dataclass(frozen=True)
+class RegressorConfig(ClassifierConfig):
+    """The classifier's settings; the output is one standardised value instead of class logits."""
+
+
+@dataclass(frozen=True)
+class TaggerConfig(SequenceConfig):
+    bidirectional: bool = True  # read each sentence both ways (a token's tag often depends on what follows)
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig(NetworkConfig):
+    # --- tokens
+    source_level: str = "char"  # source tokens: characters or space-separated words
+    target_level: str = "char"  # target tokens: characters or space-separated words
+    # --- decoding
+    beam_size: int = 1  # beam search width; 1 = greedy decoding
+    max_length: int = 100  # longest output, in target tokens
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "beam_size", "max_length")

@@ -1,0 +1,76 @@
+"""String to string (spelling to phonemes, reversal, ...): a bidirectional encoder and an
+attentive decoder (rnnkit.models.seq2seq). X and y are sequences of strings, tokenized at
+`source_level` / `target_level` ("char", or "word" for space-separated symbols such as phonemes).
+`predict` decodes greedily, or with beam search when `beam_size` > 1; `score` is exact-match accuracy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from ..data.sequences import pad
+from ..data.tokenizers import Tokenizer
+from ..models.seq2seq import Seq2SeqModel
+from ..tasks import Seq2SeqTask
+from .base import RNNEstimator, init_from_config, strings
+from .configs import Seq2SeqConfig
+from .text import PREDICT_BATCH
+
+
+class Seq2Seq(RNNEstimator):
+    """Hyperparameters: the fields of `Seq2SeqConfig`."""
+
+    config_class = Seq2SeqConfig
+    __init__ = init_from_config(Seq2SeqConfig)
+    validation_share = 20
+    # Target ids: the target tokenizer's ids shifted by 2, so 2 and 3 are free for BOS and EOS.
+    BOS, EOS, SHIFT = 2, 3, 2
+
+    def _target_ids(self, text: str) -> list[int]:
+        return [i + self.SHIFT if i >= 2 else i for i in self.target_tokenizer_.encode(text)]
+
+    def _prepare(self, X, y):
+        sources, targets = strings(X), strings(y, "y")
+        if len(sources) != len(targets):
+            raise ValueError(f"X has {len(sources)} items but y has {len(targets)}")
+        for i, (a, b) in enumerate(zip(sources, targets)):
+            if not a.strip() or not b.strip():
+                raise ValueError(f"item {i} has an empty source or target")
+        self.source_tokenizer_ = Tokenizer(self.source_level).fit(sources)
+        self.target_tokenizer_ = Tokenizer(self.target_level).fit(targets)
+        return [self.source_tokenizer_.encode(s) for s in sources], [self._target_ids(t) for t in targets]
+
+    def _build_model(self) -> Seq2SeqModel:
+        return Seq2SeqModel(len(self.source_tokenizer_), len(self.target_tokenizer_) + self.SHIFT, self.cell,
+                            self.hidden_size, self.embedding_size, self.dropout, self.BOS, self.EOS)
+
+    def _make_task(self, train, val, device):
+        return Seq2SeqTask(*train, *val, self.batch_size, seed=self.random_state, device=device,
+                           bos=self.BOS, eos=self.EOS)
+
+    def predict(self, X) -> list[str]:
+        check_is_fitted(self, "model_")
+        sources = strings(X)
+        device = next(self.model_.parameters()).device
+        joiner = "" if self.target_level == "char" else " "
+        out = []
+        for start in range(0, len(sources), PREDICT_BATCH):
+            chunk = sources[start:start + PREDICT_BATCH]
+            tokens, lengths = pad([self.source_tokenizer_.encode(s) for s in chunk], device)
+            decoded = (self.model_.beam(tokens, lengths, self.max_length, self.beam_size) if self.beam_size > 1
+                       else self.model_.greedy(tokens, lengths, self.max_length))
+            out.extend(joiner.join(self.target_tokenizer_.tokens[i - self.SHIFT] for i in ids if i >= 4)
+                       for ids in decoded)
+        return out
+
+    def score(self, X, y) -> float:
+        return float(np.mean([p == t for p, t in zip(self.predict(X), strings(y, "y"))]))
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"source_tokenizer": self.source_tokenizer_.to_json(), "target_tokenizer": self.target_tokenizer_.to_json()}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        self.source_tokenizer_ = Tokenizer.from_json(state["source_tokenizer"])
+        self.target_tokenizer_ = Tokenizer.from_json(state["target_tokenizer"])

@@ -1,0 +1,180 @@
+"""Text in, one prediction per text out: `RNNClassifier` (labels) and `RNNRegressor` (numbers).
+
+Transfer (`RNNClassifier(pretrained="runs/lm")`, after ULMFiT, Howard & Ruder 2018): the network
+starts from a character language model trained by `rnnkit train` on unlabelled text: its embedding
+rows (for every character the two share) and its whole recurrent stack are copied in, the
+architecture is the language model's, and only the output layer starts from scratch; then all of
+it is fine-tuned on the labelled examples.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..data.sequences import pad
+from ..data.tokenizers import Tokenizer
+from ..errors import UsageError
+from ..models.classifier import SequencePredictor
+from ..tasks import LabelledSequencesTask
+from .base import RNNEstimator, init_from_config, strings
+from .configs import ClassifierConfig, RegressorConfig
+
+PREDICT_BATCH = 256
+
+
+class _TextEstimator(RNNEstimator):
+    """Strings in; a SequencePredictor with one output per class (or one value)."""
+
+    loss = "nats"  # "nats" (cross-entropy) or "mse"
+
+    def _encode_targets(self, y) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _num_outputs(self) -> int:
+        raise NotImplementedError
+
+    def _prepare(self, X, y):
+        texts, y = strings(X), np.asarray(y)
+        if len(texts) != len(y):
+            raise ValueError(f"X has {len(texts)} items but y has {len(y)}")
+        self.tokenizer_ = Tokenizer(self.level, self.lowercase, self.min_df, self.max_features).fit(texts)
+        targets = self._encode_targets(y)
+        self._language_model = self._pretrained_model()
+        shape = self._language_model.config if self._language_model is not None else self
+        # the network's shape: the language model's when one is given, else ours
+        self.architecture_ = {"cell": shape.cell, "hidden_size": shape.hidden_size, "num_layers": shape.num_layers,
+                              "embedding_size": shape.embedding_size}
+        return [self.tokenizer_.encode(t) for t in texts], targets
+
+    def _build_model(self) -> torch.nn.Module:
+        arch = self.architecture_
+        return SequencePredictor(len(self.tokenizer_), self._num_outputs(), arch["cell"], arch["hidden_size"],
+                                 arch["num_layers"], arch["embedding_size"], self.dropout, self.pooling,
+                                 self.bidirectional)
+
+    def _make_task(self, train, val, device):
+        return LabelledSequencesTask(*train, *val, self.batch_size, self.loss, self.random_state, device)
+
+    # ------------------------------------------------------------------ transfer
+    def _pretrained_model(self):
+        """The pretrained language model, checked to fit this estimator (ValueError otherwise)."""
+        if self.pretrained is None:
+            return None
+        from ..api import load
+        if self.level != "char":
+            raise ValueError("pretrained language models read characters; use level='char' with pretrained")
+        try:
+            lm = load(self.pretrained)
+        except UsageError as e:
+            raise ValueError(f"pretrained: {e}") from None
+        if lm.vocab.kind != "chars" or lm.config.embedding_size == 0:
+            raise ValueError(f"pretrained: {self.pretrained} must be a character model with an embedding "
+                             "(trained without --bytes and with --embedding-size > 0)")
+        return lm
+
+    def _after_build(self) -> None:
+        """Copy the language model's embedding rows and recurrent stack into model_."""
+        lm, self._language_model = self._language_model, None
+        if lm is None:
+            return
+        row_of = {chr(symbol): row for row, symbol in enumerate(lm.vocab.symbols)}
+        known = 0
+        with torch.no_grad():
+            for token, row in self.tokenizer_.index.items():
+                if token in row_of:
+                    self.model_.embed.weight[row] = lm.module.embed.weight[row_of[token]]
+                    known += 1
+            for mine, theirs in zip(self.model_.recurrent.cells, lm.module.recurrent.cells):
+                mine.load_state_dict(theirs.state_dict())
+        if self.verbose:
+            print(f"started from {self.pretrained}: {known} of {len(self.tokenizer_) - 2} characters known",
+                  file=sys.stderr)
+
+    # ------------------------------------------------------------------ predicting
+    @torch.no_grad()
+    def _outputs(self, X) -> torch.Tensor:
+        check_is_fitted(self, "model_")
+        texts = strings(X)
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        outputs = []
+        for start in range(0, len(texts), PREDICT_BATCH):
+            tokens, lengths = pad([self.tokenizer_.encode(t) for t in texts[start:start + PREDICT_BATCH]], device)
+            outputs.append(self.model_(tokens, lengths).cpu())
+        return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer_.to_json(), "architecture": self.architecture_}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        self.tokenizer_ = Tokenizer.from_json(state["tokenizer"])
+        # directories written before architecture_ was saved: the parameters give the shape
+        self.architecture_ = state.get("architecture") or {
+            "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+            "embedding_size": self.embedding_size}
+
+
+class RNNClassifier(ClassifierMixin, _TextEstimator):
+    """Text classification with a recurrent network: strings in, labels (any hashable values) out.
+    Hyperparameters: the fields of `ClassifierConfig`."""
+
+    config_class = ClassifierConfig
+    __init__ = init_from_config(ClassifierConfig)
+
+    def _encode_targets(self, y) -> torch.Tensor:
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two")
+        return torch.from_numpy(encoded.astype(np.int64))
+
+    def _num_outputs(self) -> int:
+        return len(self.classes_)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return torch.softmax(self._outputs(X), dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        best = self._outputs(X).argmax(dim=1).numpy()  # first: it raises NotFittedError before fit
+        return self.classes_[best]
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {**super()._fitted_state(), "classes": self.classes_.tolist()}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        super()._restore_fitted(state)
+        self.classes_ = np.asarray(state["classes"])
+
+
+class RNNRegressor(RegressorMixin, _TextEstimator):
+    """Text regression with a recurrent network: strings in, numbers out (targets are standardised
+    for training and mapped back for prediction). Hyperparameters: the fields of `RegressorConfig`."""
+
+    config_class = RegressorConfig
+    __init__ = init_from_config(RegressorConfig)
+    loss = "mse"
+
+    def _encode_targets(self, y) -> torch.Tensor:
+        y = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y must be finite numbers")
+        self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
+        return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)).reshape(-1, 1)
+
+    def _num_outputs(self) -> int:
+        return 1
+
+    def predict(self, X) -> np.ndarray:
+        return self._outputs(X).numpy()[:, 0] * self.y_scale_ + self.y_mean_
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {**super()._fitted_state(), "y_mean": self.y_mean_, "y_scale": self.y_scale_}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        super()._restore_fitted(state)
+        self.y_mean_, self.y_scale_ = float(state["y_mean"]), float(state["y_scale"])

@@ -1,0 +1,69 @@
+"""Next-token prediction on B parallel streams of a text, with state carried across chunks
+(truncated backpropagation through time). Metrics: nats and bits per character."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..cells import State
+from ..data import StreamBatches
+from ..models.language_model import LanguageModel
+from ..recurrent import detach_state
+from .base import EpochCursor
+
+
+def bits(nats: float) -> float:
+    return nats / math.log(2)
+
+
+class LanguageModelTask(EpochCursor):
+    units = "chars"
+    loss_name = "nats"
+
+    def __init__(self, train_tokens: np.ndarray, val_tokens: np.ndarray, batch_size: int,
+                 seq_length: int, eval_chars: int, device: torch.device) -> None:
+        super().__init__()
+        self.batches = StreamBatches(train_tokens, batch_size, seq_length)
+        self.val_tokens = val_tokens[:eval_chars]
+        self.device = device
+        self.state: State | None = None  # carried between chunks, reset at each epoch
+
+    def bind(self, model: LanguageModel) -> "LanguageModelTask":
+        # Uniform guessing costs ln V nats; far above that, the run has blown up.
+        self.max_sane_loss = 4 * math.log(max(model.config.vocab_size, 2)) + 1
+        return self
+
+    def units_per_step(self) -> int:
+        return self.batches.batch_size * self.batches.seq_length
+
+    def steps_per_epoch(self) -> int:
+        return self.batches.batches_per_epoch
+
+    def training_loss(self, model: LanguageModel) -> torch.Tensor:
+        if self.index == 0:
+            self.state = None  # streams restart from their beginnings
+        x, y = self.batches.batch(self.index, self.device)  # (B, T) each
+        state = detach_state(self.state) if self.state is not None else None
+        logits, self.state = model(x, state)  # (B, T, V)
+        self.advance()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+    def evaluate(self, model: LanguageModel) -> dict[str, float]:
+        nats = model.evaluate_tokens(self.val_tokens, device=self.device)[0]
+        return {"nats": nats, "bpc": bits(nats)}
+
+    def format_metrics(self, metrics: dict[str, float]) -> str:
+        return f"{metrics['nats']:.4f} nats ({metrics['bpc']:.3f} bpc)"
+
+    def resume_tensors(self) -> dict[str, torch.Tensor]:
+        if self.state is None:
+            return {}
+        return {f"state.{k}": s.detach() for k, s in enumerate(self.state)}
+
+    def restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        parts = [tensors[f"state.{k}"] for k in range(len(tensors))]
+        self.state = tuple(parts) if parts else None
