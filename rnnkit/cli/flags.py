@@ -96,3 +96,21 @@ def config_values(args: argparse.Namespace, dests: dict[str, str]) -> dict[str, 
     """The fields the user gave, by field name."""
     given = vars(args)
     return {field: given[dest] for dest, field in dests.items() if dest in given}
+
+
+WHICH = ("best", "last")
+
+
+def add_command(sub, name: str, help: str, description: str, epilog: str | None = None,
+                run_dir: bool = False, file: str | None = None, which: bool = False) -> argparse.ArgumentParser:
+    """A subcommand's parser (help text laid out as written), with the arguments most commands
+    share: the run directory, a text FILE (`file` is its help), and --which weights to load."""
+    p = sub.add_parser(name, help=help, description=description, epilog=epilog,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    if run_dir:
+        p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    if file is not None:
+        p.add_argument("file", metavar="FILE", help=file)
+    if which:
+        p.add_argument("--which", choices=WHICH, default="best", help="best (lowest validation loss) or last weights")
+    return p

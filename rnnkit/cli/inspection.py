@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..reference import CELLS as REFERENCE_CELLS
+from .flags import add_command
 
 
 def add_commands(sub) -> dict:
@@ -20,15 +21,14 @@ def add_commands(sub) -> dict:
 
 
 def _add_gradcheck(sub) -> None:
-    p = sub.add_parser(
-        "gradcheck", help="check backpropagation: NumPy reference vs finite differences vs the engine",
-        description="Check gradients on a tiny language model (V=5, H=4, batch 2, 6 steps, float64):\n"
+    p = add_command(
+        sub, "gradcheck", "check backpropagation: NumPy reference vs finite differences vs the engine",
+        "Check gradients on a tiny language model (V=5, H=4, batch 2, 6 steps, float64):\n"
                     "(a) the NumPy reference's hand-written BPTT against centred finite differences\n"
                     "(target < 1e-6), (b) the PyTorch engine (fused kernel, and the cells' step functions)\n"
                     "against the reference on the same weights (target < 1e-8). Errors are\n"
                     "||a - b|| / max(||a||, ||b||) per parameter tensor (and per initial-state tensor).\n"
-                    "Exit status 0 when every target is met, 1 otherwise.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "Exit status 0 when every target is met, 1 otherwise.")
     p.add_argument("--cell", choices=REFERENCE_CELLS, action="append", default=None,
                    help="cell to check; repeat for several (default: all four)")
     p.add_argument("--layers", type=int, default=1, help="stacked layers (default 1)")
@@ -40,20 +40,17 @@ def _add_gradcheck(sub) -> None:
 
 
 def _add_diagnose(sub) -> None:
-    p = sub.add_parser(
-        "diagnose", help="gradient flow, recurrent spectra and saturation of a model on a text",
-        description="Diagnose a trained model (or, with --untrained, the same architecture freshly\n"
+    p = add_command(
+        sub, "diagnose", "gradient flow, recurrent spectra and saturation of a model on a text",
+        "Diagnose a trained model (or, with --untrained, the same architecture freshly\n"
                     "initialised) on a sample of FILE: the norm of dL_T/dh_t against the distance T - t\n"
                     "(vanishing or exploding gradients), singular values and spectral radius of each\n"
                     "recurrent matrix, gate saturation, and the hidden-state norm over time.\n"
                     "Writes PREFIX.png (four panels) and PREFIX.json (the numbers).",
         epilog="example:\n  rnnkit diagnose runs/demo input.txt --out diag/demo",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
-    p.add_argument("file", metavar="FILE", help="text to run the model on (its first 200,000 characters)")
+        run_dir=True, file="text to run the model on (its first 200,000 characters)", which=True)
     p.add_argument("--out", metavar="PREFIX", default=None, help="output files PREFIX.png and PREFIX.json "
                    "(default: DIR/diagnostics)")
-    p.add_argument("--which", choices=("best", "last"), default="best")
     p.add_argument("--untrained", action="store_true", help="re-initialise the weights (same architecture and init)")
     p.add_argument("--span", type=int, default=100, help="steps back to follow the gradient (default 100)")
     p.add_argument("--batch", type=int, default=16, help="random windows of the text averaged over (default 16)")
@@ -62,69 +59,58 @@ def _add_diagnose(sub) -> None:
 
 def _add_experiment(sub) -> None:
     from ..experiments import EXPERIMENTS
-    p = sub.add_parser(
-        "experiment", help="reproduce a classic claim about RNN training; writes a figure",
-        description="Run one of the experiments of docs/experiments.md; writes OUT/NAME.png and\n"
+    p = add_command(
+        sub, "experiment", "reproduce a classic claim about RNN training; writes a figure",
+        "Run one of the experiments of docs/experiments.md; writes OUT/NAME.png and\n"
                     "OUT/NAME.json. --size smoke runs in seconds (a check that it works); full is\n"
                     "the size reported in the docs (minutes).\n\nexperiments:\n"
-                    + "\n".join(f"  {name:<12} {about}" for name, (_, about) in EXPERIMENTS.items()),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    + "\n".join(f"  {name:<12} {about}" for name, (_, about) in EXPERIMENTS.items()))
     p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed above)")
     p.add_argument("--size", choices=("smoke", "full"), default="full", help="default full")
     p.add_argument("--out", default="experiments", metavar="DIR", help="output folder (default: experiments)")
 
 
 def _add_units(sub) -> None:
-    p = sub.add_parser(
-        "units", help="find units that track quotes, brackets, line position, ...",
-        description="Run the model over FILE and rank every hidden unit (and LSTM cell unit) by the\n"
-                    "correlation of its activation with simple properties of the text: inside quotes,\n"
-                    "inside brackets, bracket depth, position in line, indentation, start of word,\n"
-                    "vowel, uppercase, inside a # comment. Prints the top units per property.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
-    p.add_argument("file", metavar="FILE", help="text to read (its first --chars characters)")
+    p = add_command(
+        sub, "units", "find units that track quotes, brackets, line position, ...",
+        "Run the model over FILE and rank every hidden unit (and LSTM cell unit) by the\n"
+        "correlation of its activation with simple properties of the text: inside quotes,\n"
+        "inside brackets, bracket depth, position in line, indentation, start of word,\n"
+        "vowel, uppercase, inside a # comment. Prints the top units per property.",
+        run_dir=True, file="text to read (its first --chars characters)", which=True)
     p.add_argument("--chars", type=int, default=20_000, help="characters of FILE to read (default 20000)")
     p.add_argument("--top", type=int, default=3, help="units listed per property (default 3)")
-    p.add_argument("--which", choices=("best", "last"), default="best")
     p.add_argument("--json", action="store_true", help="print one JSON object: property -> [[unit, r], ...]")
 
 
 def _add_viz(sub) -> None:
-    p = sub.add_parser(
-        "viz", help="write an HTML page: text coloured by a unit, predictions on hover",
-        description="Write one self-contained HTML page (opens offline): FILE's first --chars characters\n"
-                    "coloured by a chosen unit's activation, a unit picker with the unit finder's best\n"
-                    "units first, and the model's top-5 next characters under the pointer.",
-        epilog="example:\n  rnnkit viz runs/demo input.txt -o demo.html", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
-    p.add_argument("file", metavar="FILE", help="text to show")
+    p = add_command(
+        sub, "viz", "write an HTML page: text coloured by a unit, predictions on hover",
+        "Write one self-contained HTML page (opens offline): FILE's first --chars characters\n"
+        "coloured by a chosen unit's activation, a unit picker with the unit finder's best\n"
+        "units first, and the model's top-5 next characters under the pointer.",
+        epilog="example:\n  rnnkit viz runs/demo input.txt -o demo.html", run_dir=True, file="text to show", which=True)
     p.add_argument("-o", "--out", default=None, metavar="PAGE", help="output file (default DIR/viz.html)")
     p.add_argument("--chars", type=int, default=2000, help="characters of FILE to show (default 2000)")
-    p.add_argument("--which", choices=("best", "last"), default="best")
 
 
 def _add_plot(sub) -> None:
-    p = sub.add_parser("plot", help="PNG of training and validation loss against steps and time",
-                       description="Plot a run's training and validation loss (nats and bits per char) "
-                                   "against steps and seconds, from the metrics saved in its checkpoint.")
-    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p = add_command(sub, "plot", "PNG of training and validation loss against steps and time",
+                    "Plot a run's training and validation loss (nats and bits per char) against steps\n"
+                    "and seconds, from the metrics saved in its checkpoint.", run_dir=True)
     p.add_argument("-o", "--out", default=None, metavar="PNG", help="output file (default DIR/loss.png)")
 
 
 def _add_serve(sub) -> None:
-    p = sub.add_parser(
-        "serve", help="a local web app: type a prompt, watch the model write, see inside",
-        description="Serve a page where you type a prompt and watch a sample stream in, with\n"
-                    "temperature / top-k / length controls and a stop button, the generated text\n"
-                    "coloured by a chosen unit with next-character predictions on hover, and the\n"
-                    "training curves. Listens on 127.0.0.1 only unless --host is given.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p = add_command(
+        sub, "serve", "a local web app: type a prompt, watch the model write, see inside",
+        "Serve a page where you type a prompt and watch a sample stream in, with\n"
+        "temperature / top-k / length controls and a stop button, the generated text\n"
+        "coloured by a chosen unit with next-character predictions on hover, and the\n"
+        "training curves. Listens on 127.0.0.1 only unless --host is given.", run_dir=True, which=True)
     p.add_argument("--port", type=int, default=8000, help="default 8000")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on; 0.0.0.0 exposes the app to your network (default 127.0.0.1)")
-    p.add_argument("--which", choices=("best", "last"), default="best")
 
 
 def run_gradcheck(args: argparse.Namespace) -> int:

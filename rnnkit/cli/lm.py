@@ -11,9 +11,7 @@ from typing import Any
 from ..config import ModelConfig, TrainConfig
 from ..data import BUNDLED
 from ..sampling import SamplingConfig
-from .flags import S, add_config_flags, config_values
-
-WHICH = ("best", "last")
+from .flags import S, add_command, add_config_flags, config_values
 
 
 def add_commands(sub) -> dict:
@@ -25,9 +23,9 @@ def add_commands(sub) -> dict:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser(
-        "train", help="train a character-level language model on a text file",
-        description="Train a character-level language model on a text file (UTF-8 code points by\n"
+    p = add_command(
+        sub, "train", "train a character-level language model on a text file",
+        "Train a character-level language model on a text file (UTF-8 code points by\n"
                     "default, raw bytes with --bytes). The last 10% of the text is held out for\n"
                     "validation unless --val-file is given. Checkpoints (best and last) go to --out;\n"
                     "Ctrl-C saves and stops; --resume DIR continues exactly where it stopped.",
@@ -35,8 +33,7 @@ def _add_train(sub) -> None:
                "--cell gru --hidden-size 256 --num-layers 2 --max-steps 2000\n  rnnkit train --resume runs/input\n"
                "  torchrun --standalone --nproc-per-node 2 -m rnnkit train input.txt   # data-parallel: "
                "--batch-size is per process,\n"
-               "      each process trains on its share of the text, only rank 0 prints and writes (README)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+               "      each process trains on its share of the text, only rank 0 prints and writes (README)")
     p.add_argument("file", nargs="?", help="text file to learn from")
     src = p.add_argument_group("data")
     src.add_argument("--corpus", choices=BUNDLED, default=S,
@@ -54,29 +51,26 @@ def _add_train(sub) -> None:
 
 
 def _add_sample(sub) -> None:
-    p = sub.add_parser("sample", help="generate text from a trained model",
-                       description="Generate text from a trained model. Text streams to stdout as it is "
-                                   "generated; with --num-samples N the samples are generated in one batch "
-                                   "and printed one after another, separated by --separator.")
-    p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
+    p = add_command(sub, "sample", "generate text from a trained model",
+                    "Generate text from a trained model. Text streams to stdout as it is generated;\n"
+                    "with --num-samples N the samples are generated in one batch and printed one after\n"
+                    "another, separated by --separator.", run_dir=True, which=True)
     p.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
     add_config_flags(p, SamplingConfig, groups=False)
     p.add_argument("--separator", default="\n\n----\n\n",
                    help="printed between samples when --num-samples > 1 (default: a line of four dashes)")
-    p.add_argument("--which", choices=WHICH, default="best", help="best (lowest validation loss) or last weights")
 
 
 def _add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="bits and nats per character of a model on a text")
-    p.add_argument("run_dir", metavar="DIR")
-    p.add_argument("file", metavar="FILE", help="text to score")
-    p.add_argument("--which", choices=WHICH, default="best")
+    p = add_command(sub, "eval", "bits and nats per character of a model on a text",
+                    "Score FILE with a trained model: cross-entropy in nats and bits per character.",
+                    run_dir=True, file="text to score", which=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _add_info(sub) -> None:
-    p = sub.add_parser("info", help="configuration, size and training metrics of a run")
-    p.add_argument("run_dir", metavar="DIR")
+    p = add_command(sub, "info", "configuration, size and training metrics of a run",
+                    "Show a run's configuration, size, vocabulary and validation history.", run_dir=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

@@ -9,8 +9,9 @@
 
 `predict` writes the input rows, in order, with a `prediction` column added, as CSV on stdout
 (for tagging: the space-separated tags). Bad input (a missing file or column, an empty cell, tokens
-and tags of different lengths, a used --out) is one line on stderr, exit 2. The model and training
-flags of `train` are generated from the estimator's config (estimators/configs.py).
+and tags of different lengths, a used --out) is one line on stderr, exit 2. The three commands are
+one `TaskCommand` each; the model and training flags of `train` are generated from the
+estimator's config (estimators/configs.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import UsageError
-from ..estimators.configs import ClassifierConfig, Seq2SeqConfig, TaggerConfig
+from ..estimators import (ClassifierConfig, RNNClassifier, RNNTagger, Seq2Seq, Seq2SeqConfig,
+                          TaggerConfig)
 from .flags import add_config_flags, config_values
 
 # Flags for every config field but these; random_state is --seed on the command line, as for `train`.
@@ -29,9 +33,137 @@ NOT_FLAGS = ("verbose", "beam_size")
 RENAME = {"random_state": "seed"}
 
 
-def _options(args: argparse.Namespace, dests: dict[str, str]) -> dict:
-    """The estimator's settings the user gave (validated when the estimator's config is built)."""
-    return {**config_values(args, dests), "verbose": 1}
+def _same(cell: str) -> str:
+    return cell
+
+
+def _words(cell: str) -> list[str]:
+    return cell.split()
+
+
+def _two_labels(path: str, column: str, inputs: list, targets: list) -> None:
+    if len(set(targets)) < 2:
+        raise UsageError(f"column {column!r} has only one label ({targets[0]!r}); a classifier needs two or more")
+
+
+def _aligned(path: str, column: str, inputs: list, targets: list) -> None:
+    for number, (x, y) in enumerate(zip(inputs, targets), start=2):
+        if len(x) != len(y):
+            raise UsageError(f"{path}, line {number}: {len(x)} tokens but {len(y)} tags; give one tag per token")
+
+
+@dataclass(frozen=True)
+class TaskCommand:
+    name: str  # the command: rnnkit NAME train|predict
+    estimator: type
+    config: type
+    what: str  # what it trains, for the help line: "text classification"
+    description: str
+    train_description: str
+    input: tuple[str, str]  # the input column's flag stem and help: ("text", "column with the text")
+    target: tuple[str, str]  # the target column's
+    read_input: Callable[[str], Any] = _same  # a CSV cell -> one item of X
+    read_target: Callable[[str], Any] = _same  # a CSV cell -> one item of y
+    check: Callable[[str, str, list, list], None] | None = None  # (path, target column, X, y): UsageError
+    show: Callable[[Any], str] = str  # one prediction -> its CSV cell
+
+
+HELD_OUT = "of the rows are held out to report validation loss per epoch."
+COMMANDS = (
+    TaskCommand("classify", RNNClassifier, ClassifierConfig, "text classification",
+                "Train a recurrent text classifier on a CSV file, or label new rows with one.",
+                "Train on the rows of DATA.csv: --text-col holds the text, --label-col the label (any "
+                f"strings); accuracy is reported too. 10%% {HELD_OUT}", ("text", "column with the text"),
+                ("label", "column with the label"), check=_two_labels),
+    TaskCommand("tag", RNNTagger, TaggerConfig, "sequence tagging", "Train a recurrent tagger (a label for every "
+                "token), or tag new rows with one. Tokens and tags are space-separated, one sentence per row.",
+                f"Train on DATA.csv: --tokens-col holds space-separated tokens, --tags-col as many tags. 10%% {HELD_OUT}",
+                ("tokens", "column with space-separated tokens"), ("tags", "column with one tag per token"),
+                read_input=_words, read_target=_words, check=_aligned, show=lambda tags: " ".join(map(str, tags))),
+    TaskCommand("seq2seq", Seq2Seq, Seq2SeqConfig, "string-to-string models", "Train an encoder-decoder with "
+                "attention that maps one column to another (spelling to sounds, dates to a format, ...), or apply "
+                "one to new rows.", f"Train on DATA.csv: --source-col is read, --target-col is to be written. 5%% {HELD_OUT}",
+                ("source", "column with the input strings"), ("target", "column with the output strings")),
+)
+
+
+def add_commands(sub, parser_class) -> dict:
+    runners = {}
+    for command in COMMANDS:
+        _add(sub, parser_class, command)
+        runners[command.name] = lambda args, command=command: run(command, args)
+    return runners
+
+
+def _add(sub, parser_class, command: TaskCommand) -> None:
+    p = sub.add_parser(command.name, help=f"{command.what} from a CSV file (train, predict)",
+                       description=command.description)
+    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
+    t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
+                           description=command.train_description)
+    t.add_argument("data", metavar="DATA.csv")
+    for stem, about in (command.input, command.target):
+        t.add_argument(f"--{stem}-col", dest=f"{stem}_col", required=True, metavar="NAME", help=about)
+    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
+    t.set_defaults(flags=add_config_flags(t, command.config, NOT_FLAGS, RENAME))
+    pr = actions.add_parser("predict", help="apply a model to the rows of DATA.csv; CSV with a prediction "
+                                            "column to stdout")
+    pr.add_argument("model_dir", metavar="DIR", help=f"directory written by `rnnkit {command.name} train`")
+    pr.add_argument("data", metavar="DATA.csv")
+    stem = command.input[0]
+    pr.add_argument(f"--{stem}-col", dest=f"{stem}_col", default=None, metavar="NAME",
+                    help=f"{command.input[1]} (default: the training column)")
+    if "beam_size" in command.config.__dataclass_fields__:
+        pr.add_argument("--beam-size", type=int, default=None, metavar="N",
+                        help="beam search width; 1 = greedy (default: the model's, 1 unless set)")
+
+
+def run(command: TaskCommand, args: argparse.Namespace) -> int:
+    return _train(command, args) if args.action == "train" else _predict(command, args)
+
+
+def _train(command: TaskCommand, args: argparse.Namespace) -> int:
+    from .. import checkpoint
+    source, target = (f"{stem}_col" for stem, _ in (command.input, command.target))
+    _, rows = read_rows(args.data, [getattr(args, source), getattr(args, target)])
+    out = _check_new_out(args.out)
+    inputs = [command.read_input(r[getattr(args, source)]) for r in rows]
+    targets = [command.read_target(r[getattr(args, target)]) for r in rows]
+    if command.check is not None:
+        command.check(args.data, getattr(args, target), inputs, targets)
+    model = command.estimator(**config_values(args, args.flags), verbose=1)
+    model.config()  # bad settings are reported before any training
+    model.fit(inputs, targets)
+    model.save(out)
+    checkpoint.update_meta(out, **{source: getattr(args, source), target: getattr(args, target)},
+                           history=model.history_)
+    classes = f", {len(model.classes_)} classes" if hasattr(model, "classes_") else ""
+    print(f"trained on {len(rows):,} rows{classes}; validation loss {model.history_[-1]['val_loss']:.4f}; "
+          f"saved in {out}", file=sys.stderr)
+    return 0
+
+
+def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
+    from ..checkpoint import is_run_dir, read_meta
+    if not is_run_dir(args.model_dir):
+        raise UsageError(f"{args.model_dir} is not a model directory (no rnnkit.json); train one with "
+                         f"`rnnkit {command.name} train`")
+    model, meta = command.estimator.load(args.model_dir), read_meta(args.model_dir)
+    if getattr(args, "beam_size", None) is not None:
+        if args.beam_size < 1:
+            raise UsageError(f"--beam-size must be >= 1 (got {args.beam_size})")
+        model.set_params(beam_size=args.beam_size)
+    key = f"{command.input[0]}_col"
+    column = getattr(args, key) or meta.get(key, command.input[0])
+    if not isinstance(column, str):
+        raise UsageError(f"{args.model_dir} is corrupted: its {key} is not a column name")
+    header, rows = read_rows(args.data, [column])
+    predictions = model.predict([command.read_input(r[column]) for r in rows])
+    writer = csv.DictWriter(sys.stdout, fieldnames=[*header, "prediction"], lineterminator="\n")
+    writer.writeheader()
+    for row, prediction in zip(rows, predictions):
+        writer.writerow({**row, "prediction": command.show(prediction)})
+    return 0
 
 
 def _check_new_out(path: str) -> Path:
@@ -42,52 +174,24 @@ def _check_new_out(path: str) -> Path:
     return out
 
 
-def _load_model(cls, directory: str, command: str):
-    from ..checkpoint import is_run_dir, read_meta
-    if not is_run_dir(directory):
-        raise UsageError(f"{directory} is not a model directory (no rnnkit.json); train one with "
-                         f"`rnnkit {command} train`")
-    return cls.load(directory), read_meta(directory)
-
-
-def _write_predictions(header: list[str], rows: list[dict], predictions) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=[*header, "prediction"], lineterminator="\n")
-    writer.writeheader()
-    for row, prediction in zip(rows, predictions):
-        writer.writerow({**row, "prediction": prediction})
-
-
-def add_classify(sub, parser_class) -> None:
-    p = sub.add_parser("classify", help="text classification from a CSV file (train, predict)",
-                       description="Train a recurrent text classifier on a CSV file, or label new rows with one.")
-    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
-    t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
-                           description="Train on the rows of DATA.csv: --text-col holds the text, --label-col "
-                                       "the label (any strings). 10%% of the rows are held out to report "
-                                       "validation loss per epoch.")
-    t.add_argument("data", metavar="DATA.csv")
-    t.add_argument("--text-col", required=True, metavar="NAME", help="column with the text")
-    t.add_argument("--label-col", required=True, metavar="NAME", help="column with the label")
-    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
-    t.set_defaults(flags=add_config_flags(t, ClassifierConfig, NOT_FLAGS, RENAME))
-    pr = actions.add_parser("predict", help="label the rows of DATA.csv; CSV with a prediction column to stdout")
-    pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit classify train`")
-    pr.add_argument("data", metavar="DATA.csv")
-    pr.add_argument("--text-col", default=None, metavar="NAME", help="column with the text (default: the training column)")
-
-
-def _read_rows(path: str, columns: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+def read_rows(path: str, columns: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and rows of a UTF-8 CSV file; every named column present and non-empty."""
     p = Path(path)
     if not p.is_file():
-        raise UsageError(f"{path}: no such file")
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise UsageError(f"{path} has no column {', '.join(repr(c) for c in missing)}; its columns are "
-                             f"{', '.join(repr(c) for c in header) or '(none)'}")
-        rows = list(reader)
+        raise UsageError(f"{path}: no such file" if not p.exists() else f"{path} is not a regular file")
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise UsageError(f"{path} has no column {', '.join(repr(c) for c in missing)}; its columns are "
+                                 f"{', '.join(repr(c) for c in header) or '(none)'}")
+            rows = list(reader)
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path} is not valid UTF-8 (bad byte at offset {e.start}); save it as UTF-8") from None
+    except csv.Error as e:
+        raise UsageError(f"{path} is not a CSV file rnnkit can read (line {reader.line_num}: {e})") from None
     if not rows:
         raise UsageError(f"{path} has no rows")
     for number, row in enumerate(rows, start=2):  # line 1 is the header
@@ -95,125 +199,3 @@ def _read_rows(path: str, columns: list[str]) -> tuple[list[str], list[dict[str,
             if not (row.get(c) or "").strip():
                 raise UsageError(f"{path}, line {number}: column {c!r} is empty")
     return header, rows
-
-
-def run_classify(args: argparse.Namespace) -> int:
-    from .. import checkpoint
-    from ..estimators import RNNClassifier
-    if args.action == "train":
-        _, rows = _read_rows(args.data, [args.text_col, args.label_col])
-        out = _check_new_out(args.out)
-        texts, labels = [r[args.text_col] for r in rows], [r[args.label_col] for r in rows]
-        if len(set(labels)) < 2:
-            raise UsageError(f"column {args.label_col!r} has only one label ({labels[0]!r}); a classifier needs two or more")
-        model = RNNClassifier(**_options(args, args.flags))
-        model.config()  # bad settings are reported before any training
-        model.fit(texts, labels)
-        model.save(out)
-        checkpoint.update_meta(out, text_col=args.text_col, label_col=args.label_col, history=model.history_)
-        print(f"trained on {len(texts):,} rows, {len(model.classes_)} classes; validation loss "
-              f"{model.history_[-1]['val_loss']:.4f}; saved in {out}", file=sys.stderr)
-        return 0
-    model, meta = _load_model(RNNClassifier, args.model_dir, "classify")
-    text_col = args.text_col or meta.get("text_col", "text")
-    header, rows = _read_rows(args.data, [text_col])
-    _write_predictions(header, rows, model.predict([r[text_col] for r in rows]))
-    return 0
-
-
-def add_tag(sub, parser_class) -> None:
-    p = sub.add_parser("tag", help="sequence tagging from a CSV file (train, predict)",
-                       description="Train a recurrent tagger (a label for every token), or tag new rows with one. "
-                                   "Tokens and tags are space-separated, one sentence per row.")
-    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
-    t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
-                           description="Train on DATA.csv: --tokens-col holds space-separated tokens, --tags-col "
-                                       "as many space-separated tags. 10%% of the rows are held out to report "
-                                       "validation loss per epoch.")
-    t.add_argument("data", metavar="DATA.csv")
-    t.add_argument("--tokens-col", required=True, metavar="NAME", help="column with space-separated tokens")
-    t.add_argument("--tags-col", required=True, metavar="NAME", help="column with one tag per token")
-    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
-    t.set_defaults(flags=add_config_flags(t, TaggerConfig, NOT_FLAGS, RENAME))
-    pr = actions.add_parser("predict", help="tag the rows of DATA.csv; CSV with a prediction column to stdout")
-    pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit tag train`")
-    pr.add_argument("data", metavar="DATA.csv")
-    pr.add_argument("--tokens-col", default=None, metavar="NAME", help="column with the tokens (default: the training column)")
-
-
-def run_tag(args: argparse.Namespace) -> int:
-    from .. import checkpoint
-    from ..estimators import RNNTagger
-    if args.action == "train":
-        _, rows = _read_rows(args.data, [args.tokens_col, args.tags_col])
-        out = _check_new_out(args.out)
-        tokens, tags = [r[args.tokens_col].split() for r in rows], [r[args.tags_col].split() for r in rows]
-        for number, (x, y) in enumerate(zip(tokens, tags), start=2):
-            if len(x) != len(y):
-                raise UsageError(f"{args.data}, line {number}: {len(x)} tokens but {len(y)} tags; "
-                                 f"give one tag per token")
-        model = RNNTagger(**_options(args, args.flags))
-        model.config()
-        model.fit(tokens, tags)
-        model.save(out)
-        checkpoint.update_meta(out, tokens_col=args.tokens_col, tags_col=args.tags_col, history=model.history_)
-        print(f"trained on {len(tokens):,} rows, {len(model.classes_)} tags; validation loss "
-              f"{model.history_[-1]['val_loss']:.4f}; saved in {out}", file=sys.stderr)
-        return 0
-    model, meta = _load_model(RNNTagger, args.model_dir, "tag")
-    tokens_col = args.tokens_col or meta.get("tokens_col", "tokens")
-    header, rows = _read_rows(args.data, [tokens_col])
-    predictions = model.predict([r[tokens_col].split() for r in rows])
-    _write_predictions(header, rows, [" ".join(map(str, p)) for p in predictions])
-    return 0
-
-
-def add_seq2seq(sub, parser_class) -> None:
-    p = sub.add_parser("seq2seq", help="string-to-string models from a CSV file (train, predict)",
-                       description="Train an encoder-decoder with attention that maps one column to another "
-                                   "(spelling to sounds, dates to a format, ...), or apply one to new rows.")
-    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
-    t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
-                           description="Train on DATA.csv: --source-col is read, --target-col is to be written. "
-                                       "5%% of the rows are held out to report validation loss per epoch.")
-    t.add_argument("data", metavar="DATA.csv")
-    t.add_argument("--source-col", required=True, metavar="NAME", help="column with the input strings")
-    t.add_argument("--target-col", required=True, metavar="NAME", help="column with the output strings")
-    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
-    t.set_defaults(flags=add_config_flags(t, Seq2SeqConfig, NOT_FLAGS, RENAME))
-    pr = actions.add_parser("predict", help="apply a model to DATA.csv; CSV with a prediction column to stdout")
-    pr.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit seq2seq train`")
-    pr.add_argument("data", metavar="DATA.csv")
-    pr.add_argument("--source-col", default=None, metavar="NAME", help="column to read (default: the training column)")
-    pr.add_argument("--beam-size", type=int, default=1, metavar="N", help="beam search width; 1 = greedy (default 1)")
-
-
-def run_seq2seq(args: argparse.Namespace) -> int:
-    from .. import checkpoint
-    from ..estimators import Seq2Seq
-    if args.action == "train":
-        _, rows = _read_rows(args.data, [args.source_col, args.target_col])
-        out = _check_new_out(args.out)
-        model = Seq2Seq(**_options(args, args.flags))
-        model.config()
-        model.fit([r[args.source_col] for r in rows], [r[args.target_col] for r in rows])
-        model.save(out)
-        checkpoint.update_meta(out, source_col=args.source_col, target_col=args.target_col, history=model.history_)
-        print(f"trained on {len(rows):,} rows; validation loss {model.history_[-1]['val_loss']:.4f}; saved in {out}",
-              file=sys.stderr)
-        return 0
-    if args.beam_size < 1:
-        raise UsageError(f"--beam-size must be >= 1 (got {args.beam_size})")
-    model, meta = _load_model(Seq2Seq, args.model_dir, "seq2seq")
-    source_col = args.source_col or meta.get("source_col", "source")
-    header, rows = _read_rows(args.data, [source_col])
-    model.set_params(beam_size=args.beam_size)
-    _write_predictions(header, rows, model.predict([r[source_col] for r in rows]))
-    return 0
-
-
-def add_commands(sub, parser_class) -> dict:
-    add_classify(sub, parser_class)
-    add_tag(sub, parser_class)
-    add_seq2seq(sub, parser_class)
-    return {"classify": run_classify, "tag": run_tag, "seq2seq": run_seq2seq}

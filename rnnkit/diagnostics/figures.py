@@ -15,6 +15,13 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path) -> None:
+    """Lay out, write (110 dpi) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+
+
 def plot_diagnostics(report: dict, path: str | Path, title: str = "") -> None:
     """Four panels: gradient norm by distance, W_hh singular values, gate saturation, hidden norm."""
     plt = pyplot()
@@ -54,6 +61,4 @@ def plot_diagnostics(report: dict, path: str | Path, title: str = "") -> None:
     ax_norm.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

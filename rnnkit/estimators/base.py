@@ -13,7 +13,7 @@ import inspect
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -23,8 +23,12 @@ from sklearn.utils.validation import check_is_fitted
 from .. import checkpoint
 from ..api import resolve_device
 from ..config import TrainConfig, from_dict
+from ..data.sequences import pad
 from ..errors import UsageError
 from ..training import Trainer
+
+
+PREDICT_BATCH = 256
 
 
 def init_from_config(config_class: type):
@@ -119,6 +123,16 @@ class RNNEstimator(BaseEstimator):
                          for m in trainer.progress.metrics]
         self.model_.eval()
         return self
+
+    # ------------------------------------------------------------------ predicting
+    @torch.no_grad()
+    def _network_outputs(self, sequences: list[list[int]]) -> Iterator[torch.Tensor]:
+        """The network's outputs for token id sequences, PREDICT_BATCH sequences at a time, on the CPU."""
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        for start in range(0, len(sequences), PREDICT_BATCH):
+            tokens, lengths = pad(sequences[start:start + PREDICT_BATCH], device)
+            yield self.model_(tokens, lengths).cpu()
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path) -> None:

@@ -14,9 +14,8 @@ from ..data.sequences import pad
 from ..data.tokenizers import Tokenizer
 from ..models.seq2seq import Seq2SeqModel
 from ..tasks import Seq2SeqTask
-from .base import RNNEstimator, init_from_config, strings
+from .base import PREDICT_BATCH, RNNEstimator, init_from_config, strings
 from .configs import Seq2SeqConfig
-from .text import PREDICT_BATCH
 
 
 class Seq2Seq(RNNEstimator):

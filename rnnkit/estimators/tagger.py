@@ -9,13 +9,11 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ..data.sequences import pad
 from ..data.tokenizers import Tokenizer
 from ..models.classifier import SequenceTagger
 from ..tasks import LabelledSequencesTask
 from .base import RNNEstimator, init_from_config
 from .configs import TaggerConfig
-from .text import PREDICT_BATCH
 
 
 def _token_lists(X) -> list[list[str]]:
@@ -53,19 +51,12 @@ class RNNTagger(RNNEstimator):
     def _make_task(self, train, val, device):
         return LabelledSequencesTask(*train, *val, self.batch_size, "nats", self.random_state, device)
 
-    @torch.no_grad()
     def predict(self, X) -> list[list]:
         check_is_fitted(self, "model_")
         rows = _token_lists(X)
-        self.model_.eval()
-        device = next(self.model_.parameters()).device
-        out = []
-        for start in range(0, len(rows), PREDICT_BATCH):
-            chunk = rows[start:start + PREDICT_BATCH]
-            tokens, lengths = pad([self.tokenizer_.encode(r) for r in chunk], device)
-            best = self.model_(tokens, lengths).argmax(dim=2).cpu()  # (B, T)
-            out.extend([self.classes_[i] for i in best[b, :len(r)].tolist()] for b, r in enumerate(chunk))
-        return out
+        labels = [logits.argmax(dim=2) for logits in self._network_outputs([self.tokenizer_.encode(r) for r in rows])]
+        best = [row for chunk in labels for row in chunk]  # (T,) per row, padding included
+        return [[self.classes_[i] for i in b[:len(r)].tolist()] for b, r in zip(best, rows)]
 
     def score(self, X, y) -> float:
         predicted = self.predict(X)

@@ -17,15 +17,12 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..data.sequences import pad
 from ..data.tokenizers import Tokenizer
 from ..errors import UsageError
 from ..models.classifier import SequencePredictor
 from ..tasks import LabelledSequencesTask
 from .base import RNNEstimator, init_from_config, strings
 from .configs import ClassifierConfig, RegressorConfig
-
-PREDICT_BATCH = 256
 
 
 class _TextEstimator(RNNEstimator):
@@ -97,16 +94,9 @@ class _TextEstimator(RNNEstimator):
                   file=sys.stderr)
 
     # ------------------------------------------------------------------ predicting
-    @torch.no_grad()
     def _outputs(self, X) -> torch.Tensor:
         check_is_fitted(self, "model_")
-        texts = strings(X)
-        self.model_.eval()
-        device = next(self.model_.parameters()).device
-        outputs = []
-        for start in range(0, len(texts), PREDICT_BATCH):
-            tokens, lengths = pad([self.tokenizer_.encode(t) for t in texts[start:start + PREDICT_BATCH]], device)
-            outputs.append(self.model_(tokens, lengths).cpu())
+        outputs = list(self._network_outputs([self.tokenizer_.encode(t) for t in strings(X)]))
         return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
 
     def _fitted_state(self) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from ..models.regressor import SequenceRegressor
-from .runner import train_generated
 from ..tasks import ADDING_BASELINE_MSE, GeneratedTask, adding_problem
+from .runner import train_generated
 
 CELLS = ("rnn", "irnn", "lstm", "gru")
 # Adam with clipping for every cell; the IRNN gets a 20x smaller learning rate, the range in which
@@ -44,7 +44,7 @@ def run(size: str, out: Path, work: Path, log) -> dict:
                 + (f", below {SOLVED_MSE} at step {solved}" if solved else "")
                 + (f", NaN at step {curve.diverged_at}" if curve.diverged_at else ""))
 
-    from ..diagnostics.figures import pyplot
+    from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, axes = plt.subplots(1, len(s["lengths"]), figsize=(5 * len(s["lengths"]), 4.2), sharey=True)
     for ax, length in zip(axes, s["lengths"]):
@@ -55,7 +55,5 @@ def run(size: str, out: Path, work: Path, log) -> dict:
         ax.set(title=f"T = {length}", xlabel="step", yscale="log")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("validation MSE")
-    fig.tight_layout()
-    fig.savefig(out / "adding.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "adding.png")
     return results

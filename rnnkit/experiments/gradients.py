@@ -59,7 +59,7 @@ def run(size: str, out: Path, work: Path, log) -> dict:
         log(f"vanishing: {cell} trained ({s['train_steps']} steps, val {val:.3f} nats): "
             f"x{results['trained'][cell]['decay_per_step']:.3f} per step")
 
-    from ..diagnostics.figures import pyplot
+    from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, key, title in ((axes[0], "at_init", "At initialisation (default init)"),
@@ -74,7 +74,5 @@ def run(size: str, out: Path, work: Path, log) -> dict:
         ax.set(title=title, xlabel="distance T - t")
         ax.legend(fontsize=8)
     axes[0].set_ylabel("||dL_T / dh_t||")
-    fig.tight_layout()
-    fig.savefig(out / "vanishing.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "vanishing.png")
     return results

@@ -126,7 +126,7 @@ def run_long_range(size: str, out: Path, work: Path, log) -> dict:
             f"{majority[k]:.1%} by majority; samples: {int(generated['count'][k])} closers, "
             f"{generated['matched'][k]:.1%} match their opener")
 
-    from ..diagnostics.figures import pyplot
+    from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, (ax_acc, ax_gen) = plt.subplots(1, 2, figsize=(12, 4.3))
     x = np.arange(len(BINS))
@@ -143,9 +143,7 @@ def run_long_range(size: str, out: Path, work: Path, log) -> dict:
     ax_gen.set(ylim=(0, 1), xlabel="distance from opener (n: closers in samples)", ylabel="closer matches opener",
                title="Brackets in generated text")
     ax_gen.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(out / "long-range.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "long-range.png")
     return {"settings": s, "val_nats": model.meta["best_val"], "steps": model.meta["step"],
             "carried_state": carried, "last_25_chars": window, "majority": majority,
             "samples": generated, "held_out": reference}
@@ -176,14 +174,12 @@ def run_embedding(size: str, out: Path, work: Path, log) -> dict:
                        "best_val": model.meta["best_val"], "parameters": model.module.num_parameters()}
         log(f"embedding: {label}: best val {model.meta['best_val']:.4f} nats/char after {metrics[-1]['step']} steps, "
             f"{metrics[-1]['chars_per_s']:,.0f} chars/s, {runs[label]['parameters']:,} parameters")
-    from ..diagnostics.figures import pyplot
+    from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.3))
     for label, r in runs.items():
         ax.plot(r["elapsed"], r["val_nats"], marker="o", label=f"{label} (best {r['best_val']:.3f})")
     ax.set(xlabel="seconds", ylabel="validation loss (nats/char)", title="One-hot vs learned embedding, equal time")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "embedding.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "embedding.png")
     return {"settings": s, "runs": runs}

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from ..training import Trainer, TrainingDiverged
 from ..tasks import GeneratedTask
+from ..training import Trainer, TrainingDiverged
 
 
 @dataclass
@@ -53,3 +53,4 @@ def train_generated(label: str, model: nn.Module, task: GeneratedTask, steps: in
         curve.val_steps.append(row["step"])
         curve.val_losses.append(row["val_mse"])
     return curve
+

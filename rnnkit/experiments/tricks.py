@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from ..models.regressor import SequenceRegressor
-from .runner import Curve, train_generated
 from ..tasks import ADDING_BASELINE_MSE, GeneratedTask, adding_problem
+from .runner import Curve, train_generated
 
 SIZES = {
     "smoke": dict(hidden=16, length=20, steps=30, batch=16, eval_every=10),
@@ -89,7 +89,7 @@ def run_relu_init(size: str, out: Path, work: Path, log) -> dict:
         log(f"relu-init: {label}: " + (f"NaN at step {curve.diverged_at}" if curve.diverged_at
                                         else f"final val MSE {curve.final_val:.4f}"))
 
-    from ..diagnostics.figures import pyplot
+    from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, (ax_norm, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
     for label, n in norms.items():
@@ -98,9 +98,7 @@ def run_relu_init(size: str, out: Path, work: Path, log) -> dict:
                 ylabel="mean ||h_t||")
     ax_norm.legend(fontsize=8)
     _plot_curves(ax_loss, curves, f"Adding problem, T={s['length']}")
-    fig.tight_layout()
-    fig.savefig(out / "relu-init.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "relu-init.png")
     return {"settings": s, "hidden_norm_at_init": {k: [v[0], v[len(v) // 2], v[-1]] for k, v in norms.items()},
             "curves": [c.to_dict() for c in curves]}
 
@@ -119,14 +117,12 @@ def run_clipping(size: str, out: Path, work: Path, log) -> dict:
             curves.append(curve)
             log(f"clipping: {label}: " + (f"NaN at step {curve.diverged_at}" if curve.diverged_at
                                            else f"final val MSE {curve.final_val:.4f}"))
-    from ..diagnostics.figures import pyplot
+    from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, cell in zip(axes, ("rnn", "lstm")):
         _plot_curves(ax, [c for c in curves if c.extra["cell"] == cell], f"{cell}: adding problem, T={s['length']}")
-    fig.tight_layout()
-    fig.savefig(out / "clipping.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "clipping.png")
     return {"settings": s, "curves": [c.to_dict() for c in curves]}
 
 
@@ -143,11 +139,9 @@ def run_forget_bias(size: str, out: Path, work: Path, log) -> dict:
             curve.extra["forget_bias"] = bias
             curves.append(curve)
             log(f"forget-bias: {curve.label}: final val MSE {curve.final_val:.4f}")
-    from ..diagnostics.figures import pyplot
+    from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     _plot_curves(ax, curves, f"LSTM forget-gate bias, adding problem T={s['length']}")
-    fig.tight_layout()
-    fig.savefig(out / "forget-bias.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "forget-bias.png")
     return {"settings": s, "curves": [c.to_dict() for c in curves]}

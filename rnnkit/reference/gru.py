@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .lstm import sigmoid
+from .rnn import input_and_weight_grads
 
 PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 NUM_GATES = 3
@@ -69,11 +70,5 @@ def backward(p: dict[str, np.ndarray], dhs: np.ndarray, dstate: tuple[np.ndarray
         dgx[t] = np.concatenate([dar, daz, dan], axis=1)
         dgh[t] = np.concatenate([dar, daz, dan * r], axis=1)
         dh_next = dh * z + dgh[t] @ p["weight_hh"]
-    h_prev_all = np.concatenate([h0[None], hs[:-1]])
-    grads = {
-        "weight_ih": np.einsum("tbg,tbd->gd", dgx, x),
-        "weight_hh": np.einsum("tbg,tbh->gh", dgh, h_prev_all),
-        "bias_ih": dgx.sum(axis=(0, 1)),
-        "bias_hh": dgh.sum(axis=(0, 1)),
-    }
-    return dgx @ p["weight_ih"], (dh_next,), grads
+    dx, grads = input_and_weight_grads(p, x, np.concatenate([h0[None], hs[:-1]]), dgx, dgh)
+    return dx, (dh_next,), grads

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rnn import input_and_weight_grads
+
 PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 NUM_GATES = 4
 STATE_NAMES = ("h", "c")
@@ -75,11 +77,5 @@ def backward(p: dict[str, np.ndarray], dhs: np.ndarray, dstate: tuple[np.ndarray
         dpre[t, :, 3 * H:] = dh * tanh_c * o * (1.0 - o)
         dc_next = dc * f
         dh_next = dpre[t] @ p["weight_hh"]
-    h_prev = np.concatenate([h0[None], hs[:-1]])
-    grads = {
-        "weight_ih": np.einsum("tbg,tbd->gd", dpre, x),
-        "weight_hh": np.einsum("tbg,tbh->gh", dpre, h_prev),
-        "bias_ih": dpre.sum(axis=(0, 1)),
-        "bias_hh": dpre.sum(axis=(0, 1)),
-    }
-    return dpre @ p["weight_ih"], (dh_next, dc_next), grads
+    dx, grads = input_and_weight_grads(p, x, np.concatenate([h0[None], hs[:-1]]), dpre, dpre)
+    return dx, (dh_next, dc_next), grads

@@ -28,6 +28,20 @@ from __future__ import annotations
 import numpy as np
 
 PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def input_and_weight_grads(p: dict, x: np.ndarray, h_prev: np.ndarray, dgx: np.ndarray,
+                           dgh: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Every cell's gates are W_ih x_t + b_ih and W_hh h_{t-1} + b_hh: given the gradients of
+    those two sums at every step, dgx and dgh (T, B, G*H), the input gradient (T, B, D) and the
+    four parameter gradients are one product each, summed over time and batch. h_prev (T, B, H)
+    holds h_{t-1} for every t."""
+    return dgx @ p["weight_ih"], {
+        "weight_ih": np.einsum("tbg,tbd->gd", dgx, x),
+        "weight_hh": np.einsum("tbg,tbh->gh", dgh, h_prev),
+        "bias_ih": dgx.sum(axis=(0, 1)),
+        "bias_hh": dgh.sum(axis=(0, 1)),
+    }
 NUM_GATES = 1
 STATE_NAMES = ("h",)
 
@@ -58,10 +72,5 @@ def backward(p: dict[str, np.ndarray], dhs: np.ndarray, dstate: tuple[np.ndarray
         das[t] = da
         dh_next = da @ p["weight_hh"]
     h_prev = np.concatenate([h0[None], hs[:-1]])  # (T, B, H): h_{t-1} for every t
-    grads = {
-        "weight_ih": np.einsum("tbg,tbd->gd", das, x),
-        "weight_hh": np.einsum("tbg,tbh->gh", das, h_prev),
-        "bias_ih": das.sum(axis=(0, 1)),
-        "bias_hh": das.sum(axis=(0, 1)),
-    }
-    return das @ p["weight_ih"], (dh_next,), grads
+    dx, grads = input_and_weight_grads(p, x, h_prev, das, das)
+    return dx, (dh_next,), grads
