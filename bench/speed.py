@@ -3,7 +3,7 @@ raw `torch.nn` recurrent modules (oneDNN on and off), custom cells, sampling, an
 a large corpus. Results go to bench/results.json ("speed"); bench/report.py turns them into
 docs/performance.md.
 
-Conventions (issue 4): character LM, vocabulary 65, embedding 64, batch 64, seq 100, Adam,
+Conventions: character LM, vocabulary 65, embedding 64, batch 64, seq 100, Adam,
 gradient clipping at norm 1, carried state (truncated BPTT), every implementation running the
 same loop. Throughput is characters (time steps x batch) per second of full training steps.
 FLOPs per character = 3 x forward, forward = the recurrent matrix multiplies
@@ -102,7 +102,8 @@ class RawModel(nn.Module):
 
 
 class NaiveLoopModel(nn.Module):
-    """rnnkit's cells driven by the loop a user would write: cell.step on every time step of every layer."""
+    """rnnkit's cells driven by the loop a user would write: the cell's equations on every time step of
+    every layer (input projection included, no fused one-step op)."""
 
     def __init__(self, model: LanguageModel) -> None:
         super().__init__()
@@ -116,7 +117,7 @@ class NaiveLoopModel(nn.Module):
         for k, cell in enumerate(rec.cells):
             s, outputs = tuple(part[k] for part in state), []
             for t in range(T):
-                y, s = cell.step(x[:, t], s)
+                y, s = cell.recurrent_step(cell.input_projection(x[:, t]), s)
                 outputs.append(y)
             x = torch.stack(outputs, dim=1)
             final.append(s)

@@ -1,4 +1,4 @@
-"""The command line: smoke tests of every command, and every bad input the issue lists.
+"""The command line: smoke tests of every command, and bad input of every kind a user can give.
 
 Bad input must give exactly one line on stderr, exit status 2, no traceback, and leave the
 user's files untouched.

@@ -1,10 +1,12 @@
 """Sequence heads with padding, the tokenizer, and the scikit-learn estimators."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import FunctionTransformer, Pipeline
 
 from rnnkit.data.sequences import bucketed_batches, pad
@@ -103,16 +105,37 @@ def test_regressor_learns_a_count():
 def test_works_inside_sklearn_tools():
     X, y = majority_task(240, 5)
     quick = dict(hidden_size=8, embedding_size=4, epochs=1)
-    estimator = RNNClassifier(**quick)
-    assert clone(estimator).get_params() == estimator.get_params()
-    assert estimator.set_params(hidden_size=16).hidden_size == 16
+    fitted = RNNClassifier(**quick).fit(X, y)
+    copy = clone(fitted)
+    assert copy.get_params() == fitted.get_params() and not hasattr(copy, "model_")  # unfitted, same settings
+    assert RNNClassifier(**quick).set_params(hidden_size=16).fit(X, y).model_.recurrent.hidden_size == 16
+    # the pipeline applies its transformer before the estimator sees the text
+    shouting = [x.upper() for x in X]
     pipeline = Pipeline([("lower", FunctionTransformer(lambda xs: [x.lower() for x in xs])),
-                         ("rnn", RNNClassifier(**quick))]).fit(X, y)
-    assert pipeline.predict(X[:5]).shape == (5,)
-    scores = cross_val_score(RNNClassifier(**quick), X, y, cv=2)
-    assert scores.shape == (2,) and np.all((0 <= scores) & (scores <= 1))
-    search = GridSearchCV(RNNClassifier(**quick), {"pooling": ["last", "mean"]}, cv=2).fit(X, y)
-    assert search.best_params_["pooling"] in ("last", "mean")
+                         ("rnn", RNNClassifier(**quick))]).fit(shouting, y)
+    assert np.array_equal(pipeline.predict(shouting[:20]), pipeline.named_steps["rnn"].predict(X[:20]))
+    # cross-validation fits and scores our estimator on each fold (fits are seeded: repeatable)
+    folds = list(StratifiedKFold(2).split(X, y))
+    scores = cross_val_score(RNNClassifier(**quick), X, y, cv=folds)
+    Xa, ya = np.array(X, dtype=object), np.asarray(y)
+    by_hand = [RNNClassifier(**quick).fit(list(Xa[a]), ya[a]).score(list(Xa[b]), ya[b]) for a, b in folds]
+    np.testing.assert_allclose(scores, by_hand)
+    # the grid search refits the winner on all the data
+    search = GridSearchCV(RNNClassifier(**quick), {"pooling": ["last", "mean"]}, cv=folds).fit(X, y)
+    winner = RNNClassifier(**quick, pooling=search.best_params_["pooling"]).fit(X, y)
+    np.testing.assert_allclose(search.predict_proba(X[:20]), winner.predict_proba(X[:20]), rtol=1e-5, atol=1e-6)
+
+
+def test_directories_saved_before_configs_still_load(fitted, tmp_path):
+    # earlier versions saved the hyperparameters as "params" and no architecture
+    fitted.save(tmp_path / "clf")
+    meta_path = tmp_path / "clf" / "rnnkit.json"
+    meta = json.loads(meta_path.read_text())
+    meta["params"] = meta.pop("config")
+    del meta["fitted"]["architecture"]
+    meta_path.write_text(json.dumps(meta))
+    X, _ = majority_task(30, 9)
+    np.testing.assert_array_equal(RNNClassifier.load(tmp_path / "clf").predict_proba(X), fitted.predict_proba(X))
 
 
 @pytest.mark.parametrize("X,y,message", [

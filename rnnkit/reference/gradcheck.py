@@ -18,7 +18,7 @@ import numpy as np
 
 from .model import ReferenceLanguageModel
 
-# Targets of issue 3: finite differences agree to < 1e-6 (their own truncation error is
+# Targets: finite differences agree to < 1e-6 (their own truncation error is
 # ~eps^2 ~ 1e-10 relative), the engine agrees with the reference to < 1e-8 in float64.
 REFERENCE_TOLERANCE = 1e-6
 ENGINE_TOLERANCE = 1e-8
