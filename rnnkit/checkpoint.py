@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +29,37 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from .errors import UsageError
+from .schema import ENVELOPE, validate
 
 MARKER = "rnnkit.json"
 FORMAT = "rnnkit-checkpoint"
 VERSION = 1
 ROLES = ("model", "best", "resume")
+DATA_MARKER = ".rnnkit"  # in a run's data/ folder: rnnkit made the folder and may replace what is in it
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
-    return (Path(path) / MARKER).is_file()
+    """Whether path holds a run description (which read_meta then checks)."""
+    return os.path.lexists(Path(path) / MARKER)
 
 
 def check_new_run_dir(path: Path) -> None:
     """Refuse to train into a directory that holds anything: never overwrite a user's files."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {path} is a file; give a directory for the run")
-    # A run stopped before its first checkpoint leaves only data/ behind: that is ours to reuse.
-    if path.is_dir() and any(p.name != "data" for p in path.iterdir()):
-        if is_run_dir(path):
-            raise UsageError(f"--out {path} already holds an rnnkit run; continue it with "
-                             f"`rnnkit train --resume {path}` or choose another --out")
+    if not path.is_dir():
+        return
+    if is_run_dir(path):
+        raise UsageError(f"--out {path} already holds an rnnkit run; continue it with "
+                         f"`rnnkit train --resume {path}` or choose another --out")
+    if any(p.name != "data" for p in path.iterdir()):
         raise UsageError(f"--out {path} exists and is not an rnnkit run directory; "
                          "choose a new or empty directory")
+    # A run stopped before its first checkpoint leaves only data/ behind, with rnnkit's marker in
+    # it: that is ours to reuse. A data/ folder without the marker is the user's.
+    data = path / "data"
+    if data.exists() and not (data / DATA_MARKER).is_file():
+        raise UsageError(f"--out {path} holds a data folder rnnkit did not make; choose a new or empty directory")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -118,28 +128,62 @@ def read_meta(run_dir: str | os.PathLike) -> dict[str, Any]:
     if not is_run_dir(run_dir):
         raise UsageError(f"{run_dir} is not an rnnkit run directory (no {MARKER}); "
                          "give the --out directory of `rnnkit train`")
+    marker = _regular_file(run_dir, MARKER, MAX_DESCRIPTION_BYTES)
     try:
-        doc = json.loads((run_dir / MARKER).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"checkpoint {run_dir} is corrupted ({MARKER} is not valid JSON: {e.msg if hasattr(e, 'msg') else e})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("files"), dict):
+        doc = json.loads(marker.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as e:
+        reason = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8 JSON"
+        raise UsageError(f"checkpoint {run_dir} is corrupted ({MARKER} is not valid JSON: {reason})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UsageError(f"checkpoint {run_dir} is corrupted ({MARKER} is not an rnnkit checkpoint description)")
-    if doc.get("version", 0) > VERSION:
+    validate(doc, ENVELOPE, MARKER, f"checkpoint {run_dir}")
+    if doc["version"] > VERSION:
         raise UsageError(f"checkpoint {run_dir} was written by a newer rnnkit (format {doc['version']}); upgrade rnnkit")
     return doc
 
 
+def _regular_file(run_dir: Path, name: str, max_bytes: int) -> Path:
+    """run_dir/name, checked to be a regular file inside the run (not a FIFO, a device or a link
+    out of it) and of a size that can be read; a UsageError otherwise."""
+    path = run_dir / name
+    try:
+        inside = path.resolve().is_relative_to(run_dir.resolve())
+        info = path.stat()
+    except FileNotFoundError:
+        raise UsageError(f"checkpoint {run_dir} is incomplete: {name} is missing") from None
+    except OSError as e:
+        raise UsageError(f"checkpoint {run_dir}: cannot read {name} ({e.strerror})") from None
+    if not inside:
+        raise UsageError(f"checkpoint {run_dir} is corrupted: {name} is a link to outside the run directory")
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(f"checkpoint {run_dir} is corrupted: {name} is {_file_kind(info.st_mode)}, not a regular file")
+    if info.st_size > max_bytes:
+        raise UsageError(f"checkpoint {run_dir} is corrupted: {name} is {info.st_size:,} bytes, more than the "
+                         f"{max_bytes:,} rnnkit reads for it")
+    return path
+
+
+def _file_kind(mode: int) -> str:
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+
+
 def load_tensors(run_dir: str | os.PathLike, meta: dict[str, Any], role: str) -> dict[str, torch.Tensor]:
-    """Load and verify one tensor file; corrupted or truncated files are a UsageError."""
+    """Load and verify one tensor file; corrupted, truncated or hostile files are a UsageError.
+    The file must be a regular file in the run, its header must describe exactly the bytes that
+    follow it, and its checksum must match, before any tensor is built."""
     run_dir = Path(run_dir)
     entry = meta["files"].get(role)
     if entry is None:
         raise UsageError(f"checkpoint {run_dir} has no {role} weights")
-    path = run_dir / entry["file"]
-    try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"checkpoint {run_dir} is incomplete: {entry['file']} is missing") from None
+    path = _regular_file(run_dir, entry["file"], _memory_limit())
+    with open(path, "rb") as f:
+        header_problem = _header_problem(f, path.stat().st_size)
+        if header_problem:
+            raise UsageError(f"checkpoint {run_dir} is corrupted: {entry['file']} {header_problem}")
+        f.seek(0)
+        blob = f.read()
     if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
         raise UsageError(f"checkpoint {run_dir} is corrupted: {entry['file']} does not match its "
                          "checksum (truncated or modified)")
@@ -147,6 +191,37 @@ def load_tensors(run_dir: str | os.PathLike, meta: dict[str, Any], role: str) ->
         return load_safetensors(blob)
     except Exception as e:  # a file that hashes right but does not parse: written by something else
         raise UsageError(f"checkpoint {run_dir} is corrupted: {entry['file']} is unreadable ({e})") from None
+
+
+MAX_HEADER_BYTES = 16 << 20
+MAX_DESCRIPTION_BYTES = 256 << 20  # rnnkit.json: configs, vocabulary, metrics
+
+
+def _header_problem(f, size: int) -> str | None:
+    """What is wrong with a safetensors file's header, if anything: an 8-byte little-endian length,
+    that much JSON, then tensor data whose offsets must cover exactly the rest of the file."""
+    head = f.read(8)
+    if len(head) < 8:
+        return "is too short to be a tensor file"
+    length = int.from_bytes(head, "little")
+    if length > min(MAX_HEADER_BYTES, size - 8):
+        return "has a header longer than the file"
+    try:
+        header = json.loads(f.read(length).decode("utf-8"))
+        ends = [int(t["data_offsets"][1]) for name, t in header.items() if name != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        return "has an unreadable header"
+    if 8 + length + max(ends, default=0) != size:
+        return "has a header that does not match its size (truncated or padded)"
+    return None
+
+
+def _memory_limit() -> int:
+    """The most bytes a tensor file may have: what the machine has free (it is read whole)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
 
 
 # --------------------------------------------------------------------- optimizer state, no pickle

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -104,6 +105,17 @@ class ModelConfig:
         if self.embedding_size < 0:
             raise UsageError(f"--embedding-size must be >= 0 (0 = one-hot input; got {self.embedding_size})")
         check_dropout(self.dropout)
+        check_fits_in_memory(self.num_parameters() * 4, "the model's weights")
+
+    def num_parameters(self) -> int:
+        """Parameters of the language model this config describes, counted without building it."""
+        gates = {"lstm": 4, "lnlstm": 4, "gru": 3}.get(self.cell, 1)
+        V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
+        total = V * E + H * V + V  # embedding (none for one-hot), output layer
+        for k in range(self.num_layers):
+            width = (E or V) if k == 0 else H
+            total += gates * H * (width + H + 2) + (10 * H if self.cell == "lnlstm" else 0)
+        return total
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,28 @@ class TrainConfig:
         _in_range(self, "min_lr_ratio", 0, 1)
 
 
+def available_memory() -> int:
+    """Bytes of memory free on this machine now (the kernel's estimate of what can be allocated)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 50
+
+
+def check_fits_in_memory(needed: int, what: str) -> None:
+    free = available_memory()
+    if needed > free:
+        raise UsageError(f"{what} would need {needed / 2**30:,.1f} GiB but this machine has "
+                         f"{free / 2**30:,.1f} GiB free; choose a smaller --hidden-size / --num-layers / --batch-size")
+
+
 def check_dropout(dropout: float) -> None:
     if not 0.0 <= dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1) (got {dropout})")
@@ -162,15 +196,24 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Build a config from saved JSON; unknown keys are errors, not silently new attributes."""
-    if not isinstance(data, dict):
-        raise UsageError(f"{cls.__name__} must be a JSON object (got {type(data).__name__})")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}")
-    return cls(**data)
+def from_dict(cls: type, data: dict[str, Any], what: str | None = None) -> Any:
+    """Build a config from saved JSON; unknown keys are errors, not silently new attributes.
+    `what` names the file it came from ("checkpoint runs/x"): problems then say it is corrupted."""
+    try:
+        if not isinstance(data, dict):
+            raise UsageError(f"{cls.__name__} must be a JSON object (got {type(data).__name__})")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}")
+        missing = sorted(f.name for f in fields(cls) if f.default is dataclasses.MISSING and f.name not in data)
+        if missing:
+            raise UsageError(f"{cls.__name__} lacks {', '.join(missing)}")
+        return cls(**data)
+    except UsageError as e:
+        if what is None:
+            raise
+        raise UsageError(f"{what} is corrupted ({cls.__name__}: {e})") from None
 
 
 def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

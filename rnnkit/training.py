@@ -161,16 +161,35 @@ class Trainer:
                              f"{self.world.size}; resume with the same number "
                              f"({'torchrun --nproc-per-node ' + str(saved_world) + ' -m rnnkit' if saved_world > 1 else 'rnnkit'}"
                              " train --resume ...), since each process owns its share of the data")
-        self.model.load_state_dict(checkpoint.load_tensors(self.run_dir, meta, "model"))
+        weights = checkpoint.load_tensors(self.run_dir, meta, "model")
         resume = checkpoint.load_tensors(self.run_dir, meta, "resume")
+        try:
+            self._restore(meta, weights, resume)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            raise UsageError(f"checkpoint {self.run_dir} is corrupted: its saved state does not fit the run "
+                             f"({first})") from None
+
+    def _restore(self, meta: dict[str, Any], weights: dict[str, torch.Tensor], resume: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(weights)
         if self.world.active:  # per-rank tensors were saved stacked by rank: take ours
             # (cloned: set_rng_state reads a view's storage from its start and crashes on an offset view)
             resume = {k: v[self.world.rank].clone() if k.startswith(("task.", "rng.")) else v for k, v in resume.items()}
-        self.optimizer.load_state_dict(checkpoint.unflatten_optimizer(resume, meta["optimizer"]))
+        optimizer_state = checkpoint.unflatten_optimizer(resume, meta["optimizer"])
+        params = list(self.model.parameters())
+        for pid, slots in optimizer_state["state"].items():
+            for name, value in slots.items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != params[pid].shape:
+                    raise ValueError(f"optimizer {name} of parameter {pid} has shape {tuple(value.shape)}, "
+                                     f"the parameter {tuple(params[pid].shape)}")
+        _check_like(optimizer_state["param_groups"], self.optimizer.state_dict()["param_groups"], "optimizer settings")
+        self.optimizer.load_state_dict(optimizer_state)
         torch.set_rng_state(resume["rng.torch"])
         if "rng.cuda" in resume and torch.cuda.is_available():
             torch.cuda.set_rng_state(resume["rng.cuda"])
         self.task.restore_cursor(meta["cursor"])
+        if not self.task.index < self.task.steps_per_epoch():
+            raise ValueError(f"the data cursor (batch {self.task.index}) is past the end of an epoch")
         self.task.restore_tensors({k[5:]: v.to(self.device) for k, v in resume.items() if k.startswith("task.")})
         self.progress = Progress(step=meta["step"], elapsed=meta["elapsed"], best_val=meta["best_val"],
                                  best_step=meta["best_step"], metrics=list(meta["metrics"]))
@@ -259,7 +278,7 @@ class Trainer:
         metrics = self.last_val = task.evaluate(self.model)
         self.model.train()
         val = metrics[task.loss_name]
-        improved = p.best_val is None or val < p.best_val
+        improved = math.isfinite(val) and (p.best_val is None or val < p.best_val)
         if improved:
             p.best_val, p.best_step = val, p.step
         p.metrics.append({"step": p.step, "elapsed": round(p.elapsed, 3), f"train_{task.loss_name}": train_loss,
@@ -277,6 +296,28 @@ class Trainer:
                  else "no checkpoint had been written yet")
         return (f"training diverged at step {self.progress.step + 1}: loss is {what} at learning rate {lr:.2e}; "
                 f"{where}; try a lower --lr or a tighter --clip")
+
+
+def _check_like(saved: Any, fresh: Any, where: str) -> None:
+    """saved has the structure and value types of fresh (lists and tuples alike, numbers finite):
+    an optimizer's settings read back from JSON, against those of the optimizer the run builds."""
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict) or set(saved) != set(fresh):
+            raise ValueError(f"{where} do not have the expected fields")
+        for key in fresh:
+            if key != "params":
+                _check_like(saved[key], fresh[key], f"{where}.{key}")
+    elif isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(fresh):
+            raise ValueError(f"{where} has the wrong length")
+        for a, b in zip(saved, fresh):
+            _check_like(a, b, where)
+    elif isinstance(fresh, bool) or fresh is None or isinstance(fresh, str):
+        if type(saved) is not type(fresh):
+            raise ValueError(f"{where} has the wrong type")
+    elif isinstance(fresh, (int, float)):
+        if isinstance(saved, bool) or not isinstance(saved, (int, float)) or not math.isfinite(saved):
+            raise ValueError(f"{where} must be a finite number")
 
 
 class _StopRequests:

@@ -105,7 +105,7 @@ def test_units_and_plot_commands(cli, trained_run, corpus_file, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["viz", "{run}", "{corpus}", "--chars", "1"], "--chars must be >= 2"),
+    (["viz", "{run}", "{corpus}", "--chars", "1"], "--chars must be in 2..100,000"),
     (["viz", "{run}", "{corpus}", "-o", "{tmp}"], "is a directory"),
     (["units", "{run}", "{corpus}", "--top", "0"], "--top must be >= 1"),
     (["plot", "{tmp}"], "is not an rnnkit run directory"),

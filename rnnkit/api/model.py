@@ -18,6 +18,7 @@ from ..data.corpus import InvalidUTF8
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
 from ..sampling import SamplingConfig, generate_tokens
+from ..schema import check_language_model
 from ..tasks.language_model import bits
 
 TOKENS_FILE = "data/tokens.bin"  # the run's encoded corpus, inside the run directory
@@ -148,12 +149,13 @@ def load(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -
     meta = checkpoint.read_meta(run_dir)
     if which not in ("best", "last"):
         raise UsageError(f"which must be 'best' or 'last' (got {which!r})")
+    check_language_model(meta, run_dir)
     role = "best" if which == "best" and "best" in meta["files"] else "model"
-    try:
-        model_config = from_dict(ModelConfig, meta["model_config"])
-        vocab = Vocabulary.from_json(meta["vocab"])
-    except (KeyError, TypeError) as e:
-        raise UsageError(f"checkpoint {run_dir} is corrupted ({checkpoint.MARKER} lacks {e})") from None
+    model_config = from_dict(ModelConfig, meta["model_config"], f"checkpoint {run_dir}")
+    vocab = Vocabulary.from_json(meta["vocab"])
+    if model_config.vocab_size != len(vocab):
+        raise UsageError(f"checkpoint {run_dir} is corrupted: its model has {model_config.vocab_size} symbols "
+                         f"but its vocabulary {len(vocab)}")
     dev = resolve_device(device)
     module = LanguageModel(model_config)
     try:

@@ -7,9 +7,9 @@ then run (the one Trainer on a LanguageModelTask; the test split scored once at 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +24,7 @@ from ..data import StreamBatches, Vocabulary, check_text_file, corpus_path, enco
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
 from ..tasks.language_model import LanguageModelTask, bits
+from ..schema import check_language_model
 from ..training import Trainer
 from ..version import __version__
 from .model import TOKENS_FILE, Model, load, resolve_device
@@ -154,11 +155,19 @@ def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: 
     splits = _splits(num_tokens, val_tokens, train_config)
     _check_sizes(str(source), splits, train_config, world.size)
 
-    created = not run_dir.exists()
+    data = (run_dir / TOKENS_FILE).parent
+    made = [p for p in (run_dir, data) if not p.exists()]  # folders this run creates
+    data.mkdir(parents=True, exist_ok=True)
+    marker = data / checkpoint.DATA_MARKER
+    marker.write_text("rnnkit: this folder holds a run's encoded corpus\n")
     try:
         encode_tokens(sources, vocab, run_dir / TOKENS_FILE)
-    except BaseException:  # leave nothing half-made behind
-        shutil.rmtree(run_dir if created else run_dir / "data", ignore_errors=True)
+    except BaseException:  # leave nothing half-made behind, and remove only what this run made
+        (run_dir / TOKENS_FILE).unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
         raise
     if default_budget:
         say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
@@ -168,21 +177,21 @@ def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: 
 
 
 def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on_step) -> "Model":
+    if run_dir.is_dir() and not checkpoint.is_run_dir(run_dir) and (run_dir / TOKENS_FILE).exists():
+        raise UsageError(f"{run_dir} stopped before its first checkpoint was written, so there is nothing to "
+                         f"resume; start it again with `rnnkit train FILE --out {run_dir}`")
     meta = checkpoint.read_meta(run_dir)
     not_allowed = sorted(set(options) - RESUMABLE_OVERRIDES)
     if not_allowed:
         flags = ", ".join("--" + k.replace("_", "-") for k in not_allowed)
         raise UsageError(f"--resume continues a run with its saved settings; drop {flags} "
                          "(only --max-steps, --epochs, --time, --device and --autocast may change)")
-    try:
-        corpus_info, vocab = meta["corpus"], Vocabulary.from_json(meta["vocab"])
-        model_config = from_dict(ModelConfig, meta["model_config"])
-        saved = dict(meta["train_config"])
-        missing = [k for k in ("source", "sha256", "tokens_file", "num_tokens", "splits") if k not in corpus_info]
-        if missing:
-            raise KeyError(f"corpus.{missing[0]}")
-    except (KeyError, TypeError, AttributeError) as e:
-        raise UsageError(f"checkpoint {run_dir} is corrupted ({checkpoint.MARKER} lacks {e})") from None
+    check_language_model(meta, run_dir, resumable=True)
+    what = f"checkpoint {run_dir}"
+    corpus_info, vocab = meta["corpus"], Vocabulary.from_json(meta["vocab"])
+    model_config = from_dict(ModelConfig, meta["model_config"], what)
+    saved = dict(meta["train_config"])
+    from_dict(TrainConfig, saved, what)  # the saved settings must be sane before flags change them
     saved.update(options)
     train_config = from_dict(TrainConfig, saved)
     device, world = _join(train_config)
@@ -197,7 +206,7 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
                              f"{'' if same_vocab else ', and its vocabulary differs'}); resume with the "
                              f"same file, or leave the file out to reuse the run's encoded copy")
     tokens_path = run_dir / corpus_info["tokens_file"]
-    if not tokens_path.is_file() or tokens_path.stat().st_size != corpus_info["num_tokens"] * vocab.token_dtype.itemsize:
+    if tokens_path.is_symlink() or not tokens_path.is_file() or tokens_path.stat().st_size != corpus_info["num_tokens"] * vocab.token_dtype.itemsize:
         raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "
                          "or truncated")
     model = LanguageModel(model_config).to(device)
@@ -238,8 +247,9 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
                 f"--batch-size {train_config.batch_size} (global batch {world.size * train_config.batch_size})")
     progress = trainer.fit()
     distributed.barrier(world)  # rank 0's last checkpoint is on disk before anyone reads it
-    say(f"done: {progress.step} steps in {progress.elapsed:.0f} s; best val {progress.best_val:.4f} nats/char "
-        f"({bits(progress.best_val):.3f} bits/char) at step {progress.best_step}; saved in {run_dir}")
+    best_val = (f"best val {progress.best_val:.4f} nats/char ({bits(progress.best_val):.3f} bits/char) at step "
+                f"{progress.best_step}" if progress.best_val is not None else "no finite validation loss")
+    say(f"done: {progress.step} steps in {progress.elapsed:.0f} s; {best_val}; saved in {run_dir}")
     best = load(run_dir, device=str(device))
     e, f = corpus_info["splits"]["test"]
     if f - e >= 2 and world.is_main:  # the test split is scored once, with the best weights, at the very end

@@ -9,6 +9,9 @@ and exits with status 2. Logs and progress go to stderr; `sample` writes only te
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import signal
 import sys
 from typing import Sequence
@@ -64,5 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rnnkit {name}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `rnnkit sample DIR | head` closed our stdout: not an error
-        sys.stderr.close()
+        _silence_stdout()
         return 0
+    except OSError as e:  # a full or read-only disk, a file that vanished, stdout on /dev/full
+        where = f"{e.filename}: " if e.filename else "writing the output: " if e.errno == errno.ENOSPC else ""
+        print(f"rnnkit {name}: error: {where}{e.strerror or e}; nothing was left half-written", file=sys.stderr)
+        _silence_stdout()
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit cannot fail a second time with a traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..reference import CELLS as REFERENCE_CELLS
+from ..outputs import claim, write
 from .flags import add_command
+
+MAX_UNITS_CHARS = 200_000  # the unit finder reads one character at a time (~0.5 ms each)
+MAX_PAGE_CHARS = 100_000  # a page holds every unit's activation at every character
+FORCE_HELP = "replace an existing output file that rnnkit did not write"
 
 
 def add_commands(sub) -> dict:
@@ -51,6 +56,7 @@ def _add_diagnose(sub) -> None:
         run_dir=True, file="text to run the model on (its first 200,000 characters)", which=True)
     p.add_argument("--out", metavar="PREFIX", default=None, help="output files PREFIX.png and PREFIX.json "
                    "(default: DIR/diagnostics)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--untrained", action="store_true", help="re-initialise the weights (same architecture and init)")
     p.add_argument("--span", type=int, default=100, help="steps back to follow the gradient (default 100)")
     p.add_argument("--batch", type=int, default=16, help="random windows of the text averaged over (default 16)")
@@ -68,6 +74,7 @@ def _add_experiment(sub) -> None:
     p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed above)")
     p.add_argument("--size", choices=("smoke", "full"), default="full", help="default full")
     p.add_argument("--out", default="experiments", metavar="DIR", help="output folder (default: experiments)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _add_units(sub) -> None:
@@ -78,7 +85,8 @@ def _add_units(sub) -> None:
         "inside brackets, bracket depth, position in line, indentation, start of word,\n"
         "vowel, uppercase, inside a # comment. Prints the top units per property.",
         run_dir=True, file="text to read (its first --chars characters)", which=True)
-    p.add_argument("--chars", type=int, default=20_000, help="characters of FILE to read (default 20000)")
+    p.add_argument("--chars", type=int, default=20_000,
+                   help=f"characters of FILE to read, at most {MAX_UNITS_CHARS:,} (default 20000)")
     p.add_argument("--top", type=int, default=3, help="units listed per property (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object: property -> [[unit, r], ...]")
 
@@ -91,7 +99,9 @@ def _add_viz(sub) -> None:
         "units first, and the model's top-5 next characters under the pointer.",
         epilog="example:\n  rnnkit viz runs/demo input.txt -o demo.html", run_dir=True, file="text to show", which=True)
     p.add_argument("-o", "--out", default=None, metavar="PAGE", help="output file (default DIR/viz.html)")
-    p.add_argument("--chars", type=int, default=2000, help="characters of FILE to show (default 2000)")
+    p.add_argument("--chars", type=int, default=2000,
+                   help=f"characters of FILE to show, at most {MAX_PAGE_CHARS:,} (default 2000)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _add_plot(sub) -> None:
@@ -99,6 +109,7 @@ def _add_plot(sub) -> None:
                     "Plot a run's training and validation loss (nats and bits per char) against steps\n"
                     "and seconds, from the metrics saved in its checkpoint.", run_dir=True)
     p.add_argument("-o", "--out", default=None, metavar="PNG", help="output file (default DIR/loss.png)")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _add_serve(sub) -> None:
@@ -158,10 +169,11 @@ def run_diagnose(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         model.module.reset_parameters()
     prefix = args.out or str(Path(args.run_dir) / "diagnostics")
-    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+    claim([prefix + ".png", prefix + ".json"], args.force)
     report = diagnose(model.module, tokens, span=args.span, batch=args.batch, seed=args.seed)
-    report["run_dir"], report["file"], report["untrained"] = str(args.run_dir), str(args.file), args.untrained
-    Path(prefix + ".json").write_text(json.dumps(report, indent=1) + "\n")
+    report = {"written_by": "rnnkit diagnose", "run_dir": str(args.run_dir), "file": str(args.file),
+              "untrained": args.untrained, **report}
+    write(prefix + ".json", (json.dumps(report, indent=1) + "\n").encode())
     c = model.config
     plot_diagnostics(report, prefix + ".png", title=f"{args.run_dir}: {c.cell} {c.num_layers} x {c.hidden_size}"
                                                     f"{' (untrained)' if args.untrained else ''}")
@@ -180,14 +192,14 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
 def run_experiment(args: argparse.Namespace) -> int:
     from ..experiments import run_experiment as run_named
-    result = run_named(args.name, args.size, args.out, log=lambda line: print(line, file=sys.stderr))
+    result = run_named(args.name, args.size, args.out, log=lambda line: print(line, file=sys.stderr), force=args.force)
     print(f"{args.name}: done in {result['seconds']:.0f} s; wrote {Path(args.out) / args.name}.png and .json")
     return 0
 
 
-def _text_sample(model, path: str, chars: int):
-    if chars < 2:
-        raise UsageError(f"--chars must be >= 2 (got {chars})")
+def _text_sample(model, path: str, chars: int, most: int):
+    if not 2 <= chars <= most:
+        raise UsageError(f"--chars must be in 2..{most:,} (got {chars})")
     tokens = model.file_tokens(path, chars)
     if len(tokens) < 2:
         raise UsageError(f"{path} is too short: it needs at least 2 characters")
@@ -201,7 +213,7 @@ def run_units(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be >= 1 (got {args.top})")
     model = load(args.run_dir, which=args.which)
-    tokens = _text_sample(model, args.file, args.chars)
+    tokens = _text_sample(model, args.file, args.chars, MAX_UNITS_CHARS)
     acts = capture(model.module, tokens, gates=False)
     text = "".join(model.vocab.display(t) for t in tokens.tolist())
     ranked = rank_units(acts.unit_names, acts.units, text_properties(text), top=args.top)
@@ -219,13 +231,10 @@ def run_viz(args: argparse.Namespace) -> int:
     from ..api import load
     from ..viz.page import build_page
     model = load(args.run_dir, which=args.which)
-    tokens = _text_sample(model, args.file, args.chars)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "viz.html"
-    if out.is_dir():
-        raise UsageError(f"{out} is a directory; give a file name for the page")
+    tokens = _text_sample(model, args.file, args.chars, MAX_PAGE_CHARS)
+    (out,) = claim([args.out or Path(args.run_dir) / "viz.html"], args.force, "-o")
     page = build_page(model, tokens, title=f"{Path(args.run_dir).name}: {Path(args.file).name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    write(out, page.encode("utf-8"))
     print(f"wrote {out} ({len(page) / 1e6:.1f} MB); open it in a browser")
     return 0
 
@@ -236,9 +245,7 @@ def run_plot(args: argparse.Namespace) -> int:
     model = load(args.run_dir)
     if not model.meta["metrics"]:
         raise UsageError(f"{args.run_dir} has no validation history yet; train longer")
-    out = Path(args.out) if args.out else Path(args.run_dir) / "loss.png"
-    if out.is_dir():
-        raise UsageError(f"{out} is a directory; give a file name for the figure")
+    (out,) = claim([args.out or Path(args.run_dir) / "loss.png"], args.force, "-o")
     write_training_plot(model.meta, out, title=str(args.run_dir))
     print(f"wrote {out}")
     return 0

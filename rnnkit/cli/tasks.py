@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,12 @@ def _train(command: TaskCommand, args: argparse.Namespace) -> int:
         command.check(args.data, getattr(args, target), inputs, targets)
     model = command.estimator(**config_values(args, args.flags), verbose=1)
     model.config()  # bad settings are reported before any training
-    model.fit(inputs, targets)
+    try:
+        model.fit(inputs, targets)
+    except UsageError:
+        raise
+    except ValueError as e:  # the estimator's word on the data (too few rows, one class, ...)
+        raise UsageError(f"{args.data}: {e}") from None
     model.save(out)
     checkpoint.update_meta(out, **{source: getattr(args, source), target: getattr(args, target)},
                            history=model.history_)
@@ -167,10 +173,14 @@ def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
 
 
 def _check_new_out(path: str) -> Path:
+    """A new or empty directory that can be written (checked before any training)."""
     out = Path(path)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"--out {out} already exists and is not empty; choose a new directory "
                          f"(nothing there is overwritten)")
+    nearest = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out} cannot be written ({nearest} is not a writable folder); choose another")
     return out
 
 

@@ -89,11 +89,15 @@ def encode_tokens(paths: list[Path], vocab: Vocabulary, tokens_path: Path) -> in
     tokens_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tokens_path.with_name(tokens_path.name + ".tmp")
     count = 0
-    with open(tmp, "wb") as out:
-        for path in paths:
-            for symbols in _chunks(path, vocab.kind):
-                ids = vocab.lookup(symbols, vocab.token_dtype)
-                out.write(ids.tobytes())
-                count += ids.size
-    os.replace(tmp, tokens_path)
+    try:
+        with open(tmp, "wb") as out:
+            for path in paths:
+                for symbols in _chunks(path, vocab.kind):
+                    ids = vocab.lookup(symbols, vocab.token_dtype)
+                    out.write(ids.tobytes())
+                    count += ids.size
+        os.replace(tmp, tokens_path)
+    except BaseException:  # an error, a full disk, Ctrl-C: no half-written file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
     return count

@@ -16,10 +16,10 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> None:
-    """Lay out, write (110 dpi) and close a figure."""
+    """Lay out, write (110 dpi, atomically, signed as rnnkit's: see `outputs`) and close a figure."""
+    from ..outputs import png, write
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    write(path, png(fig))
 
 
 def plot_diagnostics(report: dict, path: str | Path, title: str = "") -> None:

@@ -25,6 +25,7 @@ from ..api import resolve_device
 from ..config import TrainConfig, from_dict
 from ..data.sequences import pad
 from ..errors import UsageError
+from ..schema import ESTIMATOR, validate
 from ..training import Trainer
 
 
@@ -145,9 +146,11 @@ class RNNEstimator(BaseEstimator):
     def load(cls, directory: str | Path):
         meta = checkpoint.read_meta(directory)
         if meta.get("task") != cls.__name__:
-            raise UsageError(f"{directory} holds a {meta.get('task')!r}, not a {cls.__name__}")
+            task = meta.get("task", "language_model")
+            raise UsageError(f"{directory} holds a {task!r} model, not a {cls.__name__}")
+        validate(meta, ESTIMATOR, "rnnkit.json", f"{directory}")
         # "params": the name directories written before configs were saved use
-        config = from_dict(cls.config_class, meta.get("config", meta.get("params")))
+        config = from_dict(cls.config_class, meta.get("config", meta.get("params")), f"{directory}")
         estimator = cls(**asdict(config))
         weights = checkpoint.load_tensors(directory, meta, "model")
         try:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..errors import UsageError
+from ..outputs import claim, write
 from . import adding, gradients, language, tricks
 
 EXPERIMENTS: dict[str, tuple[Callable, str]] = {
@@ -26,14 +28,18 @@ EXPERIMENTS: dict[str, tuple[Callable, str]] = {
 
 
 def run_experiment(name: str, size: str = "full", out: str | Path = "experiments",
-                   log: Callable[[str], None] = print) -> dict:
-    """Run one experiment; returns its results (also written to OUT/NAME.json beside OUT/NAME.png)."""
+                   log: Callable[[str], None] = print, force: bool = False) -> dict:
+    """Run one experiment; returns its results (also written to OUT/NAME.json beside OUT/NAME.png).
+    Files at those paths that rnnkit did not write are refused unless `force` (see `outputs`)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for the experiment's figure and numbers")
+    claim([out / f"{name}.png", out / f"{name}.json"], force)
     run, _ = EXPERIMENTS[name]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         results = run(size, out, Path(work), log)
-    results = {"experiment": name, "size": size, "seconds": round(time.perf_counter() - started, 1), **results}
-    (out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    results = {"written_by": "rnnkit experiment", "experiment": name, "size": size,
+               "seconds": round(time.perf_counter() - started, 1), **results}
+    write(out / f"{name}.json", (json.dumps(results, indent=1) + "\n").encode())
     return results

@@ -31,10 +31,13 @@ class LanguageModelTask(EpochCursor):
         self.val_tokens = val_tokens[:eval_chars]
         self.device = device
         self.state: State | None = None  # carried between chunks, reset at each epoch
+        self.state_shape: tuple[int, ...] = ()  # (state tensors, L, B, H), known once bound to a model
 
     def bind(self, model: LanguageModel) -> "LanguageModelTask":
         # Uniform guessing costs ln V nats; far above that, the run has blown up.
         self.max_sane_loss = 4 * math.log(max(model.config.vocab_size, 2)) + 1
+        rec = model.recurrent
+        self.state_shape = (len(rec.state_names), rec.num_layers, self.batches.batch_size, rec.hidden_size)
         return self
 
     def units_per_step(self) -> int:
@@ -66,4 +69,7 @@ class LanguageModelTask(EpochCursor):
 
     def restore_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         parts = [tensors[f"state.{k}"] for k in range(len(tensors))]
+        if parts and (len(parts), *parts[0].shape) != self.state_shape or any(p.shape != parts[0].shape for p in parts):
+            raise ValueError(f"the carried state has shape {[tuple(p.shape) for p in parts]}, the model "
+                             f"{self.state_shape[0]} x {self.state_shape[1:]}")
         self.state = tuple(parts) if parts else None

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..diagnostics.activations import capture
 from ..diagnostics.units import best_units, rank_units, text_properties
+from ..outputs import HTML_SIGNATURE
 
 TOP_PREDICTIONS = 5
 
@@ -24,7 +25,7 @@ def asset(name: str) -> str:
 
 def html_head(title: str, extra_css: str = "") -> str:
     """Doctype through </head>, with the viewer's stylesheet inline."""
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n{HTML_SIGNATURE}\n<title>{html.escape(title)}</title>\n'
             f"<style>\n{asset('viewer.css')}\n{extra_css}</style>\n</head>\n")
 
 

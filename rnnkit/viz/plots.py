@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
 from ..diagnostics.figures import pyplot
+from ..outputs import png, write
 
 
 def plot_training(meta: dict, title: str = "") -> bytes:
@@ -26,12 +26,8 @@ def plot_training(meta: dict, title: str = "") -> bytes:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png(fig, dpi=100)
 
 
 def write_training_plot(meta: dict, path: Path, title: str = "") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(plot_training(meta, title))
+    write(path, plot_training(meta, title))
