@@ -188,15 +188,16 @@ def test_one_generation_per_client_and_no_file_access(server):
     results = {}
 
     def long_request():
-        results["first"] = _post(server, {"prompt": "the", "length": 5000, "client": "same"})
+        results["first"] = _post(server, {"prompt": "the", "length": 5000})
     thread = threading.Thread(target=long_request)
     thread.start()
     time.sleep(0.5)
-    status, text = _post(server, {"prompt": "the", "length": 5, "client": "same"})
+    # the limit is keyed on the client's address: an id in the body changes nothing
+    status, text = _post(server, {"prompt": "the", "length": 5, "client": "someone else"})
     assert status == 429 and "already has a generation running" in text
-    assert _post(server, {"prompt": "the", "length": 5, "client": "other"})[0] == 200
     thread.join()
     assert results["first"][0] == 200
+    assert _post(server, {"prompt": "the", "length": 5})[0] == 200  # free again once the first ended
     for path in ("/../rnnkit.json", "/rnnkit.json", "/api/../../etc/passwd", "/static/viewer.js"):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(server + path)
@@ -204,6 +205,55 @@ def test_one_generation_per_client_and_no_file_access(server):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(server + "/api/generate")  # GET
     assert e.value.code == 405
+
+
+def _raw(url, body: bytes, headers: dict) -> tuple[int, str]:
+    request = urllib.request.Request(url + "/api/generate", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("body,headers,status,message", [
+    (b'{"prompt": "the"}', {"Content-Type": "text/plain"}, 415, "Content-Type: application/json"),
+    (b'{"prompt": "the"}', {}, 415, "Content-Type: application/json"),
+    (b'{"prompt": "' + b"x" * 100_000 + b'"}', JSON, 413, "larger than"),
+    (b"[" * 100_000 + b"]" * 100_000, JSON, 413, "larger than"),
+    (b"[" * 30_000 + b"]" * 30_000, JSON, 400, "must be a JSON object"),  # deeper than the parser goes
+    (b'{"prompt": "the", "length": 1' + b"0" * 5000 + b"}", JSON, 400, "must be a JSON object"),  # past int limits
+    (b'{"prompt": "the", "length": 1e400}', JSON, 400, "length must be an integer"),
+    (b'{"prompt": "the", "temperature": NaN}', JSON, 400, "temperature must be a finite number"),
+    (b'{"prompt": "the", "top_k": 10000000000000000000000}', JSON, 200, ""),  # larger than the vocabulary: no filter
+    (b"\xff\xfe", JSON, 400, "must be a JSON object"),
+])
+def test_hostile_bodies_get_clean_answers(server, body, headers, status, message):
+    got, text = _raw(server, body, headers)
+    assert got == status, text[:200]
+    if status != 200:
+        assert message in json.loads(text)["error"]
+
+
+def test_requests_for_another_host_name_are_refused(server):
+    # DNS rebinding: a page on evil.example resolves its name to 127.0.0.1 and calls the app
+    request = urllib.request.Request(server + "/api/info", headers={"Host": "evil.example:8000"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=10)
+    assert e.value.code == 403
+    request = urllib.request.Request(server + "/api/info", headers={"Host": "localhost"})
+    assert urllib.request.urlopen(request, timeout=10).status == 200
+
+
+def test_a_port_in_use_is_one_line(cli, trained_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        status, out, err = cli("serve", trained_run, "--port", taken.getsockname()[1])
+    assert status == 2 and "cannot listen on 127.0.0.1" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium not installed (make test installs it)")

@@ -4,18 +4,21 @@ Routes (no route reads or writes a file; the model is loaded once at start):
   GET  /                 the page
   GET  /api/info         model summary, the units offered in the picker, request limits
   GET  /api/curves.png   training curves from the checkpoint's metrics
-  POST /api/generate     {"prompt", "length", "temperature", "top_k", "top_p", "client"} -> a stream of
+  POST /api/generate     {"prompt", "length", "temperature", "top_k", "top_p"} -> a stream of
                          JSON lines, one per character: {"c": char, "top": [[char, p] x 5],
                          "v": [value per offered unit], "prompt": bool}
 
-Requests are bounded: prompt and length caps, and one generation per client at a time (the page
-sends a random client id; a second concurrent request from it gets 429). Closing the connection
-(the Stop button) ends the generation at the next character.
+Requests are bounded: a body cap (413), JSON only (415), prompt and length caps, sampling settings
+checked by the one SamplingConfig (400), one generation per client address at a time (429) and
+MAX_CONCURRENT in all (503). On a loopback address every request must name a loopback host (403:
+no DNS rebinding). Closing the connection (the Stop button) ends the generation at the next
+character. The app is for its local user only.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,8 @@ from ..errors import UsageError
 from ..sampling import SamplingConfig, next_token, seeded_generator
 from .page import TOP_PREDICTIONS, asset, html_head, script_json, unit_order
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
+MAX_BODY_BYTES = 64 * 1024
 MAX_PROMPT_CHARS = 2000
 MAX_LENGTH = 5000
 MAX_CONCURRENT = 4  # generations at once over all clients (each holds a CPU core busy)
@@ -88,7 +93,49 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(run_dir: str | Path, which: str = "best") -> Starlette:
+class LocalOnly:
+    """ASGI middleware: answer 403 to a request whose Host header is not a loopback name. A page on
+    another site can make the browser send requests to 127.0.0.1 under its own host name (DNS
+    rebinding); the Host header gives it away. Used unless the app is served on another address."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name not in LOOPBACK_NAMES:
+                await _error(403, "this app answers requests to 127.0.0.1 or localhost only")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _json_body(request: Request) -> dict:
+    """The request's JSON object, read up to MAX_BODY_BYTES; a UsageError carries the HTTP status."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise RequestError(415, "send the body as JSON with Content-Type: application/json")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY_BYTES:
+            raise RequestError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+    try:
+        body = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not JSON, too deep, digits past the int limit
+        raise RequestError(400, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise RequestError(400, "the body must be a JSON object")
+    return body
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def create_app(run_dir: str | Path, which: str = "best", local_only: bool = True) -> Starlette:
     model = load(run_dir, which=which)
     unit_index, units = _offered_units(model)
     active: set[str] = set()
@@ -115,16 +162,13 @@ def create_app(run_dir: str | Path, which: str = "best") -> Starlette:
 
     async def api_generate(request: Request) -> Response:
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the body must be a JSON object")
-        if not isinstance(body, dict):
-            return _error(400, "the body must be a JSON object")
-        try:
-            job = _parse(model, unit_index, body)
+            job = _parse(model, unit_index, await _json_body(request))
+        except RequestError as e:
+            return _error(e.status, str(e))
         except UsageError as e:
             return _error(400, str(e))
-        client = str(body.get("client") or (request.client.host if request.client else "anonymous"))[:64]
+        # one generation per client address at a time: the connection says who asks, not the body
+        client = request.client.host if request.client else "unknown"
         if client in active:
             return _error(429, "this client already has a generation running; stop it first")
         if len(active) >= MAX_CONCURRENT:
@@ -139,8 +183,9 @@ def create_app(run_dir: str | Path, which: str = "best") -> Starlette:
                 active.discard(client)
         return StreamingResponse(stream(), media_type="application/x-ndjson")
 
-    return Starlette(routes=[Route("/", page), Route("/api/info", api_info), Route("/api/curves.png", api_curves),
-                             Route("/api/generate", api_generate, methods=["POST"])])
+    app = Starlette(routes=[Route("/", page), Route("/api/info", api_info), Route("/api/curves.png", api_curves),
+                            Route("/api/generate", api_generate, methods=["POST"])])
+    return LocalOnly(app) if local_only else app
 
 
 def _parse(model: Model, unit_index: list[int], body: dict) -> Generation:
@@ -166,11 +211,17 @@ APP_CSS = """textarea { width: 100%; font-family: ui-monospace, monospace; font-
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which: str = "best") -> None:
     import uvicorn
-    app = create_app(run_dir, which)
-    where = f"http://{'127.0.0.1' if host in ('127.0.0.1', 'localhost') else host}:{port}/"
+    local = host in LOOPBACK_NAMES
+    try:  # bound here, so a port in use is one clear line before the model is loaded
+        sock = socket.create_server((host.strip("[]"), port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except (OSError, OverflowError) as e:
+        raise UsageError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
+                         "choose another --port, or stop what is using it") from None
+    app = create_app(run_dir, which, local_only=local)
+    where = f"http://{'127.0.0.1' if local else host}:{port}/"
     print(f"rnnkit serve: {run_dir} at {where} (Ctrl-C stops)"
-          + ("" if host in ("127.0.0.1", "localhost") else f"; listening on {host}: reachable from your network"))
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+          + ("" if local else f"; listening on {host}: reachable from your network"))
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
 APP_PAGE = """{head}<body>
@@ -207,7 +258,6 @@ const viewer = new RnnViewer(document.getElementById("rv-text"), document.getEle
 const curves = document.getElementById("rv-curves");
 curves.src = "/api/curves.png";
 curves.onerror = () => {{ curves.replaceWith("No validation history yet."); }};
-const client = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()));
 const status = document.getElementById("rv-status");
 const generateButton = document.getElementById("rv-generate");
 const stopButton = document.getElementById("rv-stop");
@@ -215,7 +265,7 @@ let controller = null;
 
 async function generate() {{
   const topK = Number(document.getElementById("rv-topk").value);
-  const body = {{prompt: document.getElementById("rv-prompt").value, client,
+  const body = {{prompt: document.getElementById("rv-prompt").value,
     temperature: Number(document.getElementById("rv-temperature").value),
     length: Number(document.getElementById("rv-length").value), top_k: topK > 0 ? topK : null}};
   controller = new AbortController();
