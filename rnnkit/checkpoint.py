@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -29,6 +30,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from .errors import UsageError
+from .outputs import write
 from .schema import ENVELOPE, validate
 
 MARKER = "rnnkit.json"
@@ -62,13 +64,9 @@ def check_new_run_dir(path: Path) -> None:
         raise UsageError(f"--out {path} holds a data folder rnnkit did not make; choose a new or empty directory")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+# The names rnnkit gives its files in a run directory; only these does it ever delete there.
+TENSOR_FILE = re.compile(r"(model|best|resume)-\d{8,}-[0-9a-f]{6}\.safetensors")
+TEMPORARY_FILE = re.compile(r"\.(rnnkit\.json|(model|best|resume)-\d{8,}-[0-9a-f]{6}\.safetensors)\.[0-9a-f]{8}\.tmp")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -89,34 +87,39 @@ def save(run_dir: Path, meta: dict[str, Any], tensors: dict[str, dict[str, torch
     previous = read_meta(run_dir)["files"] if is_run_dir(run_dir) else {}
     files: dict[str, dict[str, str]] = {}
     tag = f"{meta.get('step', 0):08d}-{secrets.token_hex(3)}"
-    for role in ROLES:
-        if role not in tensors:
-            continue
-        group = tensors[role]
-        if group is None:
-            if role in previous:
-                files[role] = previous[role]
-            continue
-        blob = save_safetensors({k: v.detach().to("cpu").contiguous() for k, v in group.items()})
-        name = f"{role}-{tag}.safetensors"
-        _write_atomic(run_dir / name, blob)
-        files[role] = {"file": name, "sha256": hashlib.sha256(blob).hexdigest()}
-    doc = {"format": FORMAT, "version": VERSION, **meta, "files": files}
-    _write_atomic(run_dir / MARKER, json.dumps(doc, indent=1).encode())
+    written: list[Path] = []
+    try:
+        for role in ROLES:
+            if role not in tensors:
+                continue
+            group = tensors[role]
+            if group is None:
+                if role in previous:
+                    files[role] = previous[role]
+                continue
+            blob = save_safetensors({k: v.detach().to("cpu").contiguous() for k, v in group.items()})
+            name = f"{role}-{tag}.safetensors"
+            written.append(run_dir / name)
+            write(run_dir / name, blob)
+            files[role] = {"file": name, "sha256": hashlib.sha256(blob).hexdigest()}
+        doc = {"format": FORMAT, "version": VERSION, **meta, "files": files}
+        write(run_dir / MARKER, json.dumps(doc, indent=1).encode())
+    except BaseException:  # a full disk, a kill: the previous checkpoint stays whole and alone
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     _fsync_dir(run_dir)
     keep = {entry["file"] for entry in files.values()}
-    for stale in run_dir.glob("*.safetensors"):
-        if stale.name not in keep:
-            stale.unlink(missing_ok=True)
-    for tmp in run_dir.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
+    for path in run_dir.iterdir():
+        if (TENSOR_FILE.fullmatch(path.name) and path.name not in keep) or TEMPORARY_FILE.fullmatch(path.name):
+            path.unlink(missing_ok=True)
 
 
 def update_meta(run_dir: Path, **fields: Any) -> None:
     """Add or replace top-level fields of rnnkit.json (atomically); tensor files are untouched."""
     doc = read_meta(run_dir)
     doc.update(fields)
-    _write_atomic(run_dir / MARKER, json.dumps(doc, indent=1).encode())
+    write(run_dir / MARKER, json.dumps(doc, indent=1).encode())
 
 
 def read_meta(run_dir: str | os.PathLike) -> dict[str, Any]:

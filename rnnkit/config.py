@@ -105,6 +105,7 @@ class ModelConfig:
         if self.embedding_size < 0:
             raise UsageError(f"--embedding-size must be >= 0 (0 = one-hot input; got {self.embedding_size})")
         check_dropout(self.dropout)
+        _in_range(self, "forget_bias", -1000, 1000)
         check_fits_in_memory(self.num_parameters() * 4, "the model's weights")
 
     def num_parameters(self) -> int:
@@ -156,6 +157,10 @@ class TrainConfig:
                   "eval_every", "eval_chars", "checkpoint_every", "step_every", "step_gamma")
         _at_least(self, 0, "clip", "momentum", "weight_decay")
         _in_range(self, "seed", 0, MAX_SEED)
+        for name, most in (("epochs", 1e6), ("time", 1e8), ("max_steps", 1e12), ("eval_every", 1e12),
+                           ("checkpoint_every", 1e12), ("eval_chars", 1e12), ("seq_length", 1e6), ("batch_size", 1e6)):
+            if getattr(self, name) is not None:
+                _in_range(self, name, 0, most)
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1 \
                 or self.val_fraction + self.test_fraction >= 1:
             raise UsageError("--val-fraction must be in (0, 1), --test-fraction in [0, 1), "

@@ -32,6 +32,11 @@ from .errors import UsageError
 from .tasks.base import Task
 
 
+# A checkpoint at least this often (seconds of training), evaluation or not: a kill loses at most
+# about a minute of work, whatever the budget.
+CHECKPOINT_SECONDS = 60.0
+
+
 class TrainingDiverged(Exception):
     """The loss became NaN/inf or exploded; the message says where the last good checkpoint is."""
 
@@ -203,7 +208,7 @@ class Trainer:
         bar = tqdm(total=bar_total, initial=p.step if total is not None else int(p.elapsed),
                    unit="step" if total is not None else "s", file=sys.stderr, dynamic_ncols=True,
                    disable=None if self.world.is_main else True, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
-        last_eval_elapsed = p.elapsed
+        last_eval_elapsed = last_save_elapsed = p.elapsed
         window_start, window_units = time.perf_counter(), 0
         per_s = 0.0
         started = time.perf_counter() - p.elapsed
@@ -251,11 +256,13 @@ class Trainer:
                 finished = self.fraction_done() >= 1.0
                 if finished or self._eval_due(last_eval_elapsed):
                     self._evaluate_and_save(value, lr, per_s)
-                    last_eval_elapsed = p.elapsed
+                    last_eval_elapsed = last_save_elapsed = p.elapsed
                     p.elapsed = time.perf_counter() - started
                     window_start, window_units = time.perf_counter(), 0
-                elif c.checkpoint_every is not None and p.step % c.checkpoint_every == 0:
+                elif ((c.checkpoint_every is not None and p.step % c.checkpoint_every == 0)
+                      or p.elapsed - last_save_elapsed >= CHECKPOINT_SECONDS):
                     self.save(improved=False)
+                    last_save_elapsed = p.elapsed
         except KeyboardInterrupt:
             bar.close()
             p.elapsed = time.perf_counter() - started

@@ -205,6 +205,7 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
             raise UsageError(f"{source} is not the corpus this run was trained on ({corpus_info['source']}"
                              f"{'' if same_vocab else ', and its vocabulary differs'}); resume with the "
                              f"same file, or leave the file out to reuse the run's encoded copy")
+    _check_sizes(f"the corpus of {run_dir}", corpus_info["splits"], train_config, world.size)
     tokens_path = run_dir / corpus_info["tokens_file"]
     if tokens_path.is_symlink() or not tokens_path.is_file() or tokens_path.stat().st_size != corpus_info["num_tokens"] * vocab.token_dtype.itemsize:
         raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "

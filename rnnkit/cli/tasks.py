@@ -159,6 +159,7 @@ def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
         if args.beam_size < 1:
             raise UsageError(f"--beam-size must be >= 1 (got {args.beam_size})")
         model.set_params(beam_size=args.beam_size)
+        model.config()
     key = f"{command.input[0]}_col"
     column = getattr(args, key) or meta.get(key, command.input[0])
     if not isinstance(column, str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,6 +35,11 @@ def check_text_file(path: str | os.PathLike) -> Path:
         raise UsageError(f"{p}: no such file")
     if p.is_dir():
         raise UsageError(f"{p} is a directory; give a text file")
+    mode = p.stat().st_mode
+    if not stat.S_ISREG(mode):
+        what = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise UsageError(f"{p} is {what}; give a regular text file (rnnkit reads its corpus twice)")
     if not os.access(p, os.R_OK):
         raise UsageError(f"{p}: permission denied")
     if p.stat().st_size == 0:

@@ -69,7 +69,12 @@ class Tokenizer:
 
     @classmethod
     def from_json(cls, data: dict) -> "Tokenizer":
+        """A saved tokenizer; ValueError when the data is not one (edited or written by something else)."""
         tokenizer = cls(data["level"], data["lowercase"], data["min_df"], data["max_features"])
-        tokenizer.tokens = list(data["tokens"])
+        tokens = data["tokens"]
+        if (not isinstance(tokens, list) or tokens[:2] != [PAD, UNK] or not all(isinstance(t, str) for t in tokens)
+                or len(set(tokens)) != len(tokens)):
+            raise ValueError("tokens must be distinct strings starting with the padding and unknown tokens")
+        tokenizer.tokens = list(tokens)
         tokenizer.index = {t: i for i, t in enumerate(tokenizer.tokens)}
         return tokenizer

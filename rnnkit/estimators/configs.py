@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import MAX_SEED, _at_least, _in_range, _positive, check_dropout, check_types
+from ..config import (MAX_SEED, _at_least, _in_range, _positive, check_dropout, check_fits_in_memory,
+                      check_types)
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,16 @@ class NetworkConfig:
         check_types(self)
         _positive(self, "hidden_size", "embedding_size", "epochs", "batch_size", "lr")
         _at_least(self, 0, "clip", "verbose")
+        _in_range(self, "epochs", 0, 1e6)
+        _in_range(self, "batch_size", 1, 1e6)
         _in_range(self, "random_state", 0, MAX_SEED)
         check_dropout(self.dropout)
+        check_fits_in_memory(4 * self.recurrent_parameters(), "the network's recurrent weights")
+
+    def recurrent_parameters(self) -> int:
+        """At most this many recurrent weights (4 gate blocks), for the memory check."""
+        H = self.hidden_size
+        return 4 * H * (self.embedding_size + 3 * H + 2)
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,10 @@ class SequenceConfig(NetworkConfig):
         super().__post_init__()
         _positive(self, "num_layers", "min_df", "max_features")
 
+    def recurrent_parameters(self) -> int:
+        H = self.hidden_size
+        return 8 * H * (self.embedding_size + 2 * H + 2) * self.num_layers  # both directions, layers
+
 
 @dataclass(frozen=True)
 class ClassifierConfig(SequenceConfig):
@@ -63,6 +76,12 @@ class ClassifierConfig(SequenceConfig):
     level: str = "char"  # tokens: characters or words
     pretrained: str | None = None  # run directory of a character language model (`rnnkit train`) to
     # start from: its embedding and recurrent layers are copied in, then fine-tuned
+    max_tokens: int | None = None  # cut each text to its first N tokens (default: 4 x the 90th percentile
+    # of the training texts' lengths, at least 64, so a few huge cells cannot make training crawl)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "max_tokens")
 
 
 @dataclass(frozen=True)
@@ -86,4 +105,5 @@ class Seq2SeqConfig(NetworkConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive(self, "beam_size", "max_length")
+        _in_range(self, "beam_size", 1, 1000)
+        _in_range(self, "max_length", 1, 10_000)

@@ -51,6 +51,7 @@ class Seq2Seq(RNNEstimator):
 
     def predict(self, X) -> list[str]:
         check_is_fitted(self, "model_")
+        self.config()  # beam_size and max_length may have been set since fit
         sources = strings(X)
         device = next(self.model_.parameters()).device
         joiner = "" if self.target_level == "char" else " "

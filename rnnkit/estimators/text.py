@@ -17,6 +17,7 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..config import ModelConfig
 from ..data.tokenizers import Tokenizer
 from ..errors import UsageError
 from ..models.classifier import SequencePredictor
@@ -42,12 +43,18 @@ class _TextEstimator(RNNEstimator):
             raise ValueError(f"X has {len(texts)} items but y has {len(y)}")
         self.tokenizer_ = Tokenizer(self.level, self.lowercase, self.min_df, self.max_features).fit(texts)
         targets = self._encode_targets(y)
+        sequences = [self.tokenizer_.encode(t) for t in texts]
+        self.max_tokens_ = self.max_tokens or max(64, 4 * int(np.percentile([len(s) for s in sequences], 90)))
+        cut = sum(len(s) > self.max_tokens_ for s in sequences)
+        if cut and self.verbose:
+            print(f"{cut} of {len(texts)} texts are longer than {self.max_tokens_} tokens; their ends are left out "
+                  "(max_tokens)", file=sys.stderr)
         self._language_model = self._pretrained_model()
         shape = self._language_model.config if self._language_model is not None else self
         # the network's shape: the language model's when one is given, else ours
         self.architecture_ = {"cell": shape.cell, "hidden_size": shape.hidden_size, "num_layers": shape.num_layers,
                               "embedding_size": shape.embedding_size}
-        return [self.tokenizer_.encode(t) for t in texts], targets
+        return [s[:self.max_tokens_] for s in sequences], targets
 
     def _build_model(self) -> torch.nn.Module:
         arch = self.architecture_
@@ -96,18 +103,26 @@ class _TextEstimator(RNNEstimator):
     # ------------------------------------------------------------------ predicting
     def _outputs(self, X) -> torch.Tensor:
         check_is_fitted(self, "model_")
-        outputs = list(self._network_outputs([self.tokenizer_.encode(t) for t in strings(X)]))
+        limit = self.max_tokens_ or None  # None: directories saved before texts were cut
+        outputs = list(self._network_outputs([self.tokenizer_.encode(t)[:limit] for t in strings(X)]))
         return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
 
     def _fitted_state(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer_.to_json(), "architecture": self.architecture_}
+        return {"tokenizer": self.tokenizer_.to_json(), "architecture": self.architecture_,
+                "max_tokens": self.max_tokens_}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         self.tokenizer_ = Tokenizer.from_json(state["tokenizer"])
+        self.max_tokens_ = state.get("max_tokens")
+        if self.max_tokens_ is not None and (not isinstance(self.max_tokens_, int) or self.max_tokens_ < 1):
+            raise ValueError("max_tokens must be a whole number >= 1")
         # directories written before architecture_ was saved: the parameters give the shape
-        self.architecture_ = state.get("architecture") or {
+        architecture = state.get("architecture") or {
             "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
             "embedding_size": self.embedding_size}
+        # the same checks (types, sizes, memory) a language model of this shape gets
+        ModelConfig(vocab_size=len(self.tokenizer_.tokens), **architecture)
+        self.architecture_ = architecture
 
 
 class RNNClassifier(ClassifierMixin, _TextEstimator):
