@@ -288,6 +288,8 @@ def test_seq2seq_cli(cli, tmp_path):
     assert len(rows) == 300 and list(rows[0]) == ["word", "reversed", "prediction"]
     status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--beam-size", "0")
     assert status == 2 and "--beam-size must be >= 1" in err
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--beam-size", str(10**11))
+    assert status == 2 and "--beam-size must be in 1..1000" in err and out == ""
     status, out, err = cli("seq2seq", "train", data, "--source-col", "w", "--target-col", "reversed",
                            "--out", tmp_path / "other")
     assert status == 2 and "has no column 'w'" in err and len(err.strip().splitlines()) == 1

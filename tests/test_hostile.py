@@ -299,3 +299,32 @@ def test_resume_before_the_first_checkpoint_says_so(cli, corpus_file, tmp_path):
     (out / "data" / checkpoint.DATA_MARKER).write_text("rnnkit")
     (out / "data" / "tokens.bin").write_bytes(b"\0" * 10)
     assert_clean_error(*cli("train", "--resume", out), "stopped before its first checkpoint", "--out")
+
+
+def test_a_checkpoint_comes_within_a_minute_even_before_the_first_evaluation(corpus_file, tmp_path, monkeypatch):
+    from rnnkit import training
+
+    from .conftest import TINY
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # stands for "a minute has passed"
+    steps = []
+    out = tmp_path / "r"
+
+    def stop_at_3(step, loss):
+        steps.append(step)
+        if step == 3:
+            assert checkpoint.read_meta(out)["step"] == 2  # saved without evaluating (eval every 50)
+            raise KeyboardInterrupt
+    with pytest.raises(rnnkit.training.TrainingInterrupted):
+        rnnkit.train(corpus_file, out=out, max_steps=100, eval_every=50, on_step=stop_at_3, **TINY,
+                     log=lambda line: None)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["units", "{run}", "{corpus}", "--chars", str(10**12)], "--chars must be in 2..200,000"),
+    (["viz", "{run}", "{corpus}", "--chars", str(10**12)], "--chars must be in 2..100,000"),
+    (["train", "{corpus}", "--out", "{tmp}/r", "--hidden-size", str(10**9)], "GiB but this machine has"),
+    (["train", "{corpus}", "--out", "{tmp}/r", "--batch-size", str(10**9)], "--batch-size must be in"),
+])
+def test_sizes_beyond_reason_are_one_line(cli, trained_run, corpus_file, tmp_path, args, message):
+    assert_clean_error(*cli(*[a.format(run=trained_run, corpus=corpus_file, tmp=tmp_path) for a in args]), message)
+    assert not (tmp_path / "r").exists()
