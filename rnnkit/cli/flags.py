@@ -102,9 +102,11 @@ WHICH = ("best", "last")
 
 
 def add_command(sub, name: str, help: str, description: str, epilog: str | None = None,
-                run_dir: bool = False, file: str | None = None, which: bool = False) -> argparse.ArgumentParser:
+                run_dir: bool = False, file: str | None = None, which: bool = False,
+                output: tuple[tuple[str, ...], str, str | None, str] | None = None) -> argparse.ArgumentParser:
     """A subcommand's parser (help text laid out as written), with the arguments most commands
-    share: the run directory, a text FILE (`file` is its help), and --which weights to load."""
+    share: the run directory, a text FILE (`file` is its help), --which weights to load, and an
+    output path (`output`: its flags, metavar, default and help) with --force beside it."""
     p = sub.add_parser(name, help=help, description=description, epilog=epilog,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     if run_dir:
@@ -113,4 +115,9 @@ def add_command(sub, name: str, help: str, description: str, epilog: str | None 
         p.add_argument("file", metavar="FILE", help=file)
     if which:
         p.add_argument("--which", choices=WHICH, default="best", help="best (lowest validation loss) or last weights")
+    if output is not None:
+        flags, metavar, default, about = output
+        p.add_argument(*flags, dest="out", default=default, metavar=metavar, help=about)
+        p.add_argument("--force", action="store_true",
+                       help="replace an existing output file that rnnkit did not write (never a run's own files)")
     return p

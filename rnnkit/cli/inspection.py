@@ -15,7 +15,6 @@ from .flags import add_command
 
 MAX_UNITS_CHARS = 200_000  # the unit finder reads one character at a time (~0.5 ms each)
 MAX_PAGE_CHARS = 100_000  # a page holds every unit's activation at every character
-FORCE_HELP = "replace an existing output file that rnnkit did not write"
 
 
 def add_commands(sub) -> dict:
@@ -53,10 +52,8 @@ def _add_diagnose(sub) -> None:
                     "recurrent matrix, gate saturation, and the hidden-state norm over time.\n"
                     "Writes PREFIX.png (four panels) and PREFIX.json (the numbers).",
         epilog="example:\n  rnnkit diagnose runs/demo input.txt --out diag/demo",
-        run_dir=True, file="text to run the model on (its first 200,000 characters)", which=True)
-    p.add_argument("--out", metavar="PREFIX", default=None, help="output files PREFIX.png and PREFIX.json "
-                   "(default: DIR/diagnostics)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+        run_dir=True, file="text to run the model on (its first 200,000 characters)", which=True,
+        output=(("--out",), "PREFIX", None, "output files PREFIX.png and PREFIX.json (default: DIR/diagnostics)"))
     p.add_argument("--untrained", action="store_true", help="re-initialise the weights (same architecture and init)")
     p.add_argument("--span", type=int, default=100, help="steps back to follow the gradient (default 100)")
     p.add_argument("--batch", type=int, default=16, help="random windows of the text averaged over (default 16)")
@@ -70,11 +67,10 @@ def _add_experiment(sub) -> None:
         "Run one of the experiments of docs/experiments.md; writes OUT/NAME.png and\n"
                     "OUT/NAME.json. --size smoke runs in seconds (a check that it works); full is\n"
                     "the size reported in the docs (minutes).\n\nexperiments:\n"
-                    + "\n".join(f"  {name:<12} {about}" for name, (_, about) in EXPERIMENTS.items()))
+                    + "\n".join(f"  {name:<12} {about}" for name, (_, about) in EXPERIMENTS.items()),
+        output=(("--out",), "DIR", "experiments", "output folder (default: experiments)"))
     p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed above)")
     p.add_argument("--size", choices=("smoke", "full"), default="full", help="default full")
-    p.add_argument("--out", default="experiments", metavar="DIR", help="output folder (default: experiments)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _add_units(sub) -> None:
@@ -97,19 +93,17 @@ def _add_viz(sub) -> None:
         "Write one self-contained HTML page (opens offline): FILE's first --chars characters\n"
         "coloured by a chosen unit's activation, a unit picker with the unit finder's best\n"
         "units first, and the model's top-5 next characters under the pointer.",
-        epilog="example:\n  rnnkit viz runs/demo input.txt -o demo.html", run_dir=True, file="text to show", which=True)
-    p.add_argument("-o", "--out", default=None, metavar="PAGE", help="output file (default DIR/viz.html)")
+        epilog="example:\n  rnnkit viz runs/demo input.txt -o demo.html", run_dir=True, file="text to show", which=True,
+        output=(("-o", "--out"), "PAGE", None, "output file (default DIR/viz.html)"))
     p.add_argument("--chars", type=int, default=2000,
                    help=f"characters of FILE to show, at most {MAX_PAGE_CHARS:,} (default 2000)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
 
 
 def _add_plot(sub) -> None:
     p = add_command(sub, "plot", "PNG of training and validation loss against steps and time",
                     "Plot a run's training and validation loss (nats and bits per char) against steps\n"
-                    "and seconds, from the metrics saved in its checkpoint.", run_dir=True)
-    p.add_argument("-o", "--out", default=None, metavar="PNG", help="output file (default DIR/loss.png)")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+                    "and seconds, from the metrics saved in its checkpoint.", run_dir=True,
+                    output=(("-o", "--out"), "PNG", None, "output file (default DIR/loss.png)"))
 
 
 def _add_serve(sub) -> None:
