@@ -328,3 +328,12 @@ def test_a_checkpoint_comes_within_a_minute_even_before_the_first_evaluation(cor
 def test_sizes_beyond_reason_are_one_line(cli, trained_run, corpus_file, tmp_path, args, message):
     assert_clean_error(*cli(*[a.format(run=trained_run, corpus=corpus_file, tmp=tmp_path) for a in args]), message)
     assert not (tmp_path / "r").exists()
+
+
+def test_divergence_under_classify_names_that_command(cli, tmp_path):
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"{'ab' * (i % 5 + 1)},{i % 2}\n" for i in range(40)))
+    status, out, err = cli("classify", "train", tmp_path / "d.csv", "--text-col", "text", "--label-col", "label",
+                           "--out", tmp_path / "m", "--lr", "1e30", "--clip", "0", "--cell", "irnn", "--epochs", "3")
+    assert status == 1 and "Traceback" not in err
+    assert "rnnkit classify train: training diverged" in err and "lower --lr" in err
+    assert not (tmp_path / "m").exists()
