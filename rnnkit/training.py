@@ -29,6 +29,7 @@ from . import checkpoint, distributed, precision
 from .config import TrainConfig
 from .distributed import SINGLE, World
 from .errors import UsageError
+from .metrics_log import MetricsLog
 from .tasks.base import Task
 
 
@@ -99,6 +100,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.autocast_dtype == torch.float16)
         self.progress = Progress()
         self.last_val: dict[str, float] = {}  # the latest validation metrics, for the progress bar
+        self.reserve = 0.0  # seconds the last validation and checkpoint took (agreed by all ranks)
+        self.metrics_log = MetricsLog(run_dir if world.is_main else None)
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if world.is_main else (lambda line: None)
@@ -123,7 +126,8 @@ class Trainer:
         if total is not None:
             fractions.append(self.progress.step / total)
         if self.config.time is not None:
-            fractions.append(self.progress.elapsed / self.config.time)
+            # the last validation's duration is set aside, so the final one ends by the budget
+            fractions.append((self.progress.elapsed + self.reserve) / self.config.time)
         return max(fractions)
 
     def _eval_due(self, last_eval_elapsed: float) -> bool:
@@ -141,6 +145,7 @@ class Trainer:
         rank's carried state and RNG state are gathered (stacked by rank) and rank 0 writes them."""
         if self.run_dir is None:
             return
+        self.metrics_log.flush()
         per_rank = {**{f"task.{k}": v for k, v in self.task.resume_tensors().items()}, "rng.torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             per_rank["rng.cuda"] = torch.cuda.get_rng_state()
@@ -198,6 +203,7 @@ class Trainer:
         self.task.restore_tensors({k[5:]: v.to(self.device) for k, v in resume.items() if k.startswith("task.")})
         self.progress = Progress(step=meta["step"], elapsed=meta["elapsed"], best_val=meta["best_val"],
                                  best_step=meta["best_step"], metrics=list(meta["metrics"]))
+        self.metrics_log.keep_until(self.progress.step)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> Progress:
@@ -235,7 +241,8 @@ class Trainer:
                         torch.nn.utils.clip_grad_value_(self.model.parameters(), c.clip)
                 value, elapsed = loss.item(), time.perf_counter() - started
                 if self.world.active:  # every rank must make the same stop / evaluate / diverge decisions
-                    value, elapsed = distributed.agree(self.world, [value, elapsed], self.device)
+                    value, elapsed, self.reserve = distributed.agree(self.world, [value, elapsed, self.reserve],
+                                                                     self.device)
                 if not math.isfinite(value) or value > diverge_at:
                     raise TrainingDiverged(self._divergence_message(value, lr))
                 self.scaler.step(self.optimizer)  # skips the step if fp16 gradients overflowed
@@ -243,8 +250,6 @@ class Trainer:
                 p.step += 1
                 p.elapsed = elapsed if self.world.active else time.perf_counter() - started
                 window_units += self.task.units_per_step() * self.world.size
-                for callback in self.on_step:
-                    callback(p.step, value)
                 now = time.perf_counter()
                 per_s = window_units / max(now - window_start, 1e-9)
                 if now - window_start >= 5.0:  # a sliding measure, not the run's average
@@ -254,15 +259,25 @@ class Trainer:
                                     f"{per_s / 1000:.1f}k {self.task.units}/s", refresh=False)
                 bar.update((p.step - bar.n) if total is not None else int(p.elapsed) - bar.n)
                 finished = self.fraction_done() >= 1.0
+                row = {"step": p.step, "elapsed": round(p.elapsed, 3), f"train_{self.task.loss_name}": value,
+                       "lr": lr, f"{self.task.units}_per_s": round(per_s, 1)}
                 if finished or self._eval_due(last_eval_elapsed):
+                    evaluation_started = time.perf_counter()
                     self._evaluate_and_save(value, lr, per_s)
+                    self.reserve = time.perf_counter() - evaluation_started
                     last_eval_elapsed = last_save_elapsed = p.elapsed
                     p.elapsed = time.perf_counter() - started
+                    if self.world.active:  # the loop's condition must read the same on every rank
+                        p.elapsed, self.reserve = distributed.agree(self.world, [p.elapsed, self.reserve], self.device)
+                    row.update({f"val_{name}": v for name, v in self.last_val.items()})
                     window_start, window_units = time.perf_counter(), 0
                 elif ((c.checkpoint_every is not None and p.step % c.checkpoint_every == 0)
                       or p.elapsed - last_save_elapsed >= CHECKPOINT_SECONDS):
                     self.save(improved=False)
                     last_save_elapsed = p.elapsed
+                self.metrics_log.add(row)
+                for callback in self.on_step:
+                    callback(p.step, value)
         except KeyboardInterrupt:
             bar.close()
             p.elapsed = time.perf_counter() - started
@@ -277,7 +292,9 @@ class Trainer:
                                       f"continue with `rnnkit train --resume {self.run_dir}`") from None
         finally:
             stop.restore()
+            self.metrics_log.flush()
         bar.close()
+        self.metrics_log.flush()
         return p
 
     def _evaluate_and_save(self, train_loss: float, lr: float, per_s: float) -> None:

@@ -34,7 +34,7 @@ def test_loading_executes_no_code(trained_run, monkeypatch):
     model = rnnkit.load(trained_run)
     assert len(model.generate(length=20, seed=0)) == 20
     files = sorted(p.suffix for p in trained_run.iterdir() if p.is_file())
-    assert set(files) == {".json", ".safetensors"}
+    assert set(files) == {".json", ".jsonl", ".safetensors"}  # rnnkit.json, metrics.jsonl, weights
 
 
 def test_truncated_weights_are_reported(trained_run, tmp_path):

@@ -94,7 +94,7 @@ def test_epochs_budget(corpus_file, tmp_path):
 
 def test_time_budget_stops_and_schedule_completes(corpus_file, tmp_path):
     model = rnnkit.train(corpus_file, out=tmp_path / "r", time=3, **TINY, **quiet)
-    assert 3 <= model.meta["elapsed"] < 8
+    assert 2.5 <= model.meta["elapsed"] <= 3.5  # the budget used, and not overrun by the last validation
     last = model.meta["metrics"][-1]
     assert last["lr"] == pytest.approx(TINY["lr"] * TrainConfig().min_lr_ratio, rel=0.2)
 
@@ -180,3 +180,43 @@ def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tm
     assert (seen[0].hidden_size, seen[0].dropout) == (384, 0.2)
     assert (seen[1].hidden_size, seen[1].dropout) == (64, 0.2)  # what the user gave is kept
     assert (seen[2].hidden_size, seen[2].dropout) == (256, 0.0)
+
+
+def test_metrics_file_has_every_step_once_across_an_interruption(corpus_file, tmp_path):
+    from rnnkit import metrics_log
+    out = tmp_path / "r"
+    settings = dict(eval_every=10, **TINY, **quiet)
+
+    def stop_at_17(step, loss):
+        if step == 17:
+            raise KeyboardInterrupt
+    with pytest.raises(TrainingInterrupted):
+        rnnkit.train(corpus_file, out=out, max_steps=30, on_step=stop_at_17, **settings)
+    rnnkit.train(resume=out, **quiet)
+    rows = metrics_log.read(out)
+    assert [r["step"] for r in rows] == list(range(1, 31))
+    assert [r["step"] for r in rows if "val_nats" in r] == [10, 20, 30]
+    assert all(r["train_nats"] > 0 and r["lr"] >= 0 and r["elapsed"] > 0 for r in rows)
+    assert rows[-1]["val_nats"] == pytest.approx(rnnkit.load(out, which="last").meta["metrics"][-1]["val_nats"])
+
+
+def test_a_new_budget_on_resume_replaces_the_old_one(corpus_file, tmp_path):
+    out = tmp_path / "r"
+    rnnkit.train(corpus_file, out=out, max_steps=10, eval_every=5, **TINY, **quiet)
+    with pytest.raises(UsageError, match=r"already used its budget \(--max-steps 10\) at step 10"):
+        rnnkit.train(resume=out, **quiet)
+    model = rnnkit.train(resume=out, time=1.5, **quiet)  # begun with --max-steps, extended by time
+    last = rnnkit.load(out, which="last").meta
+    assert last["step"] > 10 and last["train_config"]["max_steps"] is None and last["train_config"]["time"] == 1.5
+    assert model.meta["step"] <= last["step"]
+
+
+def test_a_time_budget_ends_by_its_time_final_validation_included(corpus_file, tmp_path):
+    # validation on a long text is slow here; the run sets its last duration aside and still ends in time
+    val = tmp_path / "val.txt"
+    val.write_text(corpus_file.read_text() * 6)
+    rnnkit.train(corpus_file, val_file=val, out=tmp_path / "r", time=4.0, **{**TINY, "eval_chars": 400_000},
+                 **quiet)
+    meta = rnnkit.load(tmp_path / "r", which="last").meta
+    evaluation = meta["metrics"][-1]["elapsed"] - meta["metrics"][-2]["elapsed"]
+    assert meta["elapsed"] <= 4.0 + 0.5, (meta["elapsed"], evaluation)

@@ -30,6 +30,7 @@ from ..version import __version__
 from .model import TOKENS_FILE, Model, load, resolve_device
 # Settings that may change when a run is resumed: how long to go on, and where to run.
 RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
+BUDGETS = {"max_steps", "epochs", "time"}
 DEFAULT_TIME = 600.0
 # Model defaults for long time budgets, chosen by measurement (docs/performance.md, bench/sweep.py):
 # on tiny Shakespeare at --time 600 the 2 x 256 default overfits (val 1.506 nats/char) where
@@ -192,6 +193,8 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
     model_config = from_dict(ModelConfig, meta["model_config"], what)
     saved = dict(meta["train_config"])
     from_dict(TrainConfig, saved, what)  # the saved settings must be sane before flags change them
+    if BUDGETS & set(options):  # a new budget replaces the old one whole: --time extends a --max-steps run
+        saved.update({k: None for k in BUDGETS})
     saved.update(options)
     train_config = from_dict(TrainConfig, saved)
     device, world = _join(train_config)
@@ -235,6 +238,13 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
         trainer.on_step.append(on_step)
     if meta is not None:
         trainer.restore(meta)
+        if trainer.fraction_done() >= 1.0:
+            c = train_config
+            budget = ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in
+                               (("max_steps", c.max_steps), ("epochs", c.epochs), ("time", c.time)) if v is not None)
+            raise UsageError(f"{run_dir} has already used its budget ({budget}) at step {trainer.progress.step}, "
+                             f"{trainer.progress.elapsed:.0f} s trained; give a larger --max-steps, --epochs or "
+                             "--time to continue")
         say(f"resuming {run_dir} at step {trainer.progress.step} ({trainer.progress.elapsed:.0f} s trained)")
     else:
         say(f"training {model.config.cell} {model.config.num_layers} x {model.config.hidden_size} "

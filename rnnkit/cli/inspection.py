@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..reference import CELLS as REFERENCE_CELLS
+from .. import metrics_log
 from ..outputs import claim, write
 from .flags import add_command
 
@@ -240,7 +241,7 @@ def run_plot(args: argparse.Namespace) -> int:
     if not model.meta["metrics"]:
         raise UsageError(f"{args.run_dir} has no validation history yet; train longer")
     (out,) = claim([args.out or Path(args.run_dir) / "loss.png"], args.force, "-o")
-    write_training_plot(model.meta, out, title=str(args.run_dir))
+    write_training_plot(model.meta, out, title=str(args.run_dir), steps=metrics_log.read(Path(args.run_dir)))
     print(f"wrote {out}")
     return 0
 

@@ -74,16 +74,16 @@ COMMANDS = (
     TaskCommand("classify", RNNClassifier, ClassifierConfig, "text classification",
                 "Train a recurrent text classifier on a CSV file, or label new rows with one.",
                 "Train on the rows of DATA.csv: --text-col holds the text, --label-col the label (any "
-                f"strings); accuracy is reported too. 10%% {HELD_OUT}", ("text", "column with the text"),
+                f"strings); accuracy is reported too. 10% {HELD_OUT}", ("text", "column with the text"),
                 ("label", "column with the label"), check=_two_labels),
     TaskCommand("tag", RNNTagger, TaggerConfig, "sequence tagging", "Train a recurrent tagger (a label for every "
                 "token), or tag new rows with one. Tokens and tags are space-separated, one sentence per row.",
-                f"Train on DATA.csv: --tokens-col holds space-separated tokens, --tags-col as many tags. 10%% {HELD_OUT}",
+                f"Train on DATA.csv: --tokens-col holds space-separated tokens, --tags-col as many tags. 10% {HELD_OUT}",
                 ("tokens", "column with space-separated tokens"), ("tags", "column with one tag per token"),
                 read_input=_words, read_target=_words, check=_aligned, show=lambda tags: " ".join(map(str, tags))),
     TaskCommand("seq2seq", Seq2Seq, Seq2SeqConfig, "string-to-string models", "Train an encoder-decoder with "
                 "attention that maps one column to another (spelling to sounds, dates to a format, ...), or apply "
-                "one to new rows.", f"Train on DATA.csv: --source-col is read, --target-col is to be written. 5%% {HELD_OUT}",
+                "one to new rows.", f"Train on DATA.csv: --source-col is read, --target-col is to be written. 5% {HELD_OUT}",
                 ("source", "column with the input strings"), ("target", "column with the output strings")),
 )
 

@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .. import metrics_log
 from ..api import Model, load
 from ..diagnostics.activations import StepReader, capture, one_thread
 from ..diagnostics.units import rank_units, text_properties
@@ -146,7 +147,7 @@ def create_app(run_dir: str | Path, which: str = "best", local_only: bool = True
     curves = None
     if model.meta["metrics"]:
         from .plots import plot_training
-        curves = plot_training(model.meta)
+        curves = plot_training(model.meta, steps=metrics_log.read(Path(run_dir)))
 
     async def page(request: Request) -> HTMLResponse:
         return HTMLResponse(APP_PAGE.format(head=html_head(f"rnnkit: {info['run']}", APP_CSS),
