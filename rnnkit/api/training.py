@@ -27,6 +27,7 @@ from ..tasks.language_model import LanguageModelTask, bits
 from ..schema import check_language_model
 from ..training import Trainer
 from ..version import __version__
+from . import finetune
 from .model import TOKENS_FILE, Model, load, resolve_device
 # Settings that may change when a run is resumed: how long to go on, and where to run.
 RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
@@ -79,7 +80,7 @@ def _check_sizes(source: str, splits: dict[str, list[int]], config: TrainConfig,
 def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = None,
           val_file: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, raw_bytes: bool = False,
-          log: Callable[[str], None] | None = None,
+          init_from: str | os.PathLike | None = None, log: Callable[[str], None] | None = None,
           on_step: Callable[[int, float], None] | None = None, **options: Any) -> "Model":
     """Train a character-level language model and return it (best weights).
 
@@ -87,6 +88,8 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     validation text (then all of text_file trains); options are the fields of ModelConfig and
     TrainConfig (cell, hidden_size, num_layers, lr, time, max_steps, ...).
     resume continues the run in that directory (only max_steps/epochs/time/device/autocast may change).
+    init_from starts a new run from a trained model (fine-tuning: its architecture, its weights
+    for every symbol it knew; see `finetune`).
     Started by torchrun with several processes, it trains data-parallel (see `distributed`):
     batch_size is then per process, and only rank 0 prints and writes the run directory.
     """
@@ -96,17 +99,21 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     source = corpus_path(corpus) if corpus is not None else (
         check_text_file(text_file) if text_file is not None else None)
     if resume is not None:
-        if val_file is not None:
-            raise UsageError("--resume keeps the run's validation text; drop --val-file")
+        if val_file is not None or init_from is not None:
+            raise UsageError(f"--resume continues a run as it was; drop {'--val-file' if val_file else '--init-from'}")
         return _resume(Path(resume), source, options, say, on_step)
     if source is None:
         raise UsageError("give a text file to train on (or --corpus shakespeare|python)")
 
     model_options, train_options = split_options(options)
+    base = finetune.load_base(init_from, raw_bytes, model_options) if init_from is not None else None
+    if base is not None:
+        model_options = finetune.architecture(base, model_options)
     default_budget = not {"max_steps", "epochs", "time"} & set(train_options)
     if default_budget:
         train_options["time"] = DEFAULT_TIME
-    time_only = (train_options.get("time") or 0) >= LONG_BUDGET and not {"max_steps", "epochs"} & set(train_options)
+    time_only = ((train_options.get("time") or 0) >= LONG_BUDGET and not {"max_steps", "epochs"} & set(train_options)
+                 and base is None)
     long_budget = {k: v for k, v in LONG_BUDGET_MODEL.items() if k not in model_options} if time_only else {}
     model_options.update(long_budget)
     train_config = TrainConfig(**train_options)
@@ -114,8 +121,8 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     device, world = _join(train_config)
     if not world.is_main:  # rank 0 reads and encodes the corpus; the others take its results
         say = lambda line: None  # noqa: E731
-    prepared = (_prepare_corpus(source, val_file, out, raw_bytes, train_config, world, say, default_budget)
-                if world.is_main else None)
+    prepared = (_prepare_corpus(source, val_file, out, raw_bytes, train_config, world, say, default_budget,
+                                base.vocab if base is not None else None) if world.is_main else None)
     run_dir, vocab_json, corpus_info = distributed.share(world, prepared)
     if long_budget:  # said once the input is known to be good, so an error stays one line
         say(f"--time {train_options['time']:g} >= {LONG_BUDGET:g} s: using the long-budget defaults "
@@ -123,8 +130,15 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     vocab = Vocabulary.from_json(vocab_json)
     model_config = ModelConfig(vocab_size=len(vocab), **model_options)
     torch.manual_seed(train_config.seed)
-    model = LanguageModel(model_config).to(device)
-    return _run(Path(run_dir), model, vocab, corpus_info, train_config, device, say, on_step, meta=None, world=world)
+    model = LanguageModel(model_config)
+    origin = finetune.transfer(base, model, vocab) if base is not None else None
+    if origin is not None:
+        new = origin["new_symbols"]
+        say(f"starting from {origin['run']} (step {origin['step']}): {origin['shared_symbols']} of {len(vocab)} "
+            f"symbols known" + (f"; new, initialised fresh: {' '.join(new[:20])}{' ...' if len(new) > 20 else ''}"
+                                if new else ""))
+    return _run(Path(run_dir), model.to(device), vocab, corpus_info, train_config, device, say, on_step, meta=None,
+                world=world, init_from=origin)
 
 
 def _join(train_config: TrainConfig) -> tuple[torch.device, distributed.World]:
@@ -139,7 +153,8 @@ def _join(train_config: TrainConfig) -> tuple[torch.device, distributed.World]:
 
 
 def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: TrainConfig,
-                    world: distributed.World, say, default_budget: bool) -> tuple[str, dict, dict[str, Any]]:
+                    world: distributed.World, say, default_budget: bool,
+                    base_vocab: Vocabulary | None = None) -> tuple[str, dict, dict[str, Any]]:
     """Check the run directory, find the vocabulary and encode the text(s) into the run's token
     file; returns (run directory, vocabulary as JSON, corpus description)."""
     run_dir = Path(out) if out is not None else _default_out(source)
@@ -153,6 +168,8 @@ def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: 
         vocab = vocab.union(val_vocab)  # as nanoGPT does: symbols of both texts
         sources.append(val_path)
         val_info = {"val_source": str(val_path), "val_sha256": val_sha}
+    if base_vocab is not None:
+        vocab = vocab.union(base_vocab)  # the base's symbols keep their weights, the text's new ones are added
     splits = _splits(num_tokens, val_tokens, train_config)
     _check_sizes(str(source), splits, train_config, world.size)
 
@@ -214,12 +231,13 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
         raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "
                          "or truncated")
     model = LanguageModel(model_config).to(device)
-    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=meta, world=world)
+    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=meta, world=world,
+                init_from=meta.get("init_from"))
 
 
 def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: dict[str, Any],
          train_config: TrainConfig, device: torch.device, say, on_step, meta: dict | None,
-         world: distributed.World = distributed.SINGLE) -> "Model":
+         world: distributed.World = distributed.SINGLE, init_from: dict | None = None) -> "Model":
     tokens = np.memmap(run_dir / corpus_info["tokens_file"], dtype=vocab.token_dtype, mode="r",
                        shape=(corpus_info["num_tokens"],))
     (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
@@ -231,7 +249,7 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
         return {"rnnkit_version": __version__, "task": "language_model",
                 "model_config": to_dict(model.config), "train_config": to_dict(train_config),
                 "vocab": vocab.to_json(), "corpus": corpus_info, "num_parameters": model.num_parameters(),
-                "device": str(device)}
+                "device": str(device), **({"init_from": init_from} if init_from else {})}
 
     trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say, world=world)
     if on_step is not None:

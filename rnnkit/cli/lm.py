@@ -44,6 +44,9 @@ def _add_train(sub) -> None:
     src.add_argument("--resume", metavar="DIR", default=S,
                      help="continue the run in DIR with its saved settings (--max-steps, --epochs, "
                           "--time, --device, --autocast may change)")
+    src.add_argument("--init-from", default=S, metavar="DIR",
+                     help="fine-tune: start from the trained model in DIR (its architecture and weights; symbols "
+                          "new to it start fresh) with a new optimizer and schedule")
     src.add_argument("--val-file", default=S, metavar="FILE",
                      help="validate on this text instead of the end of FILE (then all of FILE trains)")
     add_config_flags(p, ModelConfig)
@@ -79,7 +82,8 @@ def run_train(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "file")}
     train(args.file, corpus=options.pop("corpus", None), val_file=options.pop("val_file", None),
           out=options.pop("out", None),
-          resume=options.pop("resume", None), raw_bytes=options.pop("raw_bytes", False), **options)
+          resume=options.pop("resume", None), raw_bytes=options.pop("raw_bytes", False),
+          init_from=options.pop("init_from", None), **options)
     return 0
 
 
