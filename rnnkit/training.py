@@ -103,6 +103,7 @@ class Trainer:
         self.reserve = 0.0  # seconds the last validation and checkpoint took (agreed by all ranks)
         self.metrics_log = MetricsLog(run_dir if world.is_main else None)
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
+        self.on_evaluate: list[Callable[[int], None]] = []  # called with the step, after each validation
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if world.is_main else (lambda line: None)
         if self.autocast_dtype == torch.bfloat16 and device.type == "cpu" and not precision.onednn_bf16_rnn():
@@ -311,6 +312,9 @@ class Trainer:
         self.log(f"step {p.step:>6} | {p.elapsed:7.1f}s | train {train_loss:.4f} | val "
                  f"{task.format_metrics(metrics)}{' *' if improved else ''} | lr {lr:.2e} | "
                  f"{per_s / 1000:.1f}k {task.units}/s")
+        for callback in self.on_evaluate:
+            callback(p.step)
+        self.model.train()
         self.save(improved)
 
     def _divergence_message(self, value: float, lr: float) -> str:

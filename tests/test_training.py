@@ -259,3 +259,17 @@ def test_fine_tuning_bad_input(trained_run, corpus_file, tmp_path, options, mess
     with pytest.raises(UsageError, match=re.escape(message)):
         rnnkit.train(corpus_file, init_from=trained_run, out=tmp_path / "r", max_steps=2, **options, **quiet)
     assert not (tmp_path / "r").exists()
+
+
+def test_samples_during_training_leave_the_training_untouched(corpus_file, tmp_path):
+    lines, with_samples, without = [], [], []
+    settings = dict(max_steps=20, eval_every=5, dropout=0.2, **{**TINY, "num_layers": 2})
+    rnnkit.train(corpus_file, out=tmp_path / "a", sample_every=10, log=lines.append,
+                 on_step=lambda s, l: with_samples.append(l), **settings)
+    rnnkit.train(corpus_file, out=tmp_path / "b", on_step=lambda s, l: without.append(l), **settings, **quiet)
+    samples = [line for line in lines if line.startswith("sample at step")]
+    assert [line.split(":")[0] for line in samples] == ["sample at step 10", "sample at step 20"]
+    assert all(len(eval(line.split(": ", 1)[1])) == 200 for line in samples)
+    assert with_samples == without  # dropout's random draws and the weights are the same
+    with pytest.raises(UsageError, match="--sample-every must be > 0"):
+        rnnkit.train(corpus_file, out=tmp_path / "c", sample_every=0, **settings, **quiet)

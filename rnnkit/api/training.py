@@ -25,6 +25,7 @@ from ..errors import UsageError
 from ..models.language_model import LanguageModel
 from ..tasks.language_model import LanguageModelTask, bits
 from ..schema import check_language_model
+from ..sampling import SamplingConfig, generate_tokens
 from ..training import Trainer
 from ..version import __version__
 from . import finetune
@@ -32,6 +33,7 @@ from .model import TOKENS_FILE, Model, load, resolve_device
 # Settings that may change when a run is resumed: how long to go on, and where to run.
 RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
 BUDGETS = {"max_steps", "epochs", "time"}
+SAMPLE_CHARS = 200  # --sample-every: characters per sample in the log
 DEFAULT_TIME = 600.0
 # Model defaults for long time budgets, chosen by measurement (docs/performance.md, bench/sweep.py):
 # on tiny Shakespeare at --time 600 the 2 x 256 default overfits (val 1.506 nats/char) where
@@ -235,6 +237,21 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
                 init_from=meta.get("init_from"))
 
 
+def _sampler(model: LanguageModel, vocab: Vocabulary, every: int, device: torch.device, say) -> Callable[[int], None]:
+    """A validation callback that logs a short sample when `every` steps have passed since the last."""
+    last = 0
+
+    def log_sample(step: int) -> None:
+        nonlocal last
+        if step - last >= every:
+            last = step
+            start = vocab.symbols.index(10) if 10 in vocab.symbols else 0  # from a newline, if known
+            tokens = generate_tokens(model, [], start, SamplingConfig(length=SAMPLE_CHARS, temperature=0.8, seed=step),
+                                     device=device)
+            say(f"sample at step {step}: {vocab.decode(tokens[0].tolist())!r}")
+    return log_sample
+
+
 def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: dict[str, Any],
          train_config: TrainConfig, device: torch.device, say, on_step, meta: dict | None,
          world: distributed.World = distributed.SINGLE, init_from: dict | None = None) -> "Model":
@@ -254,6 +271,8 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
     trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say, world=world)
     if on_step is not None:
         trainer.on_step.append(on_step)
+    if train_config.sample_every is not None and world.is_main:
+        trainer.on_evaluate.append(_sampler(model, vocab, train_config.sample_every, device, say))
     if meta is not None:
         trainer.restore(meta)
         if trainer.fraction_done() >= 1.0:
