@@ -256,3 +256,10 @@ def test_language_model_commands_name_a_model_directory_of_another_kind(cli, tmp
     for command in ("sample", "info", "plot"):
         assert_clean_error(*cli(command, tmp_path / "clf"), "holds a 'RNNClassifier' model, not a language model",
                            "rnnkit classify")
+
+
+def test_a_missing_extra_is_named(cli, trained_run, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert_clean_error(*cli("serve", trained_run), "needs uvicorn", "pip install 'rnnkit[serve]'")

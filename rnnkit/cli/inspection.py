@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from ..extras import require
 from ..reference import CELLS as REFERENCE_CELLS
 from .. import metrics_log
 from ..outputs import claim, write
@@ -247,6 +248,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    require(("starlette", "uvicorn"), "serve", "rnnkit serve")
     from ..viz.server import serve
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535 (got {args.port})")

