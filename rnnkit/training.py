@@ -296,6 +296,8 @@ class Trainer:
             self.metrics_log.flush()
         bar.close()
         self.metrics_log.flush()
+        if self.run_dir is not None and self.world.is_main and checkpoint.is_run_dir(self.run_dir):
+            checkpoint.update_meta(self.run_dir, elapsed=p.elapsed)  # the time includes the last validation
         return p
 
     def _evaluate_and_save(self, train_loss: float, lr: float, per_s: float) -> None:

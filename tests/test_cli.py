@@ -263,3 +263,16 @@ def test_a_missing_extra_is_named(cli, trained_run, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
     assert_clean_error(*cli("serve", trained_run), "needs uvicorn", "pip install 'rnnkit[serve]'")
+
+
+def test_every_command_that_runs_a_model_takes_a_device(cli, trained_run, corpus_file):
+    import torch
+    runs = [["sample", trained_run, "--length", "5"], ["eval", trained_run, corpus_file],
+            ["units", trained_run, corpus_file, "--chars", "200"]]
+    for args in runs:
+        assert cli(*args, "--device", "cpu")[0] == 0, args
+        if not torch.cuda.is_available():
+            assert_clean_error(*cli(*args, "--device", "cuda"), "PyTorch sees no CUDA GPU")
+    for command in (["viz"], ["diagnose"], ["serve"], ["classify", "predict"], ["tag", "predict"],
+                    ["seq2seq", "predict"]):
+        assert "--device {auto,cpu,cuda}" in " ".join(cli(*command, "--help")[1].split()), command

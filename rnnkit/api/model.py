@@ -143,8 +143,9 @@ class Model:
                 "best_step": m["best_step"], "test": m.get("test"), "metrics": m["metrics"]}
 
 
-def load(run_dir: str | os.PathLike, which: str = "best", device: str = "cpu") -> Model:
-    """Load a trained model from a run directory ("best" or "last" weights). Never unpickles."""
+def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") -> Model:
+    """Load a trained model from a run directory ("best" or "last" weights) onto `device` (auto:
+    cuda when PyTorch sees a GPU). Never unpickles."""
     run_dir = Path(run_dir)
     meta = checkpoint.read_meta(run_dir)
     if which not in ("best", "last"):

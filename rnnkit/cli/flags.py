@@ -113,8 +113,10 @@ def add_command(sub, name: str, help: str, description: str, epilog: str | None 
         p.add_argument("run_dir", metavar="DIR", help="run directory written by `rnnkit train`")
     if file is not None:
         p.add_argument("file", metavar="FILE", help=file)
-    if which:
+    if which:  # commands that load weights run the model: where is theirs to choose
         p.add_argument("--which", choices=WHICH, default="best", help="best (lowest validation loss) or last weights")
+        p.add_argument("--device", choices=CHOICES["device"], default="auto",
+                       help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
     if output is not None:
         flags, metavar, default, about = output
         p.add_argument(*flags, dest="out", default=default, metavar=metavar, help=about)

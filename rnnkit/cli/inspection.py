@@ -159,7 +159,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
     for flag, value in (("--span", args.span), ("--batch", args.batch)):
         if value < 1:
             raise UsageError(f"{flag} must be >= 1 (got {value})")
-    model = load(args.run_dir, which=args.which)
+    model = load(args.run_dir, which=args.which, device=args.device)
     tokens = model.file_tokens(args.file, 200_000)
     if args.untrained:
         torch.manual_seed(args.seed)
@@ -208,7 +208,7 @@ def run_units(args: argparse.Namespace) -> int:
     from ..diagnostics.units import rank_units, text_properties
     if args.top < 1:
         raise UsageError(f"--top must be >= 1 (got {args.top})")
-    model = load(args.run_dir, which=args.which)
+    model = load(args.run_dir, which=args.which, device=args.device)
     tokens = _text_sample(model, args.file, args.chars, MAX_UNITS_CHARS)
     acts = capture(model.module, tokens, gates=False)
     text = "".join(model.vocab.display(t) for t in tokens.tolist())
@@ -226,7 +226,7 @@ def run_units(args: argparse.Namespace) -> int:
 def run_viz(args: argparse.Namespace) -> int:
     from ..api import load
     from ..viz.page import build_page
-    model = load(args.run_dir, which=args.which)
+    model = load(args.run_dir, which=args.which, device=args.device)
     tokens = _text_sample(model, args.file, args.chars, MAX_PAGE_CHARS)
     (out,) = claim([args.out or Path(args.run_dir) / "viz.html"], args.force, "-o")
     page = build_page(model, tokens, title=f"{Path(args.run_dir).name}: {Path(args.file).name}")
@@ -252,5 +252,5 @@ def run_serve(args: argparse.Namespace) -> int:
     from ..viz.server import serve
     if not 0 < args.port < 65536:
         raise UsageError(f"--port must be in 1..65535 (got {args.port})")
-    serve(args.run_dir, host=args.host, port=args.port, which=args.which)
+    serve(args.run_dir, host=args.host, port=args.port, which=args.which, device=args.device)
     return 0

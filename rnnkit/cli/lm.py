@@ -90,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     from ..api import load
     config = SamplingConfig(**config_values(args, {f: f for f in SamplingConfig.__dataclass_fields__}))
-    model = load(args.run_dir, which=args.which)
+    model = load(args.run_dir, which=args.which, device=args.device)
     prime_ids = model.encode(args.prime, "the prime text")  # checked before anything is written
     out = sys.stdout
 
@@ -112,7 +112,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..api import load
-    result = load(args.run_dir, which=args.which).evaluate_file(args.file)
+    result = load(args.run_dir, which=args.which, device=args.device).evaluate_file(args.file)
     if args.json:
         print(json.dumps({"file": args.file, **result}))
     else:

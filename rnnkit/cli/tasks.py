@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..api import resolve_device
+from ..config import CHOICES
 from ..errors import UsageError
 from ..estimators import (ClassifierConfig, RNNClassifier, RNNTagger, Seq2Seq, Seq2SeqConfig,
                           TaggerConfig)
@@ -114,6 +116,8 @@ def _add(sub, parser_class, command: TaskCommand) -> None:
     stem = command.input[0]
     pr.add_argument(f"--{stem}-col", dest=f"{stem}_col", default=None, metavar="NAME",
                     help=f"{command.input[1]} (default: the training column)")
+    pr.add_argument("--device", choices=CHOICES["device"], default="auto",
+                    help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
     if "beam_size" in command.config.__dataclass_fields__:
         pr.add_argument("--beam-size", type=int, default=None, metavar="N",
                         help="beam search width; 1 = greedy (default: the model's, 1 unless set)")
@@ -155,6 +159,7 @@ def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
         raise UsageError(f"{args.model_dir} is not a model directory (no rnnkit.json); train one with "
                          f"`rnnkit {command.name} train`")
     model, meta = command.estimator.load(args.model_dir), read_meta(args.model_dir)
+    model.model_.to(resolve_device(args.device))
     if getattr(args, "beam_size", None) is not None:
         if args.beam_size < 1:
             raise UsageError(f"--beam-size must be >= 1 (got {args.beam_size})")

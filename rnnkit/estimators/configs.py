@@ -28,7 +28,7 @@ class NetworkConfig:
     optimizer: str = "adam"  # the optimizer
     clip: float = 1.0  # gradient-norm clipping threshold; 0 disables clipping
     random_state: int = 0  # seed of the weights, the validation split and the batch order
-    device: str = "cpu"  # cpu, cuda, or auto (cuda when PyTorch sees a GPU)
+    device: str = "auto"  # where the network trains and predicts: auto (cuda when PyTorch sees a GPU), cpu, cuda
     verbose: int = 0  # > 0: a line per epoch (validation loss) on stderr
 
     def __post_init__(self) -> None:

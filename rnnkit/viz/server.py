@@ -50,7 +50,7 @@ class Generation:
 
     def __init__(self, model: Model, units: list[int], prompt: list[int], config: SamplingConfig) -> None:
         self.model, self.units, self.prompt, self.config = model, units, prompt, config
-        self.generator = seeded_generator(config.seed)
+        self.generator = seeded_generator(config.seed, model.device)
         self.display = [model.vocab.display(i) for i in range(len(model.vocab))]
 
     def _line(self, token: int, step, is_prompt: bool) -> str:
@@ -136,8 +136,8 @@ class RequestError(Exception):
         self.status = status
 
 
-def create_app(run_dir: str | Path, which: str = "best", local_only: bool = True) -> Starlette:
-    model = load(run_dir, which=which)
+def create_app(run_dir: str | Path, which: str = "best", local_only: bool = True, device: str = "auto") -> Starlette:
+    model = load(run_dir, which=which, device=device)
     unit_index, units = _offered_units(model)
     active: set[str] = set()
     c = model.config
@@ -210,7 +210,8 @@ APP_CSS = """textarea { width: 100%; font-family: ui-monospace, monospace; font-
 """
 
 
-def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which: str = "best") -> None:
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which: str = "best",
+          device: str = "auto") -> None:
     import uvicorn
     local = host in LOOPBACK_NAMES
     try:  # bound here, so a port in use is one clear line before the model is loaded
@@ -218,7 +219,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which:
     except (OSError, OverflowError) as e:
         raise UsageError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
                          "choose another --port, or stop what is using it") from None
-    app = create_app(run_dir, which, local_only=local)
+    app = create_app(run_dir, which, local_only=local, device=device)
     where = f"http://{'127.0.0.1' if local else host}:{port}/"
     print(f"rnnkit serve: {run_dir} at {where} (Ctrl-C stops)"
           + ("" if local else f"; listening on {host}: reachable from your network"))
