@@ -151,15 +151,18 @@ class TrainConfig:
     eval_chars: int = 64_000  # validation characters per evaluation, from the start of the split
     checkpoint_every: int | None = None  # steps between extra checkpoints (default: at each validation)
     sample_every: int | None = None  # steps between short samples written to the log, at the next validation
+    patience: int | None = None  # early stopping: stop after this many validations in a row without a new
+    # best (default: train the whole budget); the best weights are kept either way
 
     def __post_init__(self) -> None:
         check_types(self)
         _positive(self, "seq_length", "batch_size", "lr", "max_steps", "epochs", "time",
-                  "eval_every", "eval_chars", "checkpoint_every", "sample_every", "step_every", "step_gamma")
+                  "eval_every", "eval_chars", "checkpoint_every", "sample_every", "patience", "step_every", "step_gamma")
         _at_least(self, 0, "clip", "momentum", "weight_decay")
         _in_range(self, "seed", 0, MAX_SEED)
         for name, most in (("epochs", 1e6), ("time", 1e8), ("max_steps", 1e12), ("eval_every", 1e12),
-                           ("checkpoint_every", 1e12), ("sample_every", 1e12), ("eval_chars", 1e12), ("seq_length", 1e6), ("batch_size", 1e6)):
+                           ("checkpoint_every", 1e12), ("sample_every", 1e12), ("patience", 1e6),
+                           ("eval_chars", 1e12), ("seq_length", 1e6), ("batch_size", 1e6)):
             if getattr(self, name) is not None:
                 _in_range(self, name, 0, most)
         if not 0 < self.val_fraction < 1 or not 0 <= self.test_fraction < 1 \

@@ -101,6 +101,7 @@ class Trainer:
         self.progress = Progress()
         self.last_val: dict[str, float] = {}  # the latest validation metrics, for the progress bar
         self.reserve = 0.0  # seconds the last validation and checkpoint took (agreed by all ranks)
+        self.best_weights: dict[str, torch.Tensor] | None = None  # runs without checkpoints: the best so far
         self.metrics_log = MetricsLog(run_dir if world.is_main else None)
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
         self.on_evaluate: list[Callable[[int], None]] = []  # called with the step, after each validation
@@ -130,6 +131,14 @@ class Trainer:
             # the last validation's duration is set aside, so the final one ends by the budget
             fractions.append((self.progress.elapsed + self.reserve) / self.config.time)
         return max(fractions)
+
+    def out_of_patience(self) -> bool:
+        """Early stopping: `patience` validations in a row without a new best. Every rank validates
+        the same text with the same weights, so all ranks decide alike."""
+        p, patience = self.progress, self.config.patience
+        if patience is None or p.best_step is None:
+            return False
+        return sum(row["step"] > p.best_step for row in p.metrics) >= patience
 
     def _eval_due(self, last_eval_elapsed: float) -> bool:
         c = self.config
@@ -223,7 +232,7 @@ class Trainer:
         step_model = distributed.wrap(self.model, self.world, self.device)  # DDP when several ranks
         stop = _StopRequests()
         try:
-            while self.fraction_done() < 1.0:
+            while self.fraction_done() < 1.0 and not self.out_of_patience():
                 if stop.requested:
                     raise KeyboardInterrupt
                 lr = learning_rate(c, self.fraction_done())
@@ -308,6 +317,8 @@ class Trainer:
         improved = math.isfinite(val) and (p.best_val is None or val < p.best_val)
         if improved:
             p.best_val, p.best_step = val, p.step
+            if self.run_dir is None:  # no checkpoint holds the best weights: keep a copy
+                self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         p.metrics.append({"step": p.step, "elapsed": round(p.elapsed, 3), f"train_{task.loss_name}": train_loss,
                           **{f"val_{name}": value for name, value in metrics.items()}, "lr": lr,
                           f"{task.units}_per_s": round(per_s, 1)})

@@ -371,3 +371,16 @@ def test_classifier_starts_from_a_language_model(tmp_path):
         RNNClassifier(pretrained=str(tmp_path / "lm"), level="word").fit(X, y)
     with pytest.raises(ValueError, match="no such directory"):
         RNNClassifier(pretrained=str(tmp_path / "missing")).fit(X, y)
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    X, y = majority_task(400, 11)
+    model = RNNClassifier(**{**SMALL, "epochs": 40}, early_stopping=True, patience=2, lr=2e-2).fit(X, y)
+    losses = [row["val_loss"] for row in model.history_]
+    assert len(losses) < 40  # stopped early
+    assert model.best_epoch_ == 1 + losses.index(min(losses)) and losses.index(min(losses)) == len(losses) - 3
+    assert all("val_accuracy" in row for row in model.history_)
+    everything = RNNClassifier(**{**SMALL, "epochs": 1}, validation_fraction=0).fit(X, y)
+    assert len(everything.history_) == 1
+    with pytest.raises(ValueError, match="--early-stopping watches the validation loss"):
+        RNNClassifier(early_stopping=True, validation_fraction=0).fit(X, y)

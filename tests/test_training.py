@@ -276,3 +276,21 @@ def test_samples_during_training_leave_the_training_untouched(corpus_file, tmp_p
     assert with_samples == without  # dropout's random draws and the weights are the same
     with pytest.raises(UsageError, match="--sample-every must be > 0"):
         rnnkit.train(corpus_file, out=tmp_path / "c", sample_every=0, **settings, **quiet)
+
+
+def test_patience_stops_after_that_many_validations_without_a_new_best():
+    from rnnkit.tasks import GeneratedTask, adding_problem
+    from rnnkit.training import Trainer
+
+    class Scripted(GeneratedTask):
+        losses = iter([3.0, 2.0, 2.5, 1.9, 2.2, 2.1, 2.0, 1.0])
+
+        def evaluate(self, model):
+            return {"mse": next(self.losses)}
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(20, 1))
+    task = Scripted(lambda b, g: adding_problem(b, 10, g), 4)
+    trainer = Trainer(model, task, TrainConfig(max_steps=100, eval_every=1, patience=3), None, dict,
+                      torch.device("cpu"), log=lambda line: None)
+    progress = trainer.fit()
+    assert progress.step == 7 and progress.best_step == 4  # 2.2, 2.1, 2.0: three without beating 1.9
+    assert trainer.best_weights is not None

@@ -71,7 +71,7 @@ class TaskCommand:
     show: Callable[[Any], str] = str  # one prediction -> its CSV cell
 
 
-HELD_OUT = "of the rows are held out to report validation loss per epoch."
+HELD_OUT = "of the rows (--validation-fraction) are held out to report validation loss per epoch."
 COMMANDS = (
     TaskCommand("classify", RNNClassifier, ClassifierConfig, "text classification",
                 "Train a recurrent text classifier on a CSV file, or label new rows with one.",

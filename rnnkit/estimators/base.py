@@ -69,7 +69,6 @@ class RNNEstimator(BaseEstimator):
     the hooks below; `fit` and save/load are shared."""
 
     config_class: type
-    validation_share = 10  # 1 in this many examples validates (none below twice this many)
 
     # ------------------------------------------------------------------ hooks
     def _prepare(self, X, y) -> tuple[list, Any]:
@@ -103,9 +102,8 @@ class RNNEstimator(BaseEstimator):
         if len(inputs) < 2:
             raise ValueError("fit needs at least 2 examples")
         order = np.random.default_rng(config.random_state).permutation(len(inputs))
-        share = self.validation_share
-        n_val = max(1, len(inputs) // share) if len(inputs) >= 2 * share else 0
-        # too few examples to hold some out: validate on the training set
+        n_val = int(len(inputs) * config.validation_fraction)
+        n_val = n_val if n_val >= 2 else 0  # too few to hold some out: validate on the training rows
         val, train = (order[:n_val], order[n_val:]) if n_val else (order, order)
         device = resolve_device(config.device)
         self.model_ = self._build_model().to(device)
@@ -114,10 +112,15 @@ class RNNEstimator(BaseEstimator):
                                ([inputs[i] for i in val], _rows(targets, val)), device)
         train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                                    optimizer=config.optimizer, clip=config.clip, seed=config.random_state,
-                                   device=str(device.type), eval_every=max(1, task.steps_per_epoch()))
+                                   device=str(device.type), eval_every=max(1, task.steps_per_epoch()),
+                                   patience=config.patience if config.early_stopping else None)
         log = (lambda line: print(line, file=sys.stderr)) if config.verbose else (lambda line: None)
         trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log)
         trainer.fit()
+        if config.early_stopping and trainer.best_weights is not None:
+            self.model_.load_state_dict(trainer.best_weights)  # the best epoch, not the last
+        self.best_epoch_ = None if trainer.progress.best_step is None else \
+            round(trainer.progress.best_step / max(1, task.steps_per_epoch()), 2)
         loss = task.loss_name
         self.history_ = [{"step": m["step"], "train_loss": m[f"train_{loss}"], "val_loss": m[f"val_{loss}"],
                           **({"val_accuracy": m["val_accuracy"]} if "val_accuracy" in m else {})}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..config import (MAX_SEED, _at_least, _in_range, _positive, check_dropout, check_fits_in_memory,
                       check_types)
+from ..errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class NetworkConfig:
     lr: float = 3e-3  # learning rate
     optimizer: str = "adam"  # the optimizer
     clip: float = 1.0  # gradient-norm clipping threshold; 0 disables clipping
+    validation_fraction: float = 0.1  # share of the rows held out to validate after every epoch; 0 (or too few
+    # rows to hold two out): every row trains, and validation reads the training rows
+    early_stopping: bool = False  # stop once the validation loss has not improved for --patience epochs, and
+    # keep the best epoch's weights
+    patience: int = 3  # epochs without a better validation loss before early stopping stops
     random_state: int = 0  # seed of the weights, the validation split and the batch order
     device: str = "auto"  # where the network trains and predicts: auto (cuda when PyTorch sees a GPU), cpu, cuda
     verbose: int = 0  # > 0: a line per epoch (validation loss) on stderr
@@ -36,6 +42,11 @@ class NetworkConfig:
         _positive(self, "hidden_size", "embedding_size", "epochs", "batch_size", "lr")
         _at_least(self, 0, "clip", "verbose")
         _in_range(self, "epochs", 0, 1e6)
+        _in_range(self, "patience", 1, 1e6)
+        if not 0 <= self.validation_fraction < 1:
+            raise UsageError(f"--validation-fraction must be in [0, 1) (got {self.validation_fraction})")
+        if self.early_stopping and self.validation_fraction == 0:
+            raise UsageError("--early-stopping watches the validation loss; give a --validation-fraction above 0")
         _in_range(self, "batch_size", 1, 1e6)
         _in_range(self, "random_state", 0, MAX_SEED)
         check_dropout(self.dropout)
@@ -96,6 +107,7 @@ class TaggerConfig(SequenceConfig):
 
 @dataclass(frozen=True)
 class Seq2SeqConfig(NetworkConfig):
+    validation_fraction: float = 0.05  # share of the pairs held out to validate after every epoch (0: none)
     # --- tokens
     source_level: str = "char"  # source tokens: characters or space-separated words
     target_level: str = "char"  # target tokens: characters or space-separated words

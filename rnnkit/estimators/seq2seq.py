@@ -23,7 +23,6 @@ class Seq2Seq(RNNEstimator):
 
     config_class = Seq2SeqConfig
     __init__ = init_from_config(Seq2SeqConfig)
-    validation_share = 20
     # Target ids: the target tokenizer's ids shifted by 2, so 2 and 3 are free for BOS and EOS.
     BOS, EOS, SHIFT = 2, 3, 2
 
