@@ -294,3 +294,29 @@ def test_patience_stops_after_that_many_validations_without_a_new_best():
     progress = trainer.fit()
     assert progress.step == 7 and progress.best_step == 4  # 2.2, 2.1, 2.0: three without beating 1.9
     assert trainer.best_weights is not None
+
+
+def test_several_inputs_become_one_text_with_blank_lines_between(corpus_file, tmp_path):
+    import numpy as np
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "b.md").write_text("the king greets the moon.\n")
+    (tmp_path / "notes" / "a.md").write_text("a bird sees our house.\n")
+    (tmp_path / "notes" / ".hidden").write_text("ignored\n")
+    (tmp_path / "x1.txt").write_text("my friend likes a dog.\n")
+    inputs = [corpus_file, tmp_path / "notes", str(tmp_path / "x*.txt")]
+    out = tmp_path / "run"
+    model = rnnkit.train(inputs, out=out, max_steps=3, **TINY, **quiet)
+    joined = "\n\n".join(p.read_text() for p in (corpus_file, tmp_path / "notes" / "a.md",
+                                                  tmp_path / "notes" / "b.md", tmp_path / "x1.txt"))
+    tokens = np.fromfile(out / "data" / "tokens.bin", dtype=model.vocab.token_dtype)
+    assert model.vocab.decode(tokens.tolist()) == joined
+    assert model.meta["corpus"]["sources"][1:] == [str(tmp_path / "notes" / n) for n in ("a.md", "b.md")] + [
+        str(tmp_path / "x1.txt")]
+    rnnkit.train(inputs, resume=out, max_steps=4, **quiet)  # the same inputs: the same text
+    with pytest.raises(UsageError, match="is not the corpus this run was trained on"):
+        rnnkit.train(inputs[:2], resume=out, max_steps=5, **quiet)
+    for bad, message in ((str(tmp_path / "nothing-*.txt"), "matches no file"),
+                         (tmp_path / "empty-dir", "a directory with no files")):
+        (tmp_path / "empty-dir").mkdir(exist_ok=True)
+        with pytest.raises(UsageError, match=message):
+            rnnkit.train([corpus_file, bad], out=tmp_path / "bad", max_steps=2, **quiet)

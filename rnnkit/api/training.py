@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .. import checkpoint, distributed
 from ..config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
 from ..data import StreamBatches, Vocabulary, check_text_file, corpus_path, encode_tokens, scan_vocabulary
+from ..data.corpus import text_files
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
 from ..tasks.language_model import LanguageModelTask, bits
@@ -79,14 +80,16 @@ def _check_sizes(source: str, splits: dict[str, list[int]], config: TrainConfig,
                          "a larger --val-fraction or a --val-file")
 
 
-def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = None,
+def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, *, corpus: str | None = None,
           val_file: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, raw_bytes: bool = False,
           init_from: str | os.PathLike | None = None, log: Callable[[str], None] | None = None,
           on_step: Callable[[int, float], None] | None = None, **options: Any) -> "Model":
     """Train a character-level language model and return it (best weights).
 
-    text_file or corpus ("shakespeare", "python") names the text; val_file, if given, is the
+    text_file or corpus ("shakespeare", "python") names the text; text_file may be a list of files,
+    directories (their files) and glob patterns, joined into one text with a blank line between
+    files (the list is saved in the run); val_file, if given, is the
     validation text (then all of text_file trains); options are the fields of ModelConfig and
     TrainConfig (cell, hidden_size, num_layers, lr, time, max_steps, ...).
     resume continues the run in that directory (only max_steps/epochs/time/device/autocast may change).
@@ -98,13 +101,14 @@ def train(text_file: str | os.PathLike | None = None, *, corpus: str | None = No
     say = log or (lambda line: tqdm.write(line, file=sys.stderr))
     if text_file is not None and corpus is not None:
         raise UsageError("give either a text file or --corpus, not both")
-    source = corpus_path(corpus) if corpus is not None else (
-        check_text_file(text_file) if text_file is not None else None)
+    files = None if text_file is None else text_files(
+        list(text_file) if isinstance(text_file, (list, tuple)) else [text_file])
+    source = [corpus_path(corpus)] if corpus is not None else files
     if resume is not None:
         if val_file is not None or init_from is not None:
             raise UsageError(f"--resume continues a run as it was; drop {'--val-file' if val_file else '--init-from'}")
         return _resume(Path(resume), source, options, say, on_step)
-    if source is None:
+    if not source:
         raise UsageError("give a text file to train on (or --corpus shakespeare|python)")
 
     model_options, train_options = split_options(options)
@@ -154,16 +158,16 @@ def _join(train_config: TrainConfig) -> tuple[torch.device, distributed.World]:
     return device, world
 
 
-def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: TrainConfig,
+def _prepare_corpus(source: list[Path], val_file, out, raw_bytes: bool, train_config: TrainConfig,
                     world: distributed.World, say, default_budget: bool,
                     base_vocab: Vocabulary | None = None) -> tuple[str, dict, dict[str, Any]]:
     """Check the run directory, find the vocabulary and encode the text(s) into the run's token
     file; returns (run directory, vocabulary as JSON, corpus description)."""
-    run_dir = Path(out) if out is not None else _default_out(source)
+    run_dir = Path(out) if out is not None else _default_out(source[0])
     checkpoint.check_new_run_dir(run_dir)
     kind = "bytes" if raw_bytes else "chars"
     vocab, sha, size, num_tokens = scan_vocabulary(source, kind)
-    sources, val_tokens, val_info = [source], 0, {}
+    sources, val_tokens, val_info = list(source), 0, {}
     if val_file is not None:
         val_path = check_text_file(val_file)
         val_vocab, val_sha, _, val_tokens = scan_vocabulary(val_path, kind)
@@ -173,7 +177,7 @@ def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: 
     if base_vocab is not None:
         vocab = vocab.union(base_vocab)  # the base's symbols keep their weights, the text's new ones are added
     splits = _splits(num_tokens, val_tokens, train_config)
-    _check_sizes(str(source), splits, train_config, world.size)
+    _check_sizes(_name(source), splits, train_config, world.size)
 
     data = (run_dir / TOKENS_FILE).parent
     made = [p for p in (run_dir, data) if not p.exists()]  # folders this run creates
@@ -181,7 +185,7 @@ def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: 
     marker = data / checkpoint.DATA_MARKER
     marker.write_text("rnnkit: this folder holds a run's encoded corpus\n")
     try:
-        encode_tokens(sources, vocab, run_dir / TOKENS_FILE)
+        encode_tokens(sources, vocab, run_dir / TOKENS_FILE, separated=len(source))
     except BaseException:  # leave nothing half-made behind, and remove only what this run made
         (run_dir / TOKENS_FILE).unlink(missing_ok=True)
         marker.unlink(missing_ok=True)
@@ -191,12 +195,17 @@ def _prepare_corpus(source: Path, val_file, out, raw_bytes: bool, train_config: 
         raise
     if default_budget:
         say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
-    corpus_info = {"source": str(source), "sha256": sha, "size_bytes": size, **val_info,
+    many = {"sources": [str(p) for p in source]} if len(source) > 1 else {}
+    corpus_info = {"source": _name(source), **many, "sha256": sha, "size_bytes": size, **val_info,
                    "num_tokens": num_tokens + val_tokens, "tokens_file": TOKENS_FILE, "splits": splits}
     return str(run_dir), vocab.to_json(), corpus_info
 
 
-def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on_step) -> "Model":
+def _name(sources: list[Path]) -> str:
+    return str(sources[0]) if len(sources) == 1 else f"{sources[0]} and {len(sources) - 1} more files"
+
+
+def _resume(run_dir: Path, source: list[Path] | None, options: dict[str, Any], say, on_step) -> "Model":
     if run_dir.is_dir() and not checkpoint.is_run_dir(run_dir) and (run_dir / TOKENS_FILE).exists():
         raise UsageError(f"{run_dir} stopped before its first checkpoint was written, so there is nothing to "
                          f"resume; start it again with `rnnkit train FILE --out {run_dir}`")
@@ -224,7 +233,7 @@ def _resume(run_dir: Path, source: Path | None, options: dict[str, Any], say, on
         new_vocab, sha, _, _ = scan_vocabulary(source, kind)
         if sha != corpus_info["sha256"]:
             same_vocab = new_vocab.symbols == vocab.symbols
-            raise UsageError(f"{source} is not the corpus this run was trained on ({corpus_info['source']}"
+            raise UsageError(f"{_name(source)} is not the corpus this run was trained on ({corpus_info['source']}"
                              f"{'' if same_vocab else ', and its vocabulary differs'}); resume with the "
                              f"same file, or leave the file out to reuse the run's encoded copy")
     _check_sizes(f"the corpus of {run_dir}", corpus_info["splits"], train_config, world.size)

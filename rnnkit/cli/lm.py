@@ -34,7 +34,9 @@ def _add_train(sub) -> None:
                "  torchrun --standalone --nproc-per-node 2 -m rnnkit train input.txt   # data-parallel: "
                "--batch-size is per process,\n"
                "      each process trains on its share of the text, only rank 0 prints and writes (README)")
-    p.add_argument("file", nargs="?", help="text file to learn from")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="text to learn from: files, directories (their files) or quoted glob patterns; several "
+                        "are joined with a blank line between them")
     src = p.add_argument_group("data")
     src.add_argument("--corpus", choices=BUNDLED, default=S,
                      help="a bundled corpus instead of a file: shakespeare (37 plays) or python (stdlib source)")
@@ -79,8 +81,8 @@ def _add_info(sub) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..api import train
-    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "file")}
-    train(args.file, corpus=options.pop("corpus", None), val_file=options.pop("val_file", None),
+    options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "files")}
+    train(args.files or None, corpus=options.pop("corpus", None), val_file=options.pop("val_file", None),
           out=options.pop("out", None),
           resume=options.pop("resume", None), raw_bytes=options.pop("raw_bytes", False),
           init_from=options.pop("init_from", None), **options)

@@ -8,6 +8,7 @@ depends on the chunk size, never on the corpus size, so multi-GB corpora train o
 from __future__ import annotations
 
 import codecs
+import glob
 import hashlib
 import os
 import stat
@@ -26,6 +27,31 @@ class InvalidUTF8(UsageError):
     def __init__(self, path: Path, offset: int, hint: str = "pass --bytes to train on raw bytes") -> None:
         self.path, self.offset = path, offset
         super().__init__(f"{path} is not valid UTF-8 (bad byte at offset {offset}); {hint}")
+
+
+DOCUMENT_SEPARATOR = "\n\n"  # between the files of a text given as several files
+
+
+def text_files(arguments: list[str | os.PathLike]) -> list[Path]:
+    """The files several inputs name, in order: a file, a directory (its files, recursively, sorted,
+    hidden ones left out) or a glob pattern the shell did not expand; each checked as a text file."""
+    files: list[Path] = []
+    for argument in map(str, arguments):
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise UsageError(f"{path} is a directory with no files in it")
+            files.extend(found)
+        elif not path.exists() and any(c in argument for c in "*?["):
+            found = sorted(Path(p) for p in glob.glob(argument, recursive=True) if Path(p).is_file())
+            if not found:
+                raise UsageError(f"{argument} matches no file")
+            files.extend(found)
+        else:
+            files.append(path)
+    return [check_text_file(f) for f in files]
 
 
 def check_text_file(path: str | os.PathLike) -> Path:
@@ -74,30 +100,44 @@ def _chunks(path: Path, kind: str, on_bytes: Callable[[bytes], None] | None = No
                 return
 
 
-def scan_vocabulary(path: Path, kind: str) -> tuple[Vocabulary, str, int, int]:
+def scan_vocabulary(paths: Path | list[Path], kind: str) -> tuple[Vocabulary, str, int, int]:
     """First pass: the sorted set of symbols, the SHA-256, the size in bytes, and the number of
-    symbols (tokens) of the file. Invalid UTF-8 is found here, before anything is written."""
+    symbols (tokens) of the text: one file, or several joined by DOCUMENT_SEPARATOR (the hash and
+    counts are those of the joined text). Invalid UTF-8 is found here, before anything is written."""
+    paths = [paths] if isinstance(paths, Path) else paths
     digest = hashlib.sha256()
     seen = np.zeros(MAX_SYMBOL[kind] + 1, dtype=bool)
-    count = 0
-    for symbols in _chunks(path, kind, on_bytes=digest.update):
-        seen[symbols] = True
-        count += symbols.size
+    count = size = 0
+    for i, path in enumerate(paths):
+        if i:
+            separator = DOCUMENT_SEPARATOR.encode()
+            digest.update(separator)
+            seen[symbols_of(separator, "bytes")] = True  # newlines: the same ids as bytes or as code points
+            count, size = count + len(separator), size + len(separator)
+        for symbols in _chunks(path, kind, on_bytes=digest.update):
+            seen[symbols] = True
+            count += symbols.size
+        size += path.stat().st_size
     present = np.flatnonzero(seen)
     if present.size == 0:
-        raise UsageError(f"{path} holds no characters")
-    return Vocabulary(kind, tuple(int(s) for s in present)), digest.hexdigest(), path.stat().st_size, count
+        raise UsageError(f"{paths[0]} holds no characters")
+    return Vocabulary(kind, tuple(int(s) for s in present)), digest.hexdigest(), size, count
 
 
-def encode_tokens(paths: list[Path], vocab: Vocabulary, tokens_path: Path) -> int:
+def encode_tokens(paths: list[Path], vocab: Vocabulary, tokens_path: Path, separated: int = 1) -> int:
     """Second pass: write the token ids of the files, one after another, to `tokens_path`
-    (under a temporary name, then renamed); returns the count."""
+    (under a temporary name, then renamed); returns the count. The first `separated` files are
+    one text and get DOCUMENT_SEPARATOR between them, as `scan_vocabulary` counted it."""
     tokens_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tokens_path.with_name(tokens_path.name + ".tmp")
     count = 0
     try:
         with open(tmp, "wb") as out:
-            for path in paths:
+            for i, path in enumerate(paths):
+                if 0 < i < separated:
+                    ids = vocab.lookup(symbols_of(DOCUMENT_SEPARATOR.encode(), "bytes"), vocab.token_dtype)
+                    out.write(ids.tobytes())
+                    count += ids.size
                 for symbols in _chunks(path, vocab.kind):
                     ids = vocab.lookup(symbols, vocab.token_dtype)
                     out.write(ids.tobytes())
