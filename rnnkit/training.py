@@ -86,8 +86,9 @@ class Progress:
 class Trainer:
     def __init__(self, model: nn.Module, task: Task, config: TrainConfig, run_dir: Path | None,
                  describe: Callable[[], dict[str, Any]], device: torch.device,
-                 log: Callable[[str], None] | None = None, world: World = SINGLE) -> None:
+                 log: Callable[[str], None] | None = None, world: World = SINGLE, progress: bool = True) -> None:
         self.model = model
+        self.show_progress = progress and world.is_main  # the bar on stderr (shown on a terminal)
         self.task = task
         self.config = config
         self.run_dir = run_dir  # None: keep no checkpoints (experiments, tests)
@@ -223,7 +224,7 @@ class Trainer:
         diverge_at = self.task.max_sane_loss
         bar = tqdm(total=bar_total, initial=p.step if total is not None else int(p.elapsed),
                    unit="step" if total is not None else "s", file=sys.stderr, dynamic_ncols=True,
-                   disable=None if self.world.is_main else True, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+                   disable=None if self.show_progress else True, leave=False, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
         last_eval_elapsed = last_save_elapsed = p.elapsed
         window_start, window_units = time.perf_counter(), 0
         per_s = 0.0

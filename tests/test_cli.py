@@ -276,3 +276,14 @@ def test_every_command_that_runs_a_model_takes_a_device(cli, trained_run, corpus
     for command in (["viz"], ["diagnose"], ["serve"], ["classify", "predict"], ["tag", "predict"],
                     ["seq2seq", "predict"]):
         assert "--device {auto,cpu,cuda}" in " ".join(cli(*command, "--help")[1].split()), command
+
+
+def test_quiet_training_prints_nothing(cli, corpus_file, tmp_path):
+    status, out, err = cli("train", corpus_file, "--out", tmp_path / "r", "--max-steps", "3", "--quiet", *TINY_FLAGS)
+    assert status == 0 and out == "" and err == ""
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t{i % 3},{i % 2}\n" for i in range(20)))
+    status, out, err = cli("classify", "train", tmp_path / "d.csv", "--text-col", "text", "--label-col", "label",
+                           "--out", tmp_path / "m", "--epochs", "1", "--hidden-size", "8", "--quiet")
+    assert status == 0 and out == "" and err == ""
+    status, _, err = cli("train", corpus_file, "--out", tmp_path / "r2", "--max-steps", "3", *TINY_FLAGS)
+    assert status == 0 and "done: 3 steps" in err  # and without --quiet, the log is there

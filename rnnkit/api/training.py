@@ -83,7 +83,7 @@ def _check_sizes(source: str, splits: dict[str, list[int]], config: TrainConfig,
 def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, *, corpus: str | None = None,
           val_file: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
           resume: str | os.PathLike | None = None, raw_bytes: bool = False,
-          init_from: str | os.PathLike | None = None, log: Callable[[str], None] | None = None,
+          init_from: str | os.PathLike | None = None, log: Callable[[str], None] | None = None, progress: bool = True,
           on_step: Callable[[int, float], None] | None = None, **options: Any) -> "Model":
     """Train a character-level language model and return it (best weights).
 
@@ -99,6 +99,7 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
     batch_size is then per process, and only rank 0 prints and writes the run directory.
     """
     say = log or (lambda line: tqdm.write(line, file=sys.stderr))
+    settings = {"on_step": on_step, "progress": progress}
     if text_file is not None and corpus is not None:
         raise UsageError("give either a text file or --corpus, not both")
     files = None if text_file is None else text_files(
@@ -107,7 +108,7 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
     if resume is not None:
         if val_file is not None or init_from is not None:
             raise UsageError(f"--resume continues a run as it was; drop {'--val-file' if val_file else '--init-from'}")
-        return _resume(Path(resume), source, options, say, on_step)
+        return _resume(Path(resume), source, options, say, settings)
     if not source:
         raise UsageError("give a text file to train on (or --corpus shakespeare|python)")
 
@@ -143,7 +144,7 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
         say(f"starting from {origin['run']} (step {origin['step']}): {origin['shared_symbols']} of {len(vocab)} "
             f"symbols known" + (f"; new, initialised fresh: {' '.join(new[:20])}{' ...' if len(new) > 20 else ''}"
                                 if new else ""))
-    return _run(Path(run_dir), model.to(device), vocab, corpus_info, train_config, device, say, on_step, meta=None,
+    return _run(Path(run_dir), model.to(device), vocab, corpus_info, train_config, device, say, settings, meta=None,
                 world=world, init_from=origin)
 
 
@@ -205,7 +206,7 @@ def _name(sources: list[Path]) -> str:
     return str(sources[0]) if len(sources) == 1 else f"{sources[0]} and {len(sources) - 1} more files"
 
 
-def _resume(run_dir: Path, source: list[Path] | None, options: dict[str, Any], say, on_step) -> "Model":
+def _resume(run_dir: Path, source: list[Path] | None, options: dict[str, Any], say, settings: dict) -> "Model":
     if run_dir.is_dir() and not checkpoint.is_run_dir(run_dir) and (run_dir / TOKENS_FILE).exists():
         raise UsageError(f"{run_dir} stopped before its first checkpoint was written, so there is nothing to "
                          f"resume; start it again with `rnnkit train FILE --out {run_dir}`")
@@ -242,7 +243,7 @@ def _resume(run_dir: Path, source: list[Path] | None, options: dict[str, Any], s
         raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "
                          "or truncated")
     model = LanguageModel(model_config).to(device)
-    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, on_step, meta=meta, world=world,
+    return _run(run_dir, model, vocab, corpus_info, train_config, device, say, settings, meta=meta, world=world,
                 init_from=meta.get("init_from"))
 
 
@@ -262,7 +263,7 @@ def _sampler(model: LanguageModel, vocab: Vocabulary, every: int, device: torch.
 
 
 def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: dict[str, Any],
-         train_config: TrainConfig, device: torch.device, say, on_step, meta: dict | None,
+         train_config: TrainConfig, device: torch.device, say, settings: dict, meta: dict | None,
          world: distributed.World = distributed.SINGLE, init_from: dict | None = None) -> "Model":
     tokens = np.memmap(run_dir / corpus_info["tokens_file"], dtype=vocab.token_dtype, mode="r",
                        shape=(corpus_info["num_tokens"],))
@@ -277,9 +278,10 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
                 "vocab": vocab.to_json(), "corpus": corpus_info, "num_parameters": model.num_parameters(),
                 "device": str(device), **({"init_from": init_from} if init_from else {})}
 
-    trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say, world=world)
-    if on_step is not None:
-        trainer.on_step.append(on_step)
+    trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say, world=world,
+                      progress=settings["progress"])
+    if settings["on_step"] is not None:
+        trainer.on_step.append(settings["on_step"])
     if train_config.sample_every is not None and world.is_main:
         trainer.on_evaluate.append(_sampler(model, vocab, train_config.sample_every, device, say))
     if meta is not None:

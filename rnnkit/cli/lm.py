@@ -49,6 +49,8 @@ def _add_train(sub) -> None:
     src.add_argument("--init-from", default=S, metavar="DIR",
                      help="fine-tune: start from the trained model in DIR (its architecture and weights; symbols "
                           "new to it start fresh) with a new optimizer and schedule")
+    src.add_argument("--quiet", action="store_true", default=S,
+                     help="print nothing while training (no progress bar, no log lines); errors still show")
     src.add_argument("--val-file", default=S, metavar="FILE",
                      help="validate on this text instead of the end of FILE (then all of FILE trains)")
     add_config_flags(p, ModelConfig)
@@ -82,6 +84,8 @@ def _add_info(sub) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..api import train
     options: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "files")}
+    if options.pop("quiet", False):
+        options.update(log=lambda line: None, progress=False)
     train(args.files or None, corpus=options.pop("corpus", None), val_file=options.pop("val_file", None),
           out=options.pop("out", None),
           resume=options.pop("resume", None), raw_bytes=options.pop("raw_bytes", False),

@@ -108,6 +108,7 @@ def _add(sub, parser_class, command: TaskCommand) -> None:
     for stem, about in (command.input, command.target):
         t.add_argument(f"--{stem}-col", dest=f"{stem}_col", required=True, metavar="NAME", help=about)
     t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
+    t.add_argument("--quiet", action="store_true", help="print nothing while training; errors still show")
     t.set_defaults(flags=add_config_flags(t, command.config, NOT_FLAGS, RENAME))
     pr = actions.add_parser("predict", help="apply a model to the rows of DATA.csv; CSV with a prediction "
                                             "column to stdout")
@@ -136,7 +137,7 @@ def _train(command: TaskCommand, args: argparse.Namespace) -> int:
     targets = [command.read_target(r[getattr(args, target)]) for r in rows]
     if command.check is not None:
         command.check(args.data, getattr(args, target), inputs, targets)
-    model = command.estimator(**config_values(args, args.flags), verbose=1)
+    model = command.estimator(**config_values(args, args.flags), verbose=0 if args.quiet else 1)
     model.config()  # bad settings are reported before any training
     try:
         model.fit(inputs, targets)
@@ -147,9 +148,10 @@ def _train(command: TaskCommand, args: argparse.Namespace) -> int:
     model.save(out)
     checkpoint.update_meta(out, **{source: getattr(args, source), target: getattr(args, target)},
                            history=model.history_)
-    classes = f", {len(model.classes_)} classes" if hasattr(model, "classes_") else ""
-    print(f"trained on {len(rows):,} rows{classes}; validation loss {model.history_[-1]['val_loss']:.4f}; "
-          f"saved in {out}", file=sys.stderr)
+    if not args.quiet:
+        classes = f", {len(model.classes_)} classes" if hasattr(model, "classes_") else ""
+        print(f"trained on {len(rows):,} rows{classes}; validation loss {model.history_[-1]['val_loss']:.4f}; "
+              f"saved in {out}", file=sys.stderr)
     return 0
 
 

@@ -115,7 +115,7 @@ class RNNEstimator(BaseEstimator):
                                    device=str(device.type), eval_every=max(1, task.steps_per_epoch()),
                                    patience=config.patience if config.early_stopping else None)
         log = (lambda line: print(line, file=sys.stderr)) if config.verbose else (lambda line: None)
-        trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log)
+        trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log, progress=bool(config.verbose))
         trainer.fit()
         if config.early_stopping and trainer.best_weights is not None:
             self.model_.load_state_dict(trainer.best_weights)  # the best epoch, not the last
