@@ -29,6 +29,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from .config import available_memory
 from .errors import UsageError
 from .outputs import write
 from .schema import ENVELOPE, validate
@@ -180,7 +181,7 @@ def load_tensors(run_dir: str | os.PathLike, meta: dict[str, Any], role: str) ->
     entry = meta["files"].get(role)
     if entry is None:
         raise UsageError(f"checkpoint {run_dir} has no {role} weights")
-    path = _regular_file(run_dir, entry["file"], _memory_limit())
+    path = _regular_file(run_dir, entry["file"], available_memory())  # it is read whole
     with open(path, "rb") as f:
         header_problem = _header_problem(f, path.stat().st_size)
         if header_problem:
@@ -217,14 +218,6 @@ def _header_problem(f, size: int) -> str | None:
     if 8 + length + max(ends, default=0) != size:
         return "has a header that does not match its size (truncated or padded)"
     return None
-
-
-def _memory_limit() -> int:
-    """The most bytes a tensor file may have: what the machine has free (it is read whole)."""
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 40
 
 
 # --------------------------------------------------------------------- optimizer state, no pickle

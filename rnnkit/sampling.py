@@ -16,13 +16,13 @@ from typing import Any, Callable
 
 import torch
 
+from .config import MAX_SEED
 from .errors import UsageError
 from .models.language_model import LanguageModel
 
 
 MAX_TOKENS = 50_000_000  # length x num_samples: 400 MB of token ids, far beyond any real use
 MAX_SAMPLES = 10_000
-MAX_SEED = 2**63 - 1
 
 
 def _is_int(value) -> bool:
