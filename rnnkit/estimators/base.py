@@ -110,10 +110,16 @@ class RNNEstimator(BaseEstimator):
         self._after_build()
         task = self._make_task(([inputs[i] for i in train], _rows(targets, train)),
                                ([inputs[i] for i in val], _rows(targets, val)), device)
+        self._train(task, config, device)
+        return self
+
+    def _train(self, task, config, device: torch.device, **train_config: Any) -> None:
+        """Train model_ on `task` with the one Trainer (no checkpoints); keep the best epoch's weights
+        under early stopping; set best_epoch_ and history_. `train_config`: more TrainConfig fields."""
         train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                                    optimizer=config.optimizer, clip=config.clip, seed=config.random_state,
                                    device=str(device.type), eval_every=max(1, task.steps_per_epoch()),
-                                   patience=config.patience if config.early_stopping else None)
+                                   patience=config.patience if config.early_stopping else None, **train_config)
         log = (lambda line: print(line, file=sys.stderr)) if config.verbose else (lambda line: None)
         trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log, progress=bool(config.verbose))
         trainer.fit()
@@ -123,10 +129,9 @@ class RNNEstimator(BaseEstimator):
             round(trainer.progress.best_step / max(1, task.steps_per_epoch()), 2)
         loss = task.loss_name
         self.history_ = [{"step": m["step"], "train_loss": m[f"train_{loss}"], "val_loss": m[f"val_{loss}"],
-                          **({"val_accuracy": m["val_accuracy"]} if "val_accuracy" in m else {})}
+                          **{k: v for k, v in m.items() if k.startswith("val_") and k != f"val_{loss}"}}
                          for m in trainer.progress.metrics]
         self.model_.eval()
-        return self
 
     # ------------------------------------------------------------------ predicting
     @torch.no_grad()

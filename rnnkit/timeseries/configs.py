@@ -1,0 +1,51 @@
+"""The forecaster's hyperparameters: the shared network and training fields, and what forecasting
+adds (horizon, context, season, likelihood). The `rnnkit forecast train` flags are generated
+from these fields, like the other estimators'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import CHOICES, _in_range, _positive
+from ..estimators.configs import NetworkConfig
+from .network import LIKELIHOODS
+
+CHOICES["likelihood"] = LIKELIHOODS  # the flag's choices and the config check read this table
+
+
+@dataclass(frozen=True)
+class ForecasterConfig(NetworkConfig):
+    # --- model
+    hidden_size: int = 64  # units per recurrent layer
+    num_layers: int = 1  # stacked recurrent layers
+    embedding_size: int = 16  # width of the linear projection of each step's values before the recurrent layer
+    likelihood: str = "gaussian"  # predictive distribution of every future step: gaussian or studentt
+    # --- training
+    epochs: float = 50.0  # passes over the training windows (every cut of every series)
+    batch_size: int = 64  # windows per batch
+    max_time: float | None = None  # stop training after this many seconds even if --epochs are not done
+    validation_fraction: float = 0.1  # above 0: the last --horizon steps of every series long enough are held
+    # out and forecast after each epoch (validation loss, and --early-stopping); 0: every step trains
+    # --- forecasting
+    horizon: int = 1  # steps forecast after the end of each series
+    context_length: int | None = None  # most past steps one forecast reads (default: 4 x the larger of
+    # horizon and season, at least 16)
+    season: int | None = None  # season length in steps (default: from the frequency: 12 monthly, 4 quarterly,
+    # 7 daily, 24 hourly, 1 = none), used by the default context and by MASE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self, "max_time", "context_length", "season")
+        _in_range(self, "horizon", 1, 10_000)
+        if self.context_length is not None:
+            _in_range(self, "context_length", 3, 100_000)
+        if self.season is not None:
+            _in_range(self, "season", 1, 100_000)
+        _in_range(self, "num_layers", 1, 64)
+
+    def recurrent_parameters(self) -> int:
+        H = self.hidden_size
+        return 4 * H * (self.embedding_size + H + 2) * self.num_layers
+
+    def context_for(self, season: int) -> int:
+        return self.context_length or max(16, 4 * max(self.horizon, season))

@@ -1,0 +1,151 @@
+"""`RNNForecaster`: one global recurrent model for one or many numeric series, forecasting the
+next `horizon` steps of each with a predictive distribution (mean and any quantiles).
+
+Series are given as a 1-D array (one series), a 2-D array (T, D) (one series of D values), a
+list of those (many series, one model), or a Panel read by `read_panel`. Forecasts come back in
+the same shape: (H,) or (H, D) for one series, (S, H, D) for several; quantiles add a last axis.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from ..api import resolve_device
+from ..estimators.base import RNNEstimator, init_from_config
+from .configs import ForecasterConfig
+from .data import Panel
+from .network import ForecastNetwork, quantiles
+from .task import ForecastTask
+from .windows import MIN_CONTEXT, Windows
+
+PREDICT_BATCH = 1024
+
+
+def as_series(y) -> tuple[list[np.ndarray], str]:
+    """(list of (T, D) float arrays, how the input was shaped: "1d", "2d" or "many")."""
+    if isinstance(y, Panel):
+        return list(y.values), "many"
+    if isinstance(y, np.ndarray) or (isinstance(y, (list, tuple)) and y and np.isscalar(y[0])):
+        array = np.asarray(y, dtype=np.float64)
+        if array.ndim not in (1, 2):
+            raise ValueError(f"a series must be 1-D (T,) or 2-D (T, D); got shape {array.shape}")
+        kind = "1d" if array.ndim == 1 else "2d"
+        series = [array.reshape(len(array), -1)]
+    elif isinstance(y, (list, tuple)) and y:
+        series = [np.asarray(s, dtype=np.float64) for s in y]
+        series = [s.reshape(len(s), -1) if s.ndim == 1 else s for s in series]
+        kind = "many"
+    else:
+        raise ValueError("y must be a series (array) or a non-empty list of series")
+    widths = {s.shape[1] for s in series if s.ndim == 2}
+    if any(s.ndim != 2 for s in series) or len(widths) != 1:
+        raise ValueError("every series must be (T,) or (T, D) with the same D")
+    for i, s in enumerate(series):
+        if not np.all(np.isfinite(s)):
+            raise ValueError(f"series {i} holds NaN or infinite values; fill them first")
+    return series, kind
+
+
+def _shaped(out: np.ndarray, kind: str) -> np.ndarray:
+    """(S, H, D, ...) -> the caller's shape."""
+    if kind == "many":
+        return out
+    return out[0, :, 0] if kind == "1d" else out[0]
+
+
+class RNNForecaster(RNNEstimator):
+    """Probabilistic multi-step forecasting with a recurrent network. Hyperparameters: the fields
+    of `ForecasterConfig`. After fit: `season_`, `context_length_`, `num_values_`, `history_`."""
+
+    config_class = ForecasterConfig
+    __init__ = init_from_config(ForecasterConfig)
+
+    def fit(self, y, season: int | None = None):
+        """Fit on one or many series. `season`: the season length when the config leaves it to the
+        data (a Panel knows it from its frequency)."""
+        config = self.config()
+        torch.manual_seed(config.random_state)
+        series, _ = as_series(y)
+        self.num_values_ = series[0].shape[1]
+        self.season_ = config.season or season or (y.season() if isinstance(y, Panel) else 1)
+        self.context_length_ = config.context_for(self.season_)
+        H = config.horizon
+        for i, s in enumerate(series):
+            if len(s) < MIN_CONTEXT + H:
+                name = f"series {y.ids[i]!r}" if isinstance(y, Panel) and y.id_col else f"series {i}"
+                raise ValueError(f"{name} has {len(s)} steps; forecasting {H} steps needs at least {MIN_CONTEXT + H} "
+                                 f"({MIN_CONTEXT} of context plus the horizon): drop it or lower the horizon")
+        windows = Windows(series, self.context_length_, H)
+        hold_out = H if config.validation_fraction > 0 else 0
+        train = windows.training_pairs(hold_out)
+        if hold_out and len(train) == 0:
+            hold_out, train = 0, windows.training_pairs(0)
+            if config.verbose:
+                print("the series are too short to hold out their last steps; validation reads training windows",
+                      file=sys.stderr)
+        val = windows.final_pairs(before_end=H)  # held out when hold_out > 0, in-sample otherwise
+        device = resolve_device(config.device)
+        self.model_ = self._build_model().to(device)
+        task = ForecastTask(windows, train, val, config.batch_size, config.random_state, device)
+        self._train(task, config, device, time=config.max_time)
+        return self
+
+    def _build_model(self) -> torch.nn.Module:
+        return ForecastNetwork(self.num_values_, self.horizon, self.likelihood, self.cell, self.hidden_size,
+                               self.num_layers, self.embedding_size, self.dropout)
+
+    # ------------------------------------------------------------------ predicting
+    @torch.no_grad()
+    def _forecast(self, y, levels: list[float] | None):
+        """Mean forecasts (S, H, D) and, given levels, quantiles (S, H, D, Q), in the series' units."""
+        check_is_fitted(self, "model_")
+        series, kind = as_series(y)
+        if series[0].shape[1] != self.num_values_:
+            raise ValueError(f"the model forecasts {self.num_values_} value(s) per step; got series with "
+                             f"{series[0].shape[1]}")
+        short = [i for i, s in enumerate(series) if len(s) < MIN_CONTEXT]
+        if short:
+            raise ValueError(f"series {short[0]} has {len(series[short[0]])} steps; a forecast reads at least "
+                             f"{MIN_CONTEXT}")
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        windows = Windows(series, self.context_length_, self.horizon)
+        pairs = windows.final_pairs()
+        means, bands = [], []
+        for start in range(0, len(pairs), PREDICT_BATCH):
+            context, lengths, location, scale = windows.batch(pairs[start:start + PREDICT_BATCH], device, False)
+            predicted = self.model_.distribution(self.model_(context, lengths))
+            loc, sc = location.double().cpu().numpy()[:, None, :], scale.double().cpu().numpy()[:, None, :]
+            means.append(loc + sc * predicted.mean.double().cpu().numpy())
+            if levels:
+                bands.append(loc[..., None] + sc[..., None] * quantiles(predicted, levels))
+        mean = np.concatenate(means)
+        return (_shaped(mean, kind), _shaped(np.concatenate(bands), kind) if levels else None)
+
+    def predict(self, y) -> np.ndarray:
+        """The forecast mean of the next `horizon` steps of each series."""
+        return self._forecast(y, None)[0]
+
+    def predict_quantiles(self, y, levels=(0.1, 0.5, 0.9)) -> np.ndarray:
+        """Quantiles of the forecast distribution; the last axis follows `levels` (each in (0, 1))."""
+        levels = [float(q) for q in levels]
+        if not levels or not all(0 < q < 1 for q in levels):
+            raise ValueError(f"quantile levels must be in (0, 1) (got {levels})")
+        return self._forecast(y, levels)[1]
+
+    # ------------------------------------------------------------------ save / load
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"num_values": self.num_values_, "season": self.season_, "context_length": self.context_length_}
+
+    def _restore_fitted(self, state: dict[str, Any]) -> None:
+        for key in ("num_values", "season", "context_length"):
+            value = state[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1_000_000:
+                raise ValueError(f"{key} must be a whole number in 1..1000000")
+        self.num_values_, self.season_, self.context_length_ = state["num_values"], state["season"], \
+            state["context_length"]
