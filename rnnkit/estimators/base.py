@@ -116,10 +116,11 @@ class RNNEstimator(BaseEstimator):
     def _train(self, task, config, device: torch.device, **train_config: Any) -> None:
         """Train model_ on `task` with the one Trainer (no checkpoints); keep the best epoch's weights
         under early stopping; set best_epoch_ and history_. `train_config`: more TrainConfig fields."""
-        train_config = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                                   optimizer=config.optimizer, clip=config.clip, seed=config.random_state,
-                                   device=str(device.type), eval_every=max(1, task.steps_per_epoch()),
-                                   patience=config.patience if config.early_stopping else None, **train_config)
+        settings = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
+                        clip=config.clip, seed=config.random_state, device=str(device.type),
+                        eval_every=max(1, task.steps_per_epoch()),
+                        patience=config.patience if config.early_stopping else None)
+        train_config = TrainConfig(**{**settings, **train_config})
         log = (lambda line: print(line, file=sys.stderr)) if config.verbose else (lambda line: None)
         trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log, progress=bool(config.verbose))
         trainer.fit()
@@ -127,6 +128,7 @@ class RNNEstimator(BaseEstimator):
             self.model_.load_state_dict(trainer.best_weights)  # the best epoch, not the last
         self.best_epoch_ = None if trainer.progress.best_step is None else \
             round(trainer.progress.best_step / max(1, task.steps_per_epoch()), 2)
+        self.n_steps_ = trainer.progress.step
         loss = task.loss_name
         self.history_ = [{"step": m["step"], "train_loss": m[f"train_{loss}"], "val_loss": m[f"val_{loss}"],
                           **{k: v for k, v in m.items() if k.startswith("val_") and k != f"val_{loss}"}}

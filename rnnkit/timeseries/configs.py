@@ -23,6 +23,7 @@ class ForecasterConfig(NetworkConfig):
     # --- training
     epochs: float = 50.0  # passes over the training windows (every cut of every series)
     batch_size: int = 64  # windows per batch
+    min_steps: int = 500  # train for at least this many batches, however few windows the series give
     max_time: float | None = None  # stop training after this many seconds even if --epochs are not done
     validation_fraction: float = 0.1  # above 0: the last --horizon steps of every series long enough are held
     # out and forecast after each epoch (validation loss, and --early-stopping); 0: every step trains
@@ -42,6 +43,7 @@ class ForecasterConfig(NetworkConfig):
         if self.season is not None:
             _in_range(self, "season", 1, 100_000)
         _in_range(self, "num_layers", 1, 64)
+        _in_range(self, "min_steps", 0, 1e9)
 
     def recurrent_parameters(self) -> int:
         H = self.hidden_size

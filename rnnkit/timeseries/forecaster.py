@@ -92,7 +92,11 @@ class RNNForecaster(RNNEstimator):
         device = resolve_device(config.device)
         self.model_ = self._build_model().to(device)
         task = ForecastTask(windows, train, val, config.batch_size, config.random_state, device)
-        self._train(task, config, device, time=config.max_time)
+        per_epoch = task.steps_per_epoch()
+        steps = max(config.min_steps, round(config.epochs * per_epoch))
+        # validation every epoch, or 20 times in all when epochs are only a batch or two
+        self._train(task, config, device, time=config.max_time, epochs=None, max_steps=steps,
+                    eval_every=max(per_epoch, steps // 20))
         return self
 
     def _build_model(self) -> torch.nn.Module:
