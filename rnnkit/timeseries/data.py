@@ -15,6 +15,7 @@ Fills (`--fill`), applied after the series is laid on its regular grid:
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,7 +223,10 @@ def _frequency(steps, integer: bool, given: str | int | None, id_col: str | None
         if len(t) < 3:
             raise UsageError(f"{_series_name(key, id_col)} has {len(t)} rows, too few to infer its frequency; "
                              "give --freq (e.g. D, MS, YS)")
-        freq = pd.infer_freq(pd.DatetimeIndex(t))
+        with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset; both work
+            warnings.simplefilter("ignore")
+            freq = pd.infer_freq(pd.DatetimeIndex(t))
+        freq = getattr(freq, "freqstr", freq)
         if freq is None:
             raise UsageError(f"cannot infer a regular frequency for {_series_name(key, id_col)} (its time steps "
                              "differ: gaps?); give --freq (e.g. D, h, MS) and a --fill for the gaps")
