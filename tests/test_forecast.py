@@ -161,3 +161,78 @@ def test_cli_bad_inputs(cli, sales, tmp_path):
     _bad(cli, tmp_path, "forecast", "predict", tmp_path / "run", other, message="the model was trained on")
     _bad(cli, tmp_path, "forecast", "backtest", sales, *base, "--horizon", "3", "--baselines", "prophet",
          message="unknown 'prophet'")
+
+
+# ---------------------------------------------------------------------------- classification
+def shapes(n: int, seed: int = 0):
+    """Variable-length 2-D sequences of two classes that differ only in the order of their
+    halves (a rise then a fall, or a fall then a rise), so a bag of values cannot tell them apart."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for i in range(n):
+        length, label = int(rng.integers(12, 30)), i % 2
+        ramp = np.linspace(0, 1, length // 2)
+        wave = np.concatenate([ramp, ramp[::-1]] if label else [ramp[::-1], ramp])
+        X.append(np.stack([wave, -wave], axis=1) + rng.normal(0, 0.1, (len(wave), 2)))
+        y.append(["fall-rise", "rise-fall"][label])
+    return X, np.array(y)
+
+
+def test_classifier_learns_numeric_sequences_and_round_trips(tmp_path):
+    from rnnkit.estimators import RNNClassifier
+    X, y = shapes(200)
+    Xt, yt = shapes(100, seed=1)
+    model = RNNClassifier(hidden_size=32, epochs=15, lr=1e-2, validation_fraction=0).fit(X, y)
+    assert (model.predict(Xt) == yt).mean() >= 0.95
+    model.save(tmp_path / "m")
+    loaded = RNNClassifier.load(tmp_path / "m")
+    assert np.allclose(model.predict_proba(Xt), loaded.predict_proba(Xt))
+    with pytest.raises(ValueError, match="feature"):
+        loaded.predict([x[:, :1] for x in Xt])
+    with pytest.raises(ValueError, match="NaN"):
+        RNNClassifier().fit([np.array([1.0, np.nan]), np.array([2.0, 3.0])], ["a", "b"])
+
+
+def test_dtw_matches_the_plain_dynamic_programme():
+    from rnnkit.timeseries.dtw import distances, nearest_neighbour
+
+    def plain(a, b):
+        total = np.full((len(a) + 1, len(b) + 1), np.inf)
+        total[0, 0] = 0
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                total[i, j] = ((a[i - 1] - b[j - 1]) ** 2).sum() + min(total[i - 1, j], total[i, j - 1],
+                                                                       total[i - 1, j - 1])
+        return np.sqrt(total[-1, -1])
+    rng = np.random.default_rng(0)
+    a, bs = rng.normal(size=(7, 3)), [rng.normal(size=(k, 3)) for k in (5, 9, 7)]
+    assert np.allclose(distances(a, bs), [plain(a, b) for b in bs])
+    assert distances(bs[0], [bs[0]])[0] == 0
+    X, y = shapes(40)
+    assert (nearest_neighbour(X, y, X) == y).all()
+
+
+def write_ts(path, X, y):
+    lines = ["@problemName test", "@dimensions 2", "@data"]
+    lines += [":".join(",".join(f"{v:.4f}" for v in x[:, d]) for d in range(x.shape[1])) + f":{label}"
+              for x, label in zip(X, y)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cli_classify_ts_files(cli, tmp_path):
+    X, y = shapes(120)
+    train = write_ts(tmp_path / "train.ts", X, y)
+    status, _, err = cli("classify", "train", train, "--out", tmp_path / "m", "--epochs", "12", "--hidden-size", "32",
+                         "--lr", "0.01", "--validation-fraction", "0", "--quiet")
+    assert status == 0, err
+    status, out, err = cli("classify", "predict", tmp_path / "m", write_ts(tmp_path / "test.ts", *shapes(40, seed=2)))
+    assert status == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 40 and np.mean([r["label"] == r["prediction"] for r in rows]) >= 0.9
+    bad = tmp_path / "bad.ts"
+    bad.write_text("@data\n1,2,3:4,5:a\n")
+    _bad(cli, tmp_path, "classify", "train", bad, "--out", tmp_path / "new", message="same length")
+    bad.write_text("@data\n1,?,3:a\n")
+    _bad(cli, tmp_path, "classify", "train", bad, "--out", tmp_path / "new", message="missing")
+    _bad(cli, tmp_path, "classify", "predict", tmp_path / "m", train.with_suffix(".csv"), message="numeric sequences")

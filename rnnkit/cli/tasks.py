@@ -20,7 +20,7 @@ import argparse
 import csv
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,6 +49,11 @@ def _two_labels(path: str, column: str, inputs: list, targets: list) -> None:
         raise UsageError(f"column {column!r} has only one label ({targets[0]!r}); a classifier needs two or more")
 
 
+def _read_ts(path: str) -> tuple[list, list]:
+    from ..timeseries.ucr import read_ts
+    return read_ts(path)
+
+
 def _aligned(path: str, column: str, inputs: list, targets: list) -> None:
     for number, (x, y) in enumerate(zip(inputs, targets), start=2):
         if len(x) != len(y):
@@ -69,6 +74,8 @@ class TaskCommand:
     read_target: Callable[[str], Any] = _same  # a CSV cell -> one item of y
     check: Callable[[str, str, list, list], None] | None = None  # (path, target column, X, y): UsageError
     show: Callable[[Any], str] = str  # one prediction -> its CSV cell
+    # files other than CSV, by suffix: path -> (X, y); their inputs and targets need no column flags
+    formats: dict[str, Callable[[str], tuple[list, list]]] = field(default_factory=dict)
 
 
 HELD_OUT = "of the rows (--validation-fraction) are held out to report validation loss per epoch."
@@ -76,8 +83,9 @@ COMMANDS = (
     TaskCommand("classify", RNNClassifier, ClassifierConfig, "text classification",
                 "Train a recurrent text classifier on a CSV file, or label new rows with one.",
                 "Train on the rows of DATA.csv: --text-col holds the text, --label-col the label (any "
-                f"strings); accuracy is reported too. 10% {HELD_OUT}", ("text", "column with the text"),
-                ("label", "column with the label"), check=_two_labels),
+                f"strings); accuracy is reported too. 10% {HELD_OUT} A UCR/UEA .ts file of numeric sequences "
+                "(time-series classification) needs no column flags.", ("text", "column with the text"),
+                ("label", "column with the label"), check=_two_labels, formats={".ts": _read_ts}),
     TaskCommand("tag", RNNTagger, TaggerConfig, "sequence tagging", "Train a recurrent tagger (a label for every "
                 "token), or tag new rows with one. Tokens and tags are space-separated, one sentence per row.",
                 f"Train on DATA.csv: --tokens-col holds space-separated tokens, --tags-col as many tags. 10% {HELD_OUT}",
@@ -105,8 +113,10 @@ def _add(sub, parser_class, command: TaskCommand) -> None:
     t = actions.add_parser("train", help="train on DATA.csv; the model goes to --out",
                            description=command.train_description)
     t.add_argument("data", metavar="DATA.csv")
+    suffixes = "".join(f" (not for {suffix} files)" for suffix in command.formats)
     for stem, about in (command.input, command.target):
-        t.add_argument(f"--{stem}-col", dest=f"{stem}_col", required=True, metavar="NAME", help=about)
+        t.add_argument(f"--{stem}-col", dest=f"{stem}_col", required=not command.formats, metavar="NAME",
+                       help=about + suffixes)
     t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
     t.add_argument("--quiet", action="store_true", help="print nothing while training; errors still show")
     t.set_defaults(flags=add_config_flags(t, command.config, NOT_FLAGS, RENAME))
@@ -128,15 +138,27 @@ def run(command: TaskCommand, args: argparse.Namespace) -> int:
     return _train(command, args) if args.action == "train" else _predict(command, args)
 
 
+def _other_format(command: TaskCommand, path: str):
+    """The reader of a non-CSV input file, by its suffix (None for CSV)."""
+    return next((read for suffix, read in command.formats.items() if str(path).lower().endswith(suffix)), None)
+
+
 def _train(command: TaskCommand, args: argparse.Namespace) -> int:
     from .. import checkpoint
     source, target = (f"{stem}_col" for stem, _ in (command.input, command.target))
-    _, rows = read_rows(args.data, [getattr(args, source), getattr(args, target)])
+    read = _other_format(command, args.data)
+    if read is None:
+        for key in (source, target):
+            if getattr(args, key) is None:
+                raise UsageError(f"--{key[:-4]}-col is required for a CSV file")
+        _, rows = read_rows(args.data, [getattr(args, source), getattr(args, target)])
+        inputs = [command.read_input(r[getattr(args, source)]) for r in rows]
+        targets = [command.read_target(r[getattr(args, target)]) for r in rows]
+    else:
+        inputs, targets = read(args.data)
     out = _check_new_out(args.out)
-    inputs = [command.read_input(r[getattr(args, source)]) for r in rows]
-    targets = [command.read_target(r[getattr(args, target)]) for r in rows]
     if command.check is not None:
-        command.check(args.data, getattr(args, target), inputs, targets)
+        command.check(args.data, getattr(args, target) or "label", inputs, targets)
     model = command.estimator(**config_values(args, args.flags), verbose=0 if args.quiet else 1)
     model.config()  # bad settings are reported before any training
     try:
@@ -150,7 +172,7 @@ def _train(command: TaskCommand, args: argparse.Namespace) -> int:
                            history=model.history_)
     if not args.quiet:
         classes = f", {len(model.classes_)} classes" if hasattr(model, "classes_") else ""
-        print(f"trained on {len(rows):,} rows{classes}; validation loss {model.history_[-1]['val_loss']:.4f}; "
+        print(f"trained on {len(inputs):,} rows{classes}; validation loss {model.history_[-1]['val_loss']:.4f}; "
               f"saved in {out}", file=sys.stderr)
     return 0
 
@@ -167,17 +189,39 @@ def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
             raise UsageError(f"--beam-size must be >= 1 (got {args.beam_size})")
         model.set_params(beam_size=args.beam_size)
         model.config()
+    read = _other_format(command, args.data)
+    if read is not None:  # numeric sequences: the row number, the file's label and the prediction
+        inputs, labels = read(args.data)
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["index", "label", "prediction"])
+        for index, (label, prediction) in enumerate(zip(labels, _predictions(model, inputs, args.data))):
+            writer.writerow([index, label, command.show(prediction)])
+        return 0
+    if getattr(model, "features_", None) is not None:
+        raise UsageError(f"{args.model_dir} was trained on numeric sequences; give a file of them "
+                         f"({', '.join(command.formats)}), not {args.data}")
     key = f"{command.input[0]}_col"
     column = getattr(args, key) or meta.get(key, command.input[0])
     if not isinstance(column, str):
         raise UsageError(f"{args.model_dir} is corrupted: its {key} is not a column name")
     header, rows = read_rows(args.data, [column])
-    predictions = model.predict([command.read_input(r[column]) for r in rows])
+    predictions = _predictions(model, [command.read_input(r[column]) for r in rows], args.data)
     writer = csv.DictWriter(sys.stdout, fieldnames=[*header, "prediction"], lineterminator="\n")
     writer.writeheader()
     for row, prediction in zip(rows, predictions):
         writer.writerow({**row, "prediction": command.show(prediction)})
     return 0
+
+
+def _predictions(model, inputs: list, data: str):
+    try:
+        return model.predict(inputs)
+    except UsageError:
+        raise
+    except ValueError as e:  # inputs of another kind than the model's (text for a numeric model, ...)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"{data}: {first[:300]}; the model was trained on "
+                         f"{'numeric sequences' if getattr(model, 'features_', None) is not None else 'text'}") from None
 
 
 def _check_new_out(path: str) -> Path:

@@ -13,10 +13,16 @@ import torch
 BUCKET_BATCHES = 50
 
 
-def pad(sequences: list[list[int]], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def pad(sequences: list, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Token id lists -> tokens (B, T) padded with 0, lengths (B,). Empty sequences become one
-    padding token (the caller decides whether those are allowed)."""
+    padding token (the caller decides whether those are allowed). Numeric sequences ((T, D) float
+    arrays) -> values (B, T, D) padded with zeros."""
     lengths = torch.tensor([max(1, len(s)) for s in sequences])
+    if sequences and isinstance(sequences[0], np.ndarray) and sequences[0].ndim == 2:
+        values = torch.zeros(len(sequences), int(lengths.max()), sequences[0].shape[1])
+        for b, s in enumerate(sequences):
+            values[b, :len(s)] = torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32))
+        return values.to(device), lengths
     tokens = torch.zeros(len(sequences), int(lengths.max()), dtype=torch.long)
     for b, s in enumerate(sequences):
         tokens[b, :len(s)] = torch.tensor(s, dtype=torch.long)

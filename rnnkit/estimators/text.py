@@ -38,17 +38,24 @@ class _TextEstimator(RNNEstimator):
         raise NotImplementedError
 
     def _prepare(self, X, y):
-        texts, y = strings(X), np.asarray(y)
-        if len(texts) != len(y):
-            raise ValueError(f"X has {len(texts)} items but y has {len(y)}")
-        self.tokenizer_ = Tokenizer(self.level, self.lowercase, self.min_df, self.max_features).fit(texts)
+        from ..timeseries.features import SeriesFeatures, is_series_input
+        # numeric sequences ((T, D) arrays: time-series classification) or strings (text)
+        numeric = is_series_input(X)
+        X, y = (X if numeric else strings(X)), np.asarray(y)
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} items but y has {len(y)}")
+        self.features_ = SeriesFeatures().fit(X) if numeric else None
+        if numeric and self.pretrained is not None:
+            raise ValueError("pretrained language models read text; numeric sequences cannot start from one")
+        self.tokenizer_ = None if numeric else \
+            Tokenizer(self.level, self.lowercase, self.min_df, self.max_features).fit(X)
         targets = self._encode_targets(y)
-        sequences = [self.tokenizer_.encode(t) for t in texts]
+        sequences = self._encode(X)
         self.max_tokens_ = self.max_tokens or max(64, 4 * int(np.percentile([len(s) for s in sequences], 90)))
         cut = sum(len(s) > self.max_tokens_ for s in sequences)
         if cut and self.verbose:
-            print(f"{cut} of {len(texts)} texts are longer than {self.max_tokens_} tokens; their ends are left out "
-                  "(max_tokens)", file=sys.stderr)
+            print(f"{cut} of {len(sequences)} sequences are longer than {self.max_tokens_} steps; their ends are left "
+                  "out (max_tokens)", file=sys.stderr)
         self._language_model = self._pretrained_model()
         shape = self._language_model.config if self._language_model is not None else self
         # the network's shape: the language model's when one is given, else ours
@@ -58,9 +65,10 @@ class _TextEstimator(RNNEstimator):
 
     def _build_model(self) -> torch.nn.Module:
         arch = self.architecture_
-        return SequencePredictor(len(self.tokenizer_), self._num_outputs(), arch["cell"], arch["hidden_size"],
-                                 arch["num_layers"], arch["embedding_size"], self.dropout, self.pooling,
-                                 self.bidirectional)
+        return SequencePredictor(len(self.tokenizer_) if self.tokenizer_ else 0, self._num_outputs(), arch["cell"],
+                                 arch["hidden_size"], arch["num_layers"], arch["embedding_size"], self.dropout,
+                                 self.pooling, self.bidirectional,
+                                 input_features=self.features_.size if self.features_ else None)
 
     def _make_task(self, train, val, device):
         return LabelledSequencesTask(*train, *val, self.batch_size, self.loss, self.random_state, device)
@@ -104,15 +112,24 @@ class _TextEstimator(RNNEstimator):
     def _outputs(self, X) -> torch.Tensor:
         check_is_fitted(self, "model_")
         limit = self.max_tokens_ or None  # None: directories saved before texts were cut
-        outputs = list(self._network_outputs([self.tokenizer_.encode(t)[:limit] for t in strings(X)]))
+        outputs = list(self._network_outputs([s[:limit] for s in self._encode(X)]))
         return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
 
+    def _encode(self, X) -> list:
+        """Token id lists for texts, standardised (T, D) arrays for numeric sequences."""
+        if self.features_ is not None:
+            return self.features_.encode(X)
+        return [self.tokenizer_.encode(t) for t in strings(X)]
+
     def _fitted_state(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer_.to_json(), "architecture": self.architecture_,
-                "max_tokens": self.max_tokens_}
+        return {"tokenizer": self.tokenizer_.to_json() if self.tokenizer_ else None, "architecture": self.architecture_,
+                "max_tokens": self.max_tokens_, "series_features": self.features_.to_json() if self.features_ else None}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
-        self.tokenizer_ = Tokenizer.from_json(state["tokenizer"])
+        from ..timeseries.features import SeriesFeatures
+        numeric = state.get("series_features") is not None
+        self.features_ = SeriesFeatures.from_json(state["series_features"]) if numeric else None
+        self.tokenizer_ = None if numeric else Tokenizer.from_json(state["tokenizer"])
         self.max_tokens_ = state.get("max_tokens")
         if self.max_tokens_ is not None and (not isinstance(self.max_tokens_, int) or self.max_tokens_ < 1):
             raise ValueError("max_tokens must be a whole number >= 1")
@@ -121,7 +138,7 @@ class _TextEstimator(RNNEstimator):
             "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
             "embedding_size": self.embedding_size}
         # the same checks (types, sizes, memory) a language model of this shape gets
-        ModelConfig(vocab_size=len(self.tokenizer_.tokens), **architecture)
+        ModelConfig(vocab_size=self.features_.size if numeric else len(self.tokenizer_.tokens), **architecture)
         self.architecture_ = architecture
 
 

@@ -3,6 +3,7 @@ per sequence, class logits or values) and `SequenceTagger` (many-to-many, aligne
 
 Shapes: B batch, T longest sequence in the batch, E embedding, H hidden, K outputs.
 tokens (B, T) are padded with id 0 after each sequence's end; lengths (B,) give the real lengths.
+Numeric sequences (SequencePredictor with input_features=D) come as values (B, T, D) instead.
 The recurrent layer skips padding (packed sequences / masks), so padding never changes a result.
 """
 
@@ -21,9 +22,12 @@ class _TokenRecurrentHead(nn.Module):
     linear layer of width num_outputs. Submodule names are part of saved checkpoints."""
 
     def __init__(self, vocab_size: int, num_outputs: int, cell: str, hidden_size: int, num_layers: int,
-                 embedding_size: int, dropout: float, bidirectional: bool, init: str, forget_bias: float) -> None:
+                 embedding_size: int, dropout: float, bidirectional: bool, init: str, forget_bias: float,
+                 input_features: int | None = None) -> None:
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=0)
+        # numeric sequences (input_features values per step) are projected instead of looked up
+        self.embed = nn.Linear(input_features, embedding_size) if input_features else \
+            nn.Embedding(vocab_size, embedding_size, padding_idx=0)
         self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.recurrent.reset_parameters(init, forget_bias)
         self.dropout = nn.Dropout(dropout)
@@ -33,11 +37,12 @@ class _TokenRecurrentHead(nn.Module):
 class SequencePredictor(_TokenRecurrentHead):
     def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
                  num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last",
-                 bidirectional: bool = False, init: str = "auto", forget_bias: float = 1.0) -> None:
+                 bidirectional: bool = False, init: str = "auto", forget_bias: float = 1.0,
+                 input_features: int | None = None) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
         super().__init__(vocab_size, num_outputs, cell, hidden_size, num_layers, embedding_size, dropout,
-                         bidirectional, init, forget_bias)
+                         bidirectional, init, forget_bias, input_features)
         self.pooling = pooling
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ CHOICES["likelihood"] = LIKELIHOODS  # the flag's choices and the config check r
 @dataclass(frozen=True)
 class ForecasterConfig(NetworkConfig):
     # --- model
-    hidden_size: int = 64  # units per recurrent layer
+    hidden_size: int = 128  # units per recurrent layer
     num_layers: int = 1  # stacked recurrent layers
     embedding_size: int = 16  # width of the linear projection of each step's values before the recurrent layer
     likelihood: str = "gaussian"  # predictive distribution of every future step: gaussian or studentt
@@ -24,6 +24,9 @@ class ForecasterConfig(NetworkConfig):
     epochs: float = 50.0  # passes over the training windows (every cut of every series)
     batch_size: int = 64  # windows per batch
     min_steps: int = 500  # train for at least this many batches, however few windows the series give
+    early_stopping: bool = True  # keep the weights of the best validation, and stop once --patience validations
+    # in a row have not improved on it (one short series overfits quickly)
+    patience: int = 10  # validations without a better validation loss before early stopping stops
     max_time: float | None = None  # stop training after this many seconds even if --epochs are not done
     validation_fraction: float = 0.1  # above 0: the last --horizon steps of every series long enough are held
     # out and forecast after each epoch (validation loss, and --early-stopping); 0: every step trains

@@ -244,8 +244,9 @@ def _on_grid(t: np.ndarray, v: np.ndarray, freq: str | int, integer: bool, key: 
         offsets = t - t[0]
         if (offsets % freq != 0).any():
             k = int(np.argmax(offsets % freq != 0))
+            hint = " (dates written as YYYYMMDD? write them as YYYY-MM-DD)" if 19000101 <= t[0] <= 21001231 else ""
             raise UsageError(f"{_series_name(key, id_col)}: time {t[k]} is not on the grid of step {freq} from "
-                             f"{t[0]}; give --freq with the right step")
+                             f"{t[0]}; give --freq with the right step{hint}")
         grid = np.arange(t[0], t[-1] + 1, freq, dtype=np.int64)
         where = (offsets // freq).astype(np.int64)
     else:

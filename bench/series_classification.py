@@ -1,0 +1,82 @@
+"""Time-series classification benchmark: RNNClassifier on numeric sequences (UCR/UEA .ts files
+from the aeon package, read by path) beside 1-nearest-neighbour DTW, the standard baseline,
+computed in the same command on the archive's own train/test split, over several seeds.
+
+usage: python bench/series_classification.py [--seeds 3] [--sets JapaneseVowels,...] [--no-write]
+Writes bench/results.json["series_classification"] and the table in docs/time-series.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from rnnkit.estimators import RNNClassifier  # noqa: E402
+from store import publish  # noqa: E402
+from rnnkit.timeseries.dtw import nearest_neighbour  # noqa: E402
+from rnnkit.timeseries.ucr import read_ts  # noqa: E402
+
+DOC = ROOT / "docs" / "time-series.md"
+SETS = ("JapaneseVowels", "BasicMotions", "GunPoint", "ItalyPowerDemand", "ArrowHead")
+# The settings used (RNNClassifier defaults otherwise); bidirectional reading and more epochs than
+# the text default, since these sets have a few hundred samples
+SETTINGS = dict(epochs=30, bidirectional=True, validation_fraction=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--settings", default=json.dumps(SETTINGS))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    settings = json.loads(args.settings)
+    spec = importlib.util.find_spec("aeon")
+    if spec is None:
+        sys.exit("bench/series_classification.py reads aeon's data files: pip install --no-deps aeon==1.6.0")
+    data = Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+    results = {"date": time.strftime("%Y-%m-%d"), "settings": settings, "seeds": args.seeds, "sets": {}}
+    for name in args.sets.split(","):
+        X, y = read_ts(data / name / f"{name}_TRAIN.ts")
+        Xt, yt = read_ts(data / name / f"{name}_TEST.ts")
+        yt = np.asarray(yt)
+        started = time.perf_counter()
+        dtw = float((nearest_neighbour(X, y, Xt) == yt).mean())
+        dtw_seconds = time.perf_counter() - started
+        accuracies, seconds = [], []
+        for seed in range(args.seeds):
+            started = time.perf_counter()
+            model = RNNClassifier(random_state=seed, **settings).fit(X, y)
+            accuracies.append(float((model.predict(Xt) == yt).mean()))
+            seconds.append(time.perf_counter() - started)
+        results["sets"][name] = r = {
+            "train": len(X), "test": len(Xt), "dimensions": int(X[0].shape[1]),
+            "lengths": [int(min(map(len, X))), int(max(map(len, X)))], "classes": int(len(set(y))),
+            "rnnkit_accuracy_by_seed": accuracies, "rnnkit_mean": float(np.mean(accuracies)),
+            "rnnkit_seconds": float(np.mean(seconds)), "dtw_1nn": dtw, "dtw_seconds": dtw_seconds}
+        print(f"{name:<17} rnnkit {r['rnnkit_mean']:.4f} (seeds {', '.join(f'{a:.4f}' for a in accuracies)}, "
+              f"{r['rnnkit_seconds']:.0f}s) | 1-NN DTW {dtw:.4f} ({dtw_seconds:.0f}s)", flush=True)
+    lines = ["| set | train / test | D, length | rnnkit accuracy (mean, min-max of seeds) | 1-NN DTW | rnnkit - DTW |",
+             "|---|---|---|---|---|---|"]
+    for name, r in results["sets"].items():
+        a = r["rnnkit_accuracy_by_seed"]
+        lengths = f"{r['lengths'][0]}" if r["lengths"][0] == r["lengths"][1] else f"{r['lengths'][0]}-{r['lengths'][1]}"
+        diff = r["rnnkit_mean"] - r["dtw_1nn"]
+        lines.append(f"| {name} | {r['train']} / {r['test']} | {r['dimensions']}, {lengths} | **{r['rnnkit_mean']:.4f}** "
+                     f"({min(a):.4f}-{max(a):.4f}) | {r['dtw_1nn']:.4f} | {diff:+.4f}{'' if diff >= 0 else ' (**loses**)'} |")
+    table = "\n".join(lines)
+    publish("series_classification", results, table, DOC, write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()
