@@ -126,7 +126,7 @@ def run_set(name: str, seeds: int, tmp: Path, settings: dict) -> dict:
     runs = []
     for seed in range(seeds):
         model = RNNForecaster(horizon=horizon, random_state=seed, **settings)
-        runs.append(run_backtest(model, panel.values, folds, season, methods=() if seed else tuple(METHODS),
+        runs.append(run_backtest(model, panel, folds, season, methods=() if seed else tuple(METHODS),
                                  progress=False))
     summary = dict(runs[0].summary)
     ours = [r.summary["rnnkit"] for r in runs]

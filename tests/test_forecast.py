@@ -68,15 +68,38 @@ def test_read_panel_bad_files(tmp_path, rows, message):
 
 
 # ---------------------------------------------------------------------------- learning
-def test_forecaster_learns_a_seasonal_series_better_than_seasonal_naive():
+@pytest.fixture(scope="module")
+def seasonal_model():
     y = seasonal(360)
+    return RNNForecaster(horizon=12, **FAST).fit(y[:-12], season=12), y
+
+
+def test_forecaster_learns_a_seasonal_series_better_than_seasonal_naive(seasonal_model):
+    model, y = seasonal_model
     history, actual = y[:-12], y[-12:]
-    model = RNNForecaster(horizon=12, **FAST).fit(history, season=12)
     ours = mase(actual, model.predict(history), history, 12)
     snaive = mase(actual, METHODS["seasonal_naive"](history, 12, 12, [0.5])[0], history, 12)
     # the noise alone gives about 0.7 of seasonal naive's error (sqrt(1/2)); a network that
     # had not learned the season would be far above it
     assert ours < 0.85 * snaive, (ours, snaive)
+
+
+def test_saliency_points_at_the_steps_that_move_the_forecast(seasonal_model):
+    from rnnkit.timeseries.forecaster import saliency
+    model, y = seasonal_model
+    history = y[:-12]
+    influence = saliency(model, history, step=1)  # (L,)
+    assert influence.shape == (model.context_length_,)
+    # nudging the most influential past step moves the forecast more than nudging the least one
+    order = np.argsort(np.abs(influence[:-1]))  # the last step is the reference point of the scaling
+    moved = []
+    for k in (order[-1], order[0]):
+        nudged = history.copy()
+        nudged[len(history) - len(influence) + k] += 0.5
+        moved.append(abs(model.predict(nudged)[0] - model.predict(history)[0]))
+    assert moved[0] > 2 * moved[1], moved
+    short = saliency(model, history[:5])
+    assert short.shape == (model.context_length_,) and np.all(short[:-5] == 0)
 
 
 def test_quantiles_are_calibrated_on_gaussian_noise():
@@ -126,6 +149,11 @@ def test_cli_train_predict_backtest(cli, sales, tmp_path):
     assert list(rows[0]) == ["store", "month", "forecast", "q0.1", "q0.9"] and len(rows) == 12
     assert rows[0]["month"] == "2021-01-01" and rows[6]["store"] == "south"
     assert all(float(r["q0.1"]) < float(r["forecast"]) < float(r["q0.9"]) for r in rows)
+    status, out, err = cli("forecast", "explain", tmp_path / "run", sales, "--series", "south", "--out",
+                           tmp_path / "why.png", "--top", "3")
+    assert status == 0, err
+    assert out.splitlines()[0] == "time,value,gradient_x_input,share_of_influence" and len(out.splitlines()) == 4
+    assert (tmp_path / "why.png").stat().st_size > 1000
     status, out, err = cli("forecast", "backtest", sales, *data, "--folds", "2", "--min-steps", "50", "--epochs", "1",
                            "--baselines", "naive,seasonal_naive", "--json", "--plot", tmp_path / "b.png", "--quiet")
     assert status == 0, err
@@ -236,3 +264,17 @@ def test_cli_classify_ts_files(cli, tmp_path):
     bad.write_text("@data\n1,?,3:a\n")
     _bad(cli, tmp_path, "classify", "train", bad, "--out", tmp_path / "new", message="missing")
     _bad(cli, tmp_path, "classify", "predict", tmp_path / "m", train.with_suffix(".csv"), message="numeric sequences")
+
+
+def test_seasonal_place_comes_from_the_calendar_not_the_file_start(tmp_path):
+    months = [f"{2000 + m // 12}-{m % 12 + 1:02d}-01" for m in range(2, 122)]  # from March 2000
+    y = seasonal(120, seed=3)
+    full = read_panel(write_csv(tmp_path / "full.csv", list(zip(months, y))), "t", ["y"])
+    later = read_panel(write_csv(tmp_path / "later.csv", list(zip(months[5:], y[5:]))), "t", ["y"])
+    assert full.phases().tolist() == [2] and later.phases().tolist() == [7]
+    model = RNNForecaster(horizon=3, hidden_size=16, min_steps=20, epochs=1).fit(full)
+    assert model.season_ == 12 and model.context_length_ < len(later.values[0])
+    # the same last steps at the same months: the same forecast, however much earlier history the file has
+    assert np.allclose(model.predict(full), model.predict(later))
+    shifted = model.predict([later.values[0]])  # an array: its first value is taken as place 0
+    assert not np.allclose(model.predict(full), shifted)

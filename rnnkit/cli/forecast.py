@@ -73,6 +73,19 @@ def add_commands(sub, parser_class) -> dict:
     pr.add_argument("--device", choices=CHOICES["device"], default="auto",
                     help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
 
+    e = actions.add_parser("explain", help="which past steps drove a forecast (PNG, and the top steps on stdout)",
+                           description="Gradient x input of the forecast of one series in DATA.csv with respect to "
+                           "each past step the network read: a PNG of the context, the forecast and each step's "
+                           "push up or down, and the most influential steps on stdout.")
+    e.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit forecast train`")
+    e.add_argument("data", metavar="DATA.csv")
+    e.add_argument("--series", metavar="ID", help="the id of the series to explain (default: the first)")
+    e.add_argument("--step", type=int, metavar="H", help="explain the forecast of future step H only "
+                   "(default: all steps summed)")
+    e.add_argument("--out", required=True, metavar="OUT.png", help="where to draw the figure")
+    e.add_argument("--force", action="store_true", help="replace an existing OUT.png that rnnkit did not write")
+    e.add_argument("--top", type=int, default=5, metavar="N", help="most influential steps to print (default 5)")
+
     b = actions.add_parser("backtest", help="rolling-origin evaluation of rnnkit and classical baselines",
                            description="Forecast the last --folds x --horizon steps of every series in blocks of "
                            "--horizon, each from the history before it: rnnkit (trained once, on the data before the "
@@ -94,7 +107,7 @@ def add_commands(sub, parser_class) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     require(("pandas", "statsmodels"), "timeseries", f"rnnkit forecast {args.action}")
-    return {"train": _train, "predict": _predict, "backtest": _backtest}[args.action](args)
+    return {"train": _train, "predict": _predict, "explain": _explain, "backtest": _backtest}[args.action](args)
 
 
 def _value_cols(args: argparse.Namespace) -> list[str]:
@@ -170,27 +183,32 @@ def _saved_data_settings(directory: str, meta: dict) -> dict:
     return settings
 
 
-def _predict(args: argparse.Namespace) -> int:
-    from ..api import resolve_device
+def _load(directory: str, data: str):
+    """The model in `directory` and the series of `data`, read with the training run's settings."""
     from ..checkpoint import is_run_dir, read_meta
     from ..timeseries import RNNForecaster
-    from ..timeseries.data import _read_table, read_panel
-    levels = _levels(args.quantiles)
-    if not is_run_dir(args.model_dir):
-        raise UsageError(f"{args.model_dir} is not a model directory (no rnnkit.json); train one with "
+    from ..timeseries.data import read_table, read_panel
+    if not is_run_dir(directory):
+        raise UsageError(f"{directory} is not a model directory (no rnnkit.json); train one with "
                          "`rnnkit forecast train`")
-    meta = read_meta(args.model_dir)
-    model = RNNForecaster.load(args.model_dir)
-    s = _saved_data_settings(args.model_dir, meta)
+    meta = read_meta(directory)
+    model = RNNForecaster.load(directory)
+    s = _saved_data_settings(directory, meta)
     columns = [s["time_col"], *s["value_cols"], *([s["id_col"]] if s["id_col"] else [])]
-    header = list(_read_table(args.data, []).columns)
+    header = list(read_table(data, []).columns)
     if any(c not in header for c in columns):
-        raise UsageError(f"{args.data} has columns {', '.join(map(repr, header))}; the model was trained on "
+        raise UsageError(f"{data} has columns {', '.join(map(repr, header))}; the model was trained on "
                          f"{', '.join(map(repr, columns))} (time, values{', id' if s['id_col'] else ''})")
-    panel = read_panel(args.data, s["time_col"], s["value_cols"], s["id_col"], s["fill"], s["freq"])
+    return model, read_panel(data, s["time_col"], s["value_cols"], s["id_col"], s["fill"], s["freq"]), s
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ..api import resolve_device
+    levels = _levels(args.quantiles)
+    model, panel, s = _load(args.model_dir, args.data)
     model.model_.to(resolve_device(args.device))
     with _fit_errors(args.data):
-        mean, bands = model._forecast(panel, levels)  # (S, H, D), (S, H, D, Q)
+        mean, bands = model.forecast(panel, levels)  # (S, H, D), (S, H, D, Q)
     names = ([s["id_col"]] if s["id_col"] else []) + [s["time_col"]] + (["value"] if len(s["value_cols"]) > 1 else [])
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(names + ["forecast"] + [f"q{q:g}" for q in levels])
@@ -204,10 +222,44 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from .. import outputs
+    from ..timeseries.figures import saliency_figure
+    from ..timeseries.forecaster import saliency
+    claimed = outputs.claim([args.out], args.force)
+    if args.top < 0:
+        raise UsageError(f"--top must be >= 0 (got {args.top})")
+    model, panel, s = _load(args.model_dir, args.data)
+    if args.series is not None and args.series not in panel.ids:
+        raise UsageError(f"{args.data} has no series {args.series!r}" + (f" in column {s['id_col']!r}" if s["id_col"]
+                         else f" (the model has no id column)"))
+    i = panel.ids.index(args.series) if args.series is not None else 0
+    history = panel.values[i]
+    with _fit_errors(args.data):
+        contribution = saliency(model, [history], args.step)[0]  # (L, D): a list in, (S, L, D) out
+        mean, bands = model.forecast([history], [0.1, 0.9])
+    n = min(len(history), len(contribution))
+    times = np.asarray(panel.times[i])[-n:]
+    title = (f"{panel.ids[i]}: " if s["id_col"] else "") + (f"step {args.step}" if args.step else "all steps")
+    figure = saliency_figure(times, history[-n:], panel.future_times(i, model.horizon), mean[0], bands[0],
+                             contribution[-n:], f"{title} of the forecast: what drove it")
+    outputs.write(claimed[0], outputs.png(figure))
+    influence = contribution[-n:].sum(axis=1)
+    total = np.abs(influence).sum() or 1.0
+    shown = _shown_times(list(panel.times[i][-n:]))
+    print("time,value,gradient_x_input,share_of_influence")
+    for k in np.argsort(-np.abs(influence))[:args.top]:
+        print(f"{shown[k]},{history[-n:][k, 0]:.6g},{influence[k]:.4g},{abs(influence[k]) / total:.3f}")
+    print(f"figure written to {claimed[0]}", file=sys.stderr)
+    return 0
+
+
 def _shown_times(times: list) -> list[str]:
     """Integer steps as they are; timestamps as dates when they all fall at midnight."""
+    import pandas as pd
     if not times or isinstance(times[0], (int, np.integer)):
         return [str(t) for t in times]
+    times = [pd.Timestamp(t) for t in times]
     dates_only = all(t == t.normalize() for t in times)
     return [t.strftime("%Y-%m-%d") if dates_only else t.isoformat() for t in times]
 
@@ -234,7 +286,7 @@ def _backtest(args: argparse.Namespace) -> int:
             name = f"series {panel.ids[short[0]]!r}" if panel.id_col else "the series"
             raise ValueError(f"{name} has {len(panel.values[short[0]])} steps; {args.folds} fold(s) of {args.horizon} "
                              f"need at least {needed} (3 of context, a horizon to train on, then the folds)")
-        result = run_backtest(model, panel.values, args.folds, season, baselines, progress=not args.quiet)
+        result = run_backtest(model, panel, args.folds, season, baselines, progress=not args.quiet)
     if args.json:
         print(json.dumps({"horizon": result.horizon, "folds": result.folds, "season": season,
                           "series": len(panel), "summary": result.summary, "seconds": result.seconds}, indent=1))

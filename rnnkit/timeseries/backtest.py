@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .baselines import METHODS
+from .data import Panel
 from .evaluation import scores, summarise
 
 LEVELS = [0.1, 0.5, 0.9]
@@ -45,18 +46,26 @@ def origins(lengths: list[int], horizon: int, folds: int) -> list[list[int]]:
     return [[n - (folds - k) * horizon for n in lengths] for k in range(folds)]
 
 
-def run_backtest(forecaster, series: list[np.ndarray], folds: int, season: int, methods=tuple(METHODS),
+def run_backtest(forecaster, data, folds: int, season: int, methods=tuple(METHODS),
                  progress: bool = True) -> Backtest:
-    """Backtest a configured, unfitted RNNForecaster (its horizon) against the baselines in `methods`."""
+    """Backtest a configured, unfitted RNNForecaster (its horizon) against the baselines in `methods`.
+    `data`: a Panel (the network then knows each step's calendar place in the season) or a list of
+    (T, D) arrays."""
     H = forecaster.horizon
+    series = data.values if isinstance(data, Panel) else data
     cuts = origins([len(s) for s in series], H, folds)
+
+    def before(k: int):
+        if isinstance(data, Panel):
+            return data.subset(list(range(len(series))), cuts[k])
+        return [s[:c] for s, c in zip(series, cuts[k])]
     result = Backtest(H, folds, season)
     started = time.perf_counter()
-    forecaster.fit([s[:c] for s, c in zip(series, cuts[0])], season=season)
+    forecaster.fit(before(0), season=season)
     rows = []
     for k in range(folds):
-        history = [s[:c] for s, c in zip(series, cuts[k])]
-        mean, bands = forecaster._forecast(history, LEVELS)
+        history = list(before(k).values) if isinstance(data, Panel) else before(k)
+        mean, bands = forecaster.forecast(before(k), LEVELS)
         for i, s in enumerate(series):
             for d in range(s.shape[1]):
                 actual = s[cuts[k][i]:cuts[k][i] + H, d]

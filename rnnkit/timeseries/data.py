@@ -26,11 +26,16 @@ from ..errors import UsageError
 FILLS = ("none", "interpolate", "ffill")
 MAX_FILE_BYTES = 2 * 1024**3  # a CSV above this is refused: it is read into memory
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
-# Season length by the start of a pandas frequency alias: yearly data has no season, quarterly 4, ...
-_SEASONS = (("Y", 1), ("A", 1), ("BY", 1), ("Q", 4), ("BQ", 4), ("M", 12), ("BM", 12), ("SM", 24),
-            ("W", 52), ("B", 5), ("D", 7), ("C", 5), ("h", 24), ("H", 24), ("bh", 8), ("min", 60),
-            ("T", 60), ("s", 60), ("S", 60))
-
+# Season length by the start of a pandas frequency alias (yearly data has no season, quarterly 4,
+# ...), and each timestamp's place in that season (so the place does not depend on where a file starts)
+_SEASONS = (("Y", 1, None), ("A", 1, None), ("BY", 1, None),
+            ("Q", 4, lambda t: t.quarter - 1), ("BQ", 4, lambda t: t.quarter - 1),
+            ("M", 12, lambda t: t.month - 1), ("BM", 12, lambda t: t.month - 1),
+            ("SM", 24, lambda t: 2 * (t.month - 1) + (t.day >= 15)),
+            ("W", 52, lambda t: min(t.isocalendar()[1], 52) - 1), ("B", 5, lambda t: t.dayofweek),
+            ("D", 7, lambda t: t.dayofweek), ("C", 5, lambda t: t.dayofweek), ("h", 24, lambda t: t.hour),
+            ("H", 24, lambda t: t.hour), ("bh", 8, lambda t: t.hour), ("min", 60, lambda t: t.minute),
+            ("T", 60, lambda t: t.minute), ("s", 60, lambda t: t.second), ("S", 60, lambda t: t.second))
 
 @dataclass
 class Panel:
@@ -49,15 +54,24 @@ class Panel:
     def integer_time(self) -> bool:
         return isinstance(self.freq, int)
 
+    def _season_rule(self):
+        alias = re.sub(r"^\d+", "", str(self.freq)).split("-")[0]
+        for prefix, length, place in sorted(_SEASONS, key=lambda s: -len(s[0])):
+            if alias == prefix or (alias.startswith(prefix) and alias[len(prefix):] in ("S", "E", "")):
+                return length, place
+        return 1, None
+
     def season(self) -> int:
         """Season length implied by the frequency (1: none known)."""
-        if self.integer_time:
-            return 1
-        alias = re.sub(r"^\d+", "", str(self.freq)).split("-")[0]
-        for prefix, length in sorted(_SEASONS, key=lambda s: -len(s[0])):
-            if alias == prefix or (alias.startswith(prefix) and alias[len(prefix):] in ("S", "E", "")):
-                return length
-        return 1
+        return 1 if self.integer_time else self._season_rule()[0]
+
+    def phases(self) -> np.ndarray:
+        """Each series' first step's place in the season (0 .. season - 1), from the calendar."""
+        length, place = (1, None) if self.integer_time else self._season_rule()
+        if place is None:
+            return np.zeros(len(self), dtype=np.int64)
+        import pandas as pd
+        return np.array([place(pd.Timestamp(t[0])) % length for t in self.times], dtype=np.int64)
 
     def future_times(self, i: int, steps: int) -> list:
         """The `steps` time stamps after the end of series i, on the panel's grid."""
@@ -83,7 +97,7 @@ def read_panel(path: str | Path, time_col: str, value_cols: list[str], id_col: s
     columns = [time_col, *value_cols, *([id_col] if id_col else [])]
     if len(set(columns)) != len(columns):
         raise UsageError("the time, value and id columns must be different columns")
-    table = _read_table(path, columns)
+    table = read_table(path, columns)
     p = Path(path)
     ids = table[id_col].tolist() if id_col else [""] * len(table)
     for c in columns:
@@ -112,7 +126,7 @@ def read_panel(path: str | Path, time_col: str, value_cols: list[str], id_col: s
     return panel
 
 
-def _read_table(path: str | Path, columns: list[str]):
+def read_table(path: str | Path, columns: list[str]):
     import pandas as pd
     p = Path(path)
     if not p.exists():

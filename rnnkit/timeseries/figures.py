@@ -31,3 +31,26 @@ def backtest_figure(panel, result, horizon: int):
             ax.legend(fontsize=8, loc="upper left", ncol=4, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def saliency_figure(times, values: np.ndarray, future_times, mean: np.ndarray, bands: np.ndarray,
+                    contribution: np.ndarray, title: str):
+    """Top: the context the network read (first value column), the forecast and its 80% band.
+    Bottom: gradient x input of the forecast for every past step read (summed over columns)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = min(len(values), len(contribution))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    top.plot(times[-n:], values[-n:, 0], color="0.3", lw=1.2, label="history read")
+    top.fill_between(future_times, bands[:, 0, 0], bands[:, 0, -1], color="tab:blue", alpha=0.25, label="80% interval")
+    top.plot(future_times, mean[:, 0], color="tab:blue", lw=1.6, label="forecast")
+    top.set_title(title, fontsize=10, loc="left")
+    top.legend(fontsize=8, loc="upper left", ncol=3, frameon=False)
+    influence = contribution[-n:].sum(axis=1)
+    bottom.bar(times[-n:], influence, width=0.8 * (np.diff(np.asarray(times[-n:])).min() if n > 1 else 1),
+               color=np.where(influence >= 0, "tab:red", "tab:green"))
+    bottom.axhline(0, color="0.5", lw=0.8)
+    bottom.set_ylabel("gradient x input\n(red: pushed up)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -4,6 +4,11 @@ next `horizon` steps of each with a predictive distribution (mean and any quanti
 Series are given as a 1-D array (one series), a 2-D array (T, D) (one series of D values), a
 list of those (many series, one model), or a Panel read by `read_panel`. Forecasts come back in
 the same shape: (H,) or (H, D) for one series, (S, H, D) for several; quantiles add a last axis.
+
+Seasonal series (season > 1) also give the network each step's place in the season, as the sine
+and cosine of its angle (DeepAR's time features, Salinas et al. 2020). A Panel knows each place
+from the calendar; for arrays, the first value of every series is taken to be at place 0, so
+arrays should start at the same point of the season (or be given as a Panel).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ def as_series(y) -> tuple[list[np.ndarray], str]:
     """(list of (T, D) float arrays, how the input was shaped: "1d", "2d" or "many")."""
     if isinstance(y, Panel):
         return list(y.values), "many"
+    if isinstance(y, (list, tuple)) and len(y) > 100_000_000:
+        raise ValueError("too many series")
     if isinstance(y, np.ndarray) or (isinstance(y, (list, tuple)) and y and np.isscalar(y[0])):
         array = np.asarray(y, dtype=np.float64)
         if array.ndim not in (1, 2):
@@ -49,6 +56,12 @@ def as_series(y) -> tuple[list[np.ndarray], str]:
         if not np.all(np.isfinite(s)):
             raise ValueError(f"series {i} holds NaN or infinite values; fill them first")
     return series, kind
+
+
+def _phases(y, season: int) -> np.ndarray | None:
+    """The calendar place in the season of each series' first step, when y knows it (a Panel whose
+    frequency implies the model's season); None: each series starts at place 0."""
+    return y.phases() if isinstance(y, Panel) and y.season() == season else None
 
 
 def _shaped(out: np.ndarray, kind: str) -> np.ndarray:
@@ -80,7 +93,7 @@ class RNNForecaster(RNNEstimator):
                 name = f"series {y.ids[i]!r}" if isinstance(y, Panel) and y.id_col else f"series {i}"
                 raise ValueError(f"{name} has {len(s)} steps; forecasting {H} steps needs at least {MIN_CONTEXT + H} "
                                  f"({MIN_CONTEXT} of context plus the horizon): drop it or lower the horizon")
-        windows = Windows(series, self.context_length_, H)
+        windows = Windows(series, self.context_length_, H, self.season_, _phases(y, self.season_))
         hold_out = H if config.validation_fraction > 0 else 0
         train = windows.training_pairs(hold_out)
         if hold_out and len(train) == 0:
@@ -101,12 +114,14 @@ class RNNForecaster(RNNEstimator):
 
     def _build_model(self) -> torch.nn.Module:
         return ForecastNetwork(self.num_values_, self.horizon, self.likelihood, self.cell, self.hidden_size,
-                               self.num_layers, self.embedding_size, self.dropout)
+                               self.num_layers, self.embedding_size, self.dropout,
+                               extra_inputs=2 if self.season_ > 1 else 0)
 
     # ------------------------------------------------------------------ predicting
     @torch.no_grad()
-    def _forecast(self, y, levels: list[float] | None):
-        """Mean forecasts (S, H, D) and, given levels, quantiles (S, H, D, Q), in the series' units."""
+    def forecast(self, y, levels: list[float] | None):
+        """(mean, quantiles): the forecast means and, given levels, their quantiles (None without),
+        in the series' units, shaped like predict's and predict_quantiles' results."""
         check_is_fitted(self, "model_")
         series, kind = as_series(y)
         if series[0].shape[1] != self.num_values_:
@@ -118,7 +133,7 @@ class RNNForecaster(RNNEstimator):
                              f"{MIN_CONTEXT}")
         self.model_.eval()
         device = next(self.model_.parameters()).device
-        windows = Windows(series, self.context_length_, self.horizon)
+        windows = Windows(series, self.context_length_, self.horizon, self.season_, _phases(y, self.season_))
         pairs = windows.final_pairs()
         means, bands = [], []
         for start in range(0, len(pairs), PREDICT_BATCH):
@@ -133,14 +148,14 @@ class RNNForecaster(RNNEstimator):
 
     def predict(self, y) -> np.ndarray:
         """The forecast mean of the next `horizon` steps of each series."""
-        return self._forecast(y, None)[0]
+        return self.forecast(y, None)[0]
 
     def predict_quantiles(self, y, levels=(0.1, 0.5, 0.9)) -> np.ndarray:
         """Quantiles of the forecast distribution; the last axis follows `levels` (each in (0, 1))."""
         levels = [float(q) for q in levels]
         if not levels or not all(0 < q < 1 for q in levels):
             raise ValueError(f"quantile levels must be in (0, 1) (got {levels})")
-        return self._forecast(y, levels)[1]
+        return self.forecast(y, levels)[1]
 
     # ------------------------------------------------------------------ save / load
     def _fitted_state(self) -> dict[str, Any]:
@@ -153,3 +168,35 @@ class RNNForecaster(RNNEstimator):
                 raise ValueError(f"{key} must be a whole number in 1..1000000")
         self.num_values_, self.season_, self.context_length_ = state["num_values"], state["season"], \
             state["context_length"]
+
+
+def saliency(model: RNNForecaster, y, step: int | None = None) -> np.ndarray:
+    """Which past steps drove each forecast: gradient x input of the forecast mean (of future step
+    `step`, 1-based, or of all steps summed) with respect to the scaled context the network read,
+    as (S, L, D) for the last L = context_length_ steps of each series (zeros before a series'
+    start; (L,) or (L, D) for one series, like predict). Signed: positive values pushed the forecast up (Simonyan et al. 2014; Shrikumar et
+    al. 2017 on gradient x input)."""
+    check_is_fitted(model, "model_")
+    series, kind = as_series(y)
+    if step is not None and not 1 <= step <= model.horizon:
+        raise ValueError(f"step must be in 1..{model.horizon} (got {step})")
+    windows = Windows(series, model.context_length_, model.horizon, model.season_, _phases(y, model.season_))
+    pairs = windows.final_pairs()
+    if len(pairs) < len(series):
+        raise ValueError(f"every series needs at least {MIN_CONTEXT} steps")
+    device = next(model.model_.parameters()).device
+    out = []
+    model.model_.eval()
+    for start in range(0, len(pairs), PREDICT_BATCH):
+        context, lengths, _, _ = windows.batch(pairs[start:start + PREDICT_BATCH], device, False)
+        context.requires_grad_(True)
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN's RNN backward needs train mode
+            mean = model.model_.distribution(model.model_(context, lengths)).mean  # (B, H, D)
+            chosen = mean if step is None else mean[:, step - 1:step]
+            (gradient,) = torch.autograd.grad(chosen.sum(), context)
+        contribution = (gradient * context).detach().cpu().numpy()  # (B, L, D), right-padded
+        for b, n in enumerate(lengths.tolist()):  # align each series' context to the right end
+            aligned = np.zeros_like(contribution[b])
+            aligned[len(aligned) - n:] = contribution[b, :n]
+            out.append(aligned)
+    return _shaped(np.stack(out), kind)

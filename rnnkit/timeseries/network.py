@@ -20,12 +20,14 @@ _PARAMETERS = {"gaussian": 2, "studentt": 3}
 
 class ForecastNetwork(nn.Module):
     def __init__(self, num_values: int, horizon: int, likelihood: str = "gaussian", cell: str = "lstm",
-                 hidden_size: int = 64, num_layers: int = 1, input_size: int = 16, dropout: float = 0.0) -> None:
+                 hidden_size: int = 64, num_layers: int = 1, input_size: int = 16, dropout: float = 0.0,
+                 extra_inputs: int = 0) -> None:
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)} (got {likelihood!r})")
         self.num_values, self.horizon, self.likelihood = num_values, horizon, likelihood
-        self.project = nn.Linear(num_values, input_size)  # each step's D values -> input_size features
+        # each step's D values (and `extra_inputs` features, such as the place in the season) -> input_size
+        self.project = nn.Linear(num_values + extra_inputs, input_size)
         self.recurrent = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
         self.recurrent.reset_parameters("auto", 1.0)
         self.dropout = nn.Dropout(dropout)

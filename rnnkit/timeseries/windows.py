@@ -19,7 +19,12 @@ MIN_CONTEXT = 3  # the fewest past steps a window may have: two step changes giv
 
 
 class Windows:
-    def __init__(self, values: list[np.ndarray], context_length: int, horizon: int) -> None:
+    def __init__(self, values: list[np.ndarray], context_length: int, horizon: int, season: int = 1,
+                 phases: np.ndarray | None = None) -> None:
+        # season > 1: each step also carries its place in the season as (sin, cos); `phases`: the
+        # place of each series' first step (default 0)
+        self.season = season
+        self.phases = np.zeros(len(values), dtype=np.int64) if phases is None else np.asarray(phases, dtype=np.int64)
         self.lengths = np.array([len(v) for v in values], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.flat = np.concatenate(values).astype(np.float32)  # (N, D): every series once, end to end
@@ -55,6 +60,11 @@ class Windows:
         floor = 1e-3 * (np.abs(context) * valid[..., None]).sum(axis=1) / lengths[:, None] + 1e-6
         scale = np.maximum(scale, floor).astype(np.float32)
         z = (context - location[:, None, :]) / scale[:, None, :] * valid[..., None]
+        if self.season > 1:
+            position = self.phases[series][:, None] + (cut - lengths)[:, None] + steps[None, :]  # (B, L)
+            angle = 2 * np.pi * (position % self.season) / self.season
+            z = np.concatenate([z, (np.stack([np.sin(angle), np.cos(angle)], axis=-1) * valid[..., None])
+                                .astype(np.float32)], axis=-1)
         out = [torch.from_numpy(z).to(device), torch.from_numpy(lengths), torch.from_numpy(location).to(device),
                torch.from_numpy(scale).to(device)]
         if with_target:
