@@ -47,8 +47,10 @@ test-slow: $(STAMP)
 # Benchmarks (docs/performance.md, docs/tasks.md). `make bench QUICK=1` (under 5 minutes): sgemm,
 # training throughput, custom cells, sampling, corpus scale, torchrun. The full run adds longer
 # timings, the 1 GB corpus, time-to-quality at 130 s and 600 s (reads ../shared), and the task
-# results (sentiment, tagging, grapheme-to-phoneme). bench/report.py writes the tables into
-# docs/performance.md. `make sweep` reruns the settings sweep behind the defaults (about 40 min).
+# results (sentiment, tagging, grapheme-to-phoneme) and the numeric-series results of
+# docs/time-series.md (forecasting against ETS/ARIMA, time-series classification against 1-NN DTW).
+# bench/report.py writes the tables into docs/performance.md. `make sweep` reruns the settings sweep
+# behind the defaults (about 40 min).
 QUICK ?=
 bench: $(STAMP)
 ifeq ($(QUICK),1)
@@ -61,6 +63,10 @@ else
 	$(BIN)/python bench/sentiment.py
 	$(BIN)/python bench/tagging.py
 	$(BIN)/python bench/g2p.py
+	$(BIN)/pip install --quiet --no-deps aeon==1.6.0  # data only: M1, airline, lynx, shampoo, UCR/UEA sets
+	$(BIN)/python bench/forecast_speed.py
+	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/series_classification.py
 endif
 	$(BIN)/python bench/report.py
 

@@ -61,11 +61,13 @@ def m1_yearly(tmp: Path):
                                                                                id_col="series")
 
 
-def _aeon_csv(name: str, time_col: str | None = None):
+def _aeon_csv(name: str):
+    """aeon's two-column CSV files (time, value); the header is rewritten, since some leave the
+    time column unnamed."""
     def load(tmp: Path):
-        path = package_dir("aeon") / f"datasets/data/{name}/{name}.csv"
-        header = open(path).readline().strip().split(",")
-        return path, dict(time_col=time_col or header[0], value_cols=[header[1]])
+        with open(package_dir("aeon") / f"datasets/data/{name}/{name}.csv") as f:
+            rows = list(csv.reader(f))[1:]
+        return _rows_csv(tmp / f"{name}.csv", ["time", "value"], rows), dict(time_col="time", value_cols=["value"])
     return load
 
 
@@ -178,13 +180,18 @@ def main() -> None:
                   f"| " + ", ".join(f"{m} {s[m]['gmase']:.3f}" for m in METHODS) +
                   f" | ratio to best {r['ratio_to_best']:.3f} | coverage {s['rnnkit']['coverage80']:.2f} "
                   f"| {time.perf_counter() - started:.0f}s", flush=True)
+            # stored after every set, so a failure later keeps the finished sets
+            summarise(results)
+            publish("forecast", results, markdown(results), DOC, write=not args.no_write, show=False)
+    print(markdown(results))
+
+
+def summarise(results: dict) -> None:
     sets = results["sets"].values()
     overall = {m: float(np.exp(np.mean([np.log(r["summary"][m]["gmase"]) for r in sets]))) for m in ["rnnkit", *COMPARED]}
     best = min(COMPARED, key=overall.get)
     results["overall"] = {"rnnkit": overall["rnnkit"], "best_method": best, "best": overall[best],
                           "wins": sum(r["ratio_to_best"] <= 1 for r in sets), "by_method": overall}
-    table = markdown(results)
-    publish("forecast", results, table, DOC, write=not args.no_write)
 
 
 if __name__ == "__main__":

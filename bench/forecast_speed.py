@@ -2,7 +2,7 @@
 the time to forecast 10,000 series of length 200 with quantiles, on synthetic seasonal series.
 
 usage: python bench/forecast_speed.py [--no-write]
-Writes bench/results.json["forecast_speed"] and the table in docs/time-series.md.
+Writes bench/results.json["forecast_speed"] and the table in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from store import publish  # noqa: E402
 from rnnkit.timeseries import RNNForecaster  # noqa: E402
 
-DOC = ROOT / "docs" / "time-series.md"
+DOC = ROOT / "docs" / "performance.md"
 
 
 def series(count: int, length: int, seed: int) -> list[np.ndarray]:

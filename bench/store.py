@@ -10,9 +10,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 
 
-def publish(key: str, results: dict, table: str, doc: Path, write: bool = True) -> None:
-    """Print the table; with `write`, store the results and the table."""
-    print(table)
+def publish(key: str, results: dict, table: str, doc: Path, write: bool = True, show: bool = True) -> None:
+    """Print the table (with `show`); with `write`, store the results and the table."""
+    if show:
+        print(table)
     if not write:
         return
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

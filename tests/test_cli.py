@@ -243,7 +243,8 @@ def test_eval_invalid_utf8(cli, trained_run, tmp_path):
 
 
 def test_every_command_describes_itself_without_stray_format_marks(cli):
-    for command in (["eval"], ["info"], ["classify", "train"], ["tag", "train"], ["seq2seq", "train"]):
+    for command in (["eval"], ["info"], ["classify", "train"], ["tag", "train"], ["seq2seq", "train"],
+                    ["forecast", "train"], ["forecast", "predict"], ["forecast", "backtest"], ["forecast", "explain"]):
         status, out, _ = cli(*command, "--help")
         assert status == 0 and "%%" not in out
         description = out.split("\n\n")[1]
@@ -263,6 +264,9 @@ def test_a_missing_extra_is_named(cli, trained_run, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
     assert_clean_error(*cli("serve", trained_run), "needs uvicorn", "pip install 'rnnkit[serve]'")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "statsmodels" else real(name, *a))
+    assert_clean_error(*cli("forecast", "backtest", "d.csv", "--time-col", "t", "--value-col", "v", "--horizon", "2"),
+                       "needs statsmodels", "pip install 'rnnkit[timeseries]'")
 
 
 def test_every_command_that_runs_a_model_takes_a_device(cli, trained_run, corpus_file):
@@ -274,7 +278,7 @@ def test_every_command_that_runs_a_model_takes_a_device(cli, trained_run, corpus
         if not torch.cuda.is_available():
             assert_clean_error(*cli(*args, "--device", "cuda"), "PyTorch sees no CUDA GPU")
     for command in (["viz"], ["diagnose"], ["serve"], ["classify", "predict"], ["tag", "predict"],
-                    ["seq2seq", "predict"]):
+                    ["seq2seq", "predict"], ["forecast", "predict"], ["forecast", "explain"]):
         assert "--device {auto,cpu,cuda}" in " ".join(cli(*command, "--help")[1].split()), command
 
 

@@ -278,3 +278,14 @@ def test_seasonal_place_comes_from_the_calendar_not_the_file_start(tmp_path):
     assert np.allclose(model.predict(full), model.predict(later))
     shifted = model.predict([later.values[0]])  # an array: its first value is taken as place 0
     assert not np.allclose(model.predict(full), shifted)
+
+
+def test_backtest_api_scores_rnnkit_beside_the_baselines():
+    y = seasonal(120, season=4, seed=5)
+    result = RNNForecaster(horizon=4, season=4, hidden_size=16, min_steps=30, epochs=1).backtest(
+        y, folds=2, baselines=("naive", "seasonal_naive"))
+    assert set(result.summary) == {"rnnkit", "naive", "seasonal_naive"}
+    naive = result.summary["naive"]
+    # the naive forecast of a 4-step season misses by about the season's amplitude: far above 1
+    assert naive["mase"] > 1.5 and result.summary["seasonal_naive"]["mase"] < naive["mase"]
+    assert result.best_baseline() == "seasonal_naive" and "rnnkit" in result.table()

@@ -85,6 +85,8 @@ def add_commands(sub, parser_class) -> dict:
     e.add_argument("--out", required=True, metavar="OUT.png", help="where to draw the figure")
     e.add_argument("--force", action="store_true", help="replace an existing OUT.png that rnnkit did not write")
     e.add_argument("--top", type=int, default=5, metavar="N", help="most influential steps to print (default 5)")
+    e.add_argument("--device", choices=CHOICES["device"], default="auto",
+                   help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
 
     b = actions.add_parser("backtest", help="rolling-origin evaluation of rnnkit and classical baselines",
                            description="Forecast the last --folds x --horizon steps of every series in blocks of "
@@ -224,12 +226,14 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from .. import outputs
+    from ..api import resolve_device
     from ..timeseries.figures import saliency_figure
     from ..timeseries.forecaster import saliency
     claimed = outputs.claim([args.out], args.force)
     if args.top < 0:
         raise UsageError(f"--top must be >= 0 (got {args.top})")
     model, panel, s = _load(args.model_dir, args.data)
+    model.model_.to(resolve_device(args.device))
     if args.series is not None and args.series not in panel.ids:
         raise UsageError(f"{args.data} has no series {args.series!r}" + (f" in column {s['id_col']!r}" if s["id_col"]
                          else f" (the model has no id column)"))

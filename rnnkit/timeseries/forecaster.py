@@ -157,6 +157,16 @@ class RNNForecaster(RNNEstimator):
             raise ValueError(f"quantile levels must be in (0, 1) (got {levels})")
         return self.forecast(y, levels)[1]
 
+    def backtest(self, y, folds: int = 1, baselines=("naive", "seasonal_naive", "drift", "ets", "arima"),
+                 season: int | None = None):
+        """Rolling-origin backtest of these settings on y beside the classical baselines (refits
+        this estimator on the data before the first block); returns a `Backtest` (.summary, .table())."""
+        from .backtest import run_backtest
+        series, _ = as_series(y)
+        season = self.season or season or (y.season() if isinstance(y, Panel) else 1)
+        return run_backtest(self, y if isinstance(y, Panel) else series, folds, season, tuple(baselines),
+                            progress=bool(self.verbose))
+
     # ------------------------------------------------------------------ save / load
     def _fitted_state(self) -> dict[str, Any]:
         return {"num_values": self.num_values_, "season": self.season_, "context_length": self.context_length_}
