@@ -92,7 +92,7 @@ def add_commands(sub, parser_class) -> dict:
                            description="Forecast the last --folds x --horizon steps of every series in blocks of "
                            "--horizon, each from the history before it: rnnkit (trained once, on the data before the "
                            "first block) beside naive, seasonal naive, drift, ETS and ARIMA (refitted at every "
-                           "block). Prints mean and geometric-mean MASE, sMAPE, RMSE, 80%% interval coverage, "
+                           "block). Prints mean and geometric-mean MASE, sMAPE, RMSE, 80% interval coverage, "
                            "scaled pinball loss and seconds per method.")
     data_flags(b)
     b.add_argument("--folds", type=int, default=1, metavar="N", help="forecast blocks per series (default 1)")
