@@ -52,7 +52,11 @@ def interrupted_run(text: str, run: str) -> None:
         rnnkit.train(text, out=run, max_steps=24, hidden_size=32, num_layers=1, embedding_size=8,
                      batch_size=8, seq_length=24, eval_chars=2000, on_step=stop_after_13)
     except Stop:
-        pass
+        # both ranks stop after the same step; leave the process group together, so neither
+        # rank's gloo threads see the other's sockets close mid-teardown (an occasional SIGABRT)
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
