@@ -197,7 +197,7 @@ def _load(directory: str, data: str):
     model = RNNForecaster.load(directory)
     s = _saved_data_settings(directory, meta)
     columns = [s["time_col"], *s["value_cols"], *([s["id_col"]] if s["id_col"] else [])]
-    header = list(read_table(data, []).columns)
+    header = list(read_table(data, [], header_only=True).columns)
     if any(c not in header for c in columns):
         raise UsageError(f"{data} has columns {', '.join(map(repr, header))}; the model was trained on "
                          f"{', '.join(map(repr, columns))} (time, values{', id' if s['id_col'] else ''})")
@@ -236,7 +236,7 @@ def _explain(args: argparse.Namespace) -> int:
     model.model_.to(resolve_device(args.device))
     if args.series is not None and args.series not in panel.ids:
         raise UsageError(f"{args.data} has no series {args.series!r}" + (f" in column {s['id_col']!r}" if s["id_col"]
-                         else f" (the model has no id column)"))
+                         else " (the model has no id column)"))
     i = panel.ids.index(args.series) if args.series is not None else 0
     history = panel.values[i]
     with _fit_errors(args.data):

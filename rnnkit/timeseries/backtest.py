@@ -64,8 +64,9 @@ def run_backtest(forecaster, data, folds: int, season: int, methods=tuple(METHOD
     forecaster.fit(before(0), season=season)
     rows = []
     for k in range(folds):
-        history = list(before(k).values) if isinstance(data, Panel) else before(k)
-        mean, bands = forecaster.forecast(before(k), LEVELS)
+        known = before(k)
+        history = known.values if isinstance(known, Panel) else known
+        mean, bands = forecaster.forecast(known, LEVELS)
         for i, s in enumerate(series):
             for d in range(s.shape[1]):
                 actual = s[cuts[k][i]:cuts[k][i] + H, d]

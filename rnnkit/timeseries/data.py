@@ -91,7 +91,6 @@ class Panel:
 def read_panel(path: str | Path, time_col: str, value_cols: list[str], id_col: str | None = None,
                fill: str = "none", freq: str | int | None = None) -> Panel:
     """Read, check and regularise the series of a CSV file (see the module docstring)."""
-    import pandas as pd
     if fill not in FILLS:
         raise UsageError(f"--fill must be one of {', '.join(FILLS)} (got {fill!r})")
     columns = [time_col, *value_cols, *([id_col] if id_col else [])]
@@ -126,7 +125,9 @@ def read_panel(path: str | Path, time_col: str, value_cols: list[str], id_col: s
     return panel
 
 
-def read_table(path: str | Path, columns: list[str]):
+def read_table(path: str | Path, columns: list[str], header_only: bool = False):
+    """The CSV file as a table of strings, every named column present and, unless only the header
+    is asked for, at least one row."""
     import pandas as pd
     p = Path(path)
     if not p.exists():
@@ -137,7 +138,7 @@ def read_table(path: str | Path, columns: list[str]):
         raise UsageError(f"{p} is larger than {MAX_FILE_BYTES // 1024**3} GB; split it into several files")
     try:
         table = pd.read_csv(p, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8",
-                            skipinitialspace=True)
+                            skipinitialspace=True, nrows=0 if header_only else None)
     except UnicodeDecodeError as e:
         raise UsageError(f"{p} is not valid UTF-8 (bad byte at offset {e.start}); save it as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -149,7 +150,7 @@ def read_table(path: str | Path, columns: list[str]):
     if missing:
         raise UsageError(f"{p} has no column {', '.join(repr(c) for c in missing)}; its columns are "
                          f"{', '.join(repr(c) for c in table.columns) or '(none)'}")
-    if len(table) == 0:
+    if len(table) == 0 and not header_only:
         raise UsageError(f"{p} has no rows")
     return table
 

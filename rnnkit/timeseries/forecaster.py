@@ -118,10 +118,9 @@ class RNNForecaster(RNNEstimator):
                                extra_inputs=2 if self.season_ > 1 else 0)
 
     # ------------------------------------------------------------------ predicting
-    @torch.no_grad()
-    def forecast(self, y, levels: list[float] | None):
-        """(mean, quantiles): the forecast means and, given levels, their quantiles (None without),
-        in the series' units, shaped like predict's and predict_quantiles' results."""
+    def _final_windows(self, y):
+        """The window that ends at each series' end: (Windows, pairs, input shape kind, device),
+        after checking the series fit the model."""
         check_is_fitted(self, "model_")
         series, kind = as_series(y)
         if series[0].shape[1] != self.num_values_:
@@ -132,9 +131,14 @@ class RNNForecaster(RNNEstimator):
             raise ValueError(f"series {short[0]} has {len(series[short[0]])} steps; a forecast reads at least "
                              f"{MIN_CONTEXT}")
         self.model_.eval()
-        device = next(self.model_.parameters()).device
         windows = Windows(series, self.context_length_, self.horizon, self.season_, _phases(y, self.season_))
-        pairs = windows.final_pairs()
+        return windows, windows.final_pairs(), kind, next(self.model_.parameters()).device
+
+    @torch.no_grad()
+    def forecast(self, y, levels: list[float] | None):
+        """(mean, quantiles): the forecast means and, given levels, their quantiles (None without),
+        in the series' units, shaped like predict's and predict_quantiles' results."""
+        windows, pairs, kind, device = self._final_windows(y)
         means, bands = [], []
         for start in range(0, len(pairs), PREDICT_BATCH):
             context, lengths, location, scale = windows.batch(pairs[start:start + PREDICT_BATCH], device, False)
@@ -162,10 +166,9 @@ class RNNForecaster(RNNEstimator):
         """Rolling-origin backtest of these settings on y beside the classical baselines (refits
         this estimator on the data before the first block); returns a `Backtest` (.summary, .table())."""
         from .backtest import run_backtest
-        series, _ = as_series(y)
+        data = y if isinstance(y, Panel) else as_series(y)[0]
         season = self.season or season or (y.season() if isinstance(y, Panel) else 1)
-        return run_backtest(self, y if isinstance(y, Panel) else series, folds, season, tuple(baselines),
-                            progress=bool(self.verbose))
+        return run_backtest(self, data, folds, season, tuple(baselines), progress=bool(self.verbose))
 
     # ------------------------------------------------------------------ save / load
     def _fitted_state(self) -> dict[str, Any]:
@@ -184,19 +187,12 @@ def saliency(model: RNNForecaster, y, step: int | None = None) -> np.ndarray:
     """Which past steps drove each forecast: gradient x input of the forecast mean (of future step
     `step`, 1-based, or of all steps summed) with respect to the scaled context the network read,
     as (S, L, D) for the last L = context_length_ steps of each series (zeros before a series'
-    start; (L,) or (L, D) for one series, like predict). Signed: positive values pushed the forecast up (Simonyan et al. 2014; Shrikumar et
-    al. 2017 on gradient x input)."""
-    check_is_fitted(model, "model_")
-    series, kind = as_series(y)
+    start; (L,) or (L, D) for one series, like predict). Signed: positive values pushed the
+    forecast up (Simonyan et al. 2014; Shrikumar et al. 2017 on gradient x input)."""
     if step is not None and not 1 <= step <= model.horizon:
         raise ValueError(f"step must be in 1..{model.horizon} (got {step})")
-    windows = Windows(series, model.context_length_, model.horizon, model.season_, _phases(y, model.season_))
-    pairs = windows.final_pairs()
-    if len(pairs) < len(series):
-        raise ValueError(f"every series needs at least {MIN_CONTEXT} steps")
-    device = next(model.model_.parameters()).device
+    windows, pairs, kind, device = model._final_windows(y)
     out = []
-    model.model_.eval()
     for start in range(0, len(pairs), PREDICT_BATCH):
         context, lengths, _, _ = windows.batch(pairs[start:start + PREDICT_BATCH], device, False)
         context.requires_grad_(True)
