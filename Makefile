@@ -48,7 +48,8 @@ test-slow: $(STAMP)
 # training throughput, custom cells, sampling, corpus scale, torchrun. The full run adds longer
 # timings, the 1 GB corpus, time-to-quality at 130 s and 600 s (reads ../shared), and the task
 # results (sentiment, tagging, grapheme-to-phoneme) and the numeric-series results of
-# docs/time-series.md (forecasting against ETS/ARIMA, time-series classification against 1-NN DTW).
+# docs/time-series.md (forecasting against ETS/ARIMA, time-series classification against 1-NN DTW)
+# and docs/anomaly.md (the Numenta Anomaly Benchmark and labelled series, against the baselines).
 # bench/report.py writes the tables into docs/performance.md. `make sweep` reruns the settings sweep
 # behind the defaults (about 40 min).
 QUICK ?=
@@ -67,6 +68,10 @@ else
 	$(BIN)/python bench/forecast_speed.py
 	$(BIN)/python bench/forecast.py
 	$(BIN)/python bench/series_classification.py
+	$(BIN)/pip install --quiet --no-deps sktime==1.2.0  # data only: the MIT-BIH ECG snippet
+	$(BIN)/pip install --quiet stumpy==1.14.1 numba==0.68.1  # the matrix-profile baseline
+	$(BIN)/python bench/nab.py --check
+	$(BIN)/python bench/anomaly.py
 endif
 	$(BIN)/python bench/report.py
 

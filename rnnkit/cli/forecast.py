@@ -185,16 +185,17 @@ def _saved_data_settings(directory: str, meta: dict) -> dict:
     return settings
 
 
-def _load(directory: str, data: str):
-    """The model in `directory` and the series of `data`, read with the training run's settings."""
+def _load(directory: str, data: str, estimator=None, command: str = "forecast"):
+    """The model in `directory` (an RNNForecaster, or `estimator`'s class) and the series of `data`,
+    read with the training run's settings."""
     from ..checkpoint import is_run_dir, read_meta
     from ..timeseries import RNNForecaster
     from ..timeseries.data import read_table, read_panel
     if not is_run_dir(directory):
         raise UsageError(f"{directory} is not a model directory (no rnnkit.json); train one with "
-                         "`rnnkit forecast train`")
+                         f"`rnnkit {command} train`")
     meta = read_meta(directory)
-    model = RNNForecaster.load(directory)
+    model = (estimator or RNNForecaster).load(directory)
     s = _saved_data_settings(directory, meta)
     columns = [s["time_col"], *s["value_cols"], *([s["id_col"]] if s["id_col"] else [])]
     header = list(read_table(data, [], header_only=True).columns)

@@ -1,0 +1,217 @@
+"""Anomaly-detection benchmark: RNNAnomalyDetector beside the baselines of
+rnnkit.anomaly.baselines, in the same run.
+
+1. The Numenta Anomaly Benchmark (../shared/data/nab, scored by bench/nab.py's rules): every
+   stream scored online. Each detector learns from the probationary period (NAB's first 15%) and
+   from then on scores each step from the past only; rnnkit's network keeps learning every
+   `update_every` steps. The three profiles, beside the published board.
+2. Labelled series from packages (see ../shared/docs/data.md): MIT-BIH ECG (sktime), the UCR
+   anomaly archive's #135 (aeon), GutenTAG's synthetic ECG (aeon): ROC-AUC, PR-AUC, best F1 and
+   point-adjusted F1; on #135 whether the highest score lies in the labelled anomaly.
+3. Speed: seconds to score one million points (offline, the fitted network).
+
+usage: python bench/anomaly.py [--workers 2] [--files N] [--no-write] [--skip-nab]
+Writes bench/results.json["nab"] and ["anomaly"] and the tables in docs/anomaly.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import importlib.util
+import json
+import sys
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from nab import DEFAULT_NAB, load_corpus  # noqa: E402
+from rnnkit.anomaly import RNNAnomalyDetector, baselines  # noqa: E402
+from rnnkit.anomaly import metrics as M  # noqa: E402
+from rnnkit.anomaly.nab import PROFILES, nab_score  # noqa: E402
+from store import publish  # noqa: E402
+
+DOC = ROOT / "docs" / "anomaly.md"
+# settings for streams: the detector learns only from the probationary period before scoring
+STREAM = dict(validation_fraction=0.0, early_stopping=False)
+DETECTORS = ("rnnkit", "sliding_gaussian", "rolling_zscore", "isolation_forest", "matrix_profile")
+PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy",
+             "randomCutForest", "windowedGaussian", "random")
+
+
+def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
+    """Every detector's scores for one NAB stream, and the seconds each took."""
+    import torch
+    torch.set_num_threads(1)
+    name, values, probation = args
+    out, seconds = {}, {}
+    runs = {
+        "rnnkit": lambda: RNNAnomalyDetector(**STREAM).fit(values[:probation])
+        .score_samples(values, online=True, start=probation),
+        "sliding_gaussian": lambda: baselines.sliding_gaussian(values, 6400),
+        "rolling_zscore": lambda: baselines.rolling_zscore(values, 100),
+        "isolation_forest": lambda: baselines.isolation_forest(values, 16, train=probation),
+        "matrix_profile": lambda: baselines.matrix_profile(values, 32, online=True),
+    }
+    for detector, run in runs.items():
+        start = time.perf_counter()
+        out[detector] = run()
+        seconds[detector] = time.perf_counter() - start
+    return name, out, seconds
+
+
+def nab_benchmark(workers: int, files: int | None, scores_out: Path) -> dict:
+    corpus = load_corpus(DEFAULT_NAB)
+    names = list(corpus)[:files] if files else list(corpus)
+    jobs = [(n, corpus[n][0]["value"].to_numpy(np.float64), corpus[n][1].probation()) for n in names]
+    scores: dict[str, dict[str, np.ndarray]] = {d: {} for d in DETECTORS}
+    seconds = dict.fromkeys(DETECTORS, 0.0)
+    with Pool(workers) as pool:
+        for done, (name, out, took) in enumerate(pool.imap_unordered(score_stream, jobs), 1):
+            for d in DETECTORS:
+                scores[d][name], seconds[d] = out[d], seconds[d] + took[d]
+            print(f"[{done}/{len(jobs)}] {name}", file=sys.stderr, flush=True)
+    with gzip.open(scores_out, "wt") as f:  # rnnkit's scores, for `python bench/nab.py --scores`
+        f.write("file,timestamp,anomaly_score\n")
+        for name in names:
+            frame = corpus[name][0]
+            for when, s in zip(frame["timestamp"].astype(str), scores["rnnkit"][name]):
+                f.write(f"{name},{when},{s:.6f}\n")
+    streams = [corpus[n][1] for n in names]
+    results = {}
+    for d in DETECTORS:
+        results[d] = {p: round(nab_score(streams, [scores[d][n] for n in names], p).score, 2) for p in PROFILES}
+        results[d]["seconds"] = round(seconds[d], 1)
+    board = json.loads((DEFAULT_NAB / "results" / "final_results.json").read_text())
+    results["published"] = {k: {p: round(board[k][p], 2) for p in PROFILES} for k in PUBLISHED if k in board}
+    results["files"] = len(names)
+    return results
+
+
+def nab_table(results: dict) -> str:
+    rows = [("rnnkit (this run)", results["rnnkit"])]
+    rows += [(f"{d} (this run)", results[d]) for d in DETECTORS[1:]]
+    rows += [(f"{k} (published)", v) for k, v in results["published"].items()]
+    rows.sort(key=lambda r: -r[1]["standard"])
+    lines = ["| detector | standard | reward low FP | reward low FN |", "|---|---:|---:|---:|"]
+    for label, r in rows:
+        bold = "**" if label.startswith("rnnkit") else ""
+        lines.append(f"| {bold}{label}{bold} | {r['standard']:.2f} | {r['reward_low_FP_rate']:.2f} | "
+                     f"{r['reward_low_FN_rate']:.2f} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- labelled series
+def _package_file(package: str, relative: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    return path if path.exists() else None
+
+
+def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """{name: (normal training values, test values, test labels)} for the sets installed."""
+    import pandas as pd
+    sets = {}
+    mitdb = _package_file("sktime", "datasets/data/mitdb/mitdb.csv")
+    if mitdb:
+        frame = pd.read_csv(mitdb)
+        values, labels = frame.iloc[:, 0].to_numpy(np.float64), frame.iloc[:, 1].to_numpy(np.int64)
+        first = int(np.argmax(labels > 0))  # the detector learns from the steps before the first anomaly
+        sets["mitdb"] = (values[:first], values, labels)
+    kdd = _package_file("aeon", "datasets/data/KDD-TSAD_135")
+    if kdd:
+        train = pd.read_csv(kdd / "135_UCR_Anomaly_InternalBleeding16_TRAIN.csv")
+        test = pd.read_csv(kdd / "135_UCR_Anomaly_InternalBleeding16_TEST.csv")
+        sets["kdd_135"] = (train["value"].to_numpy(np.float64), test["value"].to_numpy(np.float64),
+                           test["is_anomaly"].to_numpy(np.int64))
+    ecg = _package_file("aeon", "datasets/data/UnitTest")
+    if ecg and (ecg / "ecg-diff-count-3_TEST.csv").exists():
+        train = pd.read_csv(ecg / "ecg-diff-count-3_TRAIN_NA.csv")
+        test = pd.read_csv(ecg / "ecg-diff-count-3_TEST.csv")
+        sets["gutentag_ecg"] = (train.iloc[:, 1].to_numpy(np.float64), test.iloc[:, 1].to_numpy(np.float64),
+                                test["is_anomaly"].to_numpy(np.int64))
+    return sets
+
+
+def labelled_benchmark() -> dict:
+    results = {}
+    for name, (train, test, labels) in labelled_sets().items():
+        rows = {}
+        start = time.perf_counter()
+        detector = RNNAnomalyDetector(validation_fraction=0.0, early_stopping=False).fit(train)
+        # the test series follows the normal one where there is one, so the first test steps have a past
+        joined = np.concatenate([train, test]) if train is not test else test
+        scores = detector.score_samples(joined)[len(joined) - len(test):]
+        rows["rnnkit"] = (scores, time.perf_counter() - start)
+        for d, run in {"sliding_gaussian": lambda: baselines.sliding_gaussian(test, 6400),
+                       "rolling_zscore": lambda: baselines.rolling_zscore(test, 100),
+                       "isolation_forest": lambda: baselines.isolation_forest(
+                           np.concatenate([train, test]), 16, train=len(train))[-len(test):],
+                       "matrix_profile": lambda: baselines.matrix_profile(test, 64, online=False)}.items():
+            start = time.perf_counter()
+            rows[d] = (run(), time.perf_counter() - start)
+        results[name] = {d: {**{k: round(v, 4) for k, v in M.summary(labels, s).items()},
+                             "top_in_anomaly": M.top_in_anomaly(labels, s), "seconds": round(t, 1)}
+                         for d, (s, t) in rows.items()}
+        print(name, json.dumps(results[name]), file=sys.stderr, flush=True)
+    return results
+
+
+def labelled_table(results: dict) -> str:
+    lines = ["| set | detector | ROC-AUC | PR-AUC | best F1 | point-adjusted F1 | top score in anomaly |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for name, rows in results.items():
+        if not isinstance(rows, dict) or "rnnkit" not in rows:
+            continue
+        for d, r in rows.items():
+            bold = "**" if d == "rnnkit" else ""
+            lines.append(f"| {name} | {bold}{d}{bold} | {r['roc_auc']:.3f} | {r['pr_auc']:.3f} | {r['best_f1']:.3f} | "
+                         f"{r['adjusted_f1']:.3f} | {'yes' if r['top_in_anomaly'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def speed() -> dict:
+    """Seconds to fit on 5,000 steps (not timed) and score 1,000,000 (timed), offline."""
+    import torch
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(0)
+    t = np.arange(1_000_000)
+    values = np.sin(2 * np.pi * t / 96) + 0.1 * rng.standard_normal(len(t))
+    detector = RNNAnomalyDetector(validation_fraction=0.0, early_stopping=False, min_steps=50).fit(values[:5000])
+    start = time.perf_counter()
+    detector.score_samples(values)
+    return {"points": len(values), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--files", type=int, help="only the first N NAB streams (a quick look; not stored)")
+    parser.add_argument("--skip-nab", action="store_true")
+    parser.add_argument("--scores-out", type=Path, default=Path("/tmp/rnnkit_nab_scores.csv.gz"))
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    write = not args.no_write and not args.files
+    if not args.skip_nab:
+        start = time.perf_counter()
+        nab = nab_benchmark(args.workers, args.files, args.scores_out)
+        nab["wall_seconds"] = round(time.perf_counter() - start, 1)
+        publish("nab", nab, nab_table(nab), DOC, write and not args.skip_nab)
+        print(f"rnnkit's scores: {args.scores_out} (python bench/nab.py --scores {args.scores_out})")
+    labelled = labelled_benchmark()
+    labelled["speed"] = speed()
+    print(f"scoring {labelled['speed']['points']:,} points: {labelled['speed']['seconds']} s")
+    publish("anomaly", labelled, labelled_table(labelled) + f"\n\nScoring {labelled['speed']['points']:,} points "
+            f"(offline, 2 threads): {labelled['speed']['seconds']} s.", DOC, write)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The anomaly detector's hyperparameters: the forecaster's (its network forecasts the next step)
+and what detection adds: how prediction errors become scores, where the threshold comes from,
+and how the network keeps learning while it scores online. `rnnkit anomaly train` generates its
+flags from these fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import _in_range
+from ..errors import UsageError
+from ..timeseries.configs import ForecasterConfig
+
+
+@dataclass(frozen=True)
+class AnomalyConfig(ForecasterConfig):
+    # --- model
+    hidden_size: int = 32  # units per recurrent layer (one step ahead needs fewer than the forecaster's)
+    context_length: int | None = 32  # past steps each one-step forecast reads
+    # --- training
+    min_steps: int = 300  # train for at least this many batches
+    validation_fraction: float = 0.1  # share held out at the end of every series: the threshold comes from its
+    # scores; 0: the threshold comes from the training steps' scores
+    # --- scoring
+    horizon: int = 1  # steps ahead each forecast reaches: every step is scored by the forecasts of it made 1 to
+    # --horizon steps before (a deviation that builds up over several steps shows in the longer ones)
+    long_window: int = 8000  # past steps whose prediction errors give the typical error level
+    short_window: int = 1  # recent steps whose mean error is compared with that level (1: each step alone)
+    contamination: float = 0.001  # expected share of anomalies in normal data: the threshold is the validation
+    # window's (1 - contamination) score quantile, and at least -log10(contamination); 0: its highest score
+    # --- online scoring (score --online)
+    update_every: int = 200  # steps scored between two updates of the network on everything seen so far
+    update_steps: int = 10  # batches of each update
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _in_range(self, "long_window", 10, 10_000_000)
+        _in_range(self, "short_window", 1, 100_000)
+        if self.short_window >= self.long_window:
+            raise UsageError("--short-window must be shorter than --long-window")
+        if not 0 <= self.contamination < 0.5:
+            raise UsageError(f"--contamination must be in [0, 0.5) (got {self.contamination})")
+        _in_range(self, "update_every", 1, 10_000_000)
+        _in_range(self, "update_steps", 0, 1_000_000)

@@ -1,0 +1,130 @@
+"""`rnnkit anomaly` (train | score): anomalies in numeric series from CSV files, over RNNAnomalyDetector.
+
+    rnnkit anomaly train normal.csv --time-col time --value-col load --out runs/load
+    rnnkit anomaly score runs/load new.csv > scored.csv
+    rnnkit anomaly score runs/load stream.csv --online --plot flags.png > scored.csv
+
+`score` writes the input rows (after the training run's --fill) to stdout as CSV with two more
+columns: `score` (higher = more anomalous: the surprise of the recent one-step forecast errors, in
+powers of ten) and `anomaly` (1 where the score exceeds the threshold chosen at training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+
+import numpy as np
+
+from ..config import CHOICES
+from ..errors import UsageError
+from ..extras import require
+from .flags import add_config_flags, config_values
+from .forecast import _fit_errors, _load, _shown_times, _value_cols
+from .tasks import _check_new_out
+
+NOT_FLAGS = ("verbose",)
+RENAME = {"random_state": "seed", "max_time": "time"}
+
+
+def add_commands(sub, parser_class) -> dict:
+    from ..anomaly.configs import AnomalyConfig
+    from ..timeseries.data import FILLS
+    p = sub.add_parser("anomaly", help="find anomalies in numeric series from a CSV file (train, score)",
+                       description="Anomaly detection with a recurrent one-step forecaster: train on normal data, "
+                       "then score new data; every step's forecast miss is judged against the misses before it, "
+                       "and steps whose score exceeds a threshold chosen on held-out normal data are flagged.")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
+
+    t = actions.add_parser("train", help="train on the (normal) series of DATA.csv; the model goes to --out",
+                           description="Train the detector on the series of DATA.csv, taken as normal. The last "
+                           "--validation-fraction of each series is held out: the threshold is the (1 - "
+                           "--contamination) quantile of its scores, and at least -log10(--contamination).")
+    t.add_argument("data", metavar="DATA.csv")
+    t.add_argument("--time-col", required=True, metavar="NAME",
+                   help="column with the time: dates/times (ISO 8601) or whole-number steps")
+    t.add_argument("--value-col", dest="value_cols", required=True, action="append", metavar="NAME",
+                   help="column with the values; repeat it (or give NAME,NAME) for several")
+    t.add_argument("--id-col", metavar="NAME", help="column naming the series, for many series in one file")
+    t.add_argument("--fill", choices=FILLS, default="none", help="missing steps: none = an error, interpolate = "
+                   "linear, ffill = the last value (default none)")
+    t.add_argument("--freq", metavar="F", help="the series' frequency (pandas alias, or the step of whole-number "
+                   "time; default: inferred)")
+    t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
+    t.add_argument("--quiet", action="store_true", help="print nothing while training; errors still show")
+    t.set_defaults(flags=add_config_flags(t, AnomalyConfig, NOT_FLAGS, RENAME))
+
+    s = actions.add_parser("score", help="score every step of DATA.csv; CSV to stdout",
+                           description="Score every step of the series in DATA.csv (read with the training run's "
+                           "columns, frequency and fill) and flag those above the threshold. The first steps of "
+                           "each series score 0 until enough forecast errors exist to compare with.")
+    s.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit anomaly train`")
+    s.add_argument("data", metavar="DATA.csv")
+    s.add_argument("--online", action="store_true", help="score as a stream: the network keeps learning, every "
+                   "--update-every steps of the model, from everything before the step it scores (the saved "
+                   "model is not changed)")
+    s.add_argument("--start", type=int, default=0, metavar="N", help="with --online: the first N steps of each "
+                   "series are scored by the saved network without learning (default 0)")
+    s.add_argument("--plot", metavar="OUT.png", help="draw the values, the expected one-step band, the flags and "
+                   "the score of up to 3 series")
+    s.add_argument("--force", action="store_true", help="replace an existing --plot file that rnnkit did not write")
+    s.add_argument("--device", choices=CHOICES["device"], default="auto",
+                   help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
+    return {"anomaly": run}
+
+
+def run(args: argparse.Namespace) -> int:
+    require(("pandas",), "anomaly", f"rnnkit anomaly {args.action}")
+    return {"train": _train, "score": _score}[args.action](args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .. import checkpoint
+    from ..anomaly import RNNAnomalyDetector
+    from ..timeseries.data import read_panel
+    model = RNNAnomalyDetector(**config_values(args, args.flags), verbose=0 if args.quiet else 1)
+    model.config()  # bad settings are reported before any work
+    out = _check_new_out(args.out)
+    panel = read_panel(args.data, args.time_col, _value_cols(args), args.id_col, args.fill, args.freq)
+    with _fit_errors(args.data):
+        model.fit(panel)
+    model.save(out)
+    checkpoint.update_meta(out, time_col=panel.time_col, value_cols=panel.value_cols, id_col=panel.id_col,
+                           fill=args.fill, freq=panel.freq, history=model.history_)
+    if not args.quiet:
+        print(f"trained on {len(panel):,} series ({sum(len(v) for v in panel.values):,} steps, frequency "
+              f"{panel.freq}); threshold {model.threshold_:.4g}; saved in {out}", file=sys.stderr)
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .. import outputs
+    from ..anomaly import RNNAnomalyDetector
+    from ..api import resolve_device
+    claimed = outputs.claim([args.plot], args.force, "--plot") if args.plot else []
+    if args.start < 0:
+        raise UsageError(f"--start must be >= 0 (got {args.start})")
+    model, panel, s = _load(args.model_dir, args.data, RNNAnomalyDetector, "anomaly")
+    model.model_.to(resolve_device(args.device))
+    with _fit_errors(args.data):
+        scores = model.score_samples(list(panel.values), online=args.online, start=args.start)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(([s["id_col"]] if s["id_col"] else []) + [s["time_col"], *s["value_cols"], "score", "anomaly"])
+    for i in range(len(panel)):
+        shown = _shown_times(list(panel.times[i]))
+        key = [panel.ids[i]] if s["id_col"] else []
+        flags = scores[i] > model.threshold_
+        for t, when in enumerate(shown):
+            writer.writerow(key + [when, *(f"{v:.10g}" for v in panel.values[i][t]), f"{scores[i][t]:.4f}",
+                                   int(flags[t])])
+    flagged = int(sum((x > model.threshold_).sum() for x in scores))
+    print(f"{flagged:,} of {sum(len(x) for x in scores):,} steps flagged (threshold {model.threshold_:.4g})",
+          file=sys.stderr)
+    if claimed:
+        from ..anomaly.figures import anomaly_figure
+        level = 0.99
+        figure = anomaly_figure(panel, scores, model.expected(panel, level), model.threshold_, level)
+        outputs.write(claimed[0], outputs.png(figure))
+        print(f"figure written to {claimed[0]}", file=sys.stderr)
+    return 0

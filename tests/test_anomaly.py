@@ -1,0 +1,237 @@
+"""Anomaly detection: the NAB scoring rules on hand-computed cases, point-wise metrics, scores
+that use only the past, a detector that finds injected spikes, level shifts and frozen values,
+save/load, and the command line's clean errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+
+from rnnkit.anomaly import RNNAnomalyDetector, baselines
+from rnnkit.anomaly import metrics as M
+from rnnkit.anomaly.nab import LabelledStream, nab_score, raw_score, row_credits, sweep
+from rnnkit.anomaly.scoring import surprise
+
+pytest.importorskip("pandas")
+
+
+def sigma(x: float) -> float:
+    return 2 / (1 + math.exp(5 * x)) - 1
+
+
+# ---------------------------------------------------------------------------- NAB's rules
+STREAM = LabelledStream(40, ((10, 14),))  # probation: floor(0.15 * 40) = 6 rows
+
+
+def detections(*rows: int, n: int = 40) -> np.ndarray:
+    scores = np.zeros(n)
+    scores[list(rows)] = 1.0
+    return scores
+
+
+def test_nab_credit_of_a_detection_by_hand():
+    full = 1.0  # at the window's left edge: the full true-positive weight
+    right_edge = sigma(-1 / 5) / sigma(-1)  # last row of the 5-row window
+    assert raw_score([STREAM], [detections(10)], "standard", 0.5) == pytest.approx(full)
+    assert raw_score([STREAM], [detections(14)], "standard", 0.5) == pytest.approx(right_edge)
+    # only the earliest detection in a window counts; later ones in it are free
+    assert raw_score([STREAM], [detections(10, 12, 14)], "standard", 0.5) == pytest.approx(full)
+    # a false positive before any window costs the whole fp weight; one just after a window costs less
+    assert raw_score([STREAM], [detections(8, 10)], "standard", 0.5) == pytest.approx(full - 0.11)
+    assert raw_score([STREAM], [detections(10, 15)], "standard", 0.5) == pytest.approx(full + 0.11 * sigma(1 / 4))
+    assert raw_score([STREAM], [detections(10, 30)], "standard", 0.5) == pytest.approx(full - 0.11)  # past 3 widths
+    # a detection in the probationary period is not scored; a missed window costs fn
+    assert raw_score([STREAM], [detections(2)], "standard", 0.5) == pytest.approx(-1.0)
+    assert raw_score([STREAM], [detections(2)], "reward_low_FN_rate", 0.5) == pytest.approx(-2.0)
+    assert raw_score([STREAM], [detections(8, 10)], "reward_low_FP_rate", 0.5) == pytest.approx(full - 0.22)
+
+
+def test_nab_normalises_between_never_firing_and_perfect():
+    assert nab_score([STREAM], [detections()], threshold=0.5).score == pytest.approx(0.0)
+    assert nab_score([STREAM], [detections(10)], threshold=0.5).score == pytest.approx(100.0)
+    half = nab_score([STREAM], [detections(14)], threshold=0.5)
+    assert half.score == pytest.approx(100 * (sigma(-0.2) / sigma(-1) + 1) / 2)
+
+
+def test_nab_sweep_finds_the_best_threshold_and_matches_direct_scoring():
+    rng = np.random.default_rng(0)
+    streams = [STREAM, LabelledStream(30, ((5, 7), (20, 25)))]
+    scores = [rng.random(40), rng.random(30)]
+    thresholds, totals = sweep(streams, scores, "standard")
+    for t, total in zip(thresholds[::7], totals[::7]):
+        assert raw_score(streams, scores, "standard", t) == pytest.approx(total)
+        direct = 0.0  # the rules, row by row, for this threshold
+        for stream, s in zip(streams, scores):
+            credit, window = row_credits(stream, "standard")
+            hit = (s >= t) & (window != -2)
+            direct += credit[hit & (window == -1)].sum()
+            for k in range(len(stream.windows)):
+                inside = hit & (window == k)
+                direct += credit[inside].max() if inside.any() else -1.0
+        assert direct == pytest.approx(total)
+    best = nab_score(streams, scores)
+    assert best.raw == pytest.approx(totals.max()) and best.threshold in thresholds
+
+
+# ---------------------------------------------------------------------------- metrics and scores
+def test_point_adjusted_f1_credits_a_whole_segment_for_one_hit():
+    labels = np.zeros(1000, dtype=int)
+    labels[40:60] = 1
+    scores = np.zeros(1000)
+    scores[45] = 1.0  # one point of the 20-point segment
+    assert M.best_f1(labels, scores) == pytest.approx(2 * 1 / (1 + 20))
+    assert M.adjusted_f1(labels, scores) == pytest.approx(1.0)
+    assert M.top_in_anomaly(labels, scores, margin=0) and M.roc_auc(labels, scores) > 0.5
+    with pytest.raises(ValueError, match="both anomalous and normal"):
+        M.pr_auc(np.zeros(5), np.zeros(5))
+
+
+def test_scores_use_only_the_past():
+    rng = np.random.default_rng(1)
+    errors = np.abs(rng.standard_normal(500))
+    base = surprise(errors, 100, 3)
+    changed = errors.copy()
+    changed[300:] *= 10
+    assert np.array_equal(surprise(changed, 100, 3)[:300], base[:300])
+    spiked = errors.copy()
+    spiked[400] = 20.0
+    assert np.argmax(surprise(spiked, 100, 1)) == 400
+    for detector in (baselines.rolling_zscore, baselines.sliding_gaussian):
+        values = np.sin(np.arange(500) / 5) + 0.1 * rng.standard_normal(500)
+        other = values.copy()
+        other[300:] += 5
+        assert np.array_equal(detector(values)[:300], detector(other)[:300])
+
+
+def test_isolation_forest_baseline_finds_a_spike():
+    values = np.sin(np.arange(600) / 4)
+    values[500] += 4
+    scores = baselines.isolation_forest(values, lags=8, train=400)
+    assert 500 <= np.argmax(scores) < 508
+
+
+def test_matrix_profile_baseline_finds_a_discord():
+    pytest.importorskip("stumpy")
+    rng = np.random.default_rng(0)
+    values = np.sin(2 * np.pi * np.arange(1200) / 40) + 0.05 * rng.standard_normal(1200)
+    values[900:920] = 0.0
+    left = baselines.matrix_profile(values, 32, online=True)  # early steps have little past to match
+    assert 900 <= 200 + np.argmax(left[200:]) < 960
+    assert 900 <= np.argmax(baselines.matrix_profile(values, 32, online=False)) < 960
+
+
+# ---------------------------------------------------------------------------- the detector
+def with_anomalies(n: int = 900, seed: int = 0):
+    """A noisy sine, and a copy with a spike, a level shift and frozen values injected."""
+    rng = np.random.default_rng(seed)
+    clean = np.sin(2 * np.pi * np.arange(n) / 25) + 0.05 * rng.standard_normal(n)
+    broken = clean.copy()
+    broken[600] += 2.5  # spike
+    broken[700:] += 1.5  # level shift
+    broken[800:830] = broken[800]  # frozen values
+    return clean, broken
+
+
+@pytest.fixture(scope="module")
+def detector():
+    clean, _ = with_anomalies()
+    return RNNAnomalyDetector(hidden_size=16, min_steps=250, epochs=1, random_state=0).fit(clean[:550])
+
+
+def test_detector_finds_spike_level_shift_and_frozen_values(detector):
+    _, broken = with_anomalies()
+    scores = detector.score_samples(broken)
+    flags = detector.predict(broken)
+    threshold = detector.threshold_
+    for first, last in ((600, 603), (700, 703), (800, 831)):
+        assert scores[first:last + 1].max() > threshold, (first, scores[first:last + 1].max(), threshold)
+    normal = np.r_[100:590]
+    assert flags[normal].mean() < 0.02  # few flags where nothing happened
+    assert scores[600] > np.quantile(scores[normal], 0.999)
+
+
+def test_online_scores_depend_only_on_the_past(detector):
+    _, broken = with_anomalies()
+    detector.set_params(update_every=50, update_steps=3)
+    try:
+        base = detector.score_samples(broken, online=True, start=500)
+        changed = broken.copy()
+        changed[750:] = 0.0
+        again = detector.score_samples(changed, online=True, start=500)
+    finally:
+        detector.set_params(update_every=200, update_steps=10)
+    assert np.allclose(base[:750], again[:750]) and not np.allclose(base[750:], again[750:])
+    assert base[600] > detector.threshold_
+
+
+def test_detector_save_load_round_trip(detector, tmp_path):
+    _, broken = with_anomalies()
+    detector.save(tmp_path / "d")
+    loaded = RNNAnomalyDetector.load(tmp_path / "d")
+    assert loaded.threshold_ == detector.threshold_
+    assert np.allclose(loaded.score_samples(broken), detector.score_samples(broken))
+    mean, low, high = loaded.expected(broken)[0]
+    assert np.all(low[3:] < mean[3:]) and np.all(mean[3:] < high[3:])
+
+
+def test_detector_rejects_bad_series():
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        RNNAnomalyDetector().fit(np.array([1.0, np.nan, 2.0, 3.0, 4.0, 5.0]))
+    with pytest.raises(ValueError, match="at least"):
+        RNNAnomalyDetector().fit(np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="needs at least 9"):
+        RNNAnomalyDetector(horizon=5).fit(np.arange(8.0))
+    with pytest.raises(Exception, match="--short-window must be shorter"):
+        RNNAnomalyDetector(short_window=10, long_window=10).fit(np.arange(50.0))
+
+
+# ---------------------------------------------------------------------------- command line
+@pytest.fixture
+def stream_files(tmp_path):
+    clean, broken = with_anomalies()
+    for name, values in (("normal.csv", clean[:550]), ("new.csv", broken)):
+        (tmp_path / name).write_text("t,load\n" + "".join(f"{i},{v:.5f}\n" for i, v in enumerate(values)))
+    return tmp_path / "normal.csv", tmp_path / "new.csv"
+
+
+def test_cli_train_and_score(cli, stream_files, tmp_path):
+    normal, new = stream_files
+    status, _, err = cli("anomaly", "train", normal, "--time-col", "t", "--value-col", "load", "--out",
+                         tmp_path / "m", "--hidden-size", "16", "--min-steps", "200", "--epochs", "1", "--quiet")
+    assert status == 0, err
+    status, out, err = cli("anomaly", "score", tmp_path / "m", new, "--plot", tmp_path / "p.png")
+    assert status == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == ["t", "load", "score", "anomaly"] and len(rows) == 900
+    assert any(r["anomaly"] == "1" for r in rows[600:604]) and "steps flagged" in err
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    status, out, err = cli("anomaly", "score", tmp_path / "m", new, "--online", "--start", "500")
+    assert status == 0, err and len(out.splitlines()) == 901
+
+
+def test_cli_bad_inputs(cli, stream_files, tmp_path):
+    from rnnkit.timeseries import RNNForecaster
+    normal, new = stream_files
+
+    def bad(*argv, message):
+        status, out, err = cli(*argv)
+        assert status == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err, err
+
+    base = ["--time-col", "t", "--value-col", "load"]
+    bad("anomaly", "train", normal, "--time-col", "when", "--value-col", "load", "--out", tmp_path / "x",
+        message="no column 'when'")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--short-window", "9000",
+        message="--short-window must be shorter")
+    short = tmp_path / "short.csv"
+    short.write_text("t,load\n0,1\n1,2\n2,3\n")
+    bad("anomaly", "train", short, *base, "--out", tmp_path / "x", message="needs at least")
+    bad("anomaly", "score", tmp_path / "nothing", new, message="not a model directory")
+    RNNForecaster(hidden_size=4, min_steps=2, epochs=1).fit(np.sin(np.arange(40.0))).save(tmp_path / "f")
+    bad("anomaly", "score", tmp_path / "f", new, message="not a RNNAnomalyDetector")
+    (tmp_path / "mine.png").write_bytes(b"a user's picture")
+    bad("anomaly", "score", tmp_path / "f", new, "--plot", tmp_path / "mine.png", message="--force")
+    assert (tmp_path / "mine.png").read_bytes() == b"a user's picture"
