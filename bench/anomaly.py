@@ -40,7 +40,7 @@ from store import publish  # noqa: E402
 DOC = ROOT / "docs" / "anomaly.md"
 # settings for streams: the detector learns only from the probationary period before scoring
 STREAM = dict(validation_fraction=0.0, early_stopping=False)
-DETECTORS = ("rnnkit", "sliding_gaussian", "rolling_zscore", "isolation_forest", "matrix_profile")
+DETECTORS = ("rnnkit", "sliding_gaussian", "rolling_zscore", "level_novelty", "isolation_forest", "matrix_profile")
 PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy",
              "randomCutForest", "windowedGaussian", "random")
 
@@ -56,6 +56,7 @@ def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
         .score_samples(values, online=True, start=probation),
         "sliding_gaussian": lambda: baselines.sliding_gaussian(values, 6400),
         "rolling_zscore": lambda: baselines.rolling_zscore(values, 100),
+        "level_novelty": lambda: baselines.level_novelty(values, train=probation),
         "isolation_forest": lambda: baselines.isolation_forest(values, 16, train=probation),
         "matrix_profile": lambda: baselines.matrix_profile(values, 32, online=True),
     }
@@ -153,6 +154,8 @@ def labelled_benchmark() -> dict:
         rows["rnnkit"] = (scores, time.perf_counter() - start)
         for d, run in {"sliding_gaussian": lambda: baselines.sliding_gaussian(test, 6400),
                        "rolling_zscore": lambda: baselines.rolling_zscore(test, 100),
+                       "level_novelty": lambda: baselines.level_novelty(
+                           np.concatenate([train, test]), train=len(train))[-len(test):],
                        "isolation_forest": lambda: baselines.isolation_forest(
                            np.concatenate([train, test]), 16, train=len(train))[-len(test):],
                        "matrix_profile": lambda: baselines.matrix_profile(test, 64, online=False)}.items():

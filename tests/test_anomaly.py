@@ -107,6 +107,18 @@ def test_scores_use_only_the_past():
         assert np.array_equal(detector(values)[:300], detector(other)[:300])
 
 
+def test_empirical_surprise_counts_the_past_by_hand():
+    from rnnkit.anomaly.scoring import empirical_surprise
+    values = np.array([3.0, 1.0, 2.0, 5.0, 2.0] * 60)
+    got = empirical_surprise(values, block=7)  # blocks smaller than the series: the sorted past is used
+    for t in (0, 1, 2, 3, 4, 299):
+        expected = -np.log10((1 + (values[:t] >= values[t]).sum()) / (1 + t))
+        assert got[t] == pytest.approx(expected)
+    assert got[3] == pytest.approx(np.log10(4))  # larger than all three before it
+    shifted = np.r_[np.zeros(200), np.full(10, 9.0)]
+    assert np.argmax(baselines.level_novelty(shifted, train=100)) == 200
+
+
 def test_isolation_forest_baseline_finds_a_spike():
     values = np.sin(np.arange(600) / 4)
     values[500] += 4
@@ -210,7 +222,13 @@ def test_cli_train_and_score(cli, stream_files, tmp_path):
     assert any(r["anomaly"] == "1" for r in rows[600:604]) and "steps flagged" in err
     assert (tmp_path / "p.png").stat().st_size > 1000
     status, out, err = cli("anomaly", "score", tmp_path / "m", new, "--online", "--start", "500")
-    assert status == 0, err and len(out.splitlines()) == 901
+    assert status == 0 and len(out.splitlines()) == 901, err
+    status, out, err = cli("anomaly", "explain", tmp_path / "m", new, "--at", "600", "--out", tmp_path / "why.png",
+                           "--top", "3")
+    assert status == 0, err
+    assert out.splitlines()[0] == "time,value,gradient_x_input,share_of_influence" and len(out.splitlines()) == 4
+    assert "600: value" in err and "above the expected 99% range" in err and "flagged" in err
+    assert (tmp_path / "why.png").stat().st_size > 1000
 
 
 def test_cli_bad_inputs(cli, stream_files, tmp_path):
@@ -230,6 +248,7 @@ def test_cli_bad_inputs(cli, stream_files, tmp_path):
     short.write_text("t,load\n0,1\n1,2\n2,3\n")
     bad("anomaly", "train", short, *base, "--out", tmp_path / "x", message="needs at least")
     bad("anomaly", "score", tmp_path / "nothing", new, message="not a model directory")
+    bad("anomaly", "score", tmp_path / "nothing", new, "--start", "-1", message="--start must be >= 0")
     RNNForecaster(hidden_size=4, min_steps=2, epochs=1).fit(np.sin(np.arange(40.0))).save(tmp_path / "f")
     bad("anomaly", "score", tmp_path / "f", new, message="not a RNNAnomalyDetector")
     (tmp_path / "mine.png").write_bytes(b"a user's picture")

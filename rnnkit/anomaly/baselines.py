@@ -4,6 +4,9 @@ and each using only the past at every step unless it says otherwise:
   sliding_gaussian  the value's two-sided tail surprise (-log10 p) under a Gaussian fitted to the
                     previous `window` values (NAB's windowed Gaussian, with a long window)
   rolling_zscore    |value - mean| / sd of the previous `window` values (a short window)
+  level_novelty     how rare the value's distance from the median of the first `train` steps is
+                    among all earlier distances (scoring.empirical_surprise): no model, no
+                    distribution, only "never this far out before"
   isolation_forest  scikit-learn's IsolationForest (Liu et al. 2008) on lag vectors of the last
                     `lags` values, fitted on the first `train` steps only
   matrix_profile    distance of the subsequence ending at each step to its nearest neighbour
@@ -18,8 +21,9 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from ..extras import require
+from .scoring import empirical_surprise
 
-BASELINES = ("sliding_gaussian", "rolling_zscore", "isolation_forest", "matrix_profile")
+BASELINES = ("sliding_gaussian", "rolling_zscore", "level_novelty", "isolation_forest", "matrix_profile")
 
 
 def _past_moments(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,6 +51,12 @@ def rolling_zscore(x: np.ndarray, window: int = 50) -> np.ndarray:
 def sliding_gaussian(x: np.ndarray, window: int = 6400) -> np.ndarray:
     z = rolling_zscore(x, window)
     return -(log_ndtr(-z) + np.log(2.0)) / np.log(10.0)  # -log10 P(|N(0, 1)| > z)
+
+
+def level_novelty(x: np.ndarray, train: int | None = None) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    centre = np.median(x[:train or len(x)]) if len(x) else 0.0
+    return empirical_surprise(np.abs(x - centre))
 
 
 def isolation_forest(x: np.ndarray, lags: int = 16, train: int | None = None, seed: int = 0) -> np.ndarray:

@@ -34,3 +34,28 @@ def anomaly_figure(panel, scores: list[np.ndarray], expected: list, threshold: f
         bottom.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def flag_figure(times, history: np.ndarray, when, actual: float, mean: float, low: float, high: float,
+                contribution: np.ndarray, level: float, title: str):
+    """Why one step was flagged. Top: the context the network read (first value column), the value
+    it expected at the step with its `level` interval, and the value that came. Bottom: gradient x
+    input of that forecast for every step read (summed over columns)."""
+    from ..diagnostics.figures import pyplot
+    plt = pyplot()
+    n = min(len(history), len(contribution))
+    times = np.asarray(times)[-n:]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    top.plot(times, history[-n:, 0], color="0.3", lw=1.2, label="history read")
+    top.errorbar([when], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="tab:blue", capsize=4,
+                 label=f"expected ({level:.0%} interval)")
+    top.scatter([when], [actual], color="tab:red", zorder=3, s=30, label="what came")
+    top.set_title(title, fontsize=10, loc="left")
+    top.legend(fontsize=8, loc="upper left", ncol=3, frameon=False)
+    influence = contribution[-n:].sum(axis=1)
+    width = 0.8 * (np.diff(times).min() if n > 1 else 1)
+    bottom.bar(times, influence, width=width, color=np.where(influence >= 0, "tab:red", "tab:green"))
+    bottom.axhline(0, color="0.5", lw=0.8)
+    bottom.set_ylabel("gradient x input\n(red: pushed up)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -48,3 +48,21 @@ def surprise(errors: np.ndarray, long: int, short: int) -> np.ndarray:
     score = -log_ndtr(-z) / np.log(10.0)
     score[count < MIN_HISTORY] = 0.0
     return score
+
+
+def empirical_surprise(values: np.ndarray, block: int = 256) -> np.ndarray:
+    """-log10 of the share of earlier values at least as large as each value, counting the value
+    itself: (1 + #{s < t: v_s >= v_t}) / (1 + t). No distribution is assumed; a value larger than
+    all t before it scores log10(1 + t). O(T log T): the past is kept sorted, a block at a time."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    out = np.zeros(len(v))
+    past = np.zeros(0)
+    for start in range(0, len(v), block):
+        chunk = v[start:start + block]
+        at_least = len(past) - np.searchsorted(past, chunk, side="left")  # earlier blocks
+        earlier = np.tri(len(chunk), k=-1, dtype=bool)  # [t, s]: s comes before t in this block
+        at_least += ((chunk[None, :] >= chunk[:, None]) & earlier).sum(axis=1)
+        seen = start + np.arange(len(chunk))
+        out[start:start + len(chunk)] = -np.log10((1 + at_least) / (1 + seen))
+        past = np.sort(np.concatenate([past, chunk]))
+    return out

@@ -1,8 +1,9 @@
-"""`rnnkit anomaly` (train | score): anomalies in numeric series from CSV files, over RNNAnomalyDetector.
+"""`rnnkit anomaly` (train | score | explain): anomalies in numeric series from CSV files, over RNNAnomalyDetector.
 
     rnnkit anomaly train normal.csv --time-col time --value-col load --out runs/load
     rnnkit anomaly score runs/load new.csv > scored.csv
     rnnkit anomaly score runs/load stream.csv --online --plot flags.png > scored.csv
+    rnnkit anomaly explain runs/load new.csv --at 2024-03-01T10:00 --out why.png
 
 `score` writes the input rows (after the training run's --fill) to stdout as CSV with two more
 columns: `score` (higher = more anomalous: the surprise of the recent one-step forecast errors, in
@@ -31,7 +32,7 @@ RENAME = {"random_state": "seed", "max_time": "time"}
 def add_commands(sub, parser_class) -> dict:
     from ..anomaly.configs import AnomalyConfig
     from ..timeseries.data import FILLS
-    p = sub.add_parser("anomaly", help="find anomalies in numeric series from a CSV file (train, score)",
+    p = sub.add_parser("anomaly", help="find anomalies in numeric series from a CSV file (train, score, explain)",
                        description="Anomaly detection with a recurrent one-step forecaster: train on normal data, "
                        "then score new data; every step's forecast miss is judged against the misses before it, "
                        "and steps whose score exceeds a threshold chosen on held-out normal data are flagged.")
@@ -71,12 +72,28 @@ def add_commands(sub, parser_class) -> dict:
     s.add_argument("--force", action="store_true", help="replace an existing --plot file that rnnkit did not write")
     s.add_argument("--device", choices=CHOICES["device"], default="auto",
                    help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
+
+    e = actions.add_parser("explain", help="why one step was flagged: its expected range and the past steps "
+                           "that set it (PNG, and the top steps on stdout)",
+                           description="For the step at --at of one series in DATA.csv: the value the network "
+                           "expected there and its 99% range against the value that came (on stderr), a PNG of the "
+                           "context, the expectation and each past step's gradient x input, and the most "
+                           "influential past steps as CSV on stdout.")
+    e.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit anomaly train`")
+    e.add_argument("data", metavar="DATA.csv")
+    e.add_argument("--at", required=True, metavar="TIME", help="the step to explain, as written in the time column")
+    e.add_argument("--series", metavar="ID", help="the id of the series (default: the first)")
+    e.add_argument("--out", required=True, metavar="OUT.png", help="where to draw the figure")
+    e.add_argument("--force", action="store_true", help="replace an existing OUT.png that rnnkit did not write")
+    e.add_argument("--top", type=int, default=5, metavar="N", help="most influential past steps to print (default 5)")
+    e.add_argument("--device", choices=CHOICES["device"], default="auto",
+                   help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
     return {"anomaly": run}
 
 
 def run(args: argparse.Namespace) -> int:
     require(("pandas",), "anomaly", f"rnnkit anomaly {args.action}")
-    return {"train": _train, "score": _score}[args.action](args)
+    return {"train": _train, "score": _score, "explain": _explain}[args.action](args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -127,4 +144,66 @@ def _score(args: argparse.Namespace) -> int:
         figure = anomaly_figure(panel, scores, model.expected(panel, level), model.threshold_, level)
         outputs.write(claimed[0], outputs.png(figure))
         print(f"figure written to {claimed[0]}", file=sys.stderr)
+    return 0
+
+
+def _step_index(panel, i: int, text: str) -> int:
+    """The index in series i of the time written `text`."""
+    import pandas as pd
+    times = panel.times[i]
+    try:
+        when = int(text) if panel.integer_time else pd.Timestamp(text)
+        found = np.flatnonzero(np.asarray(times == when))
+    except (ValueError, TypeError):
+        raise UsageError(f"--at {text!r} is not a {'whole number' if panel.integer_time else 'date/time'} like the "
+                         "series' times") from None
+    if len(found) == 0:
+        raise UsageError(f"--at {text!r} is not a time of the series (it runs from {_shown_times([times[0]])[0]} "
+                         f"to {_shown_times([times[-1]])[0]})")
+    return int(found[0])
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .. import outputs
+    from ..anomaly import RNNAnomalyDetector
+    from ..anomaly.figures import flag_figure
+    from ..api import resolve_device
+    from ..timeseries.forecaster import saliency
+    from ..timeseries.windows import MIN_CONTEXT
+    claimed = outputs.claim([args.out], args.force)
+    if args.top < 0:
+        raise UsageError(f"--top must be >= 0 (got {args.top})")
+    model, panel, s = _load(args.model_dir, args.data, RNNAnomalyDetector, "anomaly")
+    model.model_.to(resolve_device(args.device))
+    if args.series is not None and args.series not in panel.ids:
+        raise UsageError(f"{args.data} has no series {args.series!r}" + (f" in column {s['id_col']!r}" if s["id_col"]
+                         else " (the model has no id column)"))
+    i = panel.ids.index(args.series) if args.series is not None else 0
+    t = _step_index(panel, i, args.at)
+    if t < MIN_CONTEXT:
+        raise UsageError(f"--at {args.at!r} is step {t + 1} of the series; a forecast needs {MIN_CONTEXT} steps before it")
+    values, level = panel.values[i], 0.99
+    with _fit_errors(args.data):
+        scores = model.score_samples([values])[0]
+        contribution = saliency(model, [values[:t]], 1)[0]  # (L, D): what set the forecast of step t
+        mean, bands = model.forecast([values[:t]], [(1 - level) / 2, (1 + level) / 2])
+    expected, low, high = mean[0, 0, 0], bands[0, 0, 0, 0], bands[0, 0, 0, 1]
+    n = min(t, len(contribution))
+    shown = _shown_times(list(panel.times[i][t - n:t + 1]))
+    name = f"{panel.ids[i]}: " if s["id_col"] else ""
+    verdict = "flagged" if scores[t] > model.threshold_ else "not flagged"
+    title = f"{name}{shown[-1]}: expected {expected:.4g} ({low:.4g} .. {high:.4g}), came {values[t, 0]:.4g}"
+    figure = flag_figure(np.asarray(panel.times[i])[t - n:t], values[t - n:t], panel.times[i][t], values[t, 0],
+                         expected, low, high, contribution[-n:], level, title)
+    outputs.write(claimed[0], outputs.png(figure))
+    influence = contribution[-n:].sum(axis=1)
+    total = np.abs(influence).sum() or 1.0
+    print("time,value,gradient_x_input,share_of_influence")
+    for k in np.argsort(-np.abs(influence))[:args.top]:
+        print(f"{shown[k]},{values[t - n + k, 0]:.6g},{influence[k]:.4g},{abs(influence[k]) / total:.3f}")
+    side = "inside" if low <= values[t, 0] <= high else ("above" if values[t, 0] > high else "below")
+    print(f"{shown[-1]}: value {values[t, 0]:.6g} is {side} the expected {level:.0%} range {low:.6g} .. {high:.6g} "
+          f"(forecast {expected:.6g}); score {scores[t]:.3f}, threshold {model.threshold_:.3f}: {verdict}",
+          file=sys.stderr)
+    print(f"figure written to {claimed[0]}", file=sys.stderr)
     return 0
