@@ -254,3 +254,22 @@ def test_cli_bad_inputs(cli, stream_files, tmp_path):
     (tmp_path / "mine.png").write_bytes(b"a user's picture")
     bad("anomaly", "score", tmp_path / "f", new, "--plot", tmp_path / "mine.png", message="--force")
     assert (tmp_path / "mine.png").read_bytes() == b"a user's picture"
+
+
+def test_cli_many_series_in_one_file(cli, tmp_path):
+    clean, broken = with_anomalies()
+    rows = [f"{name},2024-01-01T{i // 60:02d}:{i % 60:02d},{v:.5f}\n"
+            for name, values in (("a", clean[:400]), ("b", broken[300:700])) for i, v in enumerate(values)]
+    data = tmp_path / "two.csv"
+    data.write_text("sensor,time,load\n" + "".join(rows))
+    status, _, err = cli("anomaly", "train", data, "--time-col", "time", "--value-col", "load", "--id-col", "sensor",
+                         "--out", tmp_path / "m", "--hidden-size", "8", "--min-steps", "30", "--epochs", "1", "--quiet")
+    assert status == 0, err
+    status, out, err = cli("anomaly", "score", tmp_path / "m", data)
+    assert status == 0, err
+    scored = list(csv.DictReader(io.StringIO(out)))
+    assert list(scored[0]) == ["sensor", "time", "load", "score", "anomaly"] and len(scored) == 800
+    assert scored[0]["time"] == "2024-01-01T00:00:00" and scored[400]["sensor"] == "b"
+    status, _, err = cli("anomaly", "explain", tmp_path / "m", data, "--series", "b", "--at", "2024-01-01T05:00",
+                         "--out", tmp_path / "w.png")
+    assert status == 0 and "2024-01-01T05:00:00: value" in err, err

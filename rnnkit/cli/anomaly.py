@@ -125,7 +125,7 @@ def _score(args: argparse.Namespace) -> int:
     model, panel, s = _load(args.model_dir, args.data, RNNAnomalyDetector, "anomaly")
     model.model_.to(resolve_device(args.device))
     with _fit_errors(args.data):
-        scores = model.score_samples(list(panel.values), online=args.online, start=args.start)
+        scores = model.score_samples(panel, online=args.online, start=args.start)  # a Panel: a list back
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(([s["id_col"]] if s["id_col"] else []) + [s["time_col"], *s["value_cols"], "score", "anomaly"])
     for i in range(len(panel)):
@@ -184,9 +184,11 @@ def _explain(args: argparse.Namespace) -> int:
         raise UsageError(f"--at {args.at!r} is step {t + 1} of the series; a forecast needs {MIN_CONTEXT} steps before it")
     values, level = panel.values[i], 0.99
     with _fit_errors(args.data):
-        scores = model.score_samples([values])[0]
-        contribution = saliency(model, [values[:t]], 1)[0]  # (L, D): what set the forecast of step t
-        mean, bands = model.forecast([values[:t]], [(1 - level) / 2, (1 + level) / 2])
+        # the series alone, and cut before step t, as Panels: seasonal models keep the calendar
+        scores = model.score_samples(panel.subset([i]))[0]
+        before = panel.subset([i], [t])
+        contribution = saliency(model, before, 1)[0]  # (L, D): what set the forecast of step t
+        mean, bands = model.forecast(before, [(1 - level) / 2, (1 + level) / 2])
     expected, low, high = mean[0, 0, 0], bands[0, 0, 0, 0], bands[0, 0, 0, 1]
     n = min(t, len(contribution))
     shown = _shown_times(list(panel.times[i][t - n:t + 1]))
