@@ -7,24 +7,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import _in_range
+from ..config import CHOICES, _in_range
 from ..errors import UsageError
 from ..timeseries.configs import ForecasterConfig
+
+
+CHOICES["method"] = ("reconstruction", "prediction")  # the flag's choices and the config check read this table
+CHOICES["tail"] = ("empirical", "gaussian")
 
 
 @dataclass(frozen=True)
 class AnomalyConfig(ForecasterConfig):
     # --- model
+    method: str = "reconstruction"  # how a step's error is found: reconstruction (an encoder-decoder rebuilds the
+    # last --context-length steps; a level or pattern never seen is rebuilt badly) or prediction (the forecaster
+    # misses it)
     hidden_size: int = 32  # units per recurrent layer (one step ahead needs fewer than the forecaster's)
-    context_length: int | None = 32  # past steps each one-step forecast reads
+    context_length: int | None = 32  # steps each window holds: what a forecast reads, or what is rebuilt
     # --- training
     min_steps: int = 300  # train for at least this many batches
     validation_fraction: float = 0.1  # share held out at the end of every series: the threshold comes from its
     # scores; 0: the threshold comes from the training steps' scores
     # --- scoring
+    tail: str | None = None  # how errors become scores: empirical (how rare among all earlier errors) or gaussian
+    # (against the mean and spread of the last --long-window errors); default: empirical for reconstruction,
+    # gaussian for prediction (the better of each on the Numenta Anomaly Benchmark)
     horizon: int = 1  # steps ahead each forecast reaches: every step is scored by the forecasts of it made 1 to
     # --horizon steps before (a deviation that builds up over several steps shows in the longer ones)
-    long_window: int = 8000  # past steps whose prediction errors give the typical error level
+    long_window: int = 8000  # with --tail gaussian: past steps whose errors give the typical error level
     short_window: int = 1  # recent steps whose mean error is compared with that level (1: each step alone)
     contamination: float = 0.001  # expected share of anomalies in normal data: the threshold is the validation
     # window's (1 - contamination) score quantile, and at least -log10(contamination); 0: its highest score

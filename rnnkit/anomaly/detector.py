@@ -1,8 +1,14 @@
-"""`RNNAnomalyDetector`: anomalies as surprises of a recurrent one-step forecaster (LSTM-AD,
-Malhotra et al. 2015). The network is the forecaster's (`RNNForecaster` with horizon 1: each
-window scaled by its own context, a Gaussian or Student-t next step); every step's standardised
-miss becomes a score against the misses before it (scoring.py), and a threshold chosen on a
-held-out validation window turns scores into flags.
+"""`RNNAnomalyDetector`: anomalies as the errors of a recurrent network trained on normal data,
+by one of two methods (`method`):
+
+  reconstruction  an encoder-decoder rebuilds the last L steps (EncDec-AD, Malhotra et al. 2016;
+                  reconstruction.py); a step's error is how far its rebuilt value lies from it
+  prediction      the forecaster's network (`RNNForecaster`: each window scaled by its own
+                  context, a Gaussian or Student-t for the next `horizon` steps; LSTM-AD,
+                  Malhotra et al. 2015); a step's error is its standardised miss
+
+Every step's error becomes a score against the errors before it (scoring.py), and a threshold
+chosen on a held-out validation window turns scores into flags.
 
     detector = RNNAnomalyDetector().fit(normal_series)
     scores = detector.score_samples(new_series)            # (T,), higher = more anomalous
@@ -23,15 +29,18 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ..api import resolve_device
 from ..estimators.base import init_from_config
 from ..timeseries.data import Panel
 from ..timeseries.forecaster import RNNForecaster, _phases, as_series
 from ..timeseries.network import quantiles
 from ..timeseries.windows import MIN_CONTEXT, Windows
 from .configs import AnomalyConfig
-from .scoring import surprise
+from .reconstruction import ReconstructionNetwork, ReconstructionTask, ScaledWindows, robust_scaling
+from .scoring import empirical_surprise, surprise, trailing_mean
 
 SCORE_BATCH = 4096
+REFERENCE = 4096
 
 
 class RNNAnomalyDetector(RNNForecaster):
@@ -47,17 +56,23 @@ class RNNAnomalyDetector(RNNForecaster):
         least -log10(contamination)."""
         config = self.config()
         series, _ = as_series(y)
-        least = MIN_CONTEXT + config.horizon + 1  # the fewest steps that train the forecaster
+        reconstruct = config.method == "reconstruction"
+        # the fewest steps that train the network: one whole window, or a context and a target
+        least = config.context_for(1) + 1 if reconstruct else MIN_CONTEXT + config.horizon + 1
         short = [i for i, s in enumerate(series) if len(s) < least]
         if short:
             raise ValueError(f"series {short[0]} has {len(series[short[0]])} steps; the detector needs at least "
-                             f"{least}")
+                             f"{least}" + (" (one --context-length window and a step)" if reconstruct else ""))
         cut = [len(s) - int(len(s) * config.validation_fraction) for s in series]
         cut = [c if c >= least else len(s) for c, s in zip(cut, series)]
         training = y.subset(list(range(len(series))), cut) if isinstance(y, Panel) else [s[:c] for s, c in
                                                                                           zip(series, cut)]
-        # the forecaster's own hold-out (its last step) only drives early stopping
-        super().fit(training, season)
+        if reconstruct:
+            self._fit_reconstruction(training, config, season)
+        else:  # the forecaster's own hold-out (the last --horizon steps) only drives early stopping
+            super().fit(training, season)
+            self.location_ = self.spread_ = np.zeros((0, self.num_values_))
+            self.scaling_ids_, self.band_, self.reference_ = None, 0.0, np.zeros(0)
         self.threshold_ = np.inf
         scores = self._scores(y, online=False, start=0)
         held_out = np.concatenate([s[c:] for s, c in zip(scores, cut)])
@@ -69,7 +84,69 @@ class RNNAnomalyDetector(RNNForecaster):
         self.threshold_ = max(threshold, -np.log10(config.contamination)) if config.contamination else threshold
         return self
 
+    def _fit_reconstruction(self, training, config, season: int | None) -> None:
+        torch.manual_seed(config.random_state)
+        series, _ = as_series(training)
+        self.num_values_, self.season_ = series[0].shape[1], 1
+        self.context_length_ = config.context_for(1)
+        self.location_, self.spread_ = robust_scaling(series)
+        self.scaling_ids_ = list(training.ids) if isinstance(training, Panel) else None
+        windows = ScaledWindows(series, self.location_, self.spread_, self.context_length_)
+        pairs = np.concatenate([windows.pairs(i) for i in range(len(series))])
+        order = np.random.default_rng(config.random_state).permutation(len(pairs))
+        n_val = int(len(pairs) * config.validation_fraction) if config.validation_fraction else 0
+        val, train = (pairs[order[:n_val]], pairs[order[n_val:]]) if n_val >= 2 else (pairs, pairs)
+        device = resolve_device(config.device)
+        self.model_ = self._build_model().to(device)
+        task = ReconstructionTask(windows, train, val, config.batch_size, config.random_state, device)
+        per_epoch = max(task.steps_per_epoch(), 1)
+        steps = max(config.min_steps, round(config.epochs * per_epoch))
+        self._train(task, config, device, time=config.max_time, epochs=None, max_steps=steps,
+                    eval_every=max(per_epoch, steps // 20))
+        errors = np.concatenate([self._rebuild_errors(self.model_, windows, windows.pairs(i))
+                                 for i in range(len(series))])
+        self.band_ = float(np.quantile(errors, 0.99))  # in spreads: the expected range of a rebuilt step
+        # the training errors, as up to REFERENCE quantiles: what an error is ranked against from the
+        # first step of any series scored (with the earlier errors of that series)
+        self.reference_ = np.quantile(errors, np.linspace(0, 1, min(REFERENCE, len(errors))))
+
+    def _build_model(self) -> torch.nn.Module:
+        if self.method == "reconstruction":
+            return ReconstructionNetwork(self.num_values_, self.cell, self.hidden_size, self.num_layers,
+                                         self.embedding_size, self.dropout)
+        return super()._build_model()
+
     # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def _rebuild_errors(self, model, windows: ScaledWindows, pairs: np.ndarray, rebuilt: bool = False):
+        """(n,) root mean square over value columns of |rebuilt - real| at each window's last step, in
+        spreads; with rebuilt=True also the (n, D) rebuilt values (scaled)."""
+        device = next(model.parameters()).device
+        errors, values = np.empty(len(pairs)), np.empty((len(pairs), windows.flat.shape[1]))
+        for start in range(0, len(pairs), SCORE_BATCH):
+            batch = windows.batch(pairs[start:start + SCORE_BATCH], device)
+            last = model(batch)[:, -1]
+            errors[start:start + len(batch)] = (last - batch[:, -1]).pow(2).mean(dim=1).sqrt().double().cpu().numpy()
+            values[start:start + len(batch)] = last.double().cpu().numpy()
+        return (errors, values) if rebuilt else errors
+
+    def _scaling(self, y, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The training scaling of each of `count` series: by id for a Panel of the training ids, by
+        position for as many series as in training, the one series' for any when it was one."""
+        if isinstance(y, Panel) and self.scaling_ids_ is not None and y.id_col:
+            unknown = [i for i in y.ids if i not in self.scaling_ids_]
+            if unknown:
+                raise ValueError(f"series {unknown[0]!r} was not in the training data; reconstruction scales each "
+                                 "series by its training statistics")
+            index = [self.scaling_ids_.index(i) for i in y.ids]
+            return self.location_[index], self.spread_[index]
+        if len(self.location_) == count:
+            return self.location_, self.spread_
+        if len(self.location_) == 1:
+            return np.repeat(self.location_, count, axis=0), np.repeat(self.spread_, count, axis=0)
+        raise ValueError(f"the detector was trained on {len(self.location_)} series and scales each by its own "
+                         f"statistics; got {count} series")
+
     def _misses(self, model: torch.nn.Module, windows: Windows, series: int, cuts: np.ndarray) -> np.ndarray:
         """(len(cuts), H): the standardised miss |y - mean| / sd of the forecast made at each cut of
         one series for each of its H steps (root mean square over value columns; NaN past the end)."""
@@ -99,6 +176,8 @@ class RNNAnomalyDetector(RNNForecaster):
             raise ValueError(f"level must be in (0, 1) (got {level})")
         check_is_fitted(self, "model_")
         series, _ = as_series(y)
+        if self.method == "reconstruction":
+            return self._expected_rebuilt(y, series, level)
         windows = Windows(series, self.context_length_, 1, self.season_, _phases(y, self.season_))
         device = next(self.model_.parameters()).device
         out = []
@@ -117,18 +196,64 @@ class RNNAnomalyDetector(RNNForecaster):
             out.append((mean, low, high))
         return out
 
-    def _keep_learning(self, model, optimizer, windows: Windows, series: int, seen: int,
-                       generator: torch.Generator) -> None:
-        """`update_steps` batches of forecasts drawn from the first `seen` steps (whole targets only)."""
-        cuts = np.arange(MIN_CONTEXT, seen - self.horizon + 1)
-        if len(cuts) == 0:
+    def _expected_rebuilt(self, y, series: list[np.ndarray], level: float):
+        """Reconstruction: the rebuilt value of each step, and the range 99% of the training steps were
+        rebuilt within."""
+        if abs(level - 0.99) > 1e-9:
+            raise ValueError("a reconstruction model knows its 99% range only (level=0.99)")
+        location, spread = self._scaling(y, len(series))
+        windows = ScaledWindows(series, location, spread, self.context_length_)
+        out = []
+        for i, s in enumerate(series):
+            mean = np.full(s.shape, np.nan)
+            pairs = windows.pairs(i)
+            if len(pairs):
+                _, rebuilt = self._rebuild_errors(self.model_, windows, pairs, rebuilt=True)
+                mean[pairs[:, 1]] = location[i] + spread[i] * rebuilt
+            out.append((mean, mean - self.band_ * spread[i], mean + self.band_ * spread[i]))
+        return out
+
+    def explain_step(self, y, t: int, level: float = 0.99) -> dict:
+        """Why step t of one series (y: one series, or a Panel of one) scored as it did: the value
+        `expected` there, its `level` range (`low`, `high`; per value column) and `contribution`, the
+        gradient x input of that expectation for each step the network read, (n, D) for the steps
+        `steps` (Simonyan et al. 2014; Shrikumar et al. 2017)."""
+        series, _ = as_series(y)
+        if len(series) != 1 or not 0 <= t < len(series[0]):
+            raise ValueError(f"explain_step needs one series and a step inside it (got {len(series)} series, step {t})")
+        if self.method == "prediction":
+            from ..timeseries.forecaster import saliency
+            if t < MIN_CONTEXT:
+                raise ValueError(f"step {t} has fewer than {MIN_CONTEXT} steps before it to forecast from")
+            before = y.subset([0], [t]) if isinstance(y, Panel) else [series[0][:t]]
+            contribution = saliency(self, before, 1)[0]  # (L, D), the last L steps before t
+            mean, bands = self.forecast(before, [(1 - level) / 2, (1 + level) / 2])
+            n = min(t, len(contribution))
+            return {"expected": mean[0, 0], "low": bands[0, 0, :, 0], "high": bands[0, 0, :, 1],
+                    "contribution": contribution[-n:], "steps": np.arange(t - n, t)}
+        L = self.context_length_
+        if t < L - 1:
+            raise ValueError(f"step {t} is inside the first window; reconstruction scores from step {L - 1} on")
+        location, spread = self._scaling(y, 1)
+        windows = ScaledWindows(series, location, spread, L)
+        batch = windows.batch(np.array([[0, t]]), next(self.model_.parameters()).device).requires_grad_(True)
+        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN's RNN backward needs train mode
+            rebuilt = self.model_(batch)[0, -1]  # (D,)
+            (gradient,) = torch.autograd.grad(rebuilt.sum(), batch)
+        expected = location[0] + spread[0] * rebuilt.detach().double().cpu().numpy()
+        return {"expected": expected, "low": expected - self.band_ * spread[0],
+                "high": expected + self.band_ * spread[0],
+                "contribution": (gradient * batch).detach()[0].double().cpu().numpy(), "steps": np.arange(t - L + 1, t + 1)}
+
+    def _keep_learning(self, model, optimizer, positions: np.ndarray, loss_of, generator: torch.Generator) -> None:
+        """`update_steps` batches drawn from `positions` (cuts or window ends that only read the past)."""
+        if len(positions) == 0:
             return
         model.train()
         for _ in range(self.update_steps):
-            chosen = cuts[torch.randint(len(cuts), (min(self.batch_size, len(cuts)),), generator=generator).numpy()]
-            pairs = np.stack([np.full(len(chosen), series), chosen], axis=1)
-            context, lengths, _, _, target = windows.batch(pairs, next(model.parameters()).device)
-            loss = -model.distribution(model(context, lengths)).log_prob(target).mean()
+            chosen = positions[torch.randint(len(positions), (min(self.batch_size, len(positions)),),
+                                             generator=generator).numpy()]
+            loss = loss_of(model, chosen)
             optimizer.zero_grad()
             loss.backward()
             if self.clip:
@@ -136,20 +261,44 @@ class RNNAnomalyDetector(RNNForecaster):
             optimizer.step()
         model.eval()
 
+    def _run(self, length: int, online: bool, start: int, first: int, record, learn) -> None:
+        """Call record(steps, model) for every step from `first` on, in order; online, from `start`
+        on, blocks of `update_every` steps, each followed by learn(model, optimizer, seen, generator)."""
+        if not online:
+            record(np.arange(first, length), self.model_)
+            return
+        model = copy.deepcopy(self.model_)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
+        generator = torch.Generator().manual_seed(self.random_state)
+        begin = max(start, first)
+        record(np.arange(first, begin), model)
+        for block in range(begin, length, self.update_every):
+            steps = np.arange(block, min(block + self.update_every, length))
+            record(steps, model)  # scored before learning from these steps
+            if self.update_steps:
+                learn(model, optimizer, steps[-1] + 1, generator)
+
     def _scores(self, y, online: bool, start: int) -> list[np.ndarray]:
         """(T,) scores of every series."""
+        tail = self.tail or ("empirical" if self.method == "reconstruction" else "gaussian")
+        if tail == "empirical":
+            return [empirical_surprise(trailing_mean(np.nan_to_num(e), self.short_window), self.reference_)
+                    for e in self.raw_errors(y, online, start)]
         return [surprise(e, self.long_window, self.short_window) for e in self.raw_errors(y, online, start)]
 
     def raw_errors(self, y, online: bool = False, start: int = 0) -> list[np.ndarray]:
-        """(T,) errors of every series: at each step, the root mean square of the standardised misses
-        of the H forecasts that reached it, made 1 to H steps earlier (Malhotra et al. 2015 score a
-        step by all the predictions of it); NaN for the first steps, which no forecast reaches. See
+        """(T,) errors of every series (NaN where no error exists: the first steps). Reconstruction:
+        the rebuilt last step of the window ending at each step, in spreads. Prediction: the root
+        mean square of the standardised misses of the H forecasts that reached the step, made 1 to H
+        steps before it (Malhotra et al. 2015 score a step by all the predictions of it). See
         score_samples for online and start."""
         check_is_fitted(self, "model_")
         series, _ = as_series(y)
         if series[0].shape[1] != self.num_values_:
             raise ValueError(f"the detector reads {self.num_values_} value(s) per step; got series with "
                              f"{series[0].shape[1]}")
+        if self.method == "reconstruction":
+            return self._reconstruction_errors(y, series, online, start)
         H = self.horizon
         windows = Windows(series, self.context_length_, H, self.season_, _phases(y, self.season_))
         out = []
@@ -158,30 +307,47 @@ class RNNAnomalyDetector(RNNForecaster):
             steps = np.arange(H)
 
             def record(cuts: np.ndarray, model) -> None:
-                if len(cuts) == 0:
-                    return
-                at = cuts[:, None] + steps[None, :]
-                inside = at < len(s)
-                misses[at[inside], np.broadcast_to(steps, at.shape)[inside]] = self._misses(model, windows, i,
-                                                                                            cuts)[inside]
+                if len(cuts):
+                    at = cuts[:, None] + steps[None, :]
+                    inside = at < len(s)
+                    misses[at[inside], np.broadcast_to(steps, at.shape)[inside]] = \
+                        self._misses(model, windows, i, cuts)[inside]
 
-            if not online:
-                record(np.arange(MIN_CONTEXT, len(s)), self.model_)
-            else:
-                model = copy.deepcopy(self.model_)
-                optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
-                generator = torch.Generator().manual_seed(self.random_state)
-                first = max(start, MIN_CONTEXT)
-                record(np.arange(MIN_CONTEXT, first), model)
-                for block in range(first, len(s), self.update_every):
-                    cuts = np.arange(block, min(block + self.update_every, len(s)))
-                    record(cuts, model)  # forecasts made before learning from these steps
-                    if self.update_steps:
-                        self._keep_learning(model, optimizer, windows, i, cuts[-1] + 1, generator)
+            def nll(model, cuts: np.ndarray) -> torch.Tensor:
+                pairs = np.stack([np.full(len(cuts), i), cuts], axis=1)
+                context, lengths, _, _, target = windows.batch(pairs, next(model.parameters()).device)
+                return -model.distribution(model(context, lengths)).log_prob(target).mean()
+
+            def learn(model, optimizer, seen: int, generator) -> None:  # forecasts whose targets are all seen
+                self._keep_learning(model, optimizer, np.arange(MIN_CONTEXT, seen - H + 1), nll, generator)
+
+            self._run(len(s), online, start, MIN_CONTEXT, record, learn)
             with np.errstate(invalid="ignore"):
                 reached = np.isfinite(misses).sum(axis=1)
                 errors = np.sqrt(np.nansum(misses ** 2, axis=1) / np.maximum(reached, 1))
             errors[reached == 0] = np.nan
+            out.append(errors)
+        return out
+
+    def _reconstruction_errors(self, y, series: list[np.ndarray], online: bool, start: int) -> list[np.ndarray]:
+        location, spread = self._scaling(y, len(series))
+        windows = ScaledWindows(series, location, spread, self.context_length_)
+        L, out = self.context_length_, []
+        for i, s in enumerate(series):
+            errors = np.full(len(s), np.nan)
+
+            def record(ends: np.ndarray, model) -> None:
+                if len(ends):
+                    errors[ends] = self._rebuild_errors(model, windows, np.stack([np.full(len(ends), i), ends], 1))
+
+            def squared_error(model, ends: np.ndarray) -> torch.Tensor:
+                batch = windows.batch(np.stack([np.full(len(ends), i), ends], 1), next(model.parameters()).device)
+                return (model(batch) - batch).pow(2).mean()
+
+            def learn(model, optimizer, seen: int, generator) -> None:  # windows that end before step `seen`
+                self._keep_learning(model, optimizer, np.arange(L - 1, seen), squared_error, generator)
+
+            self._run(len(s), online, start, L - 1, record, learn)
             out.append(errors)
         return out
 
@@ -203,11 +369,29 @@ class RNNAnomalyDetector(RNNForecaster):
 
     # ------------------------------------------------------------------ save / load
     def _fitted_state(self):
-        return {**super()._fitted_state(), "threshold": self.threshold_}
+        return {**super()._fitted_state(), "threshold": self.threshold_, "location": self.location_.tolist(),
+                "spread": self.spread_.tolist(), "scaling_ids": self.scaling_ids_, "band": self.band_,
+                "reference": self.reference_.tolist()}
 
     def _restore_fitted(self, state) -> None:
         super()._restore_fitted(state)
-        threshold = state["threshold"]
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold != threshold:
-            raise ValueError("threshold must be a number")
-        self.threshold_ = float(threshold)
+        threshold, band = state["threshold"], state["band"]
+        for name, value in (("threshold", threshold), ("band", band)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:
+                raise ValueError(f"{name} must be a number")
+        location = np.asarray(state["location"], dtype=np.float64).reshape(-1, self.num_values_)
+        spread = np.asarray(state["spread"], dtype=np.float64).reshape(-1, self.num_values_)
+        if location.shape != spread.shape or not np.all(np.isfinite(location)) or not np.all(spread > 0) \
+                or not np.all(np.isfinite(spread)):
+            raise ValueError("location and spread must be finite, spreads positive, one row per series")
+        reference = np.asarray(state["reference"], dtype=np.float64).reshape(-1)
+        if len(reference) > REFERENCE or not np.all(np.isfinite(reference)):
+            raise ValueError(f"reference must hold at most {REFERENCE} finite errors")
+        ids = state["scaling_ids"]
+        if ids is not None and (not isinstance(ids, list) or len(ids) != len(location)
+                                or not all(isinstance(i, str) for i in ids)):
+            raise ValueError("scaling_ids must be a list of strings, one per series")
+        if self.method == "reconstruction" and len(location) == 0:
+            raise ValueError("a reconstruction model needs its series' scaling")
+        self.threshold_, self.band_, self.location_, self.spread_, self.scaling_ids_, self.reference_ = \
+            float(threshold), float(band), location, spread, ids, reference

@@ -50,19 +50,22 @@ def surprise(errors: np.ndarray, long: int, short: int) -> np.ndarray:
     return score
 
 
-def empirical_surprise(values: np.ndarray, block: int = 256) -> np.ndarray:
-    """-log10 of the share of earlier values at least as large as each value, counting the value
-    itself: (1 + #{s < t: v_s >= v_t}) / (1 + t). No distribution is assumed; a value larger than
-    all t before it scores log10(1 + t). O(T log T): the past is kept sorted, a block at a time."""
+def empirical_surprise(values: np.ndarray, reference: np.ndarray | None = None, block: int = 1024) -> np.ndarray:
+    """-log10 of the share of earlier values (and of `reference` values, known before the first)
+    at least as large as each value, counting the value itself:
+    (1 + #{reference >= v_t} + #{s < t: v_s >= v_t}) / (1 + len(reference) + t). No distribution is
+    assumed; a value larger than everything before it scores log10(1 + len(reference) + t).
+    O(T log T): the past is kept sorted, a block at a time."""
     v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
     out = np.zeros(len(v))
-    past = np.zeros(0)
+    past = np.sort(np.asarray(reference, dtype=np.float64)) if reference is not None else np.zeros(0)
+    known = len(past)
     for start in range(0, len(v), block):
         chunk = v[start:start + block]
-        at_least = len(past) - np.searchsorted(past, chunk, side="left")  # earlier blocks
+        at_least = len(past) - np.searchsorted(past, chunk, side="left")  # the reference and earlier blocks
         earlier = np.tri(len(chunk), k=-1, dtype=bool)  # [t, s]: s comes before t in this block
         at_least += ((chunk[None, :] >= chunk[:, None]) & earlier).sum(axis=1)
-        seen = start + np.arange(len(chunk))
+        seen = known + start + np.arange(len(chunk))
         out[start:start + len(chunk)] = -np.log10((1 + at_least) / (1 + seen))
-        past = np.sort(np.concatenate([past, chunk]))
+        past = np.sort(np.concatenate([past, np.sort(chunk)]), kind="stable")  # merges two sorted runs
     return out

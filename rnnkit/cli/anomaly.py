@@ -168,8 +168,6 @@ def _explain(args: argparse.Namespace) -> int:
     from ..anomaly import RNNAnomalyDetector
     from ..anomaly.figures import flag_figure
     from ..api import resolve_device
-    from ..timeseries.forecaster import saliency
-    from ..timeseries.windows import MIN_CONTEXT
     claimed = outputs.claim([args.out], args.force)
     if args.top < 0:
         raise UsageError(f"--top must be >= 0 (got {args.top})")
@@ -180,32 +178,30 @@ def _explain(args: argparse.Namespace) -> int:
                          else " (the model has no id column)"))
     i = panel.ids.index(args.series) if args.series is not None else 0
     t = _step_index(panel, i, args.at)
-    if t < MIN_CONTEXT:
-        raise UsageError(f"--at {args.at!r} is step {t + 1} of the series; a forecast needs {MIN_CONTEXT} steps before it")
     values, level = panel.values[i], 0.99
     with _fit_errors(args.data):
-        # the series alone, and cut before step t, as Panels: seasonal models keep the calendar
-        scores = model.score_samples(panel.subset([i]))[0]
-        before = panel.subset([i], [t])
-        contribution = saliency(model, before, 1)[0]  # (L, D): what set the forecast of step t
-        mean, bands = model.forecast(before, [(1 - level) / 2, (1 + level) / 2])
-    expected, low, high = mean[0, 0, 0], bands[0, 0, 0, 0], bands[0, 0, 0, 1]
-    n = min(t, len(contribution))
-    shown = _shown_times(list(panel.times[i][t - n:t + 1]))
+        one = panel.subset([i])  # a Panel: seasonal models keep the calendar, reconstruction its scaling
+        scores = model.score_samples(one)[0]
+        why = model.explain_step(one, t, level)
+    expected, low, high = why["expected"][0], why["low"][0], why["high"][0]
+    steps, contribution = why["steps"], why["contribution"]
+    shown = _shown_times(list(panel.times[i][steps[0]:t + 1]))
     name = f"{panel.ids[i]}: " if s["id_col"] else ""
     verdict = "flagged" if scores[t] > model.threshold_ else "not flagged"
-    title = f"{name}{shown[-1]}: expected {expected:.4g} ({low:.4g} .. {high:.4g}), came {values[t, 0]:.4g}"
-    figure = flag_figure(np.asarray(panel.times[i])[t - n:t], values[t - n:t], panel.times[i][t], values[t, 0],
-                         expected, low, high, contribution[-n:], level, title)
+    what = "rebuilt" if model.method == "reconstruction" else "expected"
+    title = f"{name}{shown[-1]}: {what} {expected:.4g} ({low:.4g} .. {high:.4g}), came {values[t, 0]:.4g}"
+    read = steps[steps < t]  # the history drawn: the steps before t
+    figure = flag_figure(np.asarray(panel.times[i])[read], values[read], panel.times[i][t], values[t, 0],
+                         expected, low, high, contribution[:len(read)], level, title)
     outputs.write(claimed[0], outputs.png(figure))
-    influence = contribution[-n:].sum(axis=1)
+    influence = contribution.sum(axis=1)
     total = np.abs(influence).sum() or 1.0
     print("time,value,gradient_x_input,share_of_influence")
     for k in np.argsort(-np.abs(influence))[:args.top]:
-        print(f"{shown[k]},{values[t - n + k, 0]:.6g},{influence[k]:.4g},{abs(influence[k]) / total:.3f}")
+        print(f"{shown[k]},{values[steps[k], 0]:.6g},{influence[k]:.4g},{abs(influence[k]) / total:.3f}")
     side = "inside" if low <= values[t, 0] <= high else ("above" if values[t, 0] > high else "below")
     print(f"{shown[-1]}: value {values[t, 0]:.6g} is {side} the expected {level:.0%} range {low:.6g} .. {high:.6g} "
-          f"(forecast {expected:.6g}); score {scores[t]:.3f}, threshold {model.threshold_:.3f}: {verdict}",
+          f"({what} {expected:.6g}); score {scores[t]:.3f}, threshold {model.threshold_:.3f}: {verdict}",
           file=sys.stderr)
     print(f"figure written to {claimed[0]}", file=sys.stderr)
     return 0

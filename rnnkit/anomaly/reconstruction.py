@@ -1,0 +1,121 @@
+"""Reconstruction scoring (EncDec-AD, Malhotra et al. 2016, "LSTM-based encoder-decoder for
+multi-sensor anomaly detection"): an encoder reads the last L steps into its final state, a
+decoder rebuilds them from that state alone, last step first, and a step's error is how far its
+rebuilt value lies from the real one. A pattern (or a level) never seen in training is rebuilt
+badly.
+
+Unlike the forecaster's windows, values here are scaled once per series (shapes: B windows, L
+steps, D values):
+
+    z = (value - median) / spread,   median and spread (interquartile range / 1.349, or the
+                                     standard deviation, or 1) of the training steps
+
+so the level itself is part of what the network learns: on the Numenta Anomaly Benchmark a value
+far from anything seen is the commonest anomaly, and per-window scaling would hide it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..recurrent import Recurrent
+from ..tasks.base import EpochCursor
+
+EVAL_BATCH = 1024
+
+
+class ReconstructionNetwork(nn.Module):
+    def __init__(self, num_values: int, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
+                 input_size: int = 16, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.project = nn.Linear(num_values, input_size)
+        self.encoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
+        self.decoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
+        for layer in (self.encoder, self.decoder):
+            layer.reset_parameters("auto", 1.0)
+        self.start = nn.Parameter(torch.zeros(input_size))  # the decoder's input at every step: state only
+        self.head = nn.Linear(hidden_size, num_values)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) scaled windows -> (B, L, D) their reconstruction, in time order."""
+        _, state = self.encoder(self.project(windows))
+        steps = self.start.expand(windows.shape[0], windows.shape[1], -1)
+        decoded, _ = self.decoder(steps, state)
+        return self.head(decoded).flip(1)  # decoded last step first
+
+
+def robust_scaling(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per series (S, D) medians and spreads of (T, D) arrays."""
+    location, spread = [], []
+    for s in series:
+        q1, median, q3 = np.quantile(s, [0.25, 0.5, 0.75], axis=0)
+        width = (q3 - q1) / 1.349  # a Gaussian's standard deviation, from its quartiles
+        width = np.where(width > 0, width, s.std(axis=0))
+        location.append(median)
+        spread.append(np.where(width > 0, width, 1.0))
+    return np.array(location), np.array(spread)
+
+
+class ScaledWindows:
+    """Windows of L steps ending at a given step, gathered from one flat array of all series."""
+
+    def __init__(self, series: list[np.ndarray], location: np.ndarray, spread: np.ndarray, length: int) -> None:
+        self.lengths = np.array([len(s) for s in series], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        self.flat = np.concatenate([(s - location[i]) / spread[i] for i, s in enumerate(series)]).astype(np.float32)
+        self.length = length
+
+    def pairs(self, series: int, first: int = 0, end: int | None = None) -> np.ndarray:
+        """(n, 2) [series, last step] of the windows whose last step lies in [max(first, L - 1), end)."""
+        end = self.lengths[series] if end is None else end
+        last = np.arange(max(first, self.length - 1), end)
+        return np.stack([np.full(len(last), series), last], axis=1)
+
+    def batch(self, pairs: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        index = (self.offsets[pairs[:, 0]] + pairs[:, 1] - self.length + 1)[:, None] + np.arange(self.length)
+        return torch.from_numpy(self.flat[index]).to(device)  # (B, L, D)
+
+
+class ReconstructionTask(EpochCursor):
+    """Batches of windows in a new random order every epoch; the loss is the mean squared error of
+    the reconstruction (in scaled units)."""
+
+    units = "windows"
+    loss_name = "mse"
+
+    def __init__(self, windows: ScaledWindows, train_pairs: np.ndarray, val_pairs: np.ndarray, batch_size: int,
+                 seed: int, device: torch.device) -> None:
+        super().__init__()
+        self.windows, self.train_pairs, self.val_pairs = windows, train_pairs, val_pairs
+        self.batch_size, self.device = min(batch_size, len(train_pairs)), device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = self._shuffle()
+
+    def _shuffle(self) -> np.ndarray:
+        return torch.randperm(len(self.train_pairs), generator=self.generator).numpy()
+
+    def units_per_step(self) -> int:
+        return self.batch_size
+
+    def steps_per_epoch(self) -> int:
+        return len(self.train_pairs) // self.batch_size
+
+    def new_epoch(self) -> None:
+        self.order = self._shuffle()
+
+    def training_loss(self, model: nn.Module) -> torch.Tensor:
+        chosen = self.order[self.index * self.batch_size:(self.index + 1) * self.batch_size]
+        windows = self.windows.batch(self.train_pairs[chosen], self.device)
+        self.advance()
+        return (model(windows) - windows).pow(2).mean()
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        model.eval()
+        total = 0.0
+        for start in range(0, len(self.val_pairs), EVAL_BATCH):
+            windows = self.windows.batch(self.val_pairs[start:start + EVAL_BATCH], self.device)
+            total += (model(windows) - windows).pow(2).mean().item() * len(windows)
+        return {"mse": total / max(len(self.val_pairs), 1)}
