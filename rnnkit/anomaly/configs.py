@@ -22,17 +22,17 @@ class AnomalyConfig(ForecasterConfig):
     method: str = "reconstruction"  # how a step's error is found: reconstruction (an encoder-decoder rebuilds the
     # last --context-length steps; a level or pattern never seen is rebuilt badly) or prediction (the forecaster
     # misses it)
-    hidden_size: int = 32  # units per recurrent layer (one step ahead needs fewer than the forecaster's)
+    hidden_size: int = 32  # units per recurrent layer (of the encoder and of the decoder, for reconstruction)
     context_length: int | None = 32  # steps each window holds: what a forecast reads, or what is rebuilt
     # --- training
     min_steps: int = 300  # train for at least this many batches
     validation_fraction: float = 0.1  # share held out at the end of every series: the threshold comes from its
     # scores; 0: the threshold comes from the training steps' scores
     # --- scoring
-    tail: str | None = None  # how errors become scores: empirical (how rare among all earlier errors) or gaussian
-    # (against the mean and spread of the last --long-window errors); default: empirical for reconstruction,
-    # gaussian for prediction (the better of each on the Numenta Anomaly Benchmark)
-    horizon: int = 1  # steps ahead each forecast reaches: every step is scored by the forecasts of it made 1 to
+    tail: str | None = None  # how errors become scores: empirical (how rare among the training errors and all
+    # earlier errors) or gaussian (against the mean and spread of the last --long-window errors); default:
+    # empirical for reconstruction, gaussian for prediction (the better of each on the Numenta Anomaly Benchmark)
+    horizon: int = 1  # prediction: steps ahead each forecast reaches: every step is scored by the forecasts of it made 1 to
     # --horizon steps before (a deviation that builds up over several steps shows in the longer ones)
     long_window: int = 8000  # with --tail gaussian: past steps whose errors give the typical error level
     short_window: int = 1  # recent steps whose mean error is compared with that level (1: each step alone)
