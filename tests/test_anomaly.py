@@ -292,3 +292,16 @@ def test_cli_many_series_in_one_file(cli, tmp_path):
     status, _, err = cli("anomaly", "explain", tmp_path / "m", data, "--series", "b", "--at", "2024-01-01T05:00",
                          "--out", tmp_path / "w.png")
     assert status == 0 and "2024-01-01T05:00:00: value" in err, err
+
+
+@pytest.mark.parametrize("field, value", [("spread", [[-1.0]]), ("location", "high"), ("reference", {"a": 1}),
+                                          ("scaling_ids", [1, 2]), ("threshold", None)])
+def test_a_tampered_detector_is_refused_in_one_line(cli, tmp_path, field, value):
+    import json
+    RNNAnomalyDetector(min_steps=2, epochs=1, hidden_size=4).fit(np.sin(np.arange(100.0))).save(tmp_path / "d")
+    meta = json.loads((tmp_path / "d" / "rnnkit.json").read_text())
+    meta["fitted"][field] = value
+    (tmp_path / "d" / "rnnkit.json").write_text(json.dumps(meta))
+    (tmp_path / "s.csv").write_text("t,v\n" + "".join(f"{i},{np.sin(i):.4f}\n" for i in range(50)))
+    status, out, err = cli("anomaly", "score", tmp_path / "d", tmp_path / "s.csv")
+    assert status == 2 and out == "" and len(err.strip().splitlines()) == 1 and "fitted state or weights" in err, err
