@@ -188,7 +188,7 @@ def test_online_scores_depend_only_on_the_past(detector):
         changed[1350:] = 0.0
         again = detector.score_samples(changed, online=True, start=1000)
     finally:
-        detector.set_params(update_every=200, update_steps=10)
+        detector.set_params(update_every=1000, update_steps=10)
     assert np.allclose(base[:1350], again[:1350]) and not np.allclose(base[1350:], again[1350:])
     assert base[ONSET] > detector.threshold_
 

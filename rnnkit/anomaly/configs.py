@@ -39,7 +39,7 @@ class AnomalyConfig(ForecasterConfig):
     contamination: float = 0.001  # expected share of anomalies in normal data: the threshold is the validation
     # window's (1 - contamination) score quantile, and at least -log10(contamination); 0: its highest score
     # --- online scoring (score --online)
-    update_every: int = 200  # steps scored between two updates of the network on everything seen so far
+    update_every: int = 1000  # steps scored between two updates of the network on everything seen so far
     update_steps: int = 10  # batches of each update
 
     def __post_init__(self) -> None:
