@@ -68,7 +68,7 @@ class RNNAnomalyDetector(RNNForecaster):
         training = y.subset(list(range(len(series))), cut) if isinstance(y, Panel) else [s[:c] for s, c in
                                                                                           zip(series, cut)]
         if reconstruct:
-            self._fit_reconstruction(training, config, season)
+            self._fit_reconstruction(training, config)
         else:  # the forecaster's own hold-out (the last --horizon steps) only drives early stopping
             super().fit(training, season)
             self.location_ = self.spread_ = np.zeros((0, self.num_values_))
@@ -84,7 +84,7 @@ class RNNAnomalyDetector(RNNForecaster):
         self.threshold_ = max(threshold, -np.log10(config.contamination)) if config.contamination else threshold
         return self
 
-    def _fit_reconstruction(self, training, config, season: int | None) -> None:
+    def _fit_reconstruction(self, training, config) -> None:
         torch.manual_seed(config.random_state)
         series, _ = as_series(training)
         self.num_values_, self.season_ = series[0].shape[1], 1
