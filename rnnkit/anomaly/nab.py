@@ -123,11 +123,15 @@ def sweep(streams: list[LabelledStream], scores: list[np.ndarray], profile: str)
     return np.r_[top, score[last_of_tie]], np.r_[-fn * counted, totals[last_of_tie]]
 
 
-def raw_score(streams: list[LabelledStream], scores: list[np.ndarray], profile: str, threshold: float) -> float:
-    """The raw corpus score when every row scoring >= threshold is a detection."""
-    thresholds, totals = sweep(streams, scores, profile)
+def _total_at(thresholds: np.ndarray, totals: np.ndarray, threshold: float) -> float:
+    """The swept total when every row scoring >= threshold is a detection."""
     reached = np.flatnonzero(thresholds >= threshold)
     return float(totals[reached[-1]]) if len(reached) else float(totals[0])
+
+
+def raw_score(streams: list[LabelledStream], scores: list[np.ndarray], profile: str, threshold: float) -> float:
+    """The raw corpus score when every row scoring >= threshold is a detection."""
+    return _total_at(*sweep(streams, scores, profile), threshold)
 
 
 @dataclass(frozen=True)
@@ -144,13 +148,13 @@ def nab_score(streams: list[LabelledStream], scores: list[np.ndarray], profile: 
     """The normalised NAB score of a detector on a corpus; threshold None: the best one (NAB's rule)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)} (got {profile!r})")
-    tp, _, fn = PROFILES[profile]
+    tp = PROFILES[profile][0]
     thresholds, totals = sweep(streams, scores, profile)
     if threshold is None:
         best = int(np.argmax(totals))  # the first maximum: the highest threshold among equals
         threshold, raw = float(thresholds[best]), float(totals[best])
     else:
-        raw = raw_score(streams, scores, profile, threshold)
+        raw = _total_at(thresholds, totals, threshold)
     null = float(totals[0])  # nothing detected: every counted window missed
     perfect = tp * sum(len(s.windows) for s in streams)
     return NabResult(100.0 * (raw - null) / (perfect - null), raw, threshold, null, perfect)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..recurrent import Recurrent
-from ..tasks.base import EpochCursor
+from ..timeseries.task import PairsTask
 
 EVAL_BATCH = 1024
 
@@ -78,37 +78,13 @@ class ScaledWindows:
         return torch.from_numpy(self.flat[index]).to(device)  # (B, L, D)
 
 
-class ReconstructionTask(EpochCursor):
-    """Batches of windows in a new random order every epoch; the loss is the mean squared error of
-    the reconstruction (in scaled units)."""
+class ReconstructionTask(PairsTask):
+    """The loss is the mean squared error of the reconstruction (in scaled units)."""
 
-    units = "windows"
     loss_name = "mse"
 
-    def __init__(self, windows: ScaledWindows, train_pairs: np.ndarray, val_pairs: np.ndarray, batch_size: int,
-                 seed: int, device: torch.device) -> None:
-        super().__init__()
-        self.windows, self.train_pairs, self.val_pairs = windows, train_pairs, val_pairs
-        self.batch_size, self.device = min(batch_size, len(train_pairs)), device
-        self.generator = torch.Generator().manual_seed(seed)
-        self.order = self._shuffle()
-
-    def _shuffle(self) -> np.ndarray:
-        return torch.randperm(len(self.train_pairs), generator=self.generator).numpy()
-
-    def units_per_step(self) -> int:
-        return self.batch_size
-
-    def steps_per_epoch(self) -> int:
-        return len(self.train_pairs) // self.batch_size
-
-    def new_epoch(self) -> None:
-        self.order = self._shuffle()
-
     def training_loss(self, model: nn.Module) -> torch.Tensor:
-        chosen = self.order[self.index * self.batch_size:(self.index + 1) * self.batch_size]
-        windows = self.windows.batch(self.train_pairs[chosen], self.device)
-        self.advance()
+        windows = self.windows.batch(self.next_pairs(), self.device)
         return (model(windows) - windows).pow(2).mean()
 
     @torch.no_grad()

@@ -6,8 +6,8 @@
     rnnkit anomaly explain runs/load new.csv --at 2024-03-01T10:00 --out why.png
 
 `score` writes the input rows (after the training run's --fill) to stdout as CSV with two more
-columns: `score` (higher = more anomalous: the surprise of the recent one-step forecast errors, in
-powers of ten) and `anomaly` (1 where the score exceeds the threshold chosen at training).
+columns: `score` (higher = more anomalous: how rare the step's error is against the errors before
+it, in powers of ten) and `anomaly` (1 where the score exceeds the threshold chosen at training).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..config import CHOICES
 from ..errors import UsageError
 from ..extras import require
 from .flags import add_config_flags, config_values
-from .forecast import _fit_errors, _load, _shown_times, _value_cols
+from .forecast import _fit_errors, _load, _shown_times, _value_cols, add_series_flags
 from .tasks import _check_new_out
 
 NOT_FLAGS = ("verbose",)
@@ -31,27 +31,18 @@ RENAME = {"random_state": "seed", "max_time": "time"}
 
 def add_commands(sub, parser_class) -> dict:
     from ..anomaly.configs import AnomalyConfig
-    from ..timeseries.data import FILLS
     p = sub.add_parser("anomaly", help="find anomalies in numeric series from a CSV file (train, score, explain)",
-                       description="Anomaly detection with a recurrent one-step forecaster: train on normal data, "
-                       "then score new data; every step's forecast miss is judged against the misses before it, "
-                       "and steps whose score exceeds a threshold chosen on held-out normal data are flagged.")
+                       description="Anomaly detection with a recurrent network trained on normal data: every step's "
+                       "error (how badly an encoder-decoder rebuilds it, or how far a forecaster missed it) is judged "
+                       "against the errors before it, and steps whose score exceeds a threshold chosen on held-out "
+                       "normal data are flagged.")
     actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
 
     t = actions.add_parser("train", help="train on the (normal) series of DATA.csv; the model goes to --out",
                            description="Train the detector on the series of DATA.csv, taken as normal. The last "
                            "--validation-fraction of each series is held out: the threshold is the (1 - "
                            "--contamination) quantile of its scores, and at least -log10(--contamination).")
-    t.add_argument("data", metavar="DATA.csv")
-    t.add_argument("--time-col", required=True, metavar="NAME",
-                   help="column with the time: dates/times (ISO 8601) or whole-number steps")
-    t.add_argument("--value-col", dest="value_cols", required=True, action="append", metavar="NAME",
-                   help="column with the values; repeat it (or give NAME,NAME) for several")
-    t.add_argument("--id-col", metavar="NAME", help="column naming the series, for many series in one file")
-    t.add_argument("--fill", choices=FILLS, default="none", help="missing steps: none = an error, interpolate = "
-                   "linear, ffill = the last value (default none)")
-    t.add_argument("--freq", metavar="F", help="the series' frequency (pandas alias, or the step of whole-number "
-                   "time; default: inferred)")
+    add_series_flags(t)
     t.add_argument("--out", required=True, metavar="DIR", help="where to save the model (a new directory)")
     t.add_argument("--quiet", action="store_true", help="print nothing while training; errors still show")
     t.set_defaults(flags=add_config_flags(t, AnomalyConfig, NOT_FLAGS, RENAME))
@@ -59,7 +50,7 @@ def add_commands(sub, parser_class) -> dict:
     s = actions.add_parser("score", help="score every step of DATA.csv; CSV to stdout",
                            description="Score every step of the series in DATA.csv (read with the training run's "
                            "columns, frequency and fill) and flag those above the threshold. The first steps of "
-                           "each series score 0 until enough forecast errors exist to compare with.")
+                           "each series score 0 until enough errors exist to compare with.")
     s.add_argument("model_dir", metavar="DIR", help="directory written by `rnnkit anomaly train`")
     s.add_argument("data", metavar="DATA.csv")
     s.add_argument("--online", action="store_true", help="score as a stream: the network keeps learning, every "

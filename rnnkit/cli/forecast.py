@@ -31,9 +31,24 @@ RENAME = {"random_state": "seed", "max_time": "time"}
 DATA_KEYS = ("time_col", "value_cols", "id_col", "fill", "freq")
 
 
+def add_series_flags(q: argparse.ArgumentParser) -> None:
+    """DATA.csv and how its series are read: the flags every numeric-series command shares."""
+    from ..timeseries.data import FILLS
+    q.add_argument("data", metavar="DATA.csv")
+    q.add_argument("--time-col", required=True, metavar="NAME",
+                   help="column with the time: dates/times (ISO 8601, e.g. 2024-01-31) or whole-number steps")
+    q.add_argument("--value-col", dest="value_cols", required=True, action="append", metavar="NAME",
+                   help="column with the values; repeat it (or give NAME,NAME) for several")
+    q.add_argument("--id-col", metavar="NAME", help="column naming the series, for many series in one file "
+                   "(one model learns them all)")
+    q.add_argument("--fill", choices=FILLS, default="none", help="missing steps (gaps, empty cells, NaN): "
+                   "none = an error, interpolate = linear, ffill = the last value (default none)")
+    q.add_argument("--freq", metavar="F", help="the series' frequency: a pandas alias (D, h, W, MS, QS, YS) or, "
+                   "for whole-number time, the step (default: inferred; an error when it cannot be)")
+
+
 def add_commands(sub, parser_class) -> dict:
     from ..timeseries.configs import ForecasterConfig
-    from ..timeseries.data import FILLS
     p = sub.add_parser("forecast", help="forecast numeric series from a CSV file (train, predict, backtest)",
                        description="Probabilistic forecasting of one or many numeric series with one recurrent "
                        "model: train on a CSV file, forecast the steps after its end, or backtest against naive, "
@@ -41,17 +56,7 @@ def add_commands(sub, parser_class) -> dict:
     actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
 
     def data_flags(q: argparse.ArgumentParser) -> None:
-        q.add_argument("data", metavar="DATA.csv")
-        q.add_argument("--time-col", required=True, metavar="NAME",
-                       help="column with the time: dates/times (ISO 8601, e.g. 2024-01-31) or whole-number steps")
-        q.add_argument("--value-col", dest="value_cols", required=True, action="append", metavar="NAME",
-                       help="column with the values to forecast; repeat it (or give NAME,NAME) for several")
-        q.add_argument("--id-col", metavar="NAME", help="column naming the series, for many series in one file "
-                       "(one model learns them all)")
-        q.add_argument("--fill", choices=FILLS, default="none", help="missing steps (gaps, empty cells, NaN): "
-                       "none = an error, interpolate = linear, ffill = the last value (default none)")
-        q.add_argument("--freq", metavar="F", help="the series' frequency: a pandas alias (D, h, W, MS, QS, YS) or, "
-                       "for whole-number time, the step (default: inferred; an error when it cannot be)")
+        add_series_flags(q)
         q.add_argument("--horizon", type=int, required=True, metavar="H", help="steps to forecast")
 
     t = actions.add_parser("train", help="train on the series of DATA.csv; the model goes to --out",
