@@ -24,12 +24,13 @@ DEVICES = ("auto", "cpu", "cuda")
 AUTOCAST = ("off", "bf16", "fp16")
 POOLINGS = ("last", "mean", "max")
 LEVELS = ("char", "word")
+TOKENS = ("char", "bytes", "word", "bpe")
 # The allowed values of every field that has a fixed set, by field name: validation and the
 # command line's `choices` both read this.
 CHOICES: dict[str, tuple[str, ...]] = {
     "cell": CELLS, "init": INIT_SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
     "clip_mode": CLIP_MODES, "device": DEVICES, "autocast": AUTOCAST, "pooling": POOLINGS,
-    "level": LEVELS, "source_level": LEVELS, "target_level": LEVELS,
+    "level": LEVELS, "source_level": LEVELS, "target_level": LEVELS, "tokens": TOKENS,
 }
 MAX_SEED = 2**63 - 1
 
@@ -124,6 +125,14 @@ class TrainConfig:
     # --- data
     val_fraction: float = 0.1  # share of the text held out at its end for validation
     test_fraction: float = 0.0  # share held out after validation as a test split, scored once at the end
+    tokens: str = "char"  # what the model reads and writes: char (Unicode characters), bytes (raw bytes, as
+    # --bytes), word (words with their leading space, punctuation, white space) or bpe (byte-level byte-pair
+    # encoding); word and bpe learn their vocabulary from the text (needs `pip install 'rnnkit[tokens]'`)
+    max_vocab: int = 4000  # --tokens word|bpe: the size of the vocabulary to learn
+    documents: str | None = None  # documents mode, for many short texts: line (one document per line),
+    # blank-line (paragraphs) or a separator string (\n, \t allowed); each document is learnt from a fresh
+    # state and ends with an end-of-text symbol, sampling prints one document per sample, and the
+    # held-out splits are whole documents
     # --- training
     seq_length: int = 64  # characters per truncated-BPTT chunk
     batch_size: int = 32  # parallel streams through the text (per process under torchrun)
@@ -172,6 +181,10 @@ class TrainConfig:
         if not 0 <= self.warmup < 1:
             raise UsageError(f"--warmup must be in [0, 1) (got {self.warmup})")
         _in_range(self, "min_lr_ratio", 0, 1)
+        _in_range(self, "max_vocab", 300, 1_000_000)  # bpe starts from 256 byte tokens
+        if self.documents is not None:
+            from .data.documents import check_separator
+            check_separator(self.documents)
 
 
 def available_memory() -> int:

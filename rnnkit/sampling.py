@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from .config import MAX_SEED
+from .data.vocab import Vocabulary
 from .errors import UsageError
 from .models.language_model import LanguageModel
 
@@ -38,7 +39,8 @@ class SamplingConfig:
     """How to draw each next token; the one validation for the command line, the Python API and
     the web app (which names fields as its JSON keys do: see `from_request`)."""
 
-    length: int = 500  # characters to generate per sample (after the prime)
+    length: int = 500  # characters to generate per sample (after the prime); for a model trained on
+    # documents the most per document, which usually ends sooner
     temperature: float = 1.0  # > 0; below 1 sharper and more conservative, above 1 flatter
     top_k: int | None = None  # sample only among the k most likely characters
     top_p: float | None = None  # nucleus sampling: the smallest set of characters reaching probability p, in (0, 1]
@@ -123,15 +125,27 @@ def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> to
     return generator
 
 
+def start_token(vocab: Vocabulary) -> int:
+    """The token a sample without a prime starts from (`Vocabulary.start_id`)."""
+    return vocab.start_id
+
+
+def until_end(tokens: list[int], end: int | None) -> list[int]:
+    """A sample's tokens up to (without) its first end-of-document token."""
+    return tokens[:tokens.index(end)] if end is not None and end in tokens else tokens
+
+
 @torch.no_grad()
 def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: SamplingConfig,
                     on_tokens: Callable[[torch.Tensor], None] | None = None,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
-    """Generate `config.length` tokens for each of `config.num_samples` samples.
+                    device: torch.device | str = "cpu", stop: int | None = None) -> torch.Tensor:
+    """Generate up to `config.length` tokens for each of `config.num_samples` samples.
 
     prime: token ids to condition on (may be empty; then `start` seeds the state and is not
     part of the output). on_tokens receives each step's (N,) tokens as they are drawn.
-    Returns (N, length) token ids.
+    stop: a token (the end of a document) after which a sample is complete; generation ends early
+    once every sample has drawn it (rows that finished first hold arbitrary tokens after it).
+    Returns (N, length or fewer) token ids.
     """
     model.eval()
     N = config.num_samples
@@ -141,11 +155,16 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
     logits = logits[:, -1]  # (N, V): distribution of the first new token
     stepper = model.generator(state)
     out = torch.empty(N, config.length, dtype=torch.long, device=device)
+    finished = torch.zeros(N, dtype=torch.bool, device=device)
     for t in range(config.length):
         token = next_token(logits, config, generator)
         out[:, t] = token
         if on_tokens is not None:
             on_tokens(token)
+        if stop is not None:
+            finished |= token == stop
+            if bool(finished.all()):
+                return out[:, :t + 1]
         if t + 1 < config.length:
             logits = stepper.step(token)
     return out

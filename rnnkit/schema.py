@@ -49,11 +49,15 @@ FILES = {"model?": {"file": FILE_NAME, "sha256": SHA256}, "best?": {"file": FILE
 
 ENVELOPE = {"format": str, "version": Check(int, _in(0), "a whole number"), "files": FILES, "step?": COUNT}
 
-VOCABULARY = Check({"kind": Check(str, lambda v: v in ("chars", "bytes"), "chars or bytes"), "symbols": [COUNT]},
+CHARACTERS = Check({"kind": Check(str, lambda v: v in ("chars", "bytes"), "chars or bytes"), "symbols": [COUNT]},
                    lambda v: 0 < len(v["symbols"]) == len(set(v["symbols"]))
-                   and max(v["symbols"]) <= (MAX_CODE_POINT if v["kind"] == "chars" else 255)
+                   and max(v["symbols"]) <= (MAX_CODE_POINT + 1 if v["kind"] == "chars" else 256)
                    and list(v["symbols"]) == sorted(v["symbols"]),
-                   "sorted, distinct code points (0..0x10FFFF) or bytes (0..255), at least one")
+                   "sorted, distinct code points (0..0x10FFFF) or bytes (0..255), at least one, and "
+                   "0x110000 or 256 for the end of a document")
+SUBWORDS = {"kind": Check(str, lambda v: v in ("word", "bpe"), "word or bpe"),
+            "tokenizer": Check(str, lambda v: 0 < len(v) <= 64 << 20, "a tokenizer's JSON (at most 64 MB)")}
+VOCABULARY = (CHARACTERS, SUBWORDS)
 
 METRIC_ROW = Check(dict, lambda row: isinstance(row.get("step"), int) and all(
     isinstance(value, (int, float)) and not isinstance(value, bool) for value in row.values()),
@@ -63,7 +67,8 @@ LANGUAGE_MODEL = {
     **ENVELOPE,
     "model_config": dict, "train_config": dict, "vocab": VOCABULARY,
     "corpus": {"source": str, "sha256": SHA256, "num_tokens": COUNT, "tokens_file": RELATIVE_PATH,
-               "splits": {"train": SPAN, "val": SPAN, "test": SPAN}},
+               "splits": {"train": SPAN, "val": SPAN, "test": SPAN},
+               "documents?": Check(str, lambda v: 0 < len(v) <= 100, "a document separator (1-100 characters)")},
     "step": COUNT, "elapsed": Check(float, _in(0), "a number of seconds >= 0"),
     # a validation loss may be inf or NaN (a model that blew up in validation)
     "best_val": (float, None), "best_step": (COUNT, None), "metrics": [METRIC_ROW],

@@ -24,16 +24,15 @@ from .model import Model, load
 ARCHITECTURE = ("cell", "hidden_size", "num_layers", "embedding_size", "init", "forget_bias")
 
 
-def load_base(init_from: str | os.PathLike, raw_bytes: bool, model_options: dict[str, Any]) -> Model:
+def load_base(init_from: str | os.PathLike, kind: str, model_options: dict[str, Any]) -> Model:
     fixed = sorted(set(model_options) & set(ARCHITECTURE))
     if fixed:
         raise UsageError(f"--init-from keeps the base model's architecture; drop "
                          f"{', '.join('--' + k.replace('_', '-') for k in fixed)}")
     base = load(init_from)
-    kind = "bytes" if raw_bytes else "chars"
     if base.vocab.kind != kind:
-        raise UsageError(f"{init_from} reads {base.vocab.kind} and this run reads {kind}; "
-                         f"{'drop' if raw_bytes else 'pass'} --bytes to fine-tune it")
+        flag = {"chars": "--tokens char", "bytes": "--bytes"}.get(base.vocab.kind, f"--tokens {base.vocab.kind}")
+        raise UsageError(f"{init_from} reads {base.vocab.kind} and this run reads {kind}; pass {flag} to fine-tune it")
     return base
 
 

@@ -15,9 +15,13 @@ from .. import checkpoint
 from ..config import ModelConfig, from_dict
 from ..data import UnknownSymbols, Vocabulary, check_text_file, encode_tokens
 from ..data.corpus import InvalidUTF8
+from ..data.subwords import KINDS as SUBWORDS, encode_subwords
+from ..data.vocab import vocabulary_from_json
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
-from ..sampling import SamplingConfig, generate_tokens
+from ..data.documents import encode_documents, split_documents
+from ..sampling import SamplingConfig, generate_tokens, start_token, until_end
+from ..tasks.documents import document_nats
 from ..schema import check_language_model
 from ..tasks.language_model import bits
 
@@ -47,6 +51,11 @@ class Model:
     def config(self) -> ModelConfig:
         return self.module.config
 
+    @property
+    def documents(self) -> str | None:
+        """How the training text was cut into documents (documents mode), else None."""
+        return self.meta.get("corpus", {}).get("documents")
+
     def encode(self, text: str | bytes, what: str) -> np.ndarray:
         """Token ids of `text` (int64); characters the model never saw are a UsageError."""
         try:
@@ -69,19 +78,42 @@ class Model:
     def sample(self, prime_ids, config: SamplingConfig, stream: Callable[[str], None] | None = None) -> list[str]:
         """`config.num_samples` texts after the token ids `prime_ids`; `stream`, if given, receives
         sample 0's text piece by piece as it is generated."""
-        start = self.vocab.symbols.index(10) if 10 in self.vocab.symbols else 0  # newline, if known
+        start, end = start_token(self.vocab), self.vocab.end_id
+        prime = list(map(int, prime_ids))
+        if end is not None and prime:
+            prime = [end, *prime]  # a document's first characters: read from where every document started
         on_tokens = None
         if stream is not None:
             decoder = self.vocab.decoder()
             on_tokens = lambda tokens: stream(decoder(int(tokens[0])))  # noqa: E731
-        tokens = generate_tokens(self.module, list(map(int, prime_ids)), start, config, on_tokens, self.device)
+        tokens = generate_tokens(self.module, prime, start, config, on_tokens, self.device, stop=end)
         if stream is not None:
             stream(decoder.flush())  # a byte model may end inside a multi-byte character
-        return [self.vocab.decode(row.tolist()) for row in tokens]
+        return [self.vocab.decode(until_end(row.tolist(), end)) for row in tokens]
 
     def evaluate(self, text: str | bytes) -> dict[str, float | int]:
-        """Cross-entropy of the model on `text`: nats and bits per character."""
-        return self._score(self.encode(text, "the text"))
+        """Cross-entropy of the model on `text`: nats and bits per character. A model trained on
+        documents cuts the text as it cut its corpus and scores each document from a fresh state,
+        its end included."""
+        if self.documents is None:
+            tokens = self.encode(text, "the text")
+            if self.vocab.kind in SUBWORDS:
+                return self._score(tokens, len(text if isinstance(text, str) else text.decode("utf-8")))
+            return self._score(tokens)
+        kind = self.vocab.kind
+        if kind == "chars" and isinstance(text, bytes):
+            text = text.decode("utf-8")
+        elif kind == "bytes" and isinstance(text, str):
+            text = text.encode("utf-8")
+        docs = split_documents(text, self.documents, kind)
+        if not docs:
+            raise UsageError(f"the text holds no documents when cut with --documents {self.documents}")
+        end = self.vocab.end_id
+        pieces = [np.array([end])]
+        for doc in docs:
+            pieces += [self.encode(doc, "the text"), np.array([end])]
+        tokens = np.concatenate(pieces)
+        return self._score_documents(tokens, np.flatnonzero(tokens == end))
 
     def evaluate_file(self, path: str | os.PathLike) -> dict[str, float | int]:
         """Like `evaluate`, for a file of any size: it is encoded in chunks to a temporary
@@ -89,6 +121,15 @@ class Model:
         path = check_text_file(path)
         with tempfile.TemporaryDirectory() as tmp:
             try:
+                if self.documents is not None:
+                    ends = encode_documents([[path]], self.vocab, self.documents, Path(tmp) / "tokens.bin")
+                    tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r",
+                                       shape=(int(ends[-1]) + 1,))
+                    return self._score_documents(tokens, ends)
+                if self.vocab.kind in SUBWORDS:
+                    (count, chars), = encode_subwords([[path]], self.vocab, Path(tmp) / "tokens.bin")
+                    tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
+                    return self._score(tokens, chars)
                 count = encode_tokens([path], self.vocab, Path(tmp) / "tokens.bin")
             except UnknownSymbols as e:
                 raise UsageError(f"{path} contains characters outside the model's vocabulary: {e}") from None
@@ -126,11 +167,30 @@ class Model:
             return None
         return np.asarray(tokens[start:min(end, start + limit)], dtype=np.int64)
 
-    def _score(self, tokens: np.ndarray) -> dict[str, float | int]:
+    def _score(self, tokens: np.ndarray, chars: int | None = None) -> dict[str, float | int]:
+        """Nats and bits per character; for word and BPE models (`chars` given: the text's
+        characters) per token as well, the characters' share of the same total."""
         if len(tokens) < 2:
-            raise UsageError("the text is too short to evaluate; it needs at least 2 characters")
+            raise UsageError("the text is too short to evaluate; it needs at least 2 tokens")
         nats, count = self.module.evaluate_tokens(tokens, device=self.device)
-        return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
+        if chars is None:
+            return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
+        per_char = nats * count / max(chars - 1, 1)  # the first token is context, not predicted
+        return {"nats_per_char": per_char, "bits_per_char": bits(per_char), "chars": chars,
+                "nats_per_token": nats, "bits_per_token": bits(nats), "tokens": count}
+
+    def _score_documents(self, tokens: np.ndarray, ends: np.ndarray) -> dict[str, float | int]:
+        nats, count = document_nats(self.module, tokens, ends, device=self.device)
+        return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count, "documents": len(ends) - 1}
+
+    def _best_bpc(self) -> float | None:
+        """Bits per character at the best validation (for word and BPE models not the loss in bits:
+        the loss is per token), from the metric history."""
+        m = self.meta
+        if m["best_val"] is None:
+            return None
+        rows = [row for row in m["metrics"] if row.get("step") == m["best_step"] and "val_bpc" in row]
+        return rows[-1]["val_bpc"] if rows else bits(m["best_val"])
 
     def info(self) -> dict[str, Any]:
         m = self.meta
@@ -139,8 +199,16 @@ class Model:
                 "vocab_kind": self.vocab.kind, "model_config": m["model_config"],
                 "train_config": m["train_config"], "corpus": {k: v for k, v in m["corpus"].items()},
                 "step": m["step"], "elapsed_s": m["elapsed"], "best_val_nats": m["best_val"],
-                "best_val_bpc": bits(m["best_val"]) if m["best_val"] is not None else None,
+                "best_val_bpc": self._best_bpc(),
                 "best_step": m["best_step"], "test": m.get("test"), "metrics": m["metrics"]}
+
+
+def read_vocabulary(data: dict, what: str):
+    """The vocabulary saved in a run's description; one UsageError naming the run if it is not one."""
+    try:
+        return vocabulary_from_json(data)
+    except (ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"{what} is corrupted (its vocabulary: {e})") from None
 
 
 def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") -> Model:
@@ -153,7 +221,7 @@ def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") 
     check_language_model(meta, run_dir)
     role = "best" if which == "best" and "best" in meta["files"] else "model"
     model_config = from_dict(ModelConfig, meta["model_config"], f"checkpoint {run_dir}")
-    vocab = Vocabulary.from_json(meta["vocab"])
+    vocab = read_vocabulary(meta["vocab"], f"checkpoint {run_dir}")
     if model_config.vocab_size != len(vocab):
         raise UsageError(f"checkpoint {run_dir} is corrupted: its model has {model_config.vocab_size} symbols "
                          f"but its vocabulary {len(vocab)}")

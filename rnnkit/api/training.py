@@ -7,9 +7,7 @@ then run (the one Trainer on a LanguageModelTask; the test split scored once at 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -20,22 +18,25 @@ from tqdm import tqdm
 
 from .. import checkpoint, distributed
 from ..config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
-from ..data import StreamBatches, Vocabulary, check_text_file, corpus_path, encode_tokens, scan_vocabulary
+from ..data import Vocabulary, corpus_path, scan_vocabulary
+from ..data.vocab import END, vocabulary_from_json
+from ..data import documents, subwords
 from ..data.corpus import text_files
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
-from ..tasks.language_model import LanguageModelTask, bits
+from ..tasks.documents import DocumentTask
+from ..tasks.language_model import LanguageModelTask
 from ..schema import check_language_model
-from ..sampling import SamplingConfig, generate_tokens
+from ..sampling import SamplingConfig, generate_tokens, start_token, until_end
 from ..training import Trainer
 from ..version import __version__
 from . import finetune
-from .model import TOKENS_FILE, Model, load, resolve_device
+from .prepare import DEFAULT_TIME, check_sizes, corpus_identity, prepare_corpus, source_name, vocab_kind
+from .model import TOKENS_FILE, Model, load, read_vocabulary, resolve_device
 # Settings that may change when a run is resumed: how long to go on, and where to run.
 RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
 BUDGETS = {"max_steps", "epochs", "time"}
 SAMPLE_CHARS = 200  # --sample-every: characters per sample in the log
-DEFAULT_TIME = 600.0
 # Model defaults for long time budgets, chosen by measurement (docs/performance.md, bench/sweep.py):
 # on tiny Shakespeare at --time 600 the 2 x 256 default overfits (val 1.506 nats/char) where
 # 2 x 384 with dropout 0.2 reaches 1.443; at --time 130 the small model is best. Applied to
@@ -43,41 +44,6 @@ DEFAULT_TIME = 600.0
 # user did not give.
 LONG_BUDGET = 600.0
 LONG_BUDGET_MODEL = {"hidden_size": 384, "dropout": 0.2}
-
-
-def _default_out(source: Path) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", source.stem) or "run"
-    candidate, n = Path("runs") / stem, 1
-    while candidate.exists():
-        n += 1
-        candidate = Path("runs") / f"{stem}-{n}"
-    return candidate
-
-
-def _splits(num_tokens: int, val_file_tokens: int, config: TrainConfig) -> dict[str, list[int]]:
-    """Token ranges of the splits in the run's token file (the corpus, then any --val-file).
-    Without a validation file, validation is the end of the corpus (before any test split)."""
-    n_test = int(num_tokens * config.test_fraction)
-    if val_file_tokens:
-        a = num_tokens - n_test
-        return {"train": [0, a], "val": [num_tokens, num_tokens + val_file_tokens], "test": [a, num_tokens]}
-    n_val = int(num_tokens * config.val_fraction)
-    a, b = num_tokens - n_val - n_test, num_tokens - n_test
-    return {"train": [0, a], "val": [a, b], "test": [b, num_tokens]}
-
-
-def _check_sizes(source: str, splits: dict[str, list[int]], config: TrainConfig, processes: int = 1) -> None:
-    need = StreamBatches.min_tokens(config.batch_size, config.seq_length) * processes
-    have = splits["train"][1] - splits["train"][0]
-    if have < need:
-        each = f" for each of {processes} processes" if processes > 1 else ""
-        raise UsageError(
-            f"{source} is too short: its training split has {have} characters but one batch of "
-            f"--batch-size {config.batch_size} x --seq-length {config.seq_length}{each} needs {need}; "
-            f"use a longer text or smaller --batch-size/--seq-length")
-    if splits["val"][1] - splits["val"][0] < 2:
-        raise UsageError(f"{source} is too short to hold out a validation split; use a longer text, "
-                         "a larger --val-fraction or a --val-file")
 
 
 def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, *, corpus: str | None = None,
@@ -113,7 +79,8 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
         raise UsageError("give a text file to train on (or --corpus shakespeare|python)")
 
     model_options, train_options = split_options(options)
-    base = finetune.load_base(init_from, raw_bytes, model_options) if init_from is not None else None
+    reads = vocab_kind(raw_bytes, train_options.get("tokens", "char"))
+    base = finetune.load_base(init_from, reads, model_options) if init_from is not None else None
     if base is not None:
         model_options = finetune.architecture(base, model_options)
     default_budget = not {"max_steps", "epochs", "time"} & set(train_options)
@@ -126,15 +93,17 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
     train_config = TrainConfig(**train_options)
     ModelConfig(vocab_size=1, **model_options)  # validate flags before reading a large file
     device, world = _join(train_config)
+    if world.active and train_config.documents is not None:
+        raise UsageError("--documents does not train data-parallel yet; run it in one process (without torchrun)")
     if not world.is_main:  # rank 0 reads and encodes the corpus; the others take its results
         say = lambda line: None  # noqa: E731
-    prepared = (_prepare_corpus(source, val_file, out, raw_bytes, train_config, world, say, default_budget,
+    prepared = (prepare_corpus(source, val_file, out, raw_bytes, train_config, world, say, default_budget,
                                 base.vocab if base is not None else None) if world.is_main else None)
     run_dir, vocab_json, corpus_info = distributed.share(world, prepared)
     if long_budget:  # said once the input is known to be good, so an error stays one line
         say(f"--time {train_options['time']:g} >= {LONG_BUDGET:g} s: using the long-budget defaults "
             + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in long_budget.items()))
-    vocab = Vocabulary.from_json(vocab_json)
+    vocab = vocabulary_from_json(vocab_json)
     model_config = ModelConfig(vocab_size=len(vocab), **model_options)
     torch.manual_seed(train_config.seed)
     model = LanguageModel(model_config)
@@ -159,53 +128,6 @@ def _join(train_config: TrainConfig) -> tuple[torch.device, distributed.World]:
     return device, world
 
 
-def _prepare_corpus(source: list[Path], val_file, out, raw_bytes: bool, train_config: TrainConfig,
-                    world: distributed.World, say, default_budget: bool,
-                    base_vocab: Vocabulary | None = None) -> tuple[str, dict, dict[str, Any]]:
-    """Check the run directory, find the vocabulary and encode the text(s) into the run's token
-    file; returns (run directory, vocabulary as JSON, corpus description)."""
-    run_dir = Path(out) if out is not None else _default_out(source[0])
-    checkpoint.check_new_run_dir(run_dir)
-    kind = "bytes" if raw_bytes else "chars"
-    vocab, sha, size, num_tokens = scan_vocabulary(source, kind)
-    sources, val_tokens, val_info = list(source), 0, {}
-    if val_file is not None:
-        val_path = check_text_file(val_file)
-        val_vocab, val_sha, _, val_tokens = scan_vocabulary(val_path, kind)
-        vocab = vocab.union(val_vocab)  # as nanoGPT does: symbols of both texts
-        sources.append(val_path)
-        val_info = {"val_source": str(val_path), "val_sha256": val_sha}
-    if base_vocab is not None:
-        vocab = vocab.union(base_vocab)  # the base's symbols keep their weights, the text's new ones are added
-    splits = _splits(num_tokens, val_tokens, train_config)
-    _check_sizes(_name(source), splits, train_config, world.size)
-
-    data = (run_dir / TOKENS_FILE).parent
-    made = [p for p in (run_dir, data) if not p.exists()]  # folders this run creates
-    data.mkdir(parents=True, exist_ok=True)
-    marker = data / checkpoint.DATA_MARKER
-    marker.write_text("rnnkit: this folder holds a run's encoded corpus\n")
-    try:
-        encode_tokens(sources, vocab, run_dir / TOKENS_FILE, separated=len(source))
-    except BaseException:  # leave nothing half-made behind, and remove only what this run made
-        (run_dir / TOKENS_FILE).unlink(missing_ok=True)
-        marker.unlink(missing_ok=True)
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if empty
-        raise
-    if default_budget:
-        say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
-    many = {"sources": [str(p) for p in source]} if len(source) > 1 else {}
-    corpus_info = {"source": _name(source), **many, "sha256": sha, "size_bytes": size, **val_info,
-                   "num_tokens": num_tokens + val_tokens, "tokens_file": TOKENS_FILE, "splits": splits}
-    return str(run_dir), vocab.to_json(), corpus_info
-
-
-def _name(sources: list[Path]) -> str:
-    return str(sources[0]) if len(sources) == 1 else f"{sources[0]} and {len(sources) - 1} more files"
-
-
 def _resume(run_dir: Path, source: list[Path] | None, options: dict[str, Any], say, settings: dict) -> "Model":
     if run_dir.is_dir() and not checkpoint.is_run_dir(run_dir) and (run_dir / TOKENS_FILE).exists():
         raise UsageError(f"{run_dir} stopped before its first checkpoint was written, so there is nothing to "
@@ -218,7 +140,7 @@ def _resume(run_dir: Path, source: list[Path] | None, options: dict[str, Any], s
                          "(only --max-steps, --epochs, --time, --device and --autocast may change)")
     check_language_model(meta, run_dir, resumable=True)
     what = f"checkpoint {run_dir}"
-    corpus_info, vocab = meta["corpus"], Vocabulary.from_json(meta["vocab"])
+    corpus_info, vocab = meta["corpus"], read_vocabulary(meta["vocab"], what)
     model_config = from_dict(ModelConfig, meta["model_config"], what)
     saved = dict(meta["train_config"])
     from_dict(TrainConfig, saved, what)  # the saved settings must be sane before flags change them
@@ -227,17 +149,20 @@ def _resume(run_dir: Path, source: list[Path] | None, options: dict[str, Any], s
     saved.update(options)
     train_config = from_dict(TrainConfig, saved)
     device, world = _join(train_config)
+    if world.active and train_config.documents is not None:
+        raise UsageError("--documents does not train data-parallel yet; resume it in one process (without torchrun)")
     if not world.is_main:
         say = lambda line: None  # noqa: E731
     if source is not None and world.is_main:
-        kind = meta["vocab"]["kind"]
-        new_vocab, sha, _, _ = scan_vocabulary(source, kind)
+        sha = corpus_identity(source, vocab.kind)[0]
         if sha != corpus_info["sha256"]:
-            same_vocab = new_vocab.symbols == vocab.symbols
-            raise UsageError(f"{_name(source)} is not the corpus this run was trained on ({corpus_info['source']}"
-                             f"{'' if same_vocab else ', and its vocabulary differs'}); resume with the "
-                             f"same file, or leave the file out to reuse the run's encoded copy")
-    _check_sizes(f"the corpus of {run_dir}", corpus_info["splits"], train_config, world.size)
+            differs = (vocab.kind in ("chars", "bytes") and scan_vocabulary(source, vocab.kind)[0].symbols
+                       != tuple(s for s in vocab.symbols if s != END[vocab.kind]))
+            raise UsageError(f"{source_name(source)} is not the corpus this run was trained on ({corpus_info['source']}"
+                             f"{', and its vocabulary differs' if differs else ''}); resume with the same file, or "
+                             f"leave the file out to reuse the run's encoded copy")
+    if corpus_info.get("documents") is None:  # a documents run's batches are whole documents, of any number
+        check_sizes(f"the corpus of {run_dir}", corpus_info["splits"], train_config, world.size)
     tokens_path = run_dir / corpus_info["tokens_file"]
     if tokens_path.is_symlink() or not tokens_path.is_file() or tokens_path.stat().st_size != corpus_info["num_tokens"] * vocab.token_dtype.itemsize:
         raise UsageError(f"checkpoint {run_dir} is incomplete: its encoded corpus {tokens_path} is missing "
@@ -255,11 +180,26 @@ def _sampler(model: LanguageModel, vocab: Vocabulary, every: int, device: torch.
         nonlocal last
         if step - last >= every:
             last = step
-            start = vocab.symbols.index(10) if 10 in vocab.symbols else 0  # from a newline, if known
+            start = start_token(vocab)
             tokens = generate_tokens(model, [], start, SamplingConfig(length=SAMPLE_CHARS, temperature=0.8, seed=step),
-                                     device=device)
-            say(f"sample at step {step}: {vocab.decode(tokens[0].tolist())!r}")
+                                     device=device, stop=vocab.end_id)
+            say(f"sample at step {step}: {vocab.decode(until_end(tokens[0].tolist(), vocab.end_id))!r}")
     return log_sample
+
+
+def _task(tokens: np.ndarray, vocab: Vocabulary, corpus_info: dict[str, Any], train_config: TrainConfig,
+          device: torch.device, world: distributed.World) -> LanguageModelTask | DocumentTask:
+    (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
+    if corpus_info.get("documents") is None:
+        a, b = distributed.shard(a, b, world)  # each rank trains on its own share of the text
+        return LanguageModelTask(tokens[a:b], tokens[c:d], train_config.batch_size, train_config.seq_length,
+                                 train_config.eval_chars, device, vocab if vocab.kind in subwords.KINDS else None)
+    train_ends = documents.document_ends(tokens[a:b], vocab.end_id)
+    val_ends = documents.document_ends(tokens[c:d], vocab.end_id)
+    if len(train_ends) < 2 or len(val_ends) < 2 or train_ends[0] != 0 or val_ends[0] != 0:
+        raise UsageError("the run's encoded documents do not start and end at its splits; the run is corrupted")
+    return DocumentTask(tokens[a:b], train_ends, tokens[c:d], val_ends, train_config.batch_size,
+                        train_config.seq_length, train_config.eval_chars, train_config.seed, device)
 
 
 def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: dict[str, Any],
@@ -267,10 +207,7 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
          world: distributed.World = distributed.SINGLE, init_from: dict | None = None) -> "Model":
     tokens = np.memmap(run_dir / corpus_info["tokens_file"], dtype=vocab.token_dtype, mode="r",
                        shape=(corpus_info["num_tokens"],))
-    (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
-    a, b = distributed.shard(a, b, world)  # each rank trains on its own share of the text
-    task = LanguageModelTask(tokens[a:b], tokens[c:d], train_config.batch_size, train_config.seq_length,
-                             train_config.eval_chars, device).bind(model)
+    task = _task(tokens, vocab, corpus_info, train_config, device, world).bind(model)
 
     def describe() -> dict[str, Any]:
         return {"rnnkit_version": __version__, "task": "language_model",
@@ -306,14 +243,17 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
                 f"--batch-size {train_config.batch_size} (global batch {world.size * train_config.batch_size})")
     progress = trainer.fit()
     distributed.barrier(world)  # rank 0's last checkpoint is on disk before anyone reads it
-    best_val = (f"best val {progress.best_val:.4f} nats/char ({bits(progress.best_val):.3f} bits/char) at step "
+    unit = task.units[:-1]  # "char" or "token"
+    best_val = (f"best val {progress.best_val:.4f} nats/{unit} ({task.bpc(progress.best_val):.3f} bits/char) at step "
                 f"{progress.best_step}" if progress.best_val is not None else "no finite validation loss")
     say(f"done: {progress.step} steps in {progress.elapsed:.0f} s; {best_val}; saved in {run_dir}")
     best = load(run_dir, device=str(device))
     e, f = corpus_info["splits"]["test"]
     if f - e >= 2 and world.is_main:  # the test split is scored once, with the best weights, at the very end
         nats, count = best.module.evaluate_tokens(tokens[e:f], device=device)
-        best.meta["test"] = {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
+        best.meta["test"] = {"nats_per_char": task.per_char(nats), "bits_per_char": task.bpc(nats),
+                             "chars": round(count * getattr(task, "chars_per_token", 1.0)),
+                             **({"nats_per_token": nats} if task.units == "tokens" else {})}
         checkpoint.update_meta(run_dir, test=best.meta["test"])
-        say(f"test: {nats:.4f} nats/char ({bits(nats):.3f} bits/char) over {count:,} characters")
+        say(f"test: {nats:.4f} nats/{unit} ({task.bpc(nats):.3f} bits/char) over {count:,} {task.units}")
     return best

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import ModelConfig, TrainConfig
 from ..data import BUNDLED
+from ..data.documents import output_separator
 from ..sampling import SamplingConfig
 from .flags import S, add_command, add_config_flags, config_values
 
@@ -61,11 +62,15 @@ def _add_sample(sub) -> None:
     p = add_command(sub, "sample", "generate text from a trained model",
                     "Generate text from a trained model. Text streams to stdout as it is generated;\n"
                     "with --num-samples N the samples are generated in one batch and printed one after\n"
-                    "another, separated by --separator.", run_dir=True, which=True)
+                    "another, separated by --separator. A model trained with --documents writes one\n"
+                    "document per sample: each starts where the corpus's documents start and stops at\n"
+                    "the end-of-text symbol (or after --length characters).", run_dir=True, which=True)
     p.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
     add_config_flags(p, SamplingConfig, groups=False)
-    p.add_argument("--separator", default="\n\n----\n\n",
-                   help="printed between samples when --num-samples > 1 (default: a line of four dashes)")
+    p.add_argument("--separator", default=None,
+                   help="printed between samples when --num-samples > 1 (default: a line of four dashes; for a "
+                        "model trained on documents, the separator of its corpus: one document per line for "
+                        "--documents line)")
 
 
 def _add_eval(sub) -> None:
@@ -104,6 +109,9 @@ def run_sample(args: argparse.Namespace) -> int:
         out.write(piece)
         out.flush()
 
+    separator = args.separator
+    if separator is None:
+        separator = output_separator(model.documents) if model.documents is not None else "\n\n----\n\n"
     streaming = config.num_samples == 1  # a batch of samples is printed when it is complete
     if streaming:
         write_now(args.prime)
@@ -111,7 +119,7 @@ def run_sample(args: argparse.Namespace) -> int:
     if streaming:
         out.write("\n")
     else:
-        out.write(args.separator.join(args.prime + text for text in texts) + "\n")
+        out.write(separator.join(args.prime + text for text in texts) + "\n")
     out.flush()
     return 0
 
@@ -122,8 +130,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"file": args.file, **result}))
     else:
+        per_token = (f", {result['nats_per_token']:.4f} nats/token over {result['tokens']:,} tokens"
+                     if "tokens" in result else "")
         print(f"{args.file}: {result['bits_per_char']:.4f} bits/char, {result['nats_per_char']:.4f} nats/char "
-              f"over {result['chars']:,} characters")
+              f"over {result['chars']:,} characters{per_token}"
+              + (f" in {result['documents']:,} documents (each end counted as a character)" if "documents" in result
+                 else ""))
     return 0
 
 
@@ -134,6 +146,7 @@ def run_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=1))
         return 0
     mc, tc = info["model_config"], info["train_config"]
+    unit = "token" if info["vocab_kind"] in ("word", "bpe") else "char"  # what the loss is counted per
     print(f"run:        {info['run_dir']} (rnnkit {info['rnnkit_version']})")
     print(f"model:      {mc['cell']}, {mc['num_layers']} x {mc['hidden_size']}, embedding "
           f"{mc['embedding_size'] or 'one-hot'}, dropout {mc['dropout']}, init {mc['init']}")
@@ -144,13 +157,13 @@ def run_info(args: argparse.Namespace) -> int:
           f"x seq {tc['seq_length']}, clip {tc['clip']} ({tc['clip_mode']})")
     print(f"progress:   step {info['step']}, {info['elapsed_s']:.0f} s")
     if info["best_val_nats"] is not None:
-        print(f"best val:   {info['best_val_nats']:.4f} nats/char, {info['best_val_bpc']:.4f} bits/char "
+        print(f"best val:   {info['best_val_nats']:.4f} nats/{unit}, {info['best_val_bpc']:.4f} bits/char "
               f"(step {info['best_step']})")
     if info["test"]:
         print(f"test:       {info['test']['nats_per_char']:.4f} nats/char, {info['test']['bits_per_char']:.4f} "
               f"bits/char ({info['test']['chars']:,} characters)")
     if info["metrics"]:
-        print("history:    step    seconds  train nats  val nats  val bpc")
+        print(f"history:    step    seconds  train nats  val nats  val bpc   (nats per {unit})")
         for row in info["metrics"]:
             print(f"            {row['step']:<7} {row['elapsed']:<8.0f} {row['train_nats']:<11.4f} "
                   f"{row['val_nats']:<9.4f} {row['val_bpc']:.4f}")

@@ -73,8 +73,9 @@ def check_text_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def _chunks(path: Path, kind: str, on_bytes: Callable[[bytes], None] | None = None) -> Iterator[np.ndarray]:
-    """Yield the file's symbols chunk by chunk; a UTF-8 error names its byte offset."""
+def text_chunks(path: Path, kind: str, on_bytes: Callable[[bytes], None] | None = None) -> Iterator[str | bytes]:
+    """Yield the file's text chunk by chunk (str for chars, raw bytes for bytes); a UTF-8 error
+    names its byte offset. `on_bytes` sees every block of the file as read (for its hash)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     consumed = 0
     with open(path, "rb") as f:
@@ -86,7 +87,7 @@ def _chunks(path: Path, kind: str, on_bytes: Callable[[bytes], None] | None = No
             if kind == "bytes":
                 if final:
                     return
-                yield symbols_of(data, "bytes")
+                yield data
                 continue
             pending = len(decoder.getstate()[0])
             try:
@@ -95,9 +96,15 @@ def _chunks(path: Path, kind: str, on_bytes: Callable[[bytes], None] | None = No
                 raise InvalidUTF8(path, consumed - pending + e.start) from None
             consumed += len(data)
             if text:
-                yield symbols_of(text, "chars")
+                yield text
             if final:
                 return
+
+
+def _chunks(path: Path, kind: str, on_bytes: Callable[[bytes], None] | None = None) -> Iterator[np.ndarray]:
+    """The file's symbols chunk by chunk."""
+    for text in text_chunks(path, kind, on_bytes):
+        yield symbols_of(text, kind)
 
 
 def scan_vocabulary(paths: Path | list[Path], kind: str) -> tuple[Vocabulary, str, int, int]:

@@ -3,6 +3,8 @@
 A vocabulary is the sorted list of symbols (ints) seen in the corpus; a token id is a symbol's
 index in that list. Symbols are stored as integers, so the vocabulary survives JSON whatever
 characters it holds (control characters, lone surrogates never appear: we decode strictly).
+A model trained on documents also knows the end-of-document symbol END (one past the largest code
+point or byte, so it can never be confused with text): it sorts last and decodes to nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import numpy as np
 from ..errors import UsageError
 
 MAX_SYMBOL = {"chars": 0x10FFFF, "bytes": 0xFF}
+END = {"chars": 0x110000, "bytes": 0x100}  # the end-of-document symbol of each kind
+END_DISPLAY = "\u2403"  # ␃ (SYMBOL FOR END OF TEXT), how tools that show tokens draw it
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,23 @@ class Vocabulary:
     def union(self, other: "Vocabulary") -> "Vocabulary":
         return Vocabulary(self.kind, tuple(sorted(set(self.symbols) | set(other.symbols))))
 
+    def with_end(self) -> "Vocabulary":
+        """This vocabulary plus the end-of-document symbol."""
+        return Vocabulary(self.kind, tuple(sorted(set(self.symbols) | {END[self.kind]})))
+
+    @property
+    def start_id(self) -> int:
+        """The token a sample without a prime starts from: the end of a document for a model
+        trained on documents (every document started there), else a newline if known."""
+        if self.end_id is not None:
+            return self.end_id
+        return self.symbols.index(10) if 10 in self.symbols else 0
+
+    @property
+    def end_id(self) -> int | None:
+        """Token id of the end-of-document symbol, or None for a vocabulary of plain text."""
+        return len(self.symbols) - 1 if self.symbols[-1] == END[self.kind] else None
+
     def __len__(self) -> int:
         return len(self.symbols)
 
@@ -44,7 +65,7 @@ class Vocabulary:
     @cached_property
     def _table(self) -> np.ndarray:
         """Dense symbol -> id table (-1 for symbols outside the vocabulary): one gather per chunk."""
-        table = np.full(MAX_SYMBOL[self.kind] + 1, -1, dtype=np.int32)
+        table = np.full(END[self.kind] + 1, -1, dtype=np.int32)
         table[list(self.symbols)] = np.arange(len(self.symbols), dtype=np.int32)
         return table
 
@@ -62,7 +83,8 @@ class Vocabulary:
 
     def decode(self, ids) -> str:
         """Token ids -> text. For byte vocabularies, invalid UTF-8 shows as U+FFFD."""
-        values = [self.symbols[int(i)] for i in ids]
+        end = END[self.kind]
+        values = [v for v in (self.symbols[int(i)] for i in ids) if v != end]
         if self.kind == "chars":
             return "".join(map(chr, values))
         return bytes(values).decode("utf-8", errors="replace")
@@ -71,6 +93,8 @@ class Vocabulary:
         """One token as a displayable string: the character, or for a byte outside printable
         ASCII its escape (a lone byte of a multi-byte character is not a character)."""
         value = self.symbols[int(i)]
+        if value == END[self.kind]:
+            return END_DISPLAY
         if self.kind == "chars" or 32 <= value < 127 or value in (9, 10):
             return chr(value)
         return f"\\x{value:02x}"
@@ -84,6 +108,15 @@ class Vocabulary:
     @classmethod
     def from_json(cls, data: dict) -> "Vocabulary":
         return cls(kind=data["kind"], symbols=tuple(int(s) for s in data["symbols"]))
+
+
+def vocabulary_from_json(data: dict):
+    """A saved vocabulary of any kind: characters or bytes (`Vocabulary`), words or BPE tokens
+    (`subwords.SubwordVocabulary`). ValueError/UsageError when it is not one."""
+    if data.get("kind") in ("word", "bpe"):
+        from .subwords import SubwordVocabulary
+        return SubwordVocabulary.from_json(data)
+    return Vocabulary.from_json(data)
 
 
 class UnknownSymbols(UsageError):
@@ -116,6 +149,8 @@ class StreamDecoder:
 
     def __call__(self, token: int) -> str:
         symbol = self.vocab.symbols[int(token)]
+        if symbol == END[self.vocab.kind]:
+            return ""
         if self.vocab.kind == "chars":
             return chr(symbol)
         return self._utf8.decode(bytes([symbol]))

@@ -25,11 +25,17 @@ class LanguageModelTask(EpochCursor):
     loss_name = "nats"
 
     def __init__(self, train_tokens: np.ndarray, val_tokens: np.ndarray, batch_size: int,
-                 seq_length: int, eval_chars: int, device: torch.device) -> None:
+                 seq_length: int, eval_chars: int, device: torch.device, subwords=None) -> None:
         super().__init__()
         self.batches = StreamBatches(train_tokens, batch_size, seq_length)
         self.val_tokens = val_tokens[:eval_chars]
         self.device = device
+        # Word and BPE models: the loss is per token; bits per character (the validation text's
+        # characters per token, decoded once) compares them with character models on one scale.
+        self.chars_per_token = 1.0
+        if subwords is not None:
+            self.units = "tokens"
+            self.chars_per_token = max(len(subwords.decode(self.val_tokens)), 1) / max(len(self.val_tokens), 1)
         self.state: State | None = None  # carried between chunks, reset at each epoch
         self.state_shape: tuple[int, ...] = ()  # (state tensors, L, B, H), known once bound to a model
 
@@ -55,12 +61,20 @@ class LanguageModelTask(EpochCursor):
         self.advance()
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
+    def per_char(self, nats: float) -> float:
+        """Nats per token -> nats per character of the validation text."""
+        return nats / self.chars_per_token
+
+    def bpc(self, nats: float) -> float:
+        return bits(self.per_char(nats))
+
     def evaluate(self, model: LanguageModel) -> dict[str, float]:
         nats = model.evaluate_tokens(self.val_tokens, device=self.device)[0]
-        return {"nats": nats, "bpc": bits(nats)}
+        return {"nats": nats, "bpc": self.bpc(nats)}
 
     def format_metrics(self, metrics: dict[str, float]) -> str:
-        return f"{metrics['nats']:.4f} nats ({metrics['bpc']:.3f} bpc)"
+        per = "" if self.units == "chars" else "/token"
+        return f"{metrics['nats']:.4f} nats{per} ({metrics['bpc']:.3f} bpc)"
 
     def resume_tensors(self) -> dict[str, torch.Tensor]:
         if self.state is None:

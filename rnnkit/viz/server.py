@@ -72,6 +72,8 @@ class Generation:
                 token = int(next_token(step.logits[None], self.config, self.generator)[0])
                 step = reader.read(token)
                 yield self._line(token, step, False)
+                if token == self.model.vocab.end_id:  # a model trained on documents ends its document
+                    return
 
 
 def _offered_units(model: Model) -> tuple[list[int], list[dict]]:
@@ -202,6 +204,8 @@ def _parse(model: Model, unit_index: list[int], body: dict) -> Generation:
     config = SamplingConfig.from_request({"length": length, "temperature": body.get("temperature", 1.0),
                                           "top_k": body.get("top_k"), "top_p": body.get("top_p")})
     tokens = model.encode(prompt, "the prompt").tolist()
+    if model.vocab.end_id is not None:  # documents mode: the prompt begins a document
+        tokens = [model.vocab.end_id, *tokens]
     return Generation(model, unit_index, tokens, config)
 
 
