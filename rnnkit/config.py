@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import UsageError
 
-CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm")
+CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm", "indrnn", "mingru", "minlstm")
 INIT_SCHEMES = ("auto", "orthogonal", "identity", "glorot", "uniform", "pytorch")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
 SCHEDULES = ("cosine", "constant", "step")
@@ -91,11 +91,15 @@ class ModelConfig:
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     # --- model
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised
-    # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; no fused kernel, ~1.5-3x slower)
+    # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; no fused kernel, ~1.5-3x slower),
+    # indrnn (ReLU, one bounded recurrent weight per unit, Li et al. 2018), mingru, minlstm (gates from the
+    # input only, Feng et al. 2024: a sequence is one parallel scan)
     hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better)
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 = one-hot input
     dropout: float = 0.0  # dropout between layers and before the output, in [0, 1) (0.2 when --time >= 600)
+    zoneout: float = 0.0  # zoneout probability in [0, 1) (Krueger et al. 2016): in training each unit keeps
+    # its previous state with this probability; runs on the step path (slower than the fused kernels)
     init: str = "auto"  # weight init: auto (orthogonal recurrence, identity for irnn), orthogonal,
     # identity, glorot, uniform (+-0.08, as char-rnn), pytorch
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000; Jozefowicz et al. 2015)
@@ -106,17 +110,24 @@ class ModelConfig:
         if self.embedding_size < 0:
             raise UsageError(f"--embedding-size must be >= 0 (0 = one-hot input; got {self.embedding_size})")
         check_dropout(self.dropout)
+        if not 0.0 <= self.zoneout < 1.0:
+            raise UsageError(f"--zoneout must be in [0, 1) (got {self.zoneout})")
+        if self.zoneout and self.cell in ("mingru", "minlstm"):
+            raise UsageError(f"--zoneout needs a cell run step by step; {self.cell} runs a whole chunk as one scan")
         _in_range(self, "forget_bias", -1000, 1000)
         check_fits_in_memory(self.num_parameters() * 4, "the model's weights")
 
     def num_parameters(self) -> int:
         """Parameters of the language model this config describes, counted without building it."""
-        gates = {"lstm": 4, "lnlstm": 4, "gru": 3}.get(self.cell, 1)
+        gates = {"lstm": 4, "lnlstm": 4, "gru": 3, "mingru": 2, "minlstm": 3}.get(self.cell, 1)
+        # recurrent weights per unit and gate: H (a matrix row), 1 (IndRNN's vector) or none (minimal cells)
+        recurrent = {"mingru": 0, "minlstm": 0, "indrnn": 1}.get(self.cell, self.hidden_size)
         V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
         total = V * E + H * V + V  # embedding (none for one-hot), output layer
         for k in range(self.num_layers):
             width = (E or V) if k == 0 else H
-            total += gates * H * (width + H + 2) + (10 * H if self.cell == "lnlstm" else 0)
+            biases = 1 if self.cell in ("mingru", "minlstm") else 2
+            total += gates * H * (width + recurrent + biases) + (10 * H if self.cell == "lnlstm" else 0)
         return total
 
 

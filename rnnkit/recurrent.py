@@ -22,6 +22,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .cells import CELL_TYPES, Cell, State
+from .errors import UsageError
 from .precision import rnn_kernel_context
 
 _FUSED_MODULES = {
@@ -36,9 +37,16 @@ _FUSED_MODULES = {
 
 class Recurrent(nn.Module):
     def __init__(self, cell: str | type[Cell], input_size: int, hidden_size: int,
-                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False) -> None:
+                 num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
+                 zoneout: float = 0.0) -> None:
         super().__init__()
         cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
+        if zoneout and hasattr(cell_type, "scan"):
+            raise UsageError(f"--zoneout needs a cell run step by step; {cell} runs a whole sequence as one scan")
+        # Zoneout (Krueger et al. 2016): during training each unit of each state keeps its previous
+        # value with probability p instead of updating; at evaluation the expectation,
+        # p * old + (1 - p) * new. No fused kernel does this, so such a stack runs on the step path.
+        self.zoneout = zoneout
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout = dropout
@@ -58,7 +66,7 @@ class Recurrent(nn.Module):
         self._fused: list[nn.Module] = (
             # Its dropout acts between layers only; with one layer there is none to apply.
             [_FUSED_MODULES[mode](input_size, hidden_size, num_layers, dropout if num_layers > 1 else 0.0,
-                                  bidirectional)] if mode else [])
+                                  bidirectional)] if mode and not zoneout else [])
 
     def _directions(self) -> list[tuple[nn.ModuleList, str]]:
         """(cells, suffix of the fused kernel's weight names) per direction."""
@@ -136,7 +144,8 @@ class Recurrent(nn.Module):
             outputs = []
             for d, (cells, _) in enumerate(self._directions()):
                 seq = layer_input if d == 0 else _gather_time(layer_input, flip)
-                out, s = _run_cell(cells[k], seq, tuple(part[k * self.directions + d] for part in state), live)
+                out, s = _run_cell(cells[k], seq, tuple(part[k * self.directions + d] for part in state), live,
+                                   self.zoneout, self.training)
                 outputs.append(out if d == 0 else _gather_time(out, flip))
                 final.append(s)
             layer_input = torch.cat(outputs, dim=2)  # (B, T, H * directions)
@@ -171,13 +180,17 @@ class Recurrent(nn.Module):
                 x, s = cell.recurrent_step(x, states[0], record)
             else:
                 x, s = cell.step(x, states[k], record)
+            if self.zoneout:  # stepping is inference: the expectation
+                s = tuple(torch.lerp(n, old, self.zoneout) for n, old in zip(s, states[k]))
+                x = s[0]
             new.append(s)
             if records is not None:
                 records.append(record)
         return x, new
 
 
-def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None, zoneout: float = 0.0,
+              training: bool = False) -> tuple[torch.Tensor, State]:
     """One layer, one direction, step by step: x (B, T, D) -> outputs (B, T, H), final state.
     Past a sequence's end (live false) its state is kept and its outputs are zero.
 
@@ -189,12 +202,23 @@ def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None) 
     outputs = []
     for t, xp in enumerate(projections):
         y, new = cell.recurrent_step(xp, s)
+        if zoneout:
+            new = tuple(_zoneout(n, old, zoneout, training) for n, old in zip(new, s))
+            y = new[0]
         if live is not None:
             new = tuple(torch.where(live[t], n, old) for n, old in zip(new, s))
             y = y * live[t]
         s = new
         outputs.append(y)
     return torch.stack(outputs, dim=1), s
+
+
+def _zoneout(new: torch.Tensor, old: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Each unit keeps its old value with probability p (training), or p of it (evaluation)."""
+    if not training:
+        return torch.lerp(new, old, p)
+    keep = torch.rand_like(new) < p
+    return torch.where(keep, old, new)
 
 
 def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -174,3 +174,137 @@ def test_fused_kernel_runs_under_cpu_bf16_autocast_on_any_cpu(cell):
         out.float().sum().backward()
     assert out.shape == expected.shape and all(p.grad is not None for p in rec.parameters())
     torch.testing.assert_close(out.float(), expected, atol=0.05, rtol=0.05)  # bf16 keeps ~3 digits
+
+
+def _minimal_by_hand(cell, x, h):
+    """minGRU / minLSTM one step from the equations of Feng et al. (2024), log-space variant (g)."""
+    def g(v):
+        return torch.where(v >= 0, v + 0.5, torch.sigmoid(v))
+    xp = x @ cell.weight_ih.T + cell.bias_ih
+    if cell.num_gates == 2:
+        k, v = xp.chunk(2, dim=1)
+        z = torch.sigmoid(k)
+        return (1 - z) * h + z * g(v)
+    f, i, v = xp.chunk(3, dim=1)
+    f, i = torch.sigmoid(f), torch.sigmoid(i)
+    return f / (f + i) * h + i / (f + i) * g(v)
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_minimal_cells_scan_matches_their_equations_and_finite_differences(cell):
+    torch.manual_seed(4)
+    rec = Recurrent(cell, 3, 5, num_layers=2).double()
+    for c in rec.cells:
+        c.reset_parameters("pytorch")  # non-zero biases
+    assert not hasattr(rec.cells[0], "weight_hh")  # no recurrent matrix: the gates read the input only
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    h0 = torch.rand(2, 2, 5, dtype=torch.float64) + 0.1  # a carried state (states stay positive)
+    out, (h_n,) = rec(x, (h0,))
+    h = h0[0]
+    for t in range(7):
+        h = _minimal_by_hand(rec.cells[0], x[:, t], h)
+    torch.testing.assert_close(h, h_n[0])
+    names = [name for name, _ in rec.named_parameters()]
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+
+    def loss_of(*values):
+        y, (last,) = torch.func.functional_call(rec, dict(zip(names, values)), (x, (h0,)))
+        return (y * weights).sum() + last.sum()
+
+    assert torch.autograd.gradcheck(loss_of, tuple(p.detach().clone().requires_grad_() for p in rec.parameters()))
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_minimal_cells_carry_state_and_ignore_padding(cell):
+    torch.manual_seed(5)
+    rec = Recurrent(cell, 3, 4, num_layers=2).double()
+    x = torch.randn(3, 10, 3, dtype=torch.float64)
+    whole, whole_state = rec(x)
+    first, state = rec(x[:, :6])
+    second, second_state = rec(x[:, 6:], state)  # the scan continues from a carried state
+    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+    torch.testing.assert_close(second_state[0], whole_state[0])
+    lengths = torch.tensor([10, 4, 7])
+    padded, padded_state = rec(x, lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone, alone_state = rec(x[b:b + 1, :n])
+        torch.testing.assert_close(padded[b, :n], alone[0])
+        assert torch.all(padded[b, n:] == 0)
+        torch.testing.assert_close(padded_state[0][:, b], alone_state[0][:, 0])
+    # a long sequence stays finite: the scan works in log space
+    long, _ = rec(torch.randn(1, 5000, 3, dtype=torch.float64) * 5)
+    assert torch.isfinite(long).all()
+
+
+def test_indrnn_matches_its_equations_and_finite_differences():
+    torch.manual_seed(6)
+    rec = Recurrent("indrnn", 3, 5, num_layers=2).double()
+    for c in rec.cells:
+        c.reset_parameters("pytorch")
+    assert rec.cells[0].weight_hh.shape == (5,)  # one recurrent weight per unit
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    out, (h_n,) = rec(x)
+    cell, h = rec.cells[0], torch.zeros(2, 5, dtype=torch.float64)
+    for t in range(6):
+        h = torch.relu(x[:, t] @ cell.weight_ih.T + cell.bias_ih + cell.weight_hh * h + cell.bias_hh)
+    torch.testing.assert_close(h, h_n[0])
+    names = [name for name, _ in rec.named_parameters()]
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+
+    def loss_of(*values):
+        return (torch.func.functional_call(rec, dict(zip(names, values)), (x,))[0] * weights).sum()
+
+    assert torch.autograd.gradcheck(loss_of, tuple(p.detach().clone().requires_grad_() for p in rec.parameters()))
+
+
+def test_indrnn_bound_keeps_a_long_gradient_from_exploding_or_vanishing():
+    from rnnkit.cells.indrnn import GAMMA, MAX_STEPS
+    cell = CELL_TYPES["indrnn"](1, 3).double()
+    with torch.no_grad():
+        cell.weight_hh.copy_(torch.tensor([10.0, 1.0, -10.0]))  # far outside the bound, as an optimizer might push it
+        cell.weight_ih.fill_(0.0)
+        cell.bias_ih.fill_(0.01)  # keeps every unit active so the ReLU passes gradients
+    h0 = torch.ones(1, 3, dtype=torch.float64, requires_grad=True)
+    state = (h0,)
+    xp = cell.input_projection(torch.zeros(1, 1, dtype=torch.float64))
+    for _ in range(MAX_STEPS):
+        _, state = cell.recurrent_step(xp, state)
+    (grad,) = torch.autograd.grad(state[0][0, :2].sum(), h0)
+    # d h_T / d h_0 of a unit is u^T: at the bound exactly GAMMA, at 1 exactly 1; never 10^1000
+    torch.testing.assert_close(grad[0, :2], torch.tensor([GAMMA, 1.0], dtype=torch.float64))
+
+
+def test_zoneout_keeps_units_at_random_in_training_and_its_expectation_in_evaluation():
+    torch.manual_seed(7)
+    rec = Recurrent("lstm", 3, 200, zoneout=0.3)
+    assert not rec.is_fused  # the fused kernels cannot zone out: the step path runs it
+    x = torch.randn(64, 2, 3)
+    state = tuple(torch.randn(1, 64, 200) for _ in rec.state_names)
+    plain = Recurrent("lstm", 3, 200)
+    plain.load_state_dict(rec.state_dict())
+    _, (h_new, c_new) = plain(x[:, :1], state)  # the update without zoneout
+    rec.train()
+    _, (h, c) = rec(x[:, :1], state)
+    kept = (h == state[0]) & (c == state[1])
+    updated = torch.isclose(h, h_new, atol=1e-6)  # (the plain layer runs the fused kernel: rounding differs)
+    assert torch.all((h == state[0]) | updated)  # every unit either kept or updated
+    assert torch.all((c == state[1]) | torch.isclose(c, c_new, atol=1e-6))
+    assert abs((h == state[0]).float().mean().item() - 0.3) < 0.02 and kept.float().mean() < 0.2  # separate masks
+    rec.eval()
+    out, (h, c) = rec(x[:, :1], state)
+    torch.testing.assert_close(h, 0.3 * state[0] + 0.7 * h_new)
+    torch.testing.assert_close(c, 0.3 * state[1] + 0.7 * c_new)
+    # sampling's step path gives the same expectation
+    y, _ = rec.step(x[:, 0], rec.layer_states(state))
+    torch.testing.assert_close(y, out[:, 0])
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(zoneout=1.0), "--zoneout must be in"), (dict(zoneout=-0.1), "--zoneout must be in"),
+    (dict(zoneout=0.1, cell="mingru"), "one scan"),
+])
+def test_zoneout_bad_values(options, message):
+    from rnnkit.config import ModelConfig
+    from rnnkit.errors import UsageError
+    with pytest.raises(UsageError, match=message):
+        ModelConfig(vocab_size=5, **options)

@@ -11,6 +11,7 @@ from sklearn.pipeline import FunctionTransformer, Pipeline
 
 from rnnkit.data.sequences import bucketed_batches, pad
 from rnnkit.data.tokenizers import Tokenizer
+from rnnkit.errors import UsageError
 from rnnkit.estimators import RNNClassifier, RNNRegressor, RNNTagger
 from rnnkit.models.classifier import SequencePredictor
 from rnnkit.recurrent import Recurrent
@@ -74,6 +75,30 @@ def test_tokenizer_levels_and_limits():
     assert Tokenizer.from_json(words.to_json()).encode("the cat") == words.encode("the cat")
     order = bucketed_batches(np.array([5, 1, 3, 2, 4]), 2, torch.Generator().manual_seed(0))
     assert sorted(np.concatenate(order).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_hashed_words_bound_the_vocabulary_and_still_learn(tmp_path):
+    hashed = Tokenizer("word", hash_buckets=50).fit(["never used"])
+    ids = hashed.encode("apple banana apple zebra-crossing")
+    assert len(hashed) == 52 and all(2 <= i < 52 for i in ids) and ids[0] == ids[2]
+    assert Tokenizer.from_json(hashed.to_json()).encode("apple zebra") == hashed.encode("apple zebra")
+    import subprocess
+    import sys
+    other = subprocess.run([sys.executable, "-c", "from rnnkit.data.tokenizers import Tokenizer; "
+                            "print(Tokenizer('word', hash_buckets=50).encode('apple zebra'))"],
+                           capture_output=True, text=True, check=True).stdout
+    assert other.strip() == str(hashed.encode("apple zebra"))  # not Python's per-process salted hash()
+    # a word-level task learnt through the buckets alone (no vocabulary is kept)
+    rng = np.random.default_rng(0)
+    good, bad, filler = ["great", "fine", "superb"], ["awful", "poor", "dire"], ["the", "film", "was", "plot"]
+    X = [" ".join(rng.choice(filler, 4).tolist() + [rng.choice(good if k % 2 else bad)]) for k in range(600)]
+    y = ["pos" if k % 2 else "neg" for k in range(600)]
+    model = RNNClassifier(level="word", hash_buckets=64, **SMALL).fit(X, y)
+    assert model.score(X[:200], y[:200]) > 0.95 and len(model.tokenizer_) == 66
+    model.save(tmp_path / "hashed")
+    assert RNNClassifier.load(tmp_path / "hashed").predict(X[:20]).tolist() == model.predict(X[:20]).tolist()
+    with pytest.raises(UsageError, match="--level word"):
+        RNNClassifier(hash_buckets=64, **SMALL).fit(X, y)
 
 
 def test_classifier_learns_and_predicts_like_sklearn(fitted):

@@ -96,3 +96,15 @@ def test_next_token_draws_from_the_tempered_filtered_distribution():
     assert nucleus[2:].sum() == 0 and nucleus[1] > 0.2
     assert frequencies(temperature=1e-300)[0] == 1.0  # greedy in the limit, never NaN
     assert frequencies(greedy=True)[0] == 1.0
+
+
+def test_interactive_sampling_answers_each_prompt_and_survives_a_bad_one(trained_run, cli, monkeypatch):
+    import io
+    monkeypatch.setattr("sys.stdin", io.StringIO("the cat\nzzz\u2603\na dog\n\n"))
+    status, out, err = cli("sample", trained_run, "--interactive", "--length", "20", "--seed", "3")
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("the cat") and any(line.startswith("a dog") for line in lines)
+    assert "outside the model's vocabulary" in err and err.count("prompt> ") == 4
+    monkeypatch.setattr("sys.stdin", io.StringIO("the cat\nzzz\u2603\na dog\n\n"))
+    assert cli("sample", trained_run, "--interactive", "--length", "20", "--seed", "3")[1] == out  # repeatable

@@ -23,7 +23,8 @@ def test_tiny_lstm_learns_the_grammar(trained_run):
     assert model.meta["metrics"][0]["val_nats"] > model.meta["best_val"] + 1.0
 
 
-@pytest.mark.parametrize("cell, optimizer, lr", [("gru", "adam", 1e-2), ("rnn", "adam", 1e-2), ("irnn", "sgd", 0.1)])
+@pytest.mark.parametrize("cell, optimizer, lr", [("gru", "adam", 1e-2), ("rnn", "adam", 1e-2), ("irnn", "sgd", 0.1),
+                                               ("mingru", "adam", 1e-2), ("minlstm", "adam", 1e-2)])
 def test_every_cell_learns(cell, optimizer, lr, corpus_file, tmp_path):
     # IRNN is trained with SGD as Le et al. (2015) did: Adam's sign-like steps move every entry
     # of the identity recurrence at once, its spectral radius passes 1 within a few steps, and
@@ -31,6 +32,12 @@ def test_every_cell_learns(cell, optimizer, lr, corpus_file, tmp_path):
     model = rnnkit.train(corpus_file, out=tmp_path / cell, cell=cell, optimizer=optimizer, max_steps=150,
                          **{**TINY, "lr": lr}, **quiet)
     assert model.meta["best_val"] < 1.0, (cell, model.meta["metrics"])
+
+
+def test_zoneout_lstm_learns(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "z", zoneout=0.1, max_steps=150, **TINY, **quiet)
+    assert model.meta["best_val"] < 1.0 and model.config.zoneout == 0.1
+    assert len(model.generate(length=20, seed=0)) == 20  # sampling steps with the expectation
 
 
 def test_layer_norm_lstm_learns(corpus_file, tmp_path):

@@ -281,6 +281,16 @@ def test_browser_types_a_prompt_and_sees_text_and_predictions(server):
             shown = page.locator("#rv-text span[data-pos]").count()
             assert 60 < shown < 3000 + 12
             assert page.locator("#rv-unit option").count() > 0
+            # the model's top guesses after the text are offered; taking one continues from there
+            page.wait_for_selector("#rv-next button", state="visible", timeout=5000)
+            choice = page.locator("#rv-next button").first
+            taken = choice.inner_text().split(" ")[0].replace("\u2423", " ").replace("\u21b5", "\n")
+            page.fill("#rv-length", "5")
+            choice.click()
+            page.wait_for_function("document.getElementById('rv-status').textContent.startsWith('done')",
+                                   timeout=20000)
+            prompt = page.input_value("#rv-prompt")
+            assert prompt.startswith("the old king") and prompt.endswith(taken) and len(prompt) > 60
             assert page.evaluate("document.getElementById('rv-curves') === null || "
                                  "document.getElementById('rv-curves').naturalWidth > 0")
         finally:

@@ -1,7 +1,9 @@
 """Recurrent cells: each maps (x_t, state) -> (y_t, new_state). See `base.Cell`."""
 
 from .base import Cell, State
+from .indrnn import IndRNNCell
 from .layernorm import LayerNormLSTMCell
+from .minimal import MinGRUCell, MinLSTMCell
 from .standard import GRUCell, IRNNCell, LSTMCell, RNNCell
 
 CELL_TYPES: dict[str, type[Cell]] = {
@@ -10,6 +12,10 @@ CELL_TYPES: dict[str, type[Cell]] = {
     "lstm": LSTMCell,
     "gru": GRUCell,
     "lnlstm": LayerNormLSTMCell,  # no fused kernel: runs on the step path
+    "indrnn": IndRNNCell,  # element-wise recurrence with a bounded weight per unit
+    "mingru": MinGRUCell,  # input-only gates: a whole sequence is one parallel scan
+    "minlstm": MinLSTMCell,
 }
 
-__all__ = ["Cell", "State", "CELL_TYPES", "RNNCell", "IRNNCell", "LSTMCell", "GRUCell", "LayerNormLSTMCell"]
+__all__ = ["Cell", "State", "CELL_TYPES", "RNNCell", "IRNNCell", "LSTMCell", "GRUCell", "LayerNormLSTMCell",
+           "MinGRUCell", "MinLSTMCell", "IndRNNCell"]

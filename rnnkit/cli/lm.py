@@ -67,6 +67,9 @@ def _add_sample(sub) -> None:
                     "the end-of-text symbol (or after --length characters).", run_dir=True, which=True)
     p.add_argument("--prime", default="", help="text to start from (printed before the continuation)")
     add_config_flags(p, SamplingConfig, groups=False)
+    p.add_argument("--interactive", action="store_true",
+                   help="read prompts from the terminal (one per line) and print each continuation; an empty "
+                        "line or Ctrl-D ends. --seed, if given, makes the whole session repeatable")
     p.add_argument("--separator", default=None,
                    help="printed between samples when --num-samples > 1 (default: a line of four dashes; for a "
                         "model trained on documents, the separator of its corpus: one document per line for "
@@ -104,6 +107,8 @@ def run_sample(args: argparse.Namespace) -> int:
     model = load(args.run_dir, which=args.which, device=args.device)
     prime_ids = model.encode(args.prime, "the prime text")  # checked before anything is written
     out = sys.stdout
+    if args.interactive:
+        return _interactive(model, config, out)
 
     def write_now(piece: str) -> None:
         out.write(piece)
@@ -122,6 +127,34 @@ def run_sample(args: argparse.Namespace) -> int:
         out.write(separator.join(args.prime + text for text in texts) + "\n")
     out.flush()
     return 0
+
+
+def _interactive(model, config: SamplingConfig, out) -> int:
+    """Prompt, continuation, prompt, ...: the prompt is asked on stderr so stdout holds only text.
+    A prompt the model cannot read is said on stderr and the session goes on."""
+    import dataclasses
+    from ..errors import UsageError
+    if config.num_samples != 1:
+        raise UsageError("--interactive writes one continuation per prompt; drop --num-samples")
+    turn = 0
+    while True:
+        sys.stderr.write("prompt> ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line.strip():
+            return 0
+        prompt = line.rstrip("\n")
+        try:
+            ids = model.encode(prompt, "the prompt")
+        except UsageError as e:
+            sys.stderr.write(f"{e}\n")
+            continue
+        seeded = dataclasses.replace(config, seed=None if config.seed is None else config.seed + turn)
+        out.write(prompt)
+        model.sample(ids, seeded, stream=lambda piece: (out.write(piece), out.flush()))
+        out.write("\n")
+        out.flush()
+        turn += 1
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -89,10 +89,19 @@ class ClassifierConfig(SequenceConfig):
     # start from: its embedding and recurrent layers are copied in, then fine-tuned
     max_tokens: int | None = None  # cut each text to its first N tokens (default: 4 x the 90th percentile
     # of the training texts' lengths, at least 64, so a few huge cells cannot make training crawl)
+    hash_buckets: int | None = None  # level word: the hashing trick, words hashed into this many buckets
+    # (bounded memory for unbounded vocabularies; unseen words keep a bucket of their own) instead of a vocabulary
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _positive(self, "max_tokens")
+        _positive(self, "max_tokens", "hash_buckets")
+        if self.hash_buckets is not None:
+            if self.level != "word":
+                raise UsageError("--hash-buckets hashes words; add --level word")
+            if self.hash_buckets > 10_000_000:
+                raise UsageError(f"--hash-buckets must be at most 10,000,000 (got {self.hash_buckets})")
+            if self.pretrained is not None:
+                raise UsageError("--hash-buckets cannot be used with --pretrained (a character model)")
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ class _TextEstimator(RNNEstimator):
         if numeric and self.pretrained is not None:
             raise ValueError("pretrained language models read text; numeric sequences cannot start from one")
         self.tokenizer_ = None if numeric else \
-            Tokenizer(self.level, self.lowercase, self.min_df, self.max_features).fit(X)
+            Tokenizer(self.level, self.lowercase, self.min_df, self.max_features, self.hash_buckets).fit(X)
         targets = self._encode_targets(y)
         sequences = self._encode(X)
         self.max_tokens_ = self.max_tokens or max(64, 4 * int(np.percentile([len(s) for s in sequences], 90)))
@@ -138,7 +138,7 @@ class _TextEstimator(RNNEstimator):
             "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
             "embedding_size": self.embedding_size}
         # the same checks (types, sizes, memory) a language model of this shape gets
-        ModelConfig(vocab_size=self.features_.size if numeric else len(self.tokenizer_.tokens), **architecture)
+        ModelConfig(vocab_size=self.features_.size if numeric else len(self.tokenizer_), **architecture)
         self.architecture_ = architecture
 
 

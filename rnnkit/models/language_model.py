@@ -34,7 +34,8 @@ class LanguageModel(nn.Module):
         self.config = config
         V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
         self.embed: nn.Module = nn.Embedding(V, E) if E > 0 else OneHot(V)
-        self.recurrent = Recurrent(config.cell, E if E > 0 else V, H, config.num_layers, config.dropout)
+        self.recurrent = Recurrent(config.cell, E if E > 0 else V, H, config.num_layers, config.dropout,
+                                   zoneout=config.zoneout)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, V)
         self.reset_parameters()

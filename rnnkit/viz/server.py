@@ -145,7 +145,10 @@ def create_app(run_dir: str | Path, which: str = "best", local_only: bool = True
     c = model.config
     info = {"run": Path(run_dir).name, "model": f"{c.cell} {c.num_layers} x {c.hidden_size}",
             "vocab_size": len(model.vocab), "step": model.meta["step"], "best_val_bpc": model.info()["best_val_bpc"],
-            "units": units, "limits": {"prompt_chars": MAX_PROMPT_CHARS, "length": MAX_LENGTH}}
+            "units": units, "limits": {"prompt_chars": MAX_PROMPT_CHARS, "length": MAX_LENGTH},
+            # the next-character chooser appends a guess to the text: only models of characters have
+            # guesses that are text (a byte may be half a character; a word model's tokens are not shown one by one)
+            "chooser": model.vocab.kind == "chars"}
     curves = None
     if model.meta["metrics"]:
         from .plots import plot_training
@@ -247,6 +250,7 @@ APP_PAGE = """{head}<body>
 <span class="rv-legend">red: positive, blue: negative; hover a character for the model's next-character guesses</span>
 </div>
 <div id="rv-text" class="rv-text"></div>
+<div class="rv-controls" id="rv-next" hidden><span class="rv-legend">take the next character:</span></div>
 <div id="rv-tip"></div>
 <h2>Training curves</h2>
 <div class="rv-curves"><img id="rv-curves" alt="training curves"></div>
@@ -280,7 +284,8 @@ async function generate() {{
   status.textContent = "generating...";
   status.className = "rv-legend";
   viewer.clear();
-  let count = 0;
+  nextBar.hidden = true;
+  let count = 0, text = "", lastTop = null;
   try {{
     const response = await fetch("/api/generate", {{method: "POST", body: JSON.stringify(body),
       headers: {{"Content-Type": "application/json"}}, signal: controller.signal}});
@@ -300,6 +305,8 @@ async function generate() {{
         const item = JSON.parse(buffer.slice(0, newline));
         buffer = buffer.slice(newline + 1);
         viewer.append(item.c, item.top, item.v, item.prompt);
+        text += item.c;
+        lastTop = item.top;
         if (!item.prompt) count += 1;
       }}
     }}
@@ -315,7 +322,29 @@ async function generate() {{
     generateButton.disabled = false;
     stopButton.disabled = true;
     controller = null;
+    showChoices(text, lastTop);
   }}
+}}
+
+// The model's five likeliest next characters after the text shown; clicking one takes it: the text
+// so far plus that character becomes the prompt and generation goes on from there.
+const nextBar = document.getElementById("rv-next");
+function showChoices(text, top) {{
+  nextBar.querySelectorAll("button").forEach((b) => b.remove());
+  if (!info.chooser || !top) return;
+  for (const [c, p] of top) {{
+    if ([...c].length !== 1 || c === "\\u2403") continue;  // the end of a document is not text to append
+    const button = document.createElement("button");
+    button.className = "rv-choice";
+    button.textContent = `${{c === "\\n" ? "\\u21b5" : c === " " ? "\\u2423" : c}} ${{(100 * p).toFixed(0)}}%`;
+    button.addEventListener("click", () => {{
+      const prompt = document.getElementById("rv-prompt");
+      prompt.value = (text + c).slice(-info.limits.prompt_chars);
+      generate();
+    }});
+    nextBar.appendChild(button);
+  }}
+  nextBar.hidden = nextBar.querySelectorAll("button").length === 0;
 }}
 generateButton.addEventListener("click", generate);
 stopButton.addEventListener("click", () => {{ if (controller) controller.abort(); }});
