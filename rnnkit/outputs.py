@@ -19,7 +19,8 @@ from typing import Iterable
 
 from .errors import UsageError
 
-SIGNATURES = (b"Software\x00rnnkit", b'<meta name="generator" content="rnnkit">', b'"written_by": "rnnkit"')
+SIGNATURES = (b"Software\x00rnnkit", b'<meta name="generator" content="rnnkit">', b'"written_by": "rnnkit"',
+              b'"written_by": "rnnkit experiment"', b'"written_by": "rnnkit diagnose"')  # the reports' writers
 SIGNATURE_WINDOW = 1 << 16  # signatures sit at the start of the files rnnkit writes
 HTML_SIGNATURE = SIGNATURES[1].decode()
 PNG_METADATA = {"Software": "rnnkit"}

@@ -102,7 +102,7 @@ def _add_viz(sub) -> None:
 
 
 def _add_plot(sub) -> None:
-    p = add_command(sub, "plot", "PNG of training and validation loss against steps and time",
+    add_command(sub, "plot", "PNG of training and validation loss against steps and time",
                     "Plot a run's training and validation loss (nats and bits per char) against steps\n"
                     "and seconds, from the metrics saved in its checkpoint.", run_dir=True,
                     output=(("-o", "--out"), "PNG", None, "output file (default DIR/loss.png)"))

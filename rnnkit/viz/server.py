@@ -21,7 +21,6 @@ import json
 import socket
 from pathlib import Path
 
-import numpy as np
 import torch
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool
