@@ -171,6 +171,8 @@ class TrainConfig:
     eval_chars: int = 64_000  # validation characters per evaluation, from the start of the split
     checkpoint_every: int | None = None  # steps between extra checkpoints (default: at each validation)
     sample_every: int | None = None  # steps between short samples written to the log, at the next validation
+    tensorboard: str | None = None  # also write the metrics of metrics.jsonl as a TensorBoard log in this
+    # folder (`tensorboard --logdir DIR` shows it; writing needs no TensorBoard package)
     patience: int | None = None  # early stopping: stop after this many validations in a row without a new
     # best (default: train the whole budget); the best weights are kept either way
 
@@ -193,6 +195,8 @@ class TrainConfig:
             raise UsageError(f"--warmup must be in [0, 1) (got {self.warmup})")
         _in_range(self, "min_lr_ratio", 0, 1)
         _in_range(self, "max_vocab", 300, 1_000_000)  # bpe starts from 256 byte tokens
+        if self.tensorboard is not None and not 0 < len(self.tensorboard) <= 4096:
+            raise UsageError("--tensorboard needs a folder name")
         if self.documents is not None:
             from .data.documents import check_separator
             check_separator(self.documents)

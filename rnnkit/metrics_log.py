@@ -4,7 +4,8 @@ Each line holds the step, seconds trained, the training loss (`train_<loss>`), t
 and the throughput; a line whose step was validated also holds the validation metrics
 (`val_nats`, `val_bpc`, ...). Lines are buffered and flushed with every checkpoint; when a run is
 resumed, lines past its checkpoint (written before an interruption) are dropped first, so each
-step appears once. `rnnkit plot` draws from it.
+step appears once. `rnnkit plot` draws from it. `--tensorboard DIR` writes the same rows to a
+TensorBoard log (`tensorboard.py`; a resumed run adds a new event file there).
 """
 
 from __future__ import annotations
@@ -15,21 +16,30 @@ from pathlib import Path
 from typing import Any
 
 from .outputs import write
+from .tensorboard import EventWriter
 
 NAME = "metrics.jsonl"
 MAX_BYTES = 1 << 30  # read back at most this much
 
 
 class MetricsLog:
-    def __init__(self, run_dir: Path | None) -> None:
+    """metrics.jsonl, and with `tensorboard` (a folder) the same numbers as a TensorBoard log."""
+
+    def __init__(self, run_dir: Path | None, tensorboard: str | None = None) -> None:
         self.path = run_dir / NAME if run_dir is not None else None
         self.pending: list[str] = []
+        self.events = EventWriter(tensorboard) if tensorboard is not None and run_dir is not None else None
 
     def add(self, row: dict[str, Any]) -> None:
         if self.path is not None:
             self.pending.append(json.dumps({k: _plain(v) for k, v in row.items()}))
+        if self.events is not None:
+            self.events.add(row["step"], {k: float(v) for k, v in row.items()
+                                          if k != "step" and isinstance(v, (int, float)) and math.isfinite(v)})
 
     def flush(self) -> None:
+        if self.events is not None:
+            self.events.flush()
         if self.path is None or not self.pending:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -103,7 +103,7 @@ class Trainer:
         self.last_val: dict[str, float] = {}  # the latest validation metrics, for the progress bar
         self.reserve = 0.0  # seconds the last validation and checkpoint took (agreed by all ranks)
         self.best_weights: dict[str, torch.Tensor] | None = None  # runs without checkpoints: the best so far
-        self.metrics_log = MetricsLog(run_dir if world.is_main else None)
+        self.metrics_log = MetricsLog(run_dir if world.is_main else None, getattr(config, "tensorboard", None))
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
         self.on_evaluate: list[Callable[[int], None]] = []  # called with the step, after each validation
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
