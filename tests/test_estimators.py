@@ -101,6 +101,26 @@ def test_hashed_words_bound_the_vocabulary_and_still_learn(tmp_path):
         RNNClassifier(hash_buckets=64, **SMALL).fit(X, y)
 
 
+def test_balanced_class_weights_lift_the_rare_class():
+    rng = np.random.default_rng(1)
+    X = ["".join(rng.choice(list("abcd"), 12)) for _ in range(400)]
+    y = np.array(["rare" if x.count("a") >= 6 else "common" for x in X])  # about 5% rare
+    assert 0.02 < np.mean(y == "rare") < 0.15
+    settings = dict(hidden_size=16, embedding_size=8, epochs=3, random_state=0, validation_fraction=0.0)
+    plain = RNNClassifier(**settings).fit(X, y)
+    balanced = RNNClassifier(class_weight="balanced", **settings).fit(X, y)
+    task = balanced._make_task((X[:3], torch.tensor([0, 0, 1])), (X[:3], torch.tensor([0, 0, 1])), torch.device("cpu"))
+    torch.testing.assert_close(task.class_weights, torch.tensor([3 / (2 * 2), 3 / (2 * 1)]))
+    rare = y == "rare"
+    column = list(plain.classes_).index("rare")
+    assert balanced.predict_proba(np.array(X)[rare].tolist())[:, column].mean() > \
+        plain.predict_proba(np.array(X)[rare].tolist())[:, column].mean() + 0.1
+    with pytest.raises(UsageError, match="class-weight"):
+        RNNClassifier(class_weight="inverse").fit(X, y)
+    with pytest.raises(UsageError, match="regressor"):
+        RNNRegressor(class_weight="balanced").fit(X, [1.0] * len(X))
+
+
 def test_classifier_learns_and_predicts_like_sklearn(fitted):
     X, y = majority_task(300, 1)
     assert fitted.score(X, y) > 0.9  # chance is about 0.55

@@ -89,12 +89,16 @@ class ClassifierConfig(SequenceConfig):
     # start from: its embedding and recurrent layers are copied in, then fine-tuned
     max_tokens: int | None = None  # cut each text to its first N tokens (default: 4 x the 90th percentile
     # of the training texts' lengths, at least 64, so a few huge cells cannot make training crawl)
+    class_weight: str | None = None  # balanced: weight each class's loss by n_samples / (n_classes x its count),
+    # as scikit-learn does, so rare classes count as much as common ones (classifier only)
     hash_buckets: int | None = None  # level word: the hashing trick, words hashed into this many buckets
     # (bounded memory for unbounded vocabularies; unseen words keep a bucket of their own) instead of a vocabulary
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive(self, "max_tokens", "hash_buckets")
+        if self.class_weight not in (None, "balanced"):
+            raise UsageError(f"--class-weight must be balanced or left out (got {self.class_weight!r})")
         if self.hash_buckets is not None:
             if self.level != "word":
                 raise UsageError("--hash-buckets hashes words; add --level word")
@@ -107,6 +111,11 @@ class ClassifierConfig(SequenceConfig):
 @dataclass(frozen=True)
 class RegressorConfig(ClassifierConfig):
     """The classifier's settings; the output is one standardised value instead of class logits."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.class_weight is not None:
+            raise UsageError("--class-weight weighs classes; a regressor has none, so leave it out")
 
 
 @dataclass(frozen=True)

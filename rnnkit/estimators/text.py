@@ -71,7 +71,17 @@ class _TextEstimator(RNNEstimator):
                                  input_features=self.features_.size if self.features_ else None)
 
     def _make_task(self, train, val, device):
-        return LabelledSequencesTask(*train, *val, self.batch_size, self.loss, self.random_state, device)
+        return LabelledSequencesTask(*train, *val, self.batch_size, self.loss, self.random_state, device,
+                                     class_weights=self._class_weights(train[1]))
+
+    def _class_weights(self, targets) -> torch.Tensor | None:
+        """class_weight="balanced": n / (C x count) per class, from the training rows (a class absent
+        from them gets weight 0: it has no loss to weigh)."""
+        if getattr(self, "class_weight", None) != "balanced" or self.loss != "nats":
+            return None
+        counts = torch.bincount(torch.as_tensor(targets), minlength=self._num_outputs()).double()
+        weights = torch.where(counts > 0, counts.sum() / (len(counts) * counts.clamp(min=1)), torch.zeros_like(counts))
+        return weights.float()
 
     # ------------------------------------------------------------------ transfer
     def _pretrained_model(self):

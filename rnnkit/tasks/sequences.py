@@ -32,8 +32,11 @@ class LabelledSequencesTask(EpochCursor):
     with accuracy too; loss "mse": mean squared error of standardised values."""
 
     def __init__(self, sequences: list[list[int]], targets, val_sequences: list[list[int]],
-                 val_targets, batch_size: int, loss: str, seed: int, device: torch.device) -> None:
+                 val_targets, batch_size: int, loss: str, seed: int, device: torch.device,
+                 class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
+        # (C,) weight of each class in the training loss (imbalanced classes); validation stays unweighted
+        self.class_weights = None if class_weights is None else class_weights.to(device)
         if loss not in ("nats", "mse"):
             raise ValueError(f"loss must be 'nats' or 'mse' (got {loss!r})")
         self.sequences, self.targets = sequences, targets
@@ -58,15 +61,16 @@ class LabelledSequencesTask(EpochCursor):
         tokens, lengths = pad([sequences[i] for i in chosen], self.device)
         return model(tokens, lengths), _targets(targets, chosen, self.device)
 
-    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         if self.loss_name == "mse":
             return F.mse_loss(outputs, targets)
         if outputs.dim() == 3:  # (B, T, C) per-token logits against (B, T) labels
             return F.cross_entropy(outputs.transpose(1, 2), targets, ignore_index=IGNORE)
-        return F.cross_entropy(outputs, targets)
+        return F.cross_entropy(outputs, targets, weight=weights)
 
     def training_loss(self, model: nn.Module) -> torch.Tensor:
-        loss = self._loss(*self._outputs(model, self.sequences, self.targets, self.batches[self.index]))
+        loss = self._loss(*self._outputs(model, self.sequences, self.targets, self.batches[self.index]),
+                          self.class_weights)
         self.advance()
         return loss
 
