@@ -81,11 +81,18 @@ def record(data: bytes) -> bytes:
     return length + struct.pack("<I", _masked(crc32c(length))) + data + struct.pack("<I", _masked(crc32c(data)))
 
 
+def check_log_dir(directory: str | os.PathLike) -> Path:
+    """A folder the log can go in (it may not exist yet), or one UsageError; checked before a run
+    writes anything."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"--tensorboard {directory} is a file; give a folder for the TensorBoard log")
+    return directory
+
+
 class EventWriter:
     def __init__(self, directory: str | os.PathLike) -> None:
-        directory = Path(directory)
-        if directory.exists() and not directory.is_dir():
-            raise UsageError(f"--tensorboard {directory} is a file; give a folder for the TensorBoard log")
+        directory = check_log_dir(directory)
         directory.mkdir(parents=True, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname() or 'host'}.rnnkit.{os.getpid()}"
         self.path = directory / name

@@ -47,3 +47,11 @@ def test_tensorboard_itself_reads_the_log(corpus_file, tmp_path):
     accumulator.Reload()
     assert [e.step for e in accumulator.Scalars("val_nats")] == [4, 8, 12]
     assert len(accumulator.Scalars("train_nats")) == 12
+
+
+def test_a_tensorboard_path_that_is_a_file_is_refused_before_anything_is_written(cli, corpus_file, tmp_path):
+    (tmp_path / "taken").write_text("mine")
+    status, out, err = cli("train", corpus_file, "--out", tmp_path / "run", "--max-steps", 2,
+                           "--tensorboard", tmp_path / "taken")
+    assert status == 2 and "is a file" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists() and (tmp_path / "taken").read_text() == "mine"

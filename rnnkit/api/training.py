@@ -25,6 +25,7 @@ from ..data.corpus import text_files
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
 from ..tasks.documents import DocumentTask
+from ..tensorboard import check_log_dir
 from ..tasks.language_model import LanguageModelTask
 from ..schema import check_language_model
 from ..sampling import SamplingConfig, generate_tokens, start_token, until_end
@@ -92,6 +93,8 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
     model_options.update(long_budget)
     train_config = TrainConfig(**train_options)
     ModelConfig(vocab_size=1, **model_options)  # validate flags before reading a large file
+    if train_config.tensorboard is not None:
+        check_log_dir(train_config.tensorboard)
     device, world = _join(train_config)
     if world.active and train_config.documents is not None:
         raise UsageError("--documents does not train data-parallel yet; run it in one process (without torchrun)")
