@@ -181,7 +181,7 @@ class Recurrent(nn.Module):
             else:
                 x, s = cell.step(x, states[k], record)
             if self.zoneout:  # stepping is inference: the expectation
-                s = tuple(torch.lerp(n, old, self.zoneout) for n, old in zip(s, states[k]))
+                s = tuple(_zoneout(n, old, self.zoneout, training=False) for n, old in zip(s, states[k]))
                 x = s[0]
             new.append(s)
             if records is not None:

@@ -17,7 +17,6 @@ from typing import Any, Callable
 import torch
 
 from .config import MAX_SEED
-from .data.vocab import Vocabulary
 from .errors import UsageError
 from .models.language_model import LanguageModel
 
@@ -123,11 +122,6 @@ def seeded_generator(seed: int | None, device: torch.device | str = "cpu") -> to
     generator = torch.Generator(device=device)
     generator.manual_seed(seed if seed is not None else secrets.randbits(63))
     return generator
-
-
-def start_token(vocab: Vocabulary) -> int:
-    """The token a sample without a prime starts from (`Vocabulary.start_id`)."""
-    return vocab.start_id
 
 
 def until_end(tokens: list[int], end: int | None) -> list[int]:

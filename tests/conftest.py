@@ -34,6 +34,25 @@ def corpus_file(tmp_path_factory) -> Path:
     return path
 
 
+def straight_and_resumed(text, tmp_path, stop_at: int, **settings):
+    """The (step, loss) pairs of a run trained straight through (in tmp_path/straight) and of the
+    same run stopped by Ctrl-C after step `stop_at`, then resumed (tmp_path/resumed)."""
+    from rnnkit.training import TrainingInterrupted
+    straight, interrupted = [], []
+    rnnkit.train(text, out=tmp_path / "straight", on_step=lambda s, l: straight.append((s, l)), **settings)
+
+    def stop(step, loss):
+        interrupted.append((step, loss))
+        if step == stop_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted, match=f"step {stop_at}"):
+        rnnkit.train(text, out=tmp_path / "resumed", on_step=stop, **settings)
+    rnnkit.train(resume=tmp_path / "resumed", on_step=lambda s, l: interrupted.append((s, l)),
+                 log=settings.get("log"), progress=settings.get("progress", True))
+    return straight, interrupted
+
+
 TINY = dict(num_layers=1, hidden_size=64, embedding_size=16, batch_size=16, seq_length=32, lr=1e-2, eval_chars=4000)
 
 

@@ -13,9 +13,8 @@ from rnnkit.data import corpus, documents
 from rnnkit.data.vocab import END, Vocabulary
 from rnnkit.errors import UsageError
 from rnnkit.tasks.documents import IGNORE, DocumentTask, document_nats
-from rnnkit.training import TrainingInterrupted
 
-from .conftest import OBJECTS, SUBJECTS, TINY, VERBS
+from .conftest import OBJECTS, SUBJECTS, TINY, VERBS, straight_and_resumed
 
 quiet = dict(log=lambda line: None, progress=False)
 
@@ -132,20 +131,9 @@ def test_a_documents_model_writes_whole_well_formed_documents(trained_documents,
 def test_documents_resume_reproduces_an_uninterrupted_run(tmp_path):
     path = tmp_path / "docs.txt"  # paragraphs longer than seq_length: state carried inside a batch
     path.write_text("\n\n".join(" ".join(names(3, seed=i)) for i in range(300)), encoding="utf-8")
-    settings = dict(documents="blank-line", max_steps=20, eval_every=7, dropout=0.2,
-                    **{**TINY, "seq_length": 24, "batch_size": 8}, **quiet)
-    straight = []
-    rnnkit.train(path, out=tmp_path / "a", on_step=lambda s, l: straight.append((s, l)), **settings)
-    interrupted = []
-
-    def stop_at_11(step, loss):
-        interrupted.append((step, loss))
-        if step == 11:
-            raise KeyboardInterrupt
-
-    with pytest.raises(TrainingInterrupted):
-        rnnkit.train(path, out=tmp_path / "b", on_step=stop_at_11, **settings)
-    rnnkit.train(resume=tmp_path / "b", on_step=lambda s, l: interrupted.append((s, l)), **quiet)
+    straight, interrupted = straight_and_resumed(path, tmp_path, 11, documents="blank-line", max_steps=20,
+                                                 eval_every=7, dropout=0.2,
+                                                 **{**TINY, "seq_length": 24, "batch_size": 8}, **quiet)
     assert interrupted == straight
 
 

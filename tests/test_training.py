@@ -11,7 +11,7 @@ from rnnkit.config import TrainConfig
 from rnnkit.errors import UsageError
 from rnnkit.training import TrainingDiverged, TrainingInterrupted, learning_rate
 
-from .conftest import TINY
+from .conftest import TINY, straight_and_resumed
 
 quiet = dict(log=lambda line: None)
 
@@ -69,20 +69,8 @@ def test_one_hot_input_and_stacked_layers_learn(corpus_file, tmp_path):
 
 def test_resume_reproduces_uninterrupted_run(corpus_file, tmp_path):
     # dropout makes the RNG state matter; carried hidden state and Adam moments matter anyway
-    settings = dict(max_steps=24, eval_every=8, dropout=0.2, **{**TINY, "num_layers": 2}, **quiet)
-    straight = []
-    rnnkit.train(corpus_file, out=tmp_path / "straight", on_step=lambda s, l: straight.append((s, l)), **settings)
-
-    interrupted = []
-
-    def stop_at_13(step, loss):
-        interrupted.append((step, loss))
-        if step == 13:
-            raise KeyboardInterrupt
-
-    with pytest.raises(TrainingInterrupted, match="step 13"):
-        rnnkit.train(corpus_file, out=tmp_path / "resumed", on_step=stop_at_13, **settings)
-    rnnkit.train(resume=tmp_path / "resumed", on_step=lambda s, l: interrupted.append((s, l)), **quiet)
+    straight, interrupted = straight_and_resumed(corpus_file, tmp_path, 13, max_steps=24, eval_every=8, dropout=0.2,
+                                                 **{**TINY, "num_layers": 2}, **quiet)
 
     assert [s for s, _ in interrupted] == list(range(1, 25))
     assert interrupted == straight  # bit-for-bit the same losses

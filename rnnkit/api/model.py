@@ -20,7 +20,7 @@ from ..data.vocab import vocabulary_from_json
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
 from ..data.documents import encode_documents, split_documents
-from ..sampling import SamplingConfig, generate_tokens, start_token, until_end
+from ..sampling import SamplingConfig, generate_tokens, until_end
 from ..tasks.documents import document_nats
 from ..schema import check_language_model
 from ..tasks.language_model import bits
@@ -78,7 +78,7 @@ class Model:
     def sample(self, prime_ids, config: SamplingConfig, stream: Callable[[str], None] | None = None) -> list[str]:
         """`config.num_samples` texts after the token ids `prime_ids`; `stream`, if given, receives
         sample 0's text piece by piece as it is generated."""
-        start, end = start_token(self.vocab), self.vocab.end_id
+        start, end = self.vocab.start_id, self.vocab.end_id
         prime = list(map(int, prime_ids))
         if end is not None and prime:
             prime = [end, *prime]  # a document's first characters: read from where every document started

@@ -10,6 +10,7 @@ corpus description for rnnkit.json), and on bad input leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +19,7 @@ from .. import checkpoint, distributed
 from ..config import TrainConfig
 from ..data import StreamBatches, Vocabulary, check_text_file, encode_tokens, scan_vocabulary
 from ..data import documents, subwords
-from ..data.corpus import DOCUMENT_SEPARATOR
+from ..data.corpus import joined_size
 from ..errors import UsageError
 from .model import TOKENS_FILE
 
@@ -95,12 +96,18 @@ def prepare_corpus(source: list[Path], val_file, out, raw_bytes: bool, train_con
     check_sizes(source_name(source), splits, train_config, world.size)
 
     _write_tokens(run_dir, lambda path: encode_tokens(sources, vocab, path, separated=len(source)))
+    return str(run_dir), vocab.to_json(), _describe(source, sha, size, val_info, num_tokens + val_tokens, splits,
+                                                    say, default_budget)
+
+
+def _describe(source: list[Path], sha: str, size: int, val_info: dict, num_tokens: int,
+              splits: dict[str, list[int]], say, default_budget: bool, **extra: Any) -> dict[str, Any]:
+    """The corpus description saved in rnnkit.json (said once the input is known to be good)."""
     if default_budget:
         say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
     many = {"sources": [str(p) for p in source]} if len(source) > 1 else {}
-    corpus_info = {"source": source_name(source), **many, "sha256": sha, "size_bytes": size, **val_info,
-                   "num_tokens": num_tokens + val_tokens, "tokens_file": TOKENS_FILE, "splits": splits}
-    return str(run_dir), vocab.to_json(), corpus_info
+    return {"source": source_name(source), **many, "sha256": sha, "size_bytes": size, **val_info,
+            "num_tokens": num_tokens, "tokens_file": TOKENS_FILE, "splits": splits, **extra}
 
 
 def _write_tokens(run_dir: Path, encode: Callable[[Path], Any]) -> Any:
@@ -143,13 +150,8 @@ def _prepare_documents(run_dir: Path, source: list[Path], val_file, kind: str, t
                          f"hold out validation documents and train on the rest; give more documents or a --val-file")
     ends = _write_tokens(run_dir, lambda path: documents.encode_documents(groups, vocab, mode, path))
     splits = documents.document_splits(ends, count, val_file is not None, c.val_fraction, c.test_fraction)
-    if default_budget:
-        say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
-    many = {"sources": [str(p) for p in source]} if len(source) > 1 else {}
-    corpus_info = {"source": source_name(source), **many, "sha256": sha, "size_bytes": size, **val_info,
-                   "num_tokens": int(ends[-1]) + 1, "tokens_file": TOKENS_FILE, "splits": splits,
-                   "documents": mode, "num_documents": len(ends) - 1}
-    return str(run_dir), vocab.to_json(), corpus_info
+    return str(run_dir), vocab.to_json(), _describe(source, sha, size, val_info, int(ends[-1]) + 1, splits, say,
+                                                    default_budget, documents=mode, num_documents=len(ends) - 1)
 
 
 def source_name(sources: list[Path]) -> str:
@@ -174,31 +176,26 @@ def _prepare_subwords(run_dir: Path, source: list[Path], val_file, train_config:
         groups.append([val_path])
         val_info = {"val_source": str(val_path), "val_sha256": corpus_identity([val_path], kind)[0]}
 
-    def encode(path: Path) -> list[tuple[int, int]]:
+    def encode(path: Path) -> tuple[int, dict[str, list[int]]]:
+        """Token counts are known only once encoded: the size check runs here, so a text too short
+        leaves nothing behind."""
         sizes = subwords.encode_subwords(groups, vocab, path)
-        check_sizes(source_name(source), _splits(sizes[0][0], sizes[1][0] if val_file else 0, train_config),
-                     train_config, world.size)
-        return sizes
+        num_tokens, val_tokens = sizes[0][0], sizes[1][0] if val_file is not None else 0
+        splits = _splits(num_tokens, val_tokens, train_config)
+        check_sizes(source_name(source), splits, train_config, world.size)
+        return num_tokens + val_tokens, splits
 
-    sizes = _write_tokens(run_dir, encode)
-    num_tokens, val_tokens = sizes[0][0], sizes[1][0] if val_file is not None else 0
-    if default_budget:
-        say(f"no --time, --max-steps or --epochs given: training for {DEFAULT_TIME:.0f} s")
-    many = {"sources": [str(p) for p in source]} if len(source) > 1 else {}
-    corpus_info = {"source": source_name(source), **many, "sha256": sha, "size_bytes": size, **val_info,
-                   "num_tokens": num_tokens + val_tokens, "tokens_file": TOKENS_FILE,
-                   "splits": _splits(num_tokens, val_tokens, train_config), "chars": chars}
-    return str(run_dir), vocab.to_json(), corpus_info
+    total, splits = _write_tokens(run_dir, encode)
+    return str(run_dir), vocab.to_json(), _describe(source, sha, size, val_info, total, splits, say,
+                                                    default_budget, chars=chars)
 
 
 def corpus_identity(source: list[Path], kind: str) -> tuple[str, int, int]:
     """SHA-256, size in bytes and characters (or bytes) of a text, read as a run of `kind` reads it."""
     if kind in subwords.KINDS:
-        import hashlib
         digest, counts = hashlib.sha256(), {}
         for _ in subwords.text_pieces(source, digest, counts):
             pass
-        size = sum(p.stat().st_size for p in source) + len(DOCUMENT_SEPARATOR) * (len(source) - 1)
-        return digest.hexdigest(), size, counts.get("chars", 0)
+        return digest.hexdigest(), joined_size(source), counts.get("chars", 0)
     _, sha, size, count = scan_vocabulary(source, kind)
     return sha, size, count

@@ -28,7 +28,7 @@ from ..tasks.documents import DocumentTask
 from ..tensorboard import check_log_dir
 from ..tasks.language_model import LanguageModelTask
 from ..schema import check_language_model
-from ..sampling import SamplingConfig, generate_tokens, start_token, until_end
+from ..sampling import SamplingConfig, generate_tokens, until_end
 from ..training import Trainer
 from ..version import __version__
 from . import finetune
@@ -183,8 +183,7 @@ def _sampler(model: LanguageModel, vocab: Vocabulary, every: int, device: torch.
         nonlocal last
         if step - last >= every:
             last = step
-            start = start_token(vocab)
-            tokens = generate_tokens(model, [], start, SamplingConfig(length=SAMPLE_CHARS, temperature=0.8, seed=step),
+            tokens = generate_tokens(model, [], vocab.start_id, SamplingConfig(length=SAMPLE_CHARS, temperature=0.8, seed=step),
                                      device=device, stop=vocab.end_id)
             say(f"sample at step {step}: {vocab.decode(until_end(tokens[0].tolist(), vocab.end_id))!r}")
     return log_sample

@@ -54,6 +54,11 @@ def text_files(arguments: list[str | os.PathLike]) -> list[Path]:
     return [check_text_file(f) for f in files]
 
 
+def joined_size(paths: list[Path]) -> int:
+    """Bytes of the text the files make when joined by DOCUMENT_SEPARATOR."""
+    return sum(p.stat().st_size for p in paths) + len(DOCUMENT_SEPARATOR) * (len(paths) - 1)
+
+
 def check_text_file(path: str | os.PathLike) -> Path:
     """A readable, non-empty regular file, or a UsageError saying what is wrong."""
     p = Path(path)

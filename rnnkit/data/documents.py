@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UsageError
-from .corpus import DOCUMENT_SEPARATOR, text_chunks
+from .corpus import DOCUMENT_SEPARATOR, joined_size, text_chunks
 from .vocab import END, MAX_SYMBOL, Vocabulary, symbols_of
 
 LINE, BLANK_LINE = "line", "blank-line"
@@ -118,8 +118,7 @@ def scan_documents(paths: list[Path], kind: str, documents: str) -> tuple[Vocabu
     if count == 0:
         raise UsageError(f"{paths[0]} holds no documents when cut with --documents {documents}")
     symbols = tuple(int(s) for s in np.flatnonzero(seen))
-    size = sum(p.stat().st_size for p in paths) + len(DOCUMENT_SEPARATOR) * (len(paths) - 1)
-    return Vocabulary(kind, symbols + (END[kind],)), digest.hexdigest(), size, count, tokens
+    return Vocabulary(kind, symbols + (END[kind],)), digest.hexdigest(), joined_size(paths), count, tokens
 
 
 def encode_documents(groups: list[list[Path]], vocab: Vocabulary, documents: str, tokens_path: Path) -> np.ndarray:

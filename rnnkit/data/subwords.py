@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import UsageError
 from ..extras import require
-from .corpus import DOCUMENT_SEPARATOR, text_chunks
+from .corpus import DOCUMENT_SEPARATOR, joined_size, text_chunks
+from .vocab import token_dtype
 
 KINDS = ("word", "bpe")
 UNK = "<unk>"
@@ -81,8 +82,7 @@ class SubwordVocabulary:
 
     @property
     def token_dtype(self) -> np.dtype:
-        n = len(self.symbols)
-        return np.dtype(np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32)
+        return token_dtype(len(self.symbols))
 
     def encode(self, text: str | bytes) -> np.ndarray:
         if isinstance(text, bytes):
@@ -165,10 +165,9 @@ def learn_vocabulary(paths: list[Path], kind: str, max_vocab: int) -> tuple[Subw
     """First pass: the tokenizer learnt on the text, its SHA-256, size in bytes and characters."""
     digest, counts = hashlib.sha256(), {}
     vocab = SubwordVocabulary.learn(kind, text_pieces(paths, digest, counts), max_vocab)
-    size = sum(p.stat().st_size for p in paths) + len(DOCUMENT_SEPARATOR) * (len(paths) - 1)
     if not counts.get("chars"):
         raise UsageError(f"{paths[0]} holds no characters")
-    return vocab, digest.hexdigest(), size, counts["chars"]
+    return vocab, digest.hexdigest(), joined_size(paths), counts["chars"]
 
 
 def encode_subwords(groups: list[list[Path]], vocab: SubwordVocabulary, tokens_path: Path) -> list[tuple[int, int]]:

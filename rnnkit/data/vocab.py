@@ -22,6 +22,11 @@ END = {"chars": 0x110000, "bytes": 0x100}  # the end-of-document symbol of each 
 END_DISPLAY = "\u2403"  # ␃ (SYMBOL FOR END OF TEXT), how tools that show tokens draw it
 
 
+def token_dtype(size: int) -> np.dtype:
+    """The smallest unsigned type that holds every token id of a vocabulary of `size`."""
+    return np.dtype(np.uint8 if size <= 256 else np.uint16 if size <= 65536 else np.uint32)
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     kind: str  # "chars" (Unicode code points) | "bytes" (byte values 0-255)
@@ -58,9 +63,7 @@ class Vocabulary:
 
     @property
     def token_dtype(self) -> np.dtype:
-        """The smallest unsigned type that holds every token id."""
-        n = len(self.symbols)
-        return np.dtype(np.uint8 if n <= 256 else np.uint16 if n <= 65536 else np.uint32)
+        return token_dtype(len(self.symbols))
 
     @cached_property
     def _table(self) -> np.ndarray:
