@@ -286,8 +286,15 @@ async function generate() {{
   nextBar.hidden = true;
   let count = 0, text = "", lastTop = null;
   try {{
-    const response = await fetch("/api/generate", {{method: "POST", body: JSON.stringify(body),
-      headers: {{"Content-Type": "application/json"}}, signal: controller.signal}});
+    // Right after Stop the server may not yet have seen the old stream close (it answers 429):
+    // a new generation then retries for up to 3 s instead of failing.
+    let response;
+    for (let attempt = 0; ; attempt++) {{
+      response = await fetch("/api/generate", {{method: "POST", body: JSON.stringify(body),
+        headers: {{"Content-Type": "application/json"}}, signal: controller.signal}});
+      if (response.status !== 429 || attempt >= 10) break;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }}
     if (!response.ok) {{
       const problem = await response.json();
       throw new Error(problem.error || response.statusText);
