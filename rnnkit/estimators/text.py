@@ -47,6 +47,8 @@ class _TextEstimator(RNNEstimator):
         self.features_ = SeriesFeatures().fit(X) if numeric else None
         if numeric and self.pretrained is not None:
             raise ValueError("pretrained language models read text; numeric sequences cannot start from one")
+        if numeric and getattr(self, "ensemble", None) is not None:
+            raise ValueError("ensemble='nbsvm' reads words; numeric sequences cannot use it")
         self.tokenizer_ = None if numeric else \
             Tokenizer(self.level, self.lowercase, self.min_df, self.max_features, self.hash_buckets).fit(X)
         targets = self._encode_targets(y)
@@ -61,7 +63,25 @@ class _TextEstimator(RNNEstimator):
         # the network's shape: the language model's when one is given, else ours
         self.architecture_ = {"cell": shape.cell, "hidden_size": shape.hidden_size, "num_layers": shape.num_layers,
                               "embedding_size": shape.embedding_size}
+        self._word_vectors = self._pretrained_vectors(numeric)
         return [s[:self.max_tokens_] for s in sequences], targets
+
+    def _pretrained_vectors(self, numeric: bool) -> torch.Tensor | None:
+        """The embedding rows from `embeddings` (None without them); sets the embedding width to theirs."""
+        if self.embeddings is None:
+            return None
+        if numeric:
+            raise ValueError("embeddings are vectors of words; numeric sequences cannot use them")
+        from ..data.word_vectors import vectors_for
+        words = self.tokenizer_.tokens[2:]  # after padding and the unknown token
+        rows, hits = vectors_for(self.embeddings, words, self.random_state)
+        self.embeddings_found_, self.embeddings_missing_ = sum(hits), len(hits) - sum(hits)
+        if self.verbose:
+            print(f"embeddings {self.embeddings}: {self.embeddings_found_:,} of {len(words):,} words found; "
+                  f"{self.embeddings_missing_:,} start at random", file=sys.stderr)
+        self.architecture_["embedding_size"] = rows.shape[1]
+        unknown = torch.from_numpy(rows).std() * torch.randn(1, rows.shape[1])  # the unknown token's row
+        return torch.cat([torch.zeros(1, rows.shape[1]), unknown, torch.from_numpy(rows)])  # (V, D)
 
     def _build_model(self) -> torch.nn.Module:
         arch = self.architecture_
@@ -101,7 +121,13 @@ class _TextEstimator(RNNEstimator):
         return lm
 
     def _after_build(self) -> None:
-        """Copy the language model's embedding rows and recurrent stack into model_."""
+        """Copy pretrained word vectors, or the language model's embedding rows and recurrent stack,
+        into model_."""
+        vectors, self._word_vectors = getattr(self, "_word_vectors", None), None
+        if vectors is not None:
+            with torch.no_grad():
+                self.model_.embed.weight.copy_(vectors)
+            self.model_.embed.weight.requires_grad_(not self.freeze_embeddings)
         lm, self._language_model = self._language_model, None
         if lm is None:
             return
@@ -169,18 +195,77 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
         return len(self.classes_)
 
     def predict_proba(self, X) -> np.ndarray:
-        return torch.softmax(self._outputs(X), dim=1).numpy()
+        network = torch.softmax(self._outputs(X), dim=1).numpy()  # first: it raises NotFittedError before fit
+        if getattr(self, "nbsvm_", None) is None:
+            return network
+        return self.ensemble_weight_ * network + (1 - self.ensemble_weight_) * self.nbsvm_.predict_proba(X)
 
     def predict(self, X) -> np.ndarray:
-        best = self._outputs(X).argmax(dim=1).numpy()  # first: it raises NotFittedError before fit
-        return self.classes_[best]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    # ------------------------------------------------------------------ ensemble
+    def _after_fit(self, X, y, train_rows, val_rows) -> None:
+        """ensemble="nbsvm": the mix weight is the one that classifies the validation rows best (ties:
+        the lower log-loss) with an NBSVM fitted on the training rows only; then the NBSVM is refitted on
+        every row. Without validation rows the two count equally."""
+        self.nbsvm_, self.ensemble_weight_ = None, 1.0
+        if self.ensemble is None:
+            return
+        from .nbsvm import NBSVMClassifier
+        texts, labels = strings(X), np.asarray(y)
+        self.ensemble_weight_ = 0.5
+        if val_rows is not None:
+            held_in = NBSVMClassifier().fit([texts[i] for i in train_rows], labels[train_rows])
+            if list(held_in.classes_) == list(self.classes_):
+                validation = [texts[i] for i in val_rows]
+                network = torch.softmax(self._outputs(validation), dim=1).numpy()
+                truth = np.searchsorted(self.classes_, labels[val_rows])
+                self.ensemble_weight_ = best_mix(network, held_in.predict_proba(validation), truth)
+        self.nbsvm_ = NBSVMClassifier().fit(texts, labels)
+        if self.verbose:
+            print(f"ensemble: {self.ensemble_weight_:.2f} x the network + {1 - self.ensemble_weight_:.2f} x NBSVM "
+                  "(the mix chosen on the validation rows)", file=sys.stderr)
 
     def _fitted_state(self) -> dict[str, Any]:
-        return {**super()._fitted_state(), "classes": self.classes_.tolist()}
+        state = {**super()._fitted_state(), "classes": self.classes_.tolist()}
+        if getattr(self, "nbsvm_", None) is not None:
+            state["ensemble"] = {"weight": self.ensemble_weight_, "nbsvm": self.nbsvm_.to_state()[0]}
+        return state
+
+    def _extra_tensors(self) -> dict[str, torch.Tensor]:
+        if getattr(self, "nbsvm_", None) is None:
+            return {}
+        return {f"nbsvm.{name}": torch.from_numpy(array) for name, array in self.nbsvm_.to_state()[1].items()}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         super()._restore_fitted(state)
         self.classes_ = np.asarray(state["classes"])
+        self.nbsvm_, self.ensemble_weight_ = None, 1.0
+        self._ensemble_state = state.get("ensemble")
+
+    def _restore_extra(self, tensors: dict[str, torch.Tensor]) -> None:
+        ensemble, self._ensemble_state = self._ensemble_state, None
+        if ensemble is None:
+            return
+        from .nbsvm import NBSVMClassifier
+        weight = float(ensemble["weight"])
+        if not 0 <= weight <= 1:
+            raise ValueError("the ensemble weight must be in [0, 1]")
+        arrays = {name[len("nbsvm."):]: tensor.numpy() for name, tensor in tensors.items() if name.startswith("nbsvm.")}
+        self.nbsvm_ = NBSVMClassifier.from_state(ensemble["nbsvm"], arrays)
+        if list(self.nbsvm_.classes_) != self.classes_.tolist():
+            raise ValueError("the NBSVM's classes differ from the network's")
+        self.ensemble_weight_ = weight
+
+
+def best_mix(first: np.ndarray, second: np.ndarray, truth: np.ndarray) -> float:
+    """The weight w in 0, 0.05, ..., 1 for which w * first + (1 - w) * second (class probabilities,
+    (N, C)) classifies best (ties: the lower log-loss), from truth (N,) class indices."""
+    def score(w: float) -> tuple[float, float]:
+        mixed = w * first + (1 - w) * second
+        accuracy = float(np.mean(mixed.argmax(axis=1) == truth))
+        return accuracy, float(np.mean(np.log(mixed[np.arange(len(truth)), truth] + 1e-12)))  # log-likelihood
+    return max(np.linspace(0, 1, 21), key=score)
 
 
 class RNNRegressor(RegressorMixin, _TextEstimator):
