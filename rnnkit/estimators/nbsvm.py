@@ -25,6 +25,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
+MAX_NGRAM = 10  # longest n-gram a saved model may ask for
+
 
 class NBSVMClassifier(ClassifierMixin, BaseEstimator):
     """Strings in, labels out. ngram_range=(1, 2) is NBSVM-bi; C, alpha and beta are the paper's."""
@@ -104,9 +106,18 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def from_state(cls, settings: dict, arrays: dict[str, np.ndarray]) -> "NBSVMClassifier":
         """The model `to_state` described; ValueError when the parts do not fit together."""
-        model = cls(tuple(settings["ngram_range"]), settings["C"], settings["alpha"], settings["beta"],
-                    settings["lowercase"])
+        low, high = settings["ngram_range"]
+        if not all(type(n) is int for n in (low, high)) or not 1 <= low <= high <= MAX_NGRAM:
+            raise ValueError(f"the NBSVM's ngram_range must be two whole numbers 1 <= low <= high <= {MAX_NGRAM}")
+        numbers = [settings[k] for k in ("C", "alpha", "beta")]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in numbers):
+            raise ValueError("the NBSVM's C, alpha and beta must be finite numbers")
+        if not isinstance(settings["lowercase"], bool):
+            raise ValueError("the NBSVM's lowercase must be true or false")
+        model = cls((low, high), *numbers, settings["lowercase"])
         ngrams, classes = settings["ngrams"], settings["classes"]
+        if not isinstance(classes, list) or len(classes) < 2:
+            raise ValueError("the NBSVM needs a list of at least two classes")
         if not isinstance(ngrams, list) or not all(isinstance(g, str) for g in ngrams) or len(set(ngrams)) != len(ngrams):
             raise ValueError("the NBSVM's n-grams must be distinct strings")
         coef = np.asarray(arrays["coef"], dtype=np.float64)

@@ -3,7 +3,7 @@
 Transfer (`RNNClassifier(pretrained="runs/lm")`, after ULMFiT, Howard & Ruder 2018): the network
 starts from a character language model trained by `rnnkit train` on unlabelled text: its embedding
 rows (for every character the two share) and its whole recurrent stack are copied in, the
-architecture is the language model's, and only the output layer starts from scratch; then all of
+architecture is the language model's (one direction), and only the output layer starts from scratch; then all of
 it is fine-tuned on the labelled examples.
 """
 
@@ -24,6 +24,7 @@ from ..models.classifier import SequencePredictor
 from ..tasks import LabelledSequencesTask
 from .base import RNNEstimator, init_from_config, strings
 from .configs import ClassifierConfig, RegressorConfig
+from .stacking import Stacker
 
 
 class _TextEstimator(RNNEstimator):
@@ -47,7 +48,7 @@ class _TextEstimator(RNNEstimator):
         self.features_ = SeriesFeatures().fit(X) if numeric else None
         if numeric and self.pretrained is not None:
             raise ValueError("pretrained language models read text; numeric sequences cannot start from one")
-        if numeric and getattr(self, "ensemble", None) is not None:
+        if numeric and getattr(self, "ensemble", None) == "nbsvm":
             raise ValueError("ensemble='nbsvm' reads words; numeric sequences cannot use it")
         self.tokenizer_ = None if numeric else \
             Tokenizer(self.level, self.lowercase, self.min_df, self.max_features, self.hash_buckets).fit(X)
@@ -62,7 +63,8 @@ class _TextEstimator(RNNEstimator):
         shape = self._language_model.config if self._language_model is not None else self
         # the network's shape: the language model's when one is given, else ours
         self.architecture_ = {"cell": shape.cell, "hidden_size": shape.hidden_size, "num_layers": shape.num_layers,
-                              "embedding_size": shape.embedding_size}
+                              "embedding_size": shape.embedding_size,
+                              "bidirectional": self.bidirectional and self._language_model is None}
         self._word_vectors = self._pretrained_vectors(numeric)
         return [s[:self.max_tokens_] for s in sequences], targets
 
@@ -87,7 +89,7 @@ class _TextEstimator(RNNEstimator):
         arch = self.architecture_
         return SequencePredictor(len(self.tokenizer_) if self.tokenizer_ else 0, self._num_outputs(), arch["cell"],
                                  arch["hidden_size"], arch["num_layers"], arch["embedding_size"], self.dropout,
-                                 self.pooling, self.bidirectional,
+                                 self.pooling, arch.get("bidirectional", self.bidirectional),
                                  input_features=self.features_.size if self.features_ else None)
 
     def _make_task(self, train, val, device):
@@ -174,7 +176,10 @@ class _TextEstimator(RNNEstimator):
             "cell": self.cell, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
             "embedding_size": self.embedding_size}
         # the same checks (types, sizes, memory) a language model of this shape gets
-        ModelConfig(vocab_size=self.features_.size if numeric else len(self.tokenizer_), **architecture)
+        shape = {k: v for k, v in architecture.items() if k != "bidirectional"}
+        ModelConfig(vocab_size=self.features_.size if numeric else len(self.tokenizer_), **shape)
+        if not isinstance(architecture.get("bidirectional", False), bool):
+            raise ValueError("architecture.bidirectional must be true or false")
         self.architecture_ = architecture
 
 
@@ -195,41 +200,45 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
         return len(self.classes_)
 
     def predict_proba(self, X) -> np.ndarray:
-        network = torch.softmax(self._outputs(X), dim=1).numpy()  # first: it raises NotFittedError before fit
+        network = self.network_proba(X)  # first: it raises NotFittedError before fit
         if getattr(self, "nbsvm_", None) is None:
             return network
-        return self.ensemble_weight_ * network + (1 - self.ensemble_weight_) * self.nbsvm_.predict_proba(X)
+        return self.stacker_(network, self.nbsvm_.predict_proba(X))
+
+    def network_proba(self, X) -> np.ndarray:
+        """The network's own class probabilities (N, C), without the ensemble's NBSVM."""
+        return torch.softmax(self._outputs(X), dim=1).numpy()
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)  # first: it raises NotFittedError before fit
+        return self.classes_[best]
 
     # ------------------------------------------------------------------ ensemble
     def _after_fit(self, X, y, train_rows, val_rows) -> None:
-        """ensemble="nbsvm": the mix weight is the one that classifies the validation rows best (ties:
-        the lower log-loss) with an NBSVM fitted on the training rows only; then the NBSVM is refitted on
-        every row. Without validation rows the two count equally."""
-        self.nbsvm_, self.ensemble_weight_ = None, 1.0
-        if self.ensemble is None:
+        """ensemble="nbsvm": an NBSVM fitted on the training rows only and the network both predict the
+        validation rows; a stacker (estimators/stacking.py) learns from them how to combine the two;
+        then the NBSVM is refitted on every row. Without validation rows the two count equally."""
+        self.nbsvm_, self.stacker_ = None, None
+        if self.ensemble == "none" or self.features_ is not None:  # auto: none for numeric sequences
             return
         from .nbsvm import NBSVMClassifier
         texts, labels = strings(X), np.asarray(y)
-        self.ensemble_weight_ = 0.5
+        self.stacker_ = Stacker.equal(len(self.classes_))
         if val_rows is not None:
             held_in = NBSVMClassifier().fit([texts[i] for i in train_rows], labels[train_rows])
             if list(held_in.classes_) == list(self.classes_):
                 validation = [texts[i] for i in val_rows]
-                network = torch.softmax(self._outputs(validation), dim=1).numpy()
-                truth = np.searchsorted(self.classes_, labels[val_rows])
-                self.ensemble_weight_ = best_mix(network, held_in.predict_proba(validation), truth)
+                self.stacker_ = Stacker.fit(self.network_proba(validation), held_in.predict_proba(validation),
+                                            np.searchsorted(self.classes_, labels[val_rows]))
         self.nbsvm_ = NBSVMClassifier().fit(texts, labels)
         if self.verbose:
-            print(f"ensemble: {self.ensemble_weight_:.2f} x the network + {1 - self.ensemble_weight_:.2f} x NBSVM "
-                  "(the mix chosen on the validation rows)", file=sys.stderr)
+            print(f"ensemble: the network and an NBSVM, stacked on the validation rows ({self.stacker_.network_share():.0%} "
+                  "of the weight on the network)", file=sys.stderr)
 
     def _fitted_state(self) -> dict[str, Any]:
         state = {**super()._fitted_state(), "classes": self.classes_.tolist()}
         if getattr(self, "nbsvm_", None) is not None:
-            state["ensemble"] = {"weight": self.ensemble_weight_, "nbsvm": self.nbsvm_.to_state()[0]}
+            state["ensemble"] = {"stacker": self.stacker_.to_json(), "nbsvm": self.nbsvm_.to_state()[0]}
         return state
 
     def _extra_tensors(self) -> dict[str, torch.Tensor]:
@@ -240,7 +249,7 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         super()._restore_fitted(state)
         self.classes_ = np.asarray(state["classes"])
-        self.nbsvm_, self.ensemble_weight_ = None, 1.0
+        self.nbsvm_, self.stacker_ = None, None
         self._ensemble_state = state.get("ensemble")
 
     def _restore_extra(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -248,24 +257,12 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
         if ensemble is None:
             return
         from .nbsvm import NBSVMClassifier
-        weight = float(ensemble["weight"])
-        if not 0 <= weight <= 1:
-            raise ValueError("the ensemble weight must be in [0, 1]")
+        stacker = Stacker.from_json(ensemble["stacker"])
         arrays = {name[len("nbsvm."):]: tensor.numpy() for name, tensor in tensors.items() if name.startswith("nbsvm.")}
         self.nbsvm_ = NBSVMClassifier.from_state(ensemble["nbsvm"], arrays)
-        if list(self.nbsvm_.classes_) != self.classes_.tolist():
-            raise ValueError("the NBSVM's classes differ from the network's")
-        self.ensemble_weight_ = weight
-
-
-def best_mix(first: np.ndarray, second: np.ndarray, truth: np.ndarray) -> float:
-    """The weight w in 0, 0.05, ..., 1 for which w * first + (1 - w) * second (class probabilities,
-    (N, C)) classifies best (ties: the lower log-loss), from truth (N,) class indices."""
-    def score(w: float) -> tuple[float, float]:
-        mixed = w * first + (1 - w) * second
-        accuracy = float(np.mean(mixed.argmax(axis=1) == truth))
-        return accuracy, float(np.mean(np.log(mixed[np.arange(len(truth)), truth] + 1e-12)))  # log-likelihood
-    return max(np.linspace(0, 1, 21), key=score)
+        if list(self.nbsvm_.classes_) != self.classes_.tolist() or len(stacker.bias) != len(self.classes_):
+            raise ValueError("the ensemble's classes differ from the network's")
+        self.stacker_ = stacker
 
 
 class RNNRegressor(RegressorMixin, _TextEstimator):
