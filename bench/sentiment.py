@@ -75,6 +75,48 @@ def spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
 
+def compare(X_train: list[str], y_train: list[str], X_test: list[str], y_test: np.ndarray, seeds: list[int]) -> list[dict]:
+    """Both baselines, then rnnkit's defaults and the GloVe recipe over the seeds: one row per model."""
+    rows: list[dict] = []
+
+    def baseline(name: str, model) -> None:
+        started = time.perf_counter()
+        model.fit(X_train, y_train)
+        accuracy = float(np.mean(model.predict(X_test) == y_test))
+        rows.append({"model": name, "accuracy": [accuracy], "fit_seconds": round(time.perf_counter() - started, 1)})
+        print(f"{name}: {accuracy:.4f}", flush=True)
+
+    def rnnkit_runs(name: str, **settings) -> None:
+        network, ensemble, seconds, shares = [], [], [], []
+        for seed in seeds:
+            started = time.perf_counter()
+            model = RNNClassifier(random_state=seed, **settings).fit(X_train, y_train)
+            seconds.append(time.perf_counter() - started)
+            network.append(float(np.mean(model.classes_[model.network_proba(X_test).argmax(axis=1)] == y_test)))
+            ensemble.append(float(np.mean(model.predict(X_test) == y_test)))
+            shares.append(round(model.stacker_.network_share(), 3))
+            print(f"{name}, seed {seed}: network {network[-1]:.4f}, stacked with NBSVM {ensemble[-1]:.4f} "
+                  f"({shares[-1]:.0%} of the weight on the network), {seconds[-1]:.0f} s", flush=True)
+        fit = round(statistics.mean(seconds), 1)
+        rows.append({"model": f"{name}: the network alone", "accuracy": network, "fit_seconds": fit})
+        rows.append({"model": f"{name}: network + NBSVM (the default)", "accuracy": ensemble, "fit_seconds": fit,
+                     "network_share": shares})
+
+    baseline("TF-IDF (words + bigrams, min_df 2) + logistic regression (C = 4)",
+             make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                           LogisticRegression(C=4, max_iter=2000)))
+    baseline("NBSVM-bi (Wang & Manning 2012: C = 1, beta = 0.25, alpha = 1)", NBSVMClassifier())
+    rnnkit_runs("`rnnkit classify train` defaults (words learned from scratch)")
+    rnnkit_runs("`--embeddings glove-50d` (GloVe 6B 50d, fine-tuned)", embeddings="glove-50d")
+    return rows
+
+
+def table(rows: list[dict], seeds: list[int]) -> str:
+    lines = ["| model | test accuracy: mean ± sd (min-max) over seeds " + ", ".join(map(str, seeds)) +
+             " | fit seconds |", "|---|---|---|"]
+    return "\n".join(lines + [f"| {r['model']} | {spread(r['accuracy'])} | {r['fit_seconds']:g} |" for r in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -86,45 +128,12 @@ def main() -> None:
     X_train, y_train, X_test, y_test = split()
     majority = max(np.mean(y_test == "fresh"), np.mean(y_test == "rotten"))
     print(f"{len(X_train):,} training and {len(X_test):,} test snippets; majority class {majority:.4f}", flush=True)
-    rows: list[dict] = []
-
-    def baseline(name: str, model) -> None:
-        started = time.perf_counter()
-        model.fit(X_train, y_train)
-        accuracy = float(np.mean(model.predict(X_test) == y_test))
-        rows.append({"model": name, "accuracy": [accuracy], "fit_seconds": round(time.perf_counter() - started, 1)})
-        print(f"{name}: {accuracy:.4f}", flush=True)
-
-    def rnnkit_runs(name: str, **settings) -> None:
-        network, ensemble, seconds, weights = [], [], [], []
-        for seed in args.seeds:
-            started = time.perf_counter()
-            model = RNNClassifier(random_state=seed, **settings).fit(X_train, y_train)
-            seconds.append(time.perf_counter() - started)
-            network.append(float(np.mean(model.classes_[model.network_proba(X_test).argmax(axis=1)] == y_test)))
-            ensemble.append(float(np.mean(model.predict(X_test) == y_test)))
-            weights.append(float(model.ensemble_weight_))
-            print(f"{name}, seed {seed}: network {network[-1]:.4f}, with NBSVM {ensemble[-1]:.4f} "
-                  f"(network weight {weights[-1]:.2f}), {seconds[-1]:.0f} s", flush=True)
-        fit = round(statistics.mean(seconds), 1)
-        rows.append({"model": f"{name}: the network alone", "accuracy": network, "fit_seconds": fit})
-        rows.append({"model": f"{name}: network + NBSVM (default)", "accuracy": ensemble, "fit_seconds": fit,
-                     "network_weights": weights})
-
-    baseline("TF-IDF (words + bigrams, min_df 2) + logistic regression (C = 4)",
-             make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                           LogisticRegression(C=4, max_iter=2000)))
-    baseline("NBSVM-bi (Wang & Manning 2012: C = 1, beta = 0.25, alpha = 1)", NBSVMClassifier())
-    rnnkit_runs("`rnnkit classify train` defaults (words learned from scratch)")
-    rnnkit_runs("`--embeddings glove-50d` (GloVe 6B 50d, fine-tuned)", embeddings="glove-50d")
+    rows = compare(X_train, y_train, X_test, y_test, args.seeds)
     if args.transfer:
         transfer(args, X_train, y_train, X_test, y_test, rows)
-    table = ["| model | test accuracy (mean ± sd (min-max) over seeds " + ", ".join(map(str, args.seeds)) +
-             ") | fit seconds |", "|---|---|---|"]
-    table += [f"| {r['model']} | {spread(r['accuracy'])} | {r['fit_seconds']:g} |" for r in rows]
     results = {"train": len(X_train), "test": len(X_test), "seeds": args.seeds, "majority": round(float(majority), 4),
                "results": rows}
-    publish("sentiment", results, "\n".join(table), ROOT / "docs" / "tasks.md", write=not args.no_write)
+    publish("sentiment", results, table(rows, args.seeds), ROOT / "docs" / "tasks.md", write=not args.no_write)
 
 
 def transfer(args, X_train, y_train, X_test, y_test, rows: list[dict]) -> None:
