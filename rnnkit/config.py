@@ -24,13 +24,14 @@ DEVICES = ("auto", "cpu", "cuda")
 AUTOCAST = ("off", "bf16", "fp16")
 POOLINGS = ("last", "mean", "max")
 LEVELS = ("char", "word")
+ENSEMBLES = ("auto", "nbsvm", "none")  # what a classifier combines with its network
 TOKENS = ("char", "bytes", "word", "bpe")
 # The allowed values of every field that has a fixed set, by field name: validation and the
 # command line's `choices` both read this.
 CHOICES: dict[str, tuple[str, ...]] = {
     "cell": CELLS, "init": INIT_SCHEMES, "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
     "clip_mode": CLIP_MODES, "device": DEVICES, "autocast": AUTOCAST, "pooling": POOLINGS,
-    "level": LEVELS, "source_level": LEVELS, "target_level": LEVELS, "tokens": TOKENS,
+    "level": LEVELS, "source_level": LEVELS, "target_level": LEVELS, "tokens": TOKENS, "ensemble": ENSEMBLES,
 }
 MAX_SEED = 2**63 - 1
 

