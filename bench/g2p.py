@@ -10,14 +10,13 @@ not exactly right. Phoneme error rate: edit distance / reference phonemes, summe
 
     .venv/bin/python bench/g2p.py [--epochs 4] [--hidden-size 192] [--beam-size 1]
 
-Prints the result and writes bench/g2p.json.
+Prints the result and stores it as "g2p" in bench/results.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import re
 import sys
 import time
@@ -28,7 +27,9 @@ import torch
 
 from rnnkit.estimators import Seq2Seq
 
-RESULTS = Path(__file__).resolve().parent / "g2p.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store import record  # noqa: E402
+
 WORD = re.compile(r"^[a-z']+$")
 
 
@@ -112,7 +113,7 @@ def main() -> None:
               "word_error_rate_without_stress": wer_plain, "phoneme_error_rate_without_stress": per_plain,
               "fit_seconds": round(fit_s), "predict_seconds": round(predict_s),
               "examples": [{"word": w, "reference": entries[w], "predicted": p} for w, p in zip(test[:8], predicted[:8])]}
-    RESULTS.write_text(json.dumps(result, indent=1))
+    record("g2p", result)
     print(f"| held-out words | WER | PER | WER, stress ignored | PER, stress ignored | epochs | fit s |\n"
           f"|---|---|---|---|---|---|---|\n"
           f"| {len(test):,} | {wer:.3f} | {per:.3f} | {wer_plain:.3f} | {per_plain:.3f} | {args.epochs:g} | {fit_s:.0f} |")

@@ -16,11 +16,16 @@ def publish(key: str, results: dict, table: str, doc: Path, write: bool = True, 
         print(table)
     if not write:
         return
-    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    stored[key] = results
-    RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+    record(key, results)
     if doc.exists():
         text = doc.read_text()
         start, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
         if start in text and end in text:
             doc.write_text(text[:text.index(start) + len(start)] + "\n" + table + "\n" + text[text.index(end):])
+
+
+def record(key: str, results: dict) -> None:
+    """Store one benchmark's numbers under `key` in results.json (its table lives in a doc by hand)."""
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    stored[key] = results
+    RESULTS.write_text(json.dumps(stored, indent=1) + "\n")

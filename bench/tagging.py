@@ -5,14 +5,14 @@ baseline (unseen tokens get the most frequent tag overall).
 
     .venv/bin/python bench/tagging.py [--train-tokens 300000] [--epochs 4]
 
-Prints a markdown table and writes bench/tagging.json.
+Prints a markdown table and stores the numbers as "tagging" in bench/results.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
+import sys
 import sysconfig
 import time
 import token as token_types
@@ -23,6 +23,9 @@ from pathlib import Path
 import torch
 
 from rnnkit.estimators import RNNTagger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store import record  # noqa: E402
 
 CHUNK = 64  # tokens per training sequence
 
@@ -100,10 +103,9 @@ def main() -> None:
     print("| model | per-token accuracy | on unseen tokens | fit seconds |\n|---|---|---|---|")
     print(f"| most frequent tag per token | {baseline:.4f} | {unseen_baseline:.4f} | 0 |")
     print(f"| RNNTagger: BiLSTM 128, embedding 64, {args.epochs:g} epochs | {accuracy:.4f} | {unseen_rnn:.4f} | {seconds:.0f} |")
-    Path(__file__).with_name("tagging.json").write_text(json.dumps(
-        {"train_tokens": n_train, "test_tokens": n_test, "unseen_tokens": len(unseen), "baseline": baseline,
-         "baseline_unseen": unseen_baseline, "rnn": accuracy, "rnn_unseen": unseen_rnn, "fit_seconds": seconds},
-        indent=1) + "\n")
+    record("tagging", {"train_tokens": n_train, "test_tokens": n_test, "unseen_tokens": len(unseen),
+                       "baseline": baseline, "baseline_unseen": unseen_baseline, "rnn": accuracy,
+                       "rnn_unseen": unseen_rnn, "fit_seconds": seconds})
 
 
 if __name__ == "__main__":
