@@ -37,23 +37,34 @@ def fitted():
     return RNNClassifier(**SMALL).fit(X, y)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-@pytest.mark.parametrize("steps", [False, True])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "irnn"])
+@pytest.mark.parametrize("path", ["packed", "padded", "steps"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_never_changes_a_result(cell, steps, bidirectional):
+def test_padding_never_changes_a_result(cell, path, bidirectional):
+    """The fused kernel on a packed batch, on the padded batch (outputs only), and the step path."""
     torch.manual_seed(0)
     rec = Recurrent(cell, 3, 5, num_layers=2, bidirectional=bidirectional).double()
     lengths = torch.tensor([4, 7, 1])
     x = torch.randn(3, 7, 3, dtype=torch.double)
-    run = (lambda x, n=None: rec.forward_steps(x, rec.init_state(x.shape[0], dtype=x.dtype), n)) if steps else \
-        (lambda x, n=None: rec(x, lengths=n))
+    run = {"steps": lambda x, n=None: rec.forward_steps(x, rec.init_state(x.shape[0], dtype=x.dtype), n),
+           "packed": lambda x, n=None: rec(x, lengths=n),
+           "padded": lambda x, n=None: rec(x, lengths=n, final_state=False)}[path]
     out, state = run(x, lengths)
+    assert (state is None) == (path == "padded")
     for b, n in enumerate(lengths.tolist()):
         alone, alone_state = run(x[b:b + 1, :n])
         assert torch.allclose(out[b, :n], alone[0], atol=1e-12)
         assert torch.all(out[b, n:] == 0)
-        for s, a in zip(state, alone_state):
+        for s, a in zip(state or (), alone_state):
             assert torch.allclose(s[:, b], a[:, 0], atol=1e-12)
+    if path == "padded":  # the same outputs as the packed kernel, gradients included
+        x.requires_grad_(True)
+        padded = rec(x, lengths=lengths, final_state=False)[0]
+        grad_padded = torch.autograd.grad(padded.square().sum(), x)[0]
+        packed = rec(x, lengths=lengths)[0]
+        grad_packed = torch.autograd.grad(packed.square().sum(), x)[0]
+        torch.testing.assert_close(padded, packed, rtol=0, atol=1e-12)
+        torch.testing.assert_close(grad_padded, grad_packed, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])

@@ -47,12 +47,13 @@ class SequencePredictor(_TokenRecurrentHead):
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T), (B,) -> one (B, H * directions) summary per sequence, by the chosen pooling."""
-        out, state = self.recurrent(self.embed(tokens), lengths=lengths)  # (B, T, H*), zeros past each end
+        out, _ = self.recurrent(self.embed(tokens), lengths=lengths, final_state=False)  # (B, T, H*), 0 past ends
         if self.pooling == "last":
-            # The top layer's final h in each direction: after the last real token reading forwards,
-            # after the first token reading backwards.
-            top = state[0][-self.recurrent.directions:]  # (directions, B, H)
-            return top.transpose(0, 1).reshape(top.shape[1], -1)
+            # The top layer's final h in each direction: its output at the last real token reading
+            # forwards, at the first token reading backwards.
+            H = self.recurrent.hidden_size
+            last = out[torch.arange(out.shape[0], device=out.device), lengths.to(out.device) - 1]  # (B, H*)
+            return torch.cat([last[:, :H], out[:, 0, H:]], dim=1)
         if self.pooling == "mean":
             return out.sum(dim=1) / lengths.to(out.device, out.dtype)[:, None]
         real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
@@ -73,5 +74,5 @@ class SequenceTagger(_TokenRecurrentHead):
                          bidirectional, init, forget_bias)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        out, _ = self.recurrent(self.embed(tokens), lengths=lengths)  # (B, T, H * directions)
+        out, _ = self.recurrent(self.embed(tokens), lengths=lengths, final_state=False)  # (B, T, H * directions)
         return self.head(self.dropout(out))  # (B, T, C)
