@@ -113,11 +113,8 @@ class Recurrent(nn.Module):
         The final states are not exact (the kernel runs on through the padding): hence outputs only."""
         kernel = self._fused[0]
         op = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}[kernel.mode]
-        T = x.shape[1]
-        t = torch.arange(T, device=x.device)[None, :]
-        n = lengths.to(x.device)[:, None]
-        real = t < n  # (B, T)
-        flip = torch.where(real, n - 1 - t, t)  # (B, T): within-length reversal, its own inverse
+        real = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]  # (B, T)
+        flip = _within_length_flip(lengths, x.shape[1], x.device)
         layer_input = x
         for k in range(self.num_layers):
             if k > 0 and self.dropout > 0:
@@ -166,11 +163,7 @@ class Recurrent(nn.Module):
         # (T, B, 1): which sequences still have a real step at time t
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         if self.bidirectional:
-            # flip[b, t]: where sequence b's step t comes from when read backwards within its own
-            # length (padding stays in place); applying it twice gives the identity.
-            t = torch.arange(T, device=x.device)[None, :]
-            n = lengths.to(x.device)[:, None]
-            flip = torch.where(t < n, n - 1 - t, t)  # (B, T)
+            flip = _within_length_flip(lengths, T, x.device)
         layer_input = x
         final: list[State] = []
         for k in range(self.num_layers):
@@ -254,6 +247,14 @@ def _zoneout(new: torch.Tensor, old: torch.Tensor, p: float, training: bool) -> 
         return torch.lerp(new, old, p)
     keep = torch.rand_like(new) < p
     return torch.where(keep, old, new)
+
+
+def _within_length_flip(lengths: torch.Tensor, T: int, device: torch.device) -> torch.Tensor:
+    """flip (B, T): flip[b, t] is where sequence b's step t comes from when read backwards within its
+    own length (padding stays in place); applying it twice gives the identity."""
+    t = torch.arange(T, device=device)[None, :]
+    n = lengths.to(device)[:, None]
+    return torch.where(t < n, n - 1 - t, t)
 
 
 def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

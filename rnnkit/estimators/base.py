@@ -96,8 +96,8 @@ class RNNEstimator(BaseEstimator):
         """Arrays fitted beside the network, saved with its weights (names get the prefix `extra.`)."""
         return {}
 
-    def _restore_extra(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Hook: the arrays `_extra_tensors` saved, after `_restore_fitted`."""
+    def _restore_extra(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        """Hook, after `_restore_fitted`: the fitted state again and the arrays `_extra_tensors` saved."""
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -179,8 +179,8 @@ class RNNEstimator(BaseEstimator):
         weights = checkpoint.load_tensors(directory, meta, "model")
         try:
             estimator._restore_fitted(meta["fitted"])
-            estimator._restore_extra({name[len(EXTRA):]: weights.pop(name) for name in list(weights)
-                                      if name.startswith(EXTRA)})
+            estimator._restore_extra(meta["fitted"], {name[len(EXTRA):]: weights.pop(name) for name in list(weights)
+                                                      if name.startswith(EXTRA)})
             estimator.model_ = estimator._build_model()
             estimator.model_.load_state_dict(weights)
         except UsageError:

@@ -48,7 +48,7 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("y needs at least two classes")
         # one binary model for two classes (class 1 against 0), one per class otherwise
         positives = [targets == 1] if len(self.classes_) == 2 else [targets == c for c in range(len(self.classes_))]
-        self.ratios_, self.weights_, self.biases_ = [], [], []
+        coefficients, intercepts = [], []
         for is_c in positives:
             p = self.alpha + np.asarray(features[is_c].sum(axis=0)).ravel()
             q = self.alpha + np.asarray(features[~is_c].sum(axis=0)).ravel()
@@ -56,24 +56,24 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
             svm = LinearSVC(C=self.C, loss="squared_hinge", max_iter=10_000).fit(
                 features @ sparse.diags(r), is_c.astype(int))
             w = svm.coef_.ravel()
-            self.ratios_.append(r)
-            self.weights_.append((1 - self.beta) * np.abs(w).mean() + self.beta * w)
-            self.biases_.append(float(svm.intercept_[0]))
-        self.scale_, self.offset_ = [], []
-        for margin, is_c in zip(self._margins(features).T, positives):  # Platt scaling, one curve per model
+            interpolated = (1 - self.beta) * np.abs(w).mean() + self.beta * w
+            coefficients.append(r * interpolated)  # on the binarised features directly
+            intercepts.append(float(svm.intercept_[0]))
+        self.coef_, self.intercept_ = np.stack(coefficients), np.asarray(intercepts)  # (models, V), (models,)
+        self.scale_, self.offset_ = np.zeros(len(positives)), np.zeros(len(positives))
+        for k, (margin, is_c) in enumerate(zip(self._margins(features).T, positives)):  # Platt scaling per model
             curve = LogisticRegression().fit(margin[:, None], is_c.astype(int))
-            self.scale_.append(float(curve.coef_[0, 0]))
-            self.offset_.append(float(curve.intercept_[0]))
+            self.scale_[k], self.offset_[k] = curve.coef_[0, 0], curve.intercept_[0]
         return self
 
     def _margins(self, features) -> np.ndarray:
         """(N, V) binarised features -> (N, models) interpolated margins."""
-        return np.stack([features @ (r * w) + b for r, w, b in zip(self.ratios_, self.weights_, self.biases_)], axis=1)
+        return np.asarray(features @ self.coef_.T) + self.intercept_
 
     def _log_odds(self, X) -> np.ndarray:
-        check_is_fitted(self, "weights_")
+        check_is_fitted(self, "coef_")
         margins = self._margins(self.vectorizer_.transform(list(X)).astype(np.float64))
-        return margins * np.asarray(self.scale_) + np.asarray(self.offset_)  # (N, models)
+        return margins * self.scale_ + self.offset_  # (N, models)
 
     def decision_function(self, X) -> np.ndarray:
         log_odds = self._log_odds(X)
@@ -93,14 +93,12 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ saved beside a network
     def to_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """(JSON-able settings and n-grams, arrays): everything predicting needs, no pickle."""
-        check_is_fitted(self, "weights_")
+        check_is_fitted(self, "coef_")
         ngrams = sorted(self.vectorizer_.vocabulary_, key=self.vectorizer_.vocabulary_.get)
         settings = {"ngram_range": list(self.ngram_range), "C": self.C, "alpha": self.alpha, "beta": self.beta,
                     "lowercase": self.lowercase, "ngrams": ngrams, "classes": self.classes_.tolist()}
-        arrays = {"coef": np.stack([r * w for r, w in zip(self.ratios_, self.weights_)]).astype(np.float32),
-                  "bias": np.asarray(self.biases_, dtype=np.float32),
-                  "scale": np.asarray(self.scale_, dtype=np.float32),
-                  "offset": np.asarray(self.offset_, dtype=np.float32)}
+        arrays = {"coef": self.coef_, "bias": self.intercept_, "scale": self.scale_, "offset": self.offset_}
+        arrays = {name: array.astype(np.float32) for name, array in arrays.items()}
         return settings, arrays
 
     @classmethod
@@ -126,7 +124,7 @@ class NBSVMClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("the NBSVM's arrays do not match its n-grams and classes")
         model.vectorizer_ = model._vectorizer({g: i for i, g in enumerate(ngrams)})
         model.classes_ = np.asarray(classes)
-        model.ratios_, model.weights_ = [np.ones(len(ngrams))] * models, list(coef)
-        model.biases_, model.scale_, model.offset_ = (list(np.asarray(arrays[k], dtype=np.float64))
-                                                      for k in ("bias", "scale", "offset"))
+        model.coef_ = coef
+        model.intercept_, model.scale_, model.offset_ = (np.asarray(arrays[k], dtype=np.float64)
+                                                         for k in ("bias", "scale", "offset"))
         return model

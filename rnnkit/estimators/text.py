@@ -48,7 +48,7 @@ class _TextEstimator(RNNEstimator):
         self.features_ = SeriesFeatures().fit(X) if numeric else None
         if numeric and self.pretrained is not None:
             raise ValueError("pretrained language models read text; numeric sequences cannot start from one")
-        if numeric and getattr(self, "ensemble", None) == "nbsvm":
+        if numeric and self.ensemble == "nbsvm":
             raise ValueError("ensemble='nbsvm' reads words; numeric sequences cannot use it")
         self.tokenizer_ = None if numeric else \
             Tokenizer(self.level, self.lowercase, self.min_df, self.max_features, self.hash_buckets).fit(X)
@@ -82,8 +82,9 @@ class _TextEstimator(RNNEstimator):
             print(f"embeddings {self.embeddings}: {self.embeddings_found_:,} of {len(words):,} words found; "
                   f"{self.embeddings_missing_:,} start at random", file=sys.stderr)
         self.architecture_["embedding_size"] = rows.shape[1]
-        unknown = torch.from_numpy(rows).std() * torch.randn(1, rows.shape[1])  # the unknown token's row
-        return torch.cat([torch.zeros(1, rows.shape[1]), unknown, torch.from_numpy(rows)])  # (V, D)
+        rows = torch.from_numpy(rows)
+        unknown = rows.std() * torch.randn(1, rows.shape[1])  # the unknown token's row
+        return torch.cat([torch.zeros(1, rows.shape[1]), unknown, rows])  # (V, D)
 
     def _build_model(self) -> torch.nn.Module:
         arch = self.architecture_
@@ -250,10 +251,9 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
         super()._restore_fitted(state)
         self.classes_ = np.asarray(state["classes"])
         self.nbsvm_, self.stacker_ = None, None
-        self._ensemble_state = state.get("ensemble")
 
-    def _restore_extra(self, tensors: dict[str, torch.Tensor]) -> None:
-        ensemble, self._ensemble_state = self._ensemble_state, None
+    def _restore_extra(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        ensemble = state.get("ensemble")
         if ensemble is None:
             return
         from .nbsvm import NBSVMClassifier
