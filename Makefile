@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TIME ?= 150
 
-.PHONY: demo test test-slow bench sweep venv browser clean
+.PHONY: demo test test-slow bench sweep venv browser abcmidi clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,18 @@ $(CHROMIUM):
 	  echo "note: could not install chromium; the browser test will be skipped" >&2; \
 	else echo "note: chromium is not installed (needs root and apt-get); the browser test will be skipped" >&2; fi
 
+# Debian's abc2midi, an ABC reader independent of music21, for the tune checks of bench/music.py
+# (installed like chromium; without it that column reads n/a).
+ABC2MIDI := /usr/bin/abc2midi
+abcmidi: $(ABC2MIDI)
+$(ABC2MIDI):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends abcmidi >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends abcmidi >/dev/null 2>&1; } || \
+	  echo "note: could not install abcmidi; the abc2midi check will read n/a" >&2; \
+	else echo "note: abc2midi is not installed (needs root and apt-get); the abc2midi check will read n/a" >&2; fi
+
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
@@ -50,7 +62,8 @@ test-slow: $(STAMP)
 # mode and word/BPE tokens against characters (docs/language-models.md), the minGRU/minLSTM scan, the task
 # results (sentiment and a second text set, tagging, grapheme-to-phoneme) and the numeric-series results of
 # docs/time-series.md (forecasting against ETS/ARIMA, time-series classification against 1-NN DTW)
-# and docs/anomaly.md (the Numenta Anomaly Benchmark and labelled series, against the baselines).
+# and docs/anomaly.md (the Numenta Anomaly Benchmark and labelled series, against the baselines), and
+# docs/music.md (1,000 sampled folk tunes checked beside the real ones).
 # bench/report.py writes the tables into docs/performance.md. `make sweep` reruns the settings sweep
 # behind the defaults (about 40 min).
 QUICK ?=
@@ -78,6 +91,8 @@ else
 	$(BIN)/pip install --quiet stumpy==1.14.1 numba==0.68.1  # the matrix-profile baseline
 	$(BIN)/python bench/nab.py --check
 	$(BIN)/python bench/anomaly.py
+	$(MAKE) abcmidi
+	$(BIN)/python bench/music.py --time 600
 endif
 	$(BIN)/python bench/report.py
 

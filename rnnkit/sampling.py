@@ -132,13 +132,16 @@ def until_end(tokens: list[int], end: int | None) -> list[int]:
 @torch.no_grad()
 def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: SamplingConfig,
                     on_tokens: Callable[[torch.Tensor], None] | None = None,
-                    device: torch.device | str = "cpu", stop: int | None = None) -> torch.Tensor:
+                    device: torch.device | str = "cpu", stop: int | None = None,
+                    allowed: Callable[[int], torch.Tensor | None] | None = None) -> torch.Tensor:
     """Generate up to `config.length` tokens for each of `config.num_samples` samples.
 
     prime: token ids to condition on (may be empty; then `start` seeds the state and is not
     part of the output). on_tokens receives each step's (N,) tokens as they are drawn.
     stop: a token (the end of a document) after which a sample is complete; generation ends early
     once every sample has drawn it (rows that finished first hold arbitrary tokens after it).
+    allowed: step t -> a (V,) bool mask of the tokens that may be drawn there, or None for any
+    (a grammar the output must follow, such as a tune's header fields in their order).
     Returns (N, length or fewer) token ids.
     """
     model.eval()
@@ -151,6 +154,9 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
     out = torch.empty(N, config.length, dtype=torch.long, device=device)
     finished = torch.zeros(N, dtype=torch.bool, device=device)
     for t in range(config.length):
+        mask = allowed(t) if allowed is not None else None
+        if mask is not None:
+            logits = logits.masked_fill(~mask, float("-inf"))
         token = next_token(logits, config, generator)
         out[:, t] = token
         if on_tokens is not None:

@@ -150,7 +150,7 @@ def check_language_model(meta: dict, run_dir: Any, resumable: bool = False) -> N
     task = meta.get("task", "language_model")
     if task != "language_model":
         raise UsageError(f"{run_dir} holds a {task!r} model, not a language model; use the command that "
-                         "trained it (rnnkit classify | tag | seq2seq predict)")
+                         "trained it (rnnkit classify | tag | seq2seq predict, rnnkit music)")
     validate(meta, {**LANGUAGE_MODEL, **RESUMABLE} if resumable else LANGUAGE_MODEL, "rnnkit.json", what)
     corpus = meta["corpus"]
     for name, (start, end) in corpus["splits"].items():

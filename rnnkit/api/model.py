@@ -219,12 +219,20 @@ def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") 
     if which not in ("best", "last"):
         raise UsageError(f"which must be 'best' or 'last' (got {which!r})")
     check_language_model(meta, run_dir)
-    role = "best" if which == "best" and "best" in meta["files"] else "model"
-    model_config = from_dict(ModelConfig, meta["model_config"], f"checkpoint {run_dir}")
     vocab = read_vocabulary(meta["vocab"], f"checkpoint {run_dir}")
-    if model_config.vocab_size != len(vocab):
+    module, dev = language_model_of(run_dir, meta, len(vocab), which, device)
+    return Model(module, vocab, meta, run_dir, dev)
+
+
+def language_model_of(run_dir: Path, meta: dict[str, Any], vocab_size: int, which: str,
+                      device: str) -> tuple[LanguageModel, torch.device]:
+    """The LanguageModel a checked run description names, with its best (or last) weights, in
+    evaluation mode on `device`; a UsageError when config, vocabulary and weights disagree."""
+    model_config = from_dict(ModelConfig, meta["model_config"], f"checkpoint {run_dir}")
+    if model_config.vocab_size != vocab_size:
         raise UsageError(f"checkpoint {run_dir} is corrupted: its model has {model_config.vocab_size} symbols "
-                         f"but its vocabulary {len(vocab)}")
+                         f"but its vocabulary {vocab_size}")
+    role = "best" if which == "best" and "best" in meta["files"] else "model"
     dev = resolve_device(device)
     module = LanguageModel(model_config)
     try:
@@ -232,5 +240,4 @@ def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") 
     except RuntimeError as e:
         raise UsageError(f"checkpoint {run_dir} is corrupted: its weights do not fit its model config "
                          f"({str(e).splitlines()[0]})") from None
-    module.to(dev).eval()
-    return Model(module, vocab, meta, run_dir, dev)
+    return module.to(dev).eval(), dev

@@ -95,7 +95,7 @@ def prepare_corpus(source: list[Path], val_file, out, raw_bytes: bool, train_con
     splits = _splits(num_tokens, val_tokens, train_config)
     check_sizes(source_name(source), splits, train_config, world.size)
 
-    _write_tokens(run_dir, lambda path: encode_tokens(sources, vocab, path, separated=len(source)))
+    write_tokens(run_dir, lambda path: encode_tokens(sources, vocab, path, separated=len(source)))
     return str(run_dir), vocab.to_json(), _describe(source, sha, size, val_info, num_tokens + val_tokens, splits,
                                                     say, default_budget)
 
@@ -110,7 +110,7 @@ def _describe(source: list[Path], sha: str, size: int, val_info: dict, num_token
             "num_tokens": num_tokens, "tokens_file": TOKENS_FILE, "splits": splits, **extra}
 
 
-def _write_tokens(run_dir: Path, encode: Callable[[Path], Any]) -> Any:
+def write_tokens(run_dir: Path, encode: Callable[[Path], Any]) -> Any:
     """Run `encode(token file path)` inside the run's data folder, marked as rnnkit's; on any
     failure leave nothing half-made behind, removing only what this run made."""
     data = (run_dir / TOKENS_FILE).parent
@@ -148,7 +148,7 @@ def _prepare_documents(run_dir: Path, source: list[Path], val_file, kind: str, t
     if n_train < 1:
         raise UsageError(f"{source_name(source)} holds {count} document(s) when cut with --documents {mode}: too few to "
                          f"hold out validation documents and train on the rest; give more documents or a --val-file")
-    ends = _write_tokens(run_dir, lambda path: documents.encode_documents(groups, vocab, mode, path))
+    ends = write_tokens(run_dir, lambda path: documents.encode_documents(groups, vocab, mode, path))
     splits = documents.document_splits(ends, count, val_file is not None, c.val_fraction, c.test_fraction)
     return str(run_dir), vocab.to_json(), _describe(source, sha, size, val_info, int(ends[-1]) + 1, splits, say,
                                                     default_budget, documents=mode, num_documents=len(ends) - 1)
@@ -185,7 +185,7 @@ def _prepare_subwords(run_dir: Path, source: list[Path], val_file, train_config:
         check_sizes(source_name(source), splits, train_config, world.size)
         return num_tokens + val_tokens, splits
 
-    total, splits = _write_tokens(run_dir, encode)
+    total, splits = write_tokens(run_dir, encode)
     return str(run_dir), vocab.to_json(), _describe(source, sha, size, val_info, total, splits, say,
                                                     default_budget, chars=chars)
 

@@ -101,6 +101,12 @@ def config_values(args: argparse.Namespace, dests: dict[str, str]) -> dict[str, 
 WHICH = ("best", "last")
 
 
+def add_which_and_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--which", choices=WHICH, default="best", help="best (lowest validation loss) or last weights")
+    p.add_argument("--device", choices=CHOICES["device"], default="auto",
+                   help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
+
+
 def add_command(sub, name: str, help: str, description: str, epilog: str | None = None,
                 run_dir: bool = False, file: str | None = None, which: bool = False,
                 output: tuple[tuple[str, ...], str, str | None, str] | None = None) -> argparse.ArgumentParser:
@@ -114,9 +120,7 @@ def add_command(sub, name: str, help: str, description: str, epilog: str | None 
     if file is not None:
         p.add_argument("file", metavar="FILE", help=file)
     if which:  # commands that load weights run the model: where is theirs to choose
-        p.add_argument("--which", choices=WHICH, default="best", help="best (lowest validation loss) or last weights")
-        p.add_argument("--device", choices=CHOICES["device"], default="auto",
-                       help="where the model runs: auto = cuda when PyTorch sees a GPU (default auto)")
+        add_which_and_device(p)
     if output is not None:
         flags, metavar, default, about = output
         p.add_argument(*flags, dest="out", default=default, metavar=metavar, help=about)

@@ -1,0 +1,103 @@
+"""Folk tunes: `rnnkit music train --corpus folk --time T`, then 1,000 tunes sampled at temperature 1
+and checked beside the real tunes: readable by music21 (parse and MIDI) and by abc2midi, bars that
+keep the meter, balanced repeats, AABB form, meter and mode distributions, copying from the
+training tunes; validation loss per token and per character; the time to sample one tune at batch 1.
+
+The real-tune column is the training tunes (a random 1,000 of them for the slow readers); its
+copying figures are the held-out validation tunes' against the training tunes: how much real,
+unseen tunes of this tradition share with the rest.
+
+usage: python bench/music.py [--time 600] [--tunes 1000] [--no-write]
+Publishes "music" to bench/results.json and the table in docs/music.md. Needs music21 (in the dev
+install); abc2midi (Debian abcmidi) is used when installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.store import publish  # noqa: E402
+
+from rnnkit.music import model as music_model  # noqa: E402
+from rnnkit.music import quality  # noqa: E402
+
+DOC = ROOT / "docs" / "music.md"
+ROWS = [("music21 parses and writes MIDI", "music21"), ("abc2midi reads without error", "abc2midi"),
+        ("every complete bar keeps the meter", "bars_keep_meter"), ("repeats balanced", "repeats_balanced"),
+        ("two repeated 8-bar parts (AABB)", "aabb"), ("median bars", "median_bars"),
+        ("meter distribution, TV distance to training", "meter_tv_distance"),
+        ("mode distribution, TV distance to training", "mode_tv_distance"),
+        ("median longest run of notes found in a training tune", "median_longest_copied_notes"),
+        ("median longest run of whole bars found in a training tune", "median_longest_copied_bars"),
+        ("share with 8 bars in a row copied from a training tune", "share_copying_8_bars")]
+
+
+def batch_one_seconds(m, repeats: int = 10) -> float:
+    times = []
+    for seed in range(repeats):
+        started = time.perf_counter()
+        m.sample(1, seed=seed)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def table(results: dict) -> str:
+    s, r = results["samples"], results["real"]
+    lines = ["| | sampled tunes | real tunes |", "|---|---|---|"]
+    for label, key in ROWS:
+        a, b = s.get(key), r.get(key)
+        if a is None and b is None:
+            continue
+        lines.append(f"| {label} | {a if a is not None else 'n/a'} | {b if b is not None else 'n/a'} |")
+    v = results["validation"]
+    lines.append(f"| validation loss: nats per token / per character | {v['nats_per_token']:.3f} / "
+                 f"{v['nats_per_char']:.3f} | |")
+    lines.append(f"| seconds to sample one tune at batch 1 (median of 10) | {results['batch_one_s']:.3f} | |")
+    m = results["model"]
+    lines.append(f"\n{results['samples']['tunes']:,} tunes sampled at temperature 1 from `rnnkit music train "
+                 f"--corpus folk --time {results['time_s']:g}` ({m['cell']} {m['num_layers']} x {m['hidden_size']}, "
+                 f"{results['steps']:,} steps, {results['tunes']['train']:,} training and "
+                 f"{results['tunes']['val']:,} validation tunes); real tunes: {r['tunes']:,} training tunes "
+                 f"(copying: the validation tunes against the training tunes). `python bench/music.py --time "
+                 f"{results['time_s']:g}`.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--time", type=float, default=600.0)
+    parser.add_argument("--tunes", type=int, default=1000)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "folk"
+        subprocess.run([sys.executable, "-m", "rnnkit", "music", "train", "--corpus", "folk", "--time",
+                        str(args.time), "--out", str(run), "--quiet"], check=True)
+        m = music_model.load(run, device="cpu")
+        train, val = music_model.split_tunes(m, "train"), music_model.split_tunes(m, "val")
+        say(f"trained: {len(train)} training, {len(val)} validation tunes; sampling {args.tunes}")
+        sampled = m.sample(args.tunes, temperature=1.0, seed=1)
+        (ROOT / "bench" / "music-samples.abc").write_text(m.abc(sampled[:20]))
+        real = random.Random(0).sample(train, min(args.tunes, len(train)))
+        results = {"time_s": args.time, "steps": m.meta["step"], "model": m.meta["model_config"],
+                   "tunes": {"train": len(train), "val": len(val)},
+                   "validation": m.score(val), "batch_one_s": round(batch_one_seconds(m), 4)}
+        say("checking the sampled tunes")
+        results["samples"] = quality.report(sampled, training=train, progress=True, say=say)
+        say("checking the real tunes")
+        results["real"] = quality.report(real, training=train, progress=True, say=say)
+        results["real"].update(quality.novelty(val, train))  # copying of unseen real tunes, not of themselves
+    publish("music", results, table(results), DOC, write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""`rnnkit music` (train | sample | check | export): folk tunes in ABC notation.
+
+    rnnkit music train --corpus folk --out runs/folk --time 600
+    rnnkit music sample runs/folk --meter 6/8 --key Dmix --num-tunes 3 --seed 1 > tunes.abc
+    rnnkit music check tunes.abc --against runs/folk
+    rnnkit music export tunes.abc --out tunes/ --midi --musicxml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..config import ModelConfig, TrainConfig
+from ..errors import UsageError
+from .flags import add_config_flags, add_which_and_device, config_values
+
+TRAIN_SKIP = ("tokens", "max_vocab", "documents", "sample_every", "tensorboard")
+MAX_TUNES = 10_000
+
+
+def add_commands(sub, parser_class) -> dict:
+    p = sub.add_parser("music", help="folk tunes in ABC notation: train, sample, check, export",
+                       description="A language model over ABC notation, one token per musical unit (a note with "
+                       "its accidental, octave and length; a bar line; a repeat), trained one tune at a time as "
+                       "folk-rnn was; samples are asked for by meter and key; checks of the bars, repeats and form "
+                       "of tunes; export to MIDI and MusicXML through music21.",
+                       epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
+    from ..music.model import DEFAULTS
+
+    t = actions.add_parser("train", help="train a tune model on ABC files (or --corpus folk)",
+                           description="Train a tune model. Tunes are split on X: lines; title, notes and other "
+                           "header fields are dropped (M:, L:, K: are kept); tunes that cannot be read (several "
+                           "voices, a key without a tonic, text that is not ABC) are skipped and counted, and a tune "
+                           "whose notes repeat an earlier tune's is dropped before the split, so no tune is both "
+                           "trained on and validated on. Defaults that differ from `rnnkit train`: "
+                           + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in DEFAULTS.items())
+                           + "; without a budget, --time 600.")
+    t.add_argument("files", nargs="*", metavar="FILE.abc", help="ABC files (UTF-8 or latin-1)")
+    t.add_argument("--corpus", choices=("folk",), help="music21's O'Neill, Ryan and Aird collections "
+                   "(4,248 Irish and Scottish tunes; needs music21 installed)")
+    t.add_argument("--out", required=True, metavar="DIR", help="the run directory (new or empty)")
+    t.add_argument("--chords", action="store_true", help="keep chord symbols (\"Am\") as tokens; by default "
+                   "they are dropped, as folk-rnn did")
+    t.add_argument("--transpose", default="C", metavar="TONIC", help="move every tune to this tonic before "
+                   "training, keeping its mode (as folk-rnn's second model did): the model learns each mode once "
+                   "rather than once per key, and `sample --key` moves its tunes back to the key asked for; none "
+                   "keeps each tune's own key (default C)")
+    t.add_argument("--quiet", action="store_true", help="print nothing while training; errors still show")
+    t.set_defaults(flags={**add_config_flags(t, ModelConfig), **add_config_flags(t, TrainConfig, TRAIN_SKIP)})
+
+    s = actions.add_parser("sample", help="write new tunes as ABC to stdout",
+                           description="Sample tunes from a trained model, each with X:, M:, L: and K: lines. "
+                           "--meter and --key start every tune with those fields (the model chooses the rest); "
+                           "values the model never saw are refused with the list of those it knows.")
+    s.add_argument("run_dir", metavar="DIR", help="directory written by `rnnkit music train`")
+    s.add_argument("--meter", metavar="M", help="e.g. 6/8, 4/4, 3/4 (default: drawn by the model)")
+    s.add_argument("--key", metavar="K", help="tonic and mode, e.g. G, Am, Dmix, Edor (default: drawn by the model)")
+    s.add_argument("--num-tunes", type=int, default=1, metavar="N", help="tunes to write, drawn in one batch "
+                   "(default 1)")
+    s.add_argument("--temperature", type=float, default=1.0, metavar="X", help="> 0; below 1 safer and more "
+                   "repetitive, above 1 wilder (default 1)")
+    s.add_argument("--top-k", type=int, metavar="N", help="sample only among the N likeliest tokens")
+    s.add_argument("--top-p", type=float, metavar="X", help="nucleus sampling, in (0, 1]")
+    s.add_argument("--seed", type=int, metavar="N", help="same seed, same tunes")
+    add_which_and_device(s)
+
+    c = actions.add_parser("check", help="how well made the tunes of an ABC file are",
+                           description="Check every tune of FILE.abc: readable by rnnkit's tokenizer, by music21 "
+                           "(parse and render to MIDI) and by abc2midi (when installed); every complete bar as long "
+                           "as the meter (a short bar at a repeat or ending may pair with its neighbour or the "
+                           "pickup); repeats and endings balanced; two repeated 8-bar parts (AABB); meters and "
+                           "modes. With --against, also the longest run of notes and of bars each tune shares "
+                           "with the training tunes of that run.")
+    c.add_argument("file", metavar="FILE.abc")
+    c.add_argument("--against", metavar="DIR", help="a `rnnkit music train` run: compare with its training tunes")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.add_argument("--no-music21", dest="music21", action="store_false", help="skip the music21 check (slow: "
+                   "about 0.15 s a tune)")
+    c.add_argument("--no-abc2midi", dest="abc2midi", action="store_false", help="skip the abc2midi check")
+
+    e = actions.add_parser("export", help="write each tune of an ABC file as MIDI and/or MusicXML",
+                           description="Write every tune of FILE.abc as <name>-<X>.mid and/or <name>-<X>.musicxml in "
+                           "--out (created if missing), through music21. Existing files are refused unless --force.")
+    e.add_argument("file", metavar="FILE.abc")
+    e.add_argument("--out", required=True, metavar="DIR", help="folder for the files")
+    e.add_argument("--midi", action="store_true", help="write .mid files")
+    e.add_argument("--musicxml", action="store_true", help="write .musicxml files")
+    e.add_argument("--force", action="store_true", help="replace existing files of the same names")
+    return {"music": run}
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"train": _train, "sample": _sample, "check": _check, "export": _export}[args.action](args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..music import model
+    options = config_values(args, args.flags)
+    quiet = {"log": lambda line: None, "progress": False} if args.quiet else {}
+    transpose = None if args.transpose.strip().lower() == "none" else args.transpose
+    model.train(args.files or None, corpus=args.corpus, out=args.out, chords=args.chords, transpose=transpose,
+                **quiet, **options)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from ..music import model
+    if not 1 <= args.num_tunes <= MAX_TUNES:
+        raise UsageError(f"--num-tunes must be in 1..{MAX_TUNES} (got {args.num_tunes})")
+    m = model.load(args.run_dir, which=args.which, device=args.device)
+    tunes = m.sample(args.num_tunes, meter=args.meter, key=args.key, temperature=args.temperature, top_k=args.top_k,
+                     top_p=args.top_p, seed=args.seed)
+    sys.stdout.write(m.abc(tunes))
+    return 0
+
+
+def _read(path: str):
+    from ..music.abc import AbcError, split_tunes, tokenize
+    from ..music.corpus import read_text
+    texts = split_tunes(read_text(Path(path)))
+    if not texts:
+        raise UsageError(f"{path} holds no tunes: an ABC tune starts with a line such as `X:1`")
+    tunes, unreadable = [], []
+    for text in texts:
+        try:
+            tunes.append((text, tokenize(text)))
+        except AbcError as e:
+            unreadable.append(str(e))
+    return texts, tunes, unreadable
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..music import model, quality
+    from ..music.export import check_music21
+    if args.music21:
+        check_music21("the music21 check (or pass --no-music21)")
+    training = None
+    if args.against:
+        m = model.load(args.against, device="cpu")
+        training = model.split_tunes(m, "train")
+        if not training:
+            raise UsageError(f"{args.against} no longer holds its encoded tunes (data/); --against needs them")
+    _, tunes, unreadable = _read(args.file)
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    result = quality.report([t for _, t in tunes], len(unreadable), training, args.music21, args.abc2midi,
+                            progress=sys.stderr.isatty(), say=say)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for key, value in result.items():
+        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else value
+        print(f"{key.replace('_', ' ')}: {shown}")
+    if unreadable:
+        print(f"unreadable: {unreadable[0]}" + (f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..music.export import check_music21, midi_bytes, musicxml_bytes, parse
+    from ..outputs import write
+    if not (args.midi or args.musicxml):
+        raise UsageError("say what to write: --midi, --musicxml or both")
+    check_music21("rnnkit music export")
+    texts, tunes, unreadable = _read(args.file)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder")
+    stem = Path(args.file).stem
+    suffixes = [s for s, wanted in ((".mid", args.midi), (".musicxml", args.musicxml)) if wanted]
+    targets = [out / f"{stem}-{n}{s}" for n in range(1, len(texts) + 1) for s in suffixes]
+    clashes = [p for p in targets if p.exists() or p.is_symlink()]
+    if clashes and not args.force:
+        raise UsageError(f"{clashes[0]} exists; choose another --out or pass --force to replace it")
+    if any(p.is_symlink() or (p.exists() and not p.is_file()) for p in clashes):
+        raise UsageError(f"{next(p for p in clashes if not p.is_file() or p.is_symlink())} is not a regular file; "
+                         "choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    written, failed = 0, []
+    for n, text in enumerate(texts, start=1):
+        try:
+            score = parse(text)
+            for suffix in suffixes:
+                write(out / f"{stem}-{n}{suffix}", midi_bytes(score) if suffix == ".mid" else musicxml_bytes(score))
+                written += 1
+        except ValueError as e:
+            failed.append(f"tune {n}: {e}")
+    print(f"wrote {written} file(s) to {out}" + (f"; {len(failed)} tune(s) music21 could not read ({failed[0]})"
+                                                 if failed else ""), file=sys.stderr)
+    if not written:
+        raise UsageError(f"music21 could read none of the tunes of {args.file} ({failed[0] if failed else ''})")
+    return 0

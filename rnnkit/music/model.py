@@ -1,0 +1,318 @@
+"""Training and sampling a tune model: the language model over ABC tokens, one tune per document.
+
+`train` reads and tokenizes the tunes (music.corpus), shuffles them once with the run's seed,
+writes them in the documents layout (END tune END tune ... END; the last --val-fraction of the
+shuffled tunes validate) and trains the one LanguageModel with the one Trainer on a DocumentTask.
+The run directory is a checkpoint like any other, with `"task": "music"` so that the character
+commands refuse it and `rnnkit music` reads it.
+
+`MusicModel.sample` asks for tunes by meter and key the way folkrnn.org does, by starting the
+tune with them; the header's three slots are constrained to tokens of their field, in order, so
+every sample has a well-formed header, and header fields never appear in a body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .. import checkpoint
+from ..api.model import TOKENS_FILE, language_model_of, resolve_device
+from ..api.prepare import DEFAULT_TIME, write_tokens
+from ..config import ModelConfig, TrainConfig, split_options, to_dict
+from ..data import documents
+from ..errors import UsageError
+from ..models.language_model import LanguageModel
+from ..sampling import SamplingConfig, generate_tokens
+from ..schema import COUNT, LANGUAGE_MODEL, Check, validate
+from ..tasks.documents import DocumentTask, document_nats
+from ..training import Trainer
+from ..version import __version__
+from .abc import HEADER_FIELDS, AbcError, detokenize, normal_key
+from .corpus import Tunes, folk_files, read_tunes
+from .transpose import transpose as transpose_tune
+from .vocab import END, AbcVocabulary, UnknownTokens
+
+TASK = "music"
+# Defaults for tune models, chosen by measurement on the folk corpus (docs/music.md): tunes are
+# documents of ~150 tokens, so a chunk of 256 holds most of one in a single step.
+DEFAULTS = {"seq_length": 256, "dropout": 0.2, "hidden_size": 384}
+MAX_TUNE_TOKENS = 2000  # the most tokens a sampled tune may take (the longest training tune: ~1,200)
+
+MUSIC_SCHEMA = {**LANGUAGE_MODEL,
+                "vocab": {"kind": Check(str, lambda v: v == "abc", "abc"), "symbols": [str]},
+                "music": {"chords": bool, "transpose": (str, None), "keys": dict, "tunes": COUNT, "duplicates": COUNT,
+                          "skipped": dict}}
+
+
+def _say_default(line: str) -> None:
+    tqdm.write(line, file=sys.stderr)
+
+
+def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = None, out: str | os.PathLike,
+          chords: bool = False, transpose: str | None = "C", log: Callable[[str], None] | None = None, progress: bool = True,
+          **options: Any) -> "MusicModel":
+    """Train a tune model on ABC files (or corpus="folk") and return it with its best weights.
+    transpose: the tonic every tune is moved to (None: keep each tune's key); chords: keep chord
+    symbols. options are ModelConfig and TrainConfig fields; unset ones take `DEFAULTS`, then the
+    configs'."""
+    say = log or _say_default
+    if bool(files) == (corpus is not None):
+        raise UsageError("give ABC files or --corpus folk (one of the two)")
+    if corpus is not None and corpus != "folk":
+        raise UsageError(f"--corpus must be folk (got {corpus!r})")
+    paths = folk_files() if corpus == "folk" else [Path(f) for f in files]
+    model_options, train_options = split_options({**{k: v for k, v in DEFAULTS.items() if k not in options},
+                                                  **options})
+    if not {"max_steps", "epochs", "time"} & set(train_options):
+        train_options["time"] = DEFAULT_TIME
+    for name in ("tokens", "documents"):
+        if name in train_options:
+            raise UsageError(f"--{name} does not apply to tunes: a tune model reads ABC tokens, one tune per document")
+    train_config = TrainConfig(**train_options)
+    ModelConfig(vocab_size=1, **model_options)  # flags checked before the files are read
+    run_dir = Path(out)
+    checkpoint.check_new_run_dir(run_dir)
+    device = resolve_device(train_config.device)
+
+    if transpose is not None:
+        transpose = _tonic(transpose, "--transpose")
+        if chords:
+            raise UsageError("--chords keeps chord symbols, which are not transposed; add --transpose none")
+    tunes = read_tunes(paths, chords, transpose)
+    say(f"read {tunes.summary()}")
+    order = np.random.default_rng(train_config.seed).permutation(len(tunes.tunes))
+    shuffled = [tunes.tunes[i] for i in order]
+    vocab = AbcVocabulary.learn(shuffled)
+    ends = write_tokens(run_dir, lambda path: _write_tunes(shuffled, vocab, path))
+    splits = documents.document_splits(ends, len(shuffled), False, train_config.val_fraction,
+                                       train_config.test_fraction)
+    if splits["train"][1] - splits["train"][0] < 2 or splits["val"][1] - splits["val"][0] < 2:
+        raise UsageError(f"{len(shuffled)} tune(s) are too few to hold out validation tunes; give more tunes")
+    corpus_info = {"source": "folk" if corpus else str(paths[0]), "sources": [str(p) for p in paths][:1000],
+                   "sha256": _sha256(paths), "num_tokens": int(ends[-1]) + 1, "tokens_file": TOKENS_FILE,
+                   "splits": splits, "documents": "tunes", "num_documents": len(shuffled)}
+    music_info = {"chords": chords, "transpose": transpose, "keys": dict(tunes.keys.most_common()), "tunes": len(shuffled), "duplicates": tunes.duplicates,
+                  "skipped": dict(tunes.skipped)}
+    model_config = ModelConfig(vocab_size=len(vocab), **model_options)
+    torch.manual_seed(train_config.seed)
+    model = LanguageModel(model_config).to(device)
+    return _fit(run_dir, model, vocab, corpus_info, music_info, train_config, device, say, progress)
+
+
+def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path) -> np.ndarray:
+    """END, then each tune followed by END; returns the positions of the ENDs."""
+    pieces = [np.array([vocab.end_id])]
+    for tune in tunes:
+        pieces += [vocab.ids(tune), np.array([vocab.end_id])]
+    tokens = np.concatenate(pieces).astype(vocab.token_dtype)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(tokens.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return np.flatnonzero(tokens == vocab.end_id)
+
+
+def _sha256(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _tonic(value: str, flag: str) -> str:
+    match = re.fullmatch(r"([A-Ga-g])([#b]?)", value.strip())
+    if not match:
+        raise UsageError(f"{flag} must be a tonic such as C, D, Bb or F# (or none); got {value!r}")
+    return match.group(1).upper() + match.group(2)
+
+
+def _fit(run_dir: Path, model: LanguageModel, vocab: AbcVocabulary, corpus_info: dict, music_info: dict,
+         train_config: TrainConfig, device: torch.device, say, progress: bool) -> "MusicModel":
+    tokens = np.memmap(run_dir / TOKENS_FILE, dtype=vocab.token_dtype, mode="r", shape=(corpus_info["num_tokens"],))
+    (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
+    train_ends = documents.document_ends(tokens[a:b], vocab.end_id)
+    val_ends = documents.document_ends(tokens[c:d], vocab.end_id)
+    task = DocumentTask(tokens[a:b], train_ends, tokens[c:d], val_ends, train_config.batch_size,
+                        train_config.seq_length, train_config.eval_chars, train_config.seed, device).bind(model)
+    task.units = "tokens"
+
+    def describe() -> dict[str, Any]:
+        return {"rnnkit_version": __version__, "task": TASK, "model_config": to_dict(model.config),
+                "train_config": to_dict(train_config), "vocab": vocab.to_json(), "corpus": corpus_info,
+                "music": music_info, "num_parameters": model.num_parameters(), "device": str(device)}
+
+    say(f"training {model.config.cell} {model.config.num_layers} x {model.config.hidden_size} "
+        f"({model.num_parameters():,} parameters) on {music_info['tunes']:,} tunes "
+        f"({corpus_info['num_tokens']:,} tokens, vocabulary {len(vocab)}), device {device}")
+    say(f"model: {to_dict(model.config)}")
+    say(f"training: {to_dict(train_config)}")
+    trainer = Trainer(model, task, train_config, run_dir, describe, device, log=say, progress=progress)
+    result = trainer.fit()
+    say(f"done: {result.step} steps in {result.elapsed:.0f} s; best val {result.best_val:.4f} nats/token at step "
+        f"{result.best_step}; saved in {run_dir}" if result.best_val is not None else
+        f"done: {result.step} steps; no finite validation loss")
+    return load(run_dir, device=str(device))
+
+
+@dataclass
+class MusicModel:
+    module: LanguageModel
+    vocab: AbcVocabulary
+    meta: dict[str, Any]
+    run_dir: Path
+    device: torch.device
+
+    @property
+    def transposed_to(self) -> str | None:
+        """The tonic the training tunes were moved to (None: trained in their own keys)."""
+        return self.meta["music"].get("transpose")
+
+    def known(self, field: str) -> list[str]:
+        """The values of header field M, K or L that the model saw in training (K: as written,
+        before any transposing)."""
+        if field == "K":
+            return sorted(k[2:] for k in self.meta["music"]["keys"])
+        return self.vocab.with_prefix(field + ":")
+
+    def _header_id(self, token: str, flag: str, value: str, known: list[str]) -> int:
+        if token not in self.vocab.index:
+            raise UsageError(f"{flag} {value} never occurs in this model's tunes; it knows {' '.join(known)}")
+        return self.vocab.index[token]
+
+    def _slots(self, meter: str | None, key: str | None) -> list[torch.Tensor]:
+        """(V,) masks of the tokens allowed in the header's three slots: M, K, L."""
+        chosen = {}
+        if meter is not None:
+            chosen["M"] = self._header_id("M:" + meter.strip(), "--meter", meter, self.known("M"))
+        if key is not None:
+            try:
+                written = normal_key(key)
+            except AbcError as e:
+                raise UsageError(f"--key {key}: {e}") from None
+            if self.transposed_to is None:
+                chosen["K"] = self._header_id("K:" + written, "--key", key, self.known("K"))
+            else:  # the model knows modes on one tonic: ask for the mode, move the tune afterwards
+                mode = re.sub(r"^[A-G][#b]?", "", written)
+                modes = sorted({re.sub(r"^[A-G][#b]?", "", k) or "major" for k in self.vocab.with_prefix("K:")})
+                chosen["K"] = self._header_id(f"K:{self.transposed_to}{mode}", "--key", key,
+                                              [f"any tonic with the mode {' '.join(modes)}"])
+        slots = []
+        for field in HEADER_FIELDS:
+            mask = torch.zeros(len(self.vocab), dtype=torch.bool, device=self.device)
+            if field in chosen:
+                mask[chosen[field]] = True
+            else:
+                mask[[i for i, s in enumerate(self.vocab.symbols) if s.startswith(field + ":")]] = True
+            slots.append(mask)
+        return slots
+
+    def sample(self, num_tunes: int = 1, meter: str | None = None, key: str | None = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               seed: int | None = None, max_tokens: int = MAX_TUNE_TOKENS) -> list[list[str]]:
+        """`num_tunes` tunes (token lists, header first), drawn together in one batch. A model
+        trained on transposed tunes writes them in `key`'s tonic, or without a key in a tonic drawn
+        from the training tunes' own keys of the sampled mode."""
+        slots = self._slots(meter, key)
+        config = SamplingConfig(length=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                                num_samples=num_tunes, seed=seed)
+        body = torch.tensor([s[:2] not in ("M:", "K:", "L:") for s in self.vocab.symbols], device=self.device)
+        rows = generate_tokens(self.module, [], self.vocab.start_id, config, device=self.device,
+                               stop=self.vocab.end_id, allowed=lambda t: slots[t] if t < len(slots) else body)
+        tunes = [self.vocab.tokens(row.tolist()) for row in rows]
+        if self.transposed_to is None:
+            return tunes
+        rng = np.random.default_rng(seed)
+        return [self._retonic(tune, key, rng) for tune in tunes]
+
+    def _retonic(self, tune: list[str], key: str | None, rng: np.random.Generator) -> list[str]:
+        """A tune sampled in the training tonic, moved to `key`'s tonic or to one drawn from the
+        training keys of its mode."""
+        mode = re.sub(r"^[A-G][#b]?", "", tune[1][2:])
+        if key is not None:
+            tonic = re.match(r"[A-G][#b]?", normal_key(key)).group(0)
+        else:
+            keys = {k: n for k, n in self.meta["music"]["keys"].items()
+                    if isinstance(n, int) and n > 0 and re.sub(r"^K:[A-G][#b]?", "", k) == mode}
+            if not keys:
+                return tune
+            names = sorted(keys)
+            weights = np.array([keys[k] for k in names], dtype=float)
+            tonic = re.match(r"K:([A-G][#b]?)", names[rng.choice(len(names), p=weights / weights.sum())]).group(1)
+        try:
+            return transpose_tune(tune, tonic)
+        except AbcError:
+            return tune  # a double-sharp too far: keep the training tonic
+
+    def abc(self, tunes: list[list[str]], first: int = 1) -> str:
+        """Tunes as one ABC text, numbered from `first`, a blank line between them."""
+        return "\n".join(detokenize(tune, first + i) for i, tune in enumerate(tunes))
+
+    def score(self, tunes: list[list[str]]) -> dict[str, float]:
+        """Cross-entropy over whole tunes (each from a fresh state, its end included): nats per
+        token, and the same total per character of the tunes' ABC text (without the X: lines)."""
+        try:
+            pieces = [np.array([self.vocab.end_id])]
+            for tune in tunes:
+                pieces += [self.vocab.ids(tune), np.array([self.vocab.end_id])]
+        except UnknownTokens as e:
+            raise UsageError(f"the tunes hold tokens this model never saw: {e}") from None
+        tokens = np.concatenate(pieces)
+        nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), self.device)
+        chars = sum(len(detokenize(t).split("\n", 1)[1]) for t in tunes)
+        return {"nats_per_token": nats, "nats_per_char": nats * count / chars, "tokens": count, "chars": chars,
+                "tunes": len(tunes)}
+
+
+def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") -> MusicModel:
+    """A tune model from its run directory; never unpickles; a UsageError for anything else."""
+    run_dir = Path(run_dir)
+    meta = checkpoint.read_meta(run_dir)
+    what = f"checkpoint {run_dir}"
+    if meta.get("task") != TASK:
+        raise UsageError(f"{run_dir} holds a {meta.get('task', 'language_model')!r} model, not a tune model; "
+                         "give a directory written by `rnnkit music train`")
+    validate(meta, MUSIC_SCHEMA, "rnnkit.json", what)
+    try:
+        vocab = AbcVocabulary.from_json(meta["vocab"])
+    except ValueError as e:
+        raise UsageError(f"{what} is corrupted (its vocabulary: {e})") from None
+    if which not in ("best", "last"):
+        raise UsageError(f"which must be 'best' or 'last' (got {which!r})")
+    module, dev = language_model_of(run_dir, meta, len(vocab), which, device)
+    return MusicModel(module, vocab, meta, run_dir, dev)
+
+
+def split_tunes(model: MusicModel, split: str = "val") -> list[list[str]]:
+    """The tunes of the run's "train" or "val" split, read back from its token file (empty if
+    data/ is gone)."""
+    corpus = model.meta["corpus"]
+    path = model.run_dir / corpus["tokens_file"]
+    if not path.is_file() or path.is_symlink():
+        return []
+    tokens = np.fromfile(path, dtype=model.vocab.token_dtype)
+    start, end = corpus["splits"][split]
+    ids = tokens[start:end].tolist()
+    tunes, current = [], []
+    for i in ids[1:]:
+        if i == model.vocab.end_id:
+            tunes.append(model.vocab.tokens(current))
+            current = []
+        elif 0 <= i < len(model.vocab):
+            current.append(i)
+    return tunes
+
+
+__all__ = ["train", "load", "MusicModel", "Tunes", "END", "split_tunes"]
