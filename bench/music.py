@@ -1,5 +1,5 @@
 """Folk tunes: `rnnkit music train --corpus folk --time T`, then 1,000 tunes sampled at temperature 1
-and checked beside the real tunes: readable by music21 (parse and MIDI) and by abc2midi, bars that
+(under the ABC grammar, the default; --free; --keep-meter) and checked beside the real tunes: readable by music21 (parse and MIDI) and by abc2midi, bars that
 keep the meter, balanced repeats, AABB form, meter and mode distributions, copying from the
 training tunes; validation loss per token and per character; the time to sample one tune at batch 1.
 
@@ -7,7 +7,7 @@ The real-tune column is the training tunes (a random 1,000 of them for the slow 
 copying figures are the held-out validation tunes' against the training tunes: how much real,
 unseen tunes of this tradition share with the rest.
 
-usage: python bench/music.py [--time 600] [--tunes 1000] [--no-write]
+usage: python bench/music.py [--time 600] [--tunes 1000] [--no-write] [--run DIR]
 Publishes "music" to bench/results.json and the table in docs/music.md. Needs music21 (in the dev
 install); abc2midi (Debian abcmidi) is used when installed.
 """
@@ -40,27 +40,30 @@ ROWS = [("music21 parses and writes MIDI", "music21"), ("abc2midi reads without 
         ("share with 8 bars in a row copied from a training tune", "share_copying_8_bars")]
 
 
-def batch_one_seconds(m, repeats: int = 10) -> float:
+def batch_one_seconds(m, repeats: int = 10, **how) -> float:
     times = []
     for seed in range(repeats):
         started = time.perf_counter()
-        m.sample(1, seed=seed)
+        m.sample(1, seed=seed, **how)
         times.append(time.perf_counter() - started)
     return sorted(times)[len(times) // 2]
 
 
 def table(results: dict) -> str:
-    s, r = results["samples"], results["real"]
-    lines = ["| | sampled tunes | real tunes |", "|---|---|---|"]
+    columns = [results["samples"], results["free"], results["keep_meter"], results["real"]]
+    shown = lambda value: "n/a" if value is None else value  # noqa: E731
+    lines = ["| | sampled (ABC grammar kept, the default) | sampled `--free` | sampled `--keep-meter` | real tunes |",
+             "|---|---|---|---|---|"]
     for label, key in ROWS:
-        a, b = s.get(key), r.get(key)
-        if a is None and b is None:
-            continue
-        lines.append(f"| {label} | {a if a is not None else 'n/a'} | {b if b is not None else 'n/a'} |")
+        values = [c.get(key) for c in columns]
+        if any(v is not None for v in values):
+            lines.append(f"| {label} | " + " | ".join(str(shown(v)) for v in values) + " |")
     v = results["validation"]
     lines.append(f"| validation loss: nats per token / per character | {v['nats_per_token']:.3f} / "
-                 f"{v['nats_per_char']:.3f} | |")
-    lines.append(f"| seconds to sample one tune at batch 1 (median of 10) | {results['batch_one_s']:.3f} | |")
+                 f"{v['nats_per_char']:.3f} | | | |")
+    lines.append(f"| seconds to sample one tune at batch 1 (median of 10) | {results['batch_one_s']:.3f} | | "
+                 f"{results['batch_one_keep_meter_s']:.3f} | |")
+    r = results["real"]
     m = results["model"]
     lines.append(f"\n{results['samples']['tunes']:,} tunes sampled at temperature 1 from `rnnkit music train "
                  f"--corpus folk --time {results['time_s']:g}` ({m['cell']} {m['num_layers']} x {m['hidden_size']}, "
@@ -76,13 +79,19 @@ def main() -> None:
     parser.add_argument("--time", type=float, default=600.0)
     parser.add_argument("--tunes", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--run", metavar="DIR", help="check a run trained before (with the default command) "
+                        "instead of training one")
+    parser.add_argument("--out", metavar="DIR", help="train into this new directory and keep it (default: a "
+                        "temporary one)")
     args = parser.parse_args()
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "folk"
-        subprocess.run([sys.executable, "-m", "rnnkit", "music", "train", "--corpus", "folk", "--time",
-                        str(args.time), "--out", str(run), "--quiet"], check=True)
+        run = Path(args.run or args.out or Path(tmp) / "folk")
+        if not args.run:
+            subprocess.run([sys.executable, "-m", "rnnkit", "music", "train", "--corpus", "folk", "--time",
+                            str(args.time), "--out", str(run), "--quiet"], check=True)
         m = music_model.load(run, device="cpu")
+        args.time = m.meta["train_config"]["time"]
         train, val = music_model.split_tunes(m, "train"), music_model.split_tunes(m, "val")
         say(f"trained: {len(train)} training, {len(val)} validation tunes; sampling {args.tunes}")
         sampled = m.sample(args.tunes, temperature=1.0, seed=1)
@@ -90,9 +99,14 @@ def main() -> None:
         real = random.Random(0).sample(train, min(args.tunes, len(train)))
         results = {"time_s": args.time, "steps": m.meta["step"], "model": m.meta["model_config"],
                    "tunes": {"train": len(train), "val": len(val)},
-                   "validation": m.score(val), "batch_one_s": round(batch_one_seconds(m), 4)}
+                   "validation": m.score(val), "batch_one_s": round(batch_one_seconds(m), 4),
+                   "batch_one_keep_meter_s": round(batch_one_seconds(m, keep_meter=True), 4)}
         say("checking the sampled tunes")
         results["samples"] = quality.report(sampled, training=train, progress=True, say=say)
+        free = m.sample(args.tunes, temperature=1.0, seed=1, strict=False)
+        results["free"] = quality.report(free, training=train, progress=True, say=say)
+        metered = m.sample(args.tunes, temperature=1.0, seed=1, keep_meter=True)
+        results["keep_meter"] = quality.report(metered, training=train, progress=True, say=say)
         say("checking the real tunes")
         results["real"] = quality.report(real, training=train, progress=True, say=say)
         results["real"].update(quality.novelty(val, train))  # copying of unseen real tunes, not of themselves

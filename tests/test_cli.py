@@ -245,7 +245,8 @@ def test_eval_invalid_utf8(cli, trained_run, tmp_path):
 def test_every_command_describes_itself_without_stray_format_marks(cli):
     for command in (["eval"], ["info"], ["classify", "train"], ["tag", "train"], ["seq2seq", "train"],
                     ["forecast", "train"], ["forecast", "predict"], ["forecast", "backtest"], ["forecast", "explain"],
-                    ["anomaly", "train"], ["anomaly", "score"], ["anomaly", "explain"]):
+                    ["anomaly", "train"], ["anomaly", "score"], ["anomaly", "explain"], ["music", "train"],
+                    ["music", "sample"], ["music", "check"], ["music", "export"]):
         status, out, _ = cli(*command, "--help")
         assert status == 0 and "%%" not in out
         description = out.split("\n\n")[1]
@@ -268,6 +269,10 @@ def test_a_missing_extra_is_named(cli, trained_run, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "statsmodels" else real(name, *a))
     assert_clean_error(*cli("forecast", "backtest", "d.csv", "--time-col", "t", "--value-col", "v", "--horizon", "2"),
                        "needs statsmodels", "pip install 'rnnkit[timeseries]'")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "music21" else real(name, *a))
+    assert_clean_error(*cli("music", "train", "--corpus", "folk", "--out", "x"), "install it with `pip install music21")
+    assert_clean_error(*cli("music", "export", "t.abc", "--out", "x", "--midi"), "needs music21",
+                       "pip install 'rnnkit[music]'")
 
 
 def test_every_command_that_runs_a_model_takes_a_device(cli, trained_run, corpus_file):
@@ -280,7 +285,7 @@ def test_every_command_that_runs_a_model_takes_a_device(cli, trained_run, corpus
             assert_clean_error(*cli(*args, "--device", "cuda"), "PyTorch sees no CUDA GPU")
     for command in (["viz"], ["diagnose"], ["serve"], ["classify", "predict"], ["tag", "predict"],
                     ["seq2seq", "predict"], ["forecast", "predict"], ["forecast", "explain"], ["anomaly", "score"],
-                    ["anomaly", "explain"]):
+                    ["anomaly", "explain"], ["music", "sample"]):
         assert "--device {auto,cpu,cuda}" in " ".join(cli(*command, "--help")[1].split()), command
 
 

@@ -13,6 +13,7 @@ from rnnkit.errors import UsageError
 from rnnkit.music import model as music_model
 from rnnkit.music.abc import AbcError, detokenize, split_tunes, tokenize
 from rnnkit.music.transpose import interval, transpose
+from rnnkit.music.timing import BEAT, add_beats
 from rnnkit.music.check import bars, bars_ok, is_aabb, longest_shared_runs, repeats_ok
 from rnnkit.music.corpus import read_tunes
 
@@ -122,6 +123,15 @@ def tune(body, meter="4/4", unit="1/8", key="G"):
     return tokenize(f"X:1\nM:{meter}\nL:{unit}\nK:{key}\n{body}\n")
 
 
+def test_beat_marks_fall_on_the_beats_and_wait_for_ties_and_broken_rhythm():
+    tokens = add_beats(tune("GAB c2d|e2-e dBG|A>Bc d3|G2A-A2B|", meter="6/8"))
+    assert tokens[3:] == ["G", "A", "B", BEAT, "c2", "d", "|", "e2", "-", "e", BEAT, "d", "B", "G", "|",
+                          "A", ">", "B", "c", BEAT, "d3", "|", "G2", "A", "-", BEAT, "A2", "B", "|"]
+    reel = add_beats(tune("(3ABc d2 efga|"))  # 4/4: a beat mark at the half bar
+    assert reel[3:] == ["(3", "A", "B", "c", "d2", BEAT, "e", "f", "g", "a", "|"]
+    assert add_beats(tokenize(detokenize(tokens))) == tokens  # written back, the marks are spaces
+
+
 def test_bar_lengths_count_tuplets_chords_and_grace_notes():
     lengths = [b.length for b in bars(tune("(3ABc d2 {g}e2 [GB]2 | A>B c<d z4 |"))]
     assert lengths == [Fraction(1), Fraction(1)]  # (3ABc = 2 eighths; grace notes take no time
@@ -214,6 +224,51 @@ def test_sample_asks_by_meter_and_key(toy_run):
     with pytest.raises(UsageError, match="never occurs.*any tonic with the mode major"):
         m.sample(1, key="Dmix")
     assert {t[1] for t in m.sample(30, seed=3)} == {"K:D", "K:G"}  # tonics drawn from the training keys
+
+
+def well_formed(tokens):
+    """The syntax rules of music.grammar, checked on a finished tune."""
+    depth, tied = 0, None
+    for i, token in enumerate(tokens[3:], start=3):
+        depth += token in ("[", "{")
+        depth -= token.startswith("]") or token == "}"
+        if depth not in (0, 1):
+            return False
+        if token == "-":
+            tied = tokens[i - 1].rstrip("0123456789/")
+        elif tied is not None and token[0] not in "|:[ ":
+            if token.rstrip("0123456789/") != tied:
+                return False
+            tied = None
+    return depth == 0 and tied is None and repeats_ok(tokens) and tokens[-1][-1] in "|]:"
+
+
+def test_the_grammar_makes_even_an_untrained_model_write_readable_abc(toy_run):
+    import dataclasses
+    import torch
+    from rnnkit.models.language_model import LanguageModel
+    _, trained = toy_run
+    torch.manual_seed(0)
+    untrained = dataclasses.replace(trained, module=LanguageModel(trained.module.config).eval())
+    strict = untrained.sample(30, seed=0, max_tokens=400)
+    finished = [t for t in strict if len(t) < 400]
+    assert len(finished) >= 20 and all(well_formed(t) for t in finished)
+    free = untrained.sample(30, seed=0, max_tokens=400, strict=False)
+    assert sum(well_formed(t) for t in free if len(t) < 400) < len(finished) / 2
+
+
+def test_keep_meter_fills_every_bar_even_for_an_untrained_model(toy_run):
+    import dataclasses
+    import torch
+    from rnnkit.models.language_model import LanguageModel
+    _, trained = toy_run
+    torch.manual_seed(1)
+    untrained = dataclasses.replace(trained, module=LanguageModel(trained.module.config).eval())
+    tunes = [t for t in untrained.sample(30, seed=1, max_tokens=400, keep_meter=True) if len(t) < 400]
+    assert len(tunes) >= 20 and sum(bars_ok(bars(t)) for t in tunes) >= 0.9 * len(tunes)
+    assert sum(bars_ok(bars(t)) for t in untrained.sample(30, seed=1, max_tokens=400)) <= 3  # without it
+    with pytest.raises(UsageError, match="drop --free"):
+        untrained.sample(1, keep_meter=True, strict=False)
 
 
 def rnnkit_cli(*args, **kwargs):

@@ -66,6 +66,13 @@ def add_commands(sub, parser_class) -> dict:
     s.add_argument("--top-k", type=int, metavar="N", help="sample only among the N likeliest tokens")
     s.add_argument("--top-p", type=float, metavar="X", help="nucleus sampling, in (0, 1]")
     s.add_argument("--seed", type=int, metavar="N", help="same seed, same tunes")
+    s.add_argument("--free", action="store_true", help="take the model's raw choices; by default tokens that would "
+                   "break ABC's syntax (an unclosed chord, a tie to another pitch, a repeat opened twice, a tune "
+                   "ending inside a bar) are masked and the model chooses among the rest; bar lengths are never "
+                   "forced (see --keep-meter)")
+    s.add_argument("--keep-meter", action="store_true", help="also mask the notes that would overfill a bar and the "
+                   "bar lines that would close one early (a pickup, and a short bar that completes it at a repeat, "
+                   "stay allowed): every bar then keeps the meter, whatever the model would have chosen")
     add_which_and_device(s)
 
     c = actions.add_parser("check", help="how well made the tunes of an ABC file are",
@@ -113,7 +120,7 @@ def _sample(args: argparse.Namespace) -> int:
         raise UsageError(f"--num-tunes must be in 1..{MAX_TUNES} (got {args.num_tunes})")
     m = model.load(args.run_dir, which=args.which, device=args.device)
     tunes = m.sample(args.num_tunes, meter=args.meter, key=args.key, temperature=args.temperature, top_k=args.top_k,
-                     top_p=args.top_p, seed=args.seed)
+                     top_p=args.top_p, seed=args.seed, strict=not args.free, keep_meter=args.keep_meter)
     sys.stdout.write(m.abc(tunes))
     return 0
 

@@ -20,10 +20,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .abc import SECTION_ENDS, is_bar, is_note, length_of, note_length, parse_meter
-
-COMPOUND = {Fraction(6, 8), Fraction(9, 8), Fraction(12, 8)}
-
+from .abc import SECTION_ENDS, is_bar, is_note
+from .timing import timeline
 
 @dataclass
 class Bar:
@@ -34,66 +32,23 @@ class Bar:
     notes: tuple[str, ...]  # its note tokens, for the novelty check
 
 
-def _tuplet_ratio(token: str, meter: Fraction) -> tuple[Fraction, int]:
-    """(p:q:r -> (q/p, r): the next r notes last q/p of their written length (ABC's defaults for q)."""
-    parts = token[1:].split(":")
-    p = int(parts[0])
-    q = int(parts[1]) if len(parts) > 1 and parts[1] else (3 if p in (2, 4, 8) else 2 if p in (3, 6) else
-                                                             3 if meter in COMPOUND else 2)
-    r = int(parts[2]) if len(parts) > 2 and parts[2] else p
-    return Fraction(q, p), r
-
-
 def bars(tokens: list[str]) -> list[Bar]:
     """The tune's bars with their lengths; `tokens` start with the M:, K:, L: header tokens."""
-    header = {t[0]: t[2:] for t in tokens[:3]}
-    meter, unit = parse_meter(header["M"]), Fraction(header["L"])
     result: list[Bar] = []
-    length, notes, ending = Fraction(0), [], None
-    chord_first: Fraction | None = None
-    in_chord = in_grace = False
-    ratio, left = Fraction(1), 0
-
-    def add(written: Fraction) -> None:
-        nonlocal length, left
-        length += written * unit * (ratio if left else 1)
-        if left:
-            left -= 1
-
-    for token in tokens[3:]:
-        if token.startswith("[M:"):
-            meter = parse_meter(token[3:-1])
-        elif token.startswith("[L:"):
-            unit = Fraction(token[3:-1])
-        elif token == "{":
-            in_grace = True
-        elif token == "}":
-            in_grace = False
-        elif token.startswith("(") and token[1:2].isdigit():
-            ratio, left = _tuplet_ratio(token, meter)
-        elif token == "[":
-            in_chord, chord_first = True, None
-        elif token.startswith("]"):
-            in_chord = False
-            if chord_first is not None and not in_grace:
-                add(chord_first * length_of(token[1:]))
+    notes, ending, grace = [], None, False
+    elapsed, meter = Fraction(0), Fraction(1)
+    for token, elapsed, meter, _ in timeline(tokens):
+        if token in ("{", "}"):
+            grace = token == "{"
         elif re.fullmatch(r"\[[0-9].*", token):
             ending = token[1:]
-        elif token.startswith("Z"):
-            length += meter * int(token[1:] or 1)
         elif is_bar(token):
-            result.append(Bar(length, meter, token, ending, tuple(notes)))
-            length, notes, ending = Fraction(0), [], None
-        elif (written := note_length(token)) is not None and not in_grace:
-            if in_chord:
-                if chord_first is None:
-                    chord_first = written
-            else:
-                add(written)
-            if is_note(token):
-                notes.append(token)
-    if length or notes:
-        result.append(Bar(length, meter, None, ending, tuple(notes)))
+            result.append(Bar(elapsed, meter, token, ending, tuple(notes)))
+            notes, ending, elapsed = [], None, Fraction(0)
+        elif is_note(token) and not grace:
+            notes.append(token)
+    if elapsed or notes:
+        result.append(Bar(elapsed, meter, None, ending, tuple(notes)))
     return [b for b in result if b.length or b.notes or b.ending]
 
 

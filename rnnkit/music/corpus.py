@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from .abc import AbcError, is_note, split_tunes, tokenize
+from .timing import add_beats
 from .transpose import transpose
 
 FOLK = ("oneills1850", "ryansMammoth", "airdsAirs")  # music21/corpus/<folder>/*.abc
@@ -85,8 +86,8 @@ def note_key(tokens: list[str]) -> tuple[str, ...]:
 
 
 def read_tunes(paths: list[Path], chords: bool = False, tonic: str | None = None) -> Tunes:
-    """Every readable tune of the files, in file order, duplicates dropped; with `tonic`, every
-    tune transposed to it first (so the same tune written in two keys is found twice). A
+    """Every readable tune of the files as the model reads it (with its beat marks, timing.add_beats),
+    in file order, duplicates dropped; with `tonic`, every tune transposed to it first (so the same tune written in two keys is found twice). A
     UsageError when a file holds no tune at all, or when no tune can be read."""
     result, seen = Tunes(), set()
     for path in paths:
@@ -100,6 +101,7 @@ def read_tunes(paths: list[Path], chords: bool = False, tonic: str | None = None
                 key = tokens[1]
                 if tonic is not None:
                     tokens = transpose(tokens, tonic)
+                tokens = add_beats(tokens)
             except AbcError as e:
                 result.skipped[_reason(str(e))] += 1
                 continue

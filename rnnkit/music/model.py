@@ -39,6 +39,8 @@ from ..training import Trainer
 from ..version import __version__
 from .abc import HEADER_FIELDS, AbcError, detokenize, normal_key
 from .corpus import Tunes, folk_files, read_tunes
+from .grammar import AbcGrammar
+from .meter import MeterGrammar
 from .transpose import transpose as transpose_tune
 from .vocab import END, AbcVocabulary, UnknownTokens
 
@@ -221,16 +223,30 @@ class MusicModel:
 
     def sample(self, num_tunes: int = 1, meter: str | None = None, key: str | None = None,
                temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-               seed: int | None = None, max_tokens: int = MAX_TUNE_TOKENS) -> list[list[str]]:
-        """`num_tunes` tunes (token lists, header first), drawn together in one batch. A model
+               seed: int | None = None, max_tokens: int = MAX_TUNE_TOKENS, strict: bool = True,
+               keep_meter: bool = False) -> list[list[str]]:
+        """`num_tunes` tunes (token lists, header first), drawn together in one batch, keeping the
+        grammar of ABC (music.grammar; `strict=False`: the model's raw choices; `keep_meter`: every
+        bar also filled to the meter, music.meter). A model
         trained on transposed tunes writes them in `key`'s tonic, or without a key in a tonic drawn
         from the training tunes' own keys of the sampled mode."""
         slots = self._slots(meter, key)
         config = SamplingConfig(length=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                                 num_samples=num_tunes, seed=seed)
         body = torch.tensor([s[:2] not in ("M:", "K:", "L:") for s in self.vocab.symbols], device=self.device)
+        if keep_meter and not strict:
+            raise UsageError("--keep-meter works on top of the ABC grammar; drop --free")
+        rules = MeterGrammar if keep_meter else AbcGrammar
+        grammar = rules(self.vocab.symbols, END, num_tunes, self.device, len(slots)) if strict else None
+
+        def allowed(t: int) -> torch.Tensor:
+            if t < len(slots):
+                return slots[t]
+            return body if grammar is None else body & grammar.allowed(t)
+
         rows = generate_tokens(self.module, [], self.vocab.start_id, config, device=self.device,
-                               stop=self.vocab.end_id, allowed=lambda t: slots[t] if t < len(slots) else body)
+                               stop=self.vocab.end_id, allowed=allowed,
+                               on_tokens=None if grammar is None else grammar.observe)
         tunes = [self.vocab.tokens(row.tolist()) for row in rows]
         if self.transposed_to is None:
             return tunes
