@@ -303,6 +303,17 @@ def test_export_writes_midi_music21_reads_back(tmp_path):
     assert rnnkit_cli("music", "export", source, "--out", tmp_path / "out", "--midi", "--force").returncode == 0
 
 
+def test_music21_runs_with_a_time_limit_and_recovers():
+    pytest.importorskip("music21")
+    from rnnkit.music.export import Renderer
+    text = detokenize(tokenize(fixture_tunes()[0]))
+    with Renderer(seconds=1e-4) as hasty:
+        with pytest.raises(ValueError, match="longer than"):
+            hasty.render(text)
+        hasty.seconds = 60
+        assert hasty.render(text, ("midi", "musicxml"))["midi"].startswith(b"MThd")  # a fresh worker
+
+
 @pytest.mark.parametrize("content, message", [
     ("T:no tunes here\nabc\n", "holds no tunes"),
     ("X:1\nM:2/4\nK:G\nV:1\nabc|\nX:2\nM:2/4\nK:HP\nab|\n", "no tune .* could be read"),

@@ -167,7 +167,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..music.export import check_music21, midi_bytes, musicxml_bytes, parse
+    from ..music.export import Renderer, check_music21
     from ..outputs import write
     if not (args.midi or args.musicxml):
         raise UsageError("say what to write: --midi, --musicxml or both")
@@ -187,14 +187,17 @@ def _export(args: argparse.Namespace) -> int:
                          "choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     written, failed = 0, []
-    for n, text in enumerate(texts, start=1):
-        try:
-            score = parse(text)
-            for suffix in suffixes:
-                write(out / f"{stem}-{n}{suffix}", midi_bytes(score) if suffix == ".mid" else musicxml_bytes(score))
+    formats = tuple(f for f, wanted in (("midi", args.midi), ("musicxml", args.musicxml)) if wanted)
+    with Renderer() as renderer:
+        for n, text in enumerate(texts, start=1):
+            try:
+                files = renderer.render(text, formats)
+            except ValueError as e:
+                failed.append(f"tune {n}: {e}")
+                continue
+            for suffix, fmt in zip(suffixes, formats):
+                write(out / f"{stem}-{n}{suffix}", files[fmt])
                 written += 1
-        except ValueError as e:
-            failed.append(f"tune {n}: {e}")
     print(f"wrote {written} file(s) to {out}" + (f"; {len(failed)} tune(s) music21 could not read ({failed[0]})"
                                                  if failed else ""), file=sys.stderr)
     if not written:

@@ -8,6 +8,7 @@ when one of these functions runs: importing it takes about a second.
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from ..extras import require
 
 ABC2MIDI_SECONDS = 10  # a tune abc2midi takes longer than this to read counts as not readable
+MUSIC21_SECONDS = 20  # likewise for music21 (it takes about 0.2 s for a tune of a page)
 
 
 def _music21():
@@ -68,13 +70,72 @@ def musicxml_bytes(score) -> bytes:
         raise ValueError(f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}") from None
 
 
-def music21_reads(text: str) -> bool:
-    """Whether music21 parses the tune and renders it to MIDI."""
-    try:
-        midi_bytes(parse(text))
-        return True
-    except ValueError:
-        return False
+def _render(text: str, formats: tuple[str, ...]) -> dict[str, bytes]:
+    score = parse(text)
+    return {f: midi_bytes(score) if f == "midi" else musicxml_bytes(score) for f in formats}
+
+
+def _serve(connection) -> None:
+    """The worker's loop: (text, formats) in, ("ok", files) or ("error", reason) out."""
+    while True:
+        try:
+            text, formats = connection.recv()
+        except EOFError:
+            return
+        try:
+            connection.send(("ok", _render(text, formats)))
+        except ValueError as e:
+            connection.send(("error", str(e)))
+
+
+class Renderer:
+    """music21 in a worker process with a time limit per tune: music21 can spend minutes, or
+    loop, on a pathological tune, and a check or an export must not hang on one. A tune over
+    the limit is "not readable" and the worker is replaced. Use as a context manager."""
+
+    def __init__(self, seconds: float = MUSIC21_SECONDS) -> None:
+        _music21()  # imported before the fork, so each worker starts ready
+        self.seconds, self.process, self.connection = seconds, None, None
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("fork")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+
+    def render(self, text: str, formats: tuple[str, ...] = ("midi",)) -> dict[str, bytes]:
+        """The tune as the files of `formats` ("midi", "musicxml"); ValueError with the reason
+        when music21 cannot read it or takes longer than the limit."""
+        if self.process is None or not self.process.is_alive():
+            self._start()
+        self.connection.send((text, formats))
+        if not self.connection.poll(self.seconds):
+            self.close()
+            raise ValueError(f"music21 took longer than {self.seconds:g} s")
+        status, value = self.connection.recv()
+        if status != "ok":
+            raise ValueError(value)
+        return value
+
+    def reads(self, text: str) -> bool:
+        """Whether music21 parses the tune and renders it to MIDI in time."""
+        try:
+            self.render(text)
+            return True
+        except ValueError:
+            return False
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+            self.process = None
+
+    def __enter__(self) -> "Renderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def abc2midi_path() -> str | None:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .abc import detokenize
 from .check import bars, bars_ok, is_aabb, longest_shared_runs, mode_of, repeats_ok, total_variation
-from .export import abc2midi_path, abc2midi_reads, music21_reads
+from .export import Renderer, abc2midi_path, abc2midi_reads
 
 COPY_BARS = 8  # a tune copies a training tune when this many whole bars in a row are the same
 
@@ -41,7 +41,9 @@ def report(tunes: list[list[str]], unreadable: int = 0, training: list[list[str]
     texts = [detokenize(t) for t in tunes]
     show = progress and len(tunes) > 20
     if music21:
-        out["music21"] = _share(map(music21_reads, tqdm(texts, desc="music21", disable=not show, leave=False)), total)
+        with Renderer() as renderer:
+            out["music21"] = _share(map(renderer.reads, tqdm(texts, desc="music21", disable=not show, leave=False)),
+                                    total)
     if abc2midi:
         if abc2midi_path() is None:
             out["abc2midi"] = None
