@@ -177,8 +177,9 @@ def _export(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
     stem = Path(args.file).stem
-    suffixes = [s for s, wanted in ((".mid", args.midi), (".musicxml", args.musicxml)) if wanted]
-    targets = [out / f"{stem}-{n}{s}" for n in range(1, len(texts) + 1) for s in suffixes]
+    wanted = {fmt: suffix for fmt, suffix, asked in (("midi", ".mid", args.midi), ("musicxml", ".musicxml",
+                                                                                      args.musicxml)) if asked}
+    targets = [out / f"{stem}-{n}{suffix}" for n in range(1, len(texts) + 1) for suffix in wanted.values()]
     clashes = [p for p in targets if p.exists() or p.is_symlink()]
     if clashes and not args.force:
         raise UsageError(f"{clashes[0]} exists; choose another --out or pass --force to replace it")
@@ -187,15 +188,14 @@ def _export(args: argparse.Namespace) -> int:
                          "choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     written, failed = 0, []
-    formats = tuple(f for f, wanted in (("midi", args.midi), ("musicxml", args.musicxml)) if wanted)
     with Renderer() as renderer:
         for n, text in enumerate(texts, start=1):
             try:
-                files = renderer.render(text, formats)
+                files = renderer.render(text, tuple(wanted))
             except ValueError as e:
                 failed.append(f"tune {n}: {e}")
                 continue
-            for suffix, fmt in zip(suffixes, formats):
+            for fmt, suffix in wanted.items():
                 write(out / f"{stem}-{n}{suffix}", files[fmt])
                 written += 1
     print(f"wrote {written} file(s) to {out}" + (f"; {len(failed)} tune(s) music21 could not read ({failed[0]})"
