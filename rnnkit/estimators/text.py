@@ -154,6 +154,22 @@ class _TextEstimator(RNNEstimator):
         outputs = list(self._network_outputs([s[:limit] for s in self._encode(X)]))
         return torch.cat(outputs) if outputs else torch.empty(0, self._num_outputs())
 
+    def transform(self, X) -> np.ndarray:
+        """One vector per text or numeric sequence (N, H * directions): the pooled recurrent states
+        the output layer reads (this estimator's `pooling`), so a fitted estimator can featurise
+        texts for another model (a step of a scikit-learn Pipeline)."""
+        check_is_fitted(self, "model_")
+        limit = self.max_tokens_ or None
+        return self._vectors([s[:limit] for s in self._encode(X)], self.pooling)
+
+    def sentence_encoder(self):
+        """A `SentenceEncoder` over this network (texts only; `rnnkit embed` uses it)."""
+        check_is_fitted(self, "model_")
+        if self.features_ is not None:
+            raise UsageError("this model was trained on numeric sequences; its vectors come from transform() "
+                             "on arrays, not from texts")
+        return self._sentence_encoder(self.tokenizer_.encode)
+
     def _encode(self, X) -> list:
         """Token id lists for texts, standardised (T, D) arrays for numeric sequences."""
         if self.features_ is not None:

@@ -33,6 +33,25 @@ class _TokenRecurrentHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.recurrent.output_size, num_outputs)
 
+    def outputs(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, T), (B,) -> the top layer's outputs (B, T, H * directions), zero past each end."""
+        return self.recurrent(self.embed(tokens), lengths=lengths, final_state=False)[0]
+
+
+def pool_outputs(out: torch.Tensor, lengths: torch.Tensor, pooling: str, hidden_size: int) -> torch.Tensor:
+    """Outputs (B, T, H * directions), zero past each sequence's end -> one (B, H * directions) vector
+    per sequence: "last" = the final h of each direction, "mean" or "max" over the real positions."""
+    lengths = lengths.to(out.device)
+    if pooling == "last":
+        # The top layer's final h in each direction: its output at the last real token reading
+        # forwards, at the first token reading backwards.
+        last = out[torch.arange(out.shape[0], device=out.device), lengths - 1]  # (B, H*)
+        return torch.cat([last[:, :hidden_size], out[:, 0, hidden_size:]], dim=1)
+    if pooling == "mean":
+        return out.sum(dim=1) / lengths.to(out.dtype)[:, None]
+    real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths[:, None]
+    return out.masked_fill(~real[..., None], float("-inf")).max(dim=1).values
+
 
 class SequencePredictor(_TokenRecurrentHead):
     def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
@@ -47,17 +66,7 @@ class SequencePredictor(_TokenRecurrentHead):
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T), (B,) -> one (B, H * directions) summary per sequence, by the chosen pooling."""
-        out, _ = self.recurrent(self.embed(tokens), lengths=lengths, final_state=False)  # (B, T, H*), 0 past ends
-        if self.pooling == "last":
-            # The top layer's final h in each direction: its output at the last real token reading
-            # forwards, at the first token reading backwards.
-            H = self.recurrent.hidden_size
-            last = out[torch.arange(out.shape[0], device=out.device), lengths.to(out.device) - 1]  # (B, H*)
-            return torch.cat([last[:, :H], out[:, 0, H:]], dim=1)
-        if self.pooling == "mean":
-            return out.sum(dim=1) / lengths.to(out.device, out.dtype)[:, None]
-        real = torch.arange(out.shape[1], device=out.device)[None, :] < lengths.to(out.device)[:, None]
-        return out.masked_fill(~real[..., None], float("-inf")).max(dim=1).values
+        return pool_outputs(self.outputs(tokens, lengths), lengths, self.pooling, self.recurrent.hidden_size)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.encode(tokens, lengths)))  # (B, K)
@@ -74,5 +83,4 @@ class SequenceTagger(_TokenRecurrentHead):
                          bidirectional, init, forget_bias)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        out, _ = self.recurrent(self.embed(tokens), lengths=lengths, final_state=False)  # (B, T, H * directions)
-        return self.head(self.dropout(out))  # (B, T, C)
+        return self.head(self.dropout(self.outputs(tokens, lengths)))  # (B, T, C)
