@@ -1,0 +1,48 @@
+"""The captioner's hyperparameters: the shared network and training fields, the image size and
+encoder, tokens and decoding. Each comment is the `rnnkit caption train` flag's help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import _in_range
+from ..errors import UsageError
+from ..estimators.configs import NetworkConfig
+
+LEVELS = ("char", "word")
+
+
+@dataclass(frozen=True)
+class CaptionerConfig(NetworkConfig):
+    hidden_size: int = 256  # units of the decoder's LSTM
+    epochs: float = 20.0  # passes over the training images
+    batch_size: int = 64  # images per batch
+    lr: float = 2e-3  # learning rate
+    # --- images
+    image_height: int = 64  # every image is resized to this height (pixels)
+    image_width: int = 64  # and to this width
+    colour: bool = False  # read images in colour (RGB); greyscale otherwise
+    conv_channels: int = 32  # channels of the encoder's first block (each further block doubles them)
+    conv_blocks: int = 3  # convolutional blocks, each halving the image: the grid attended over is
+    # (height / 2^blocks) x (width / 2^blocks)
+    # --- tokens
+    level: str = "word"  # caption tokens: words (split on spaces) or characters
+    lowercase: bool = False  # lowercase the captions first
+    # --- decoding
+    beam_size: int = 1  # beam search width; 1 = greedy decoding
+    max_length: int = 40  # longest caption, in tokens
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.level not in LEVELS:
+            raise UsageError(f"--level must be one of {', '.join(LEVELS)} (got {self.level!r})")
+        _in_range(self, "image_height", 8, 4096)
+        _in_range(self, "image_width", 8, 4096)
+        _in_range(self, "conv_channels", 1, 1024)
+        _in_range(self, "conv_blocks", 1, 6)
+        _in_range(self, "beam_size", 1, 100)
+        _in_range(self, "max_length", 1, 10_000)
+        for side in ("image_height", "image_width"):
+            if getattr(self, side) < 2 ** self.conv_blocks:
+                raise UsageError(f"--{side.replace('_', '-')} {getattr(self, side)} is smaller than the "
+                                 f"{2 ** self.conv_blocks} pixels {self.conv_blocks} blocks halve it to one cell")

@@ -1,0 +1,138 @@
+"""Show, attend and tell, small (Xu et al. 2015): a convolutional encoder turns an image into a
+grid of feature vectors; a recurrent decoder writes the caption a token at a time and, before each
+token, attends over the grid (soft attention) to choose where to look.
+
+Shapes: B batch, C channels, H x W image, G = h x w grid cells, D feature width, E embedding,
+K decoder units, T caption length, V vocabulary, N beams per image.
+
+    e_ti = w^T tanh(W_f a_i + W_h h_{t-1})        alpha_t = softmax_i(e_t)       (additive score)
+    z_t = beta_t * sum_i alpha_ti a_i,   beta_t = sigmoid(W_b h_{t-1})           (their gate, 4.2.1)
+    h_t = cell([E y_{t-1}; z_t], h_{t-1})
+    logits_t = L_o tanh(E y_{t-1} + L_h h_t + L_z z_t)                           (their deep output)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..cells import CELL_TYPES
+
+
+class ConvEncoder(nn.Module):
+    """`blocks` x [conv 3x3, batch norm, ReLU, conv 3x3, batch norm, ReLU, 2x2 max pool]: an
+    (B, C, H, W) image -> (B, G, D) grid of features, D = channels x 2^(blocks-1). A learned vector
+    per grid cell is added, because convolution features say what is in a cell but hardly where
+    it is, and reading in order needs where (Wojna et al. 2017 append coordinates for the same reason)."""
+
+    def __init__(self, in_channels: int, height: int, width: int, channels: int = 32, blocks: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_channels
+        for k in range(blocks):
+            c_out = channels * 2 ** k
+            for c in (c_in, c_out):
+                layers += [nn.Conv2d(c, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            layers.append(nn.MaxPool2d(2))
+            c_in = c_out
+        self.layers = nn.Sequential(*layers)
+        self.grid = (height // 2 ** blocks, width // 2 ** blocks)  # (h, w)
+        self.width = c_in  # D
+        self.position = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], c_in))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.layers(images)  # (B, D, h, w)
+        return features.flatten(2).transpose(1, 2) + self.position  # (B, G, D)
+
+
+class CaptionModel(nn.Module):
+    def __init__(self, vocab_size: int, in_channels: int, height: int, width: int, conv_channels: int = 32,
+                 conv_blocks: int = 3, cell: str = "lstm", hidden_size: int = 256, embedding_size: int = 64,
+                 dropout: float = 0.0, bos: int = 2, eos: int = 3) -> None:
+        super().__init__()
+        self.bos, self.eos = bos, eos
+        self.encoder = ConvEncoder(in_channels, height, width, conv_channels, conv_blocks)
+        D, K, E = self.encoder.width, hidden_size, embedding_size
+        self.embed = nn.Embedding(vocab_size, E, padding_idx=0)
+        self.init_state = nn.Linear(D, K)  # the mean feature -> the decoder's first h and c (their 3.1.2)
+        self.decoder = CELL_TYPES[cell](E + D, K)
+        self.attend_features = nn.Linear(D, K)  # W_f
+        self.attend_state = nn.Linear(K, K, bias=False)  # W_h
+        self.attend_score = nn.Linear(K, 1, bias=False)  # w
+        self.gate = nn.Linear(K, 1)  # W_b
+        self.out_state, self.out_context = nn.Linear(K, E), nn.Linear(D, E, bias=False)  # L_h, L_z
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(E, vocab_size)  # L_o
+
+    def encode(self, images: torch.Tensor):
+        """-> features (B, G, D), their attention keys W_f a (B, G, K), the decoder's first state."""
+        features = self.encoder(images)
+        h = torch.tanh(self.init_state(features.mean(dim=1)))  # (B, K)
+        state = tuple(h if i == 0 else torch.zeros_like(h) for i, _ in enumerate(self.decoder.state_names))
+        return features, self.attend_features(features), state
+
+    def step(self, token: torch.Tensor, state, features: torch.Tensor, keys: torch.Tensor):
+        """token (B,) -> logits (B, V), the new state, the attention weights alpha (B, G) used."""
+        h = state[0]
+        scores = self.attend_score(torch.tanh(keys + self.attend_state(h)[:, None, :]))[:, :, 0]  # (B, G)
+        alpha = torch.softmax(scores, dim=1)
+        context = torch.sigmoid(self.gate(h)) * torch.bmm(alpha[:, None, :], features)[:, 0]  # (B, D)
+        embedded = self.embed(token)  # (B, E)
+        _, state = self.decoder.step(torch.cat([embedded, context], dim=1), state)
+        hidden = torch.tanh(embedded + self.out_state(state[0]) + self.out_context(context))  # (B, E)
+        return self.out(self.dropout(hidden)), state, alpha
+
+    def forward(self, images: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: target_in (B, T) starts with BOS -> logits (B, T, V)."""
+        features, keys, state = self.encode(images)
+        logits = []
+        for t in range(target_in.shape[1]):
+            step_logits, state, _ = self.step(target_in[:, t], state, features, keys)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+    @torch.no_grad()
+    def decode(self, images: torch.Tensor, max_length: int, beams: int = 1) -> tuple[list[list[int]], list[torch.Tensor]]:
+        """Beam search over all images at once (beams = 1: greedy): every step runs the N beams of
+        all B images as one batch. A finished caption keeps its score; the best is chosen by
+        log-probability per token (EOS counted), so short captions are not preferred for being short.
+        -> token ids per image (EOS left out), attention weights per image (T, G), one row per token."""
+        B, N = images.shape[0], beams
+        features, keys, state = self.encode(images)
+        repeat = lambda x: x.repeat_interleave(N, dim=0)  # noqa: E731  (B, ...) -> (B * N, ...)
+        features, keys, state = repeat(features), repeat(keys), tuple(repeat(s) for s in state)
+        scores = torch.full((B, N), float("-inf"), device=images.device)
+        scores[:, 0] = 0.0  # at first every beam of an image is the same: expand one
+        tokens = torch.full((B * N, 1), self.bos, dtype=torch.long, device=images.device)  # (B*N, t + 1)
+        attention = features.new_zeros(B * N, 0, features.shape[1])  # (B*N, t, G)
+        finished = torch.zeros(B * N, dtype=torch.bool, device=images.device)
+        lengths = torch.zeros(B * N, device=images.device)  # tokens of each caption, its EOS included
+        for _ in range(max_length):
+            logits, state, alpha = self.step(tokens[:, -1], state, features, keys)
+            logp = F.log_softmax(logits.float(), dim=1)  # (B*N, V)
+            # a finished caption can only be continued by padding, at no cost
+            logp[finished] = float("-inf")
+            logp[finished, 0] = 0.0
+            V = logp.shape[1]
+            total = (scores.reshape(-1, 1) + logp).reshape(B, N * V)
+            scores, index = total.topk(N, dim=1)  # (B, N)
+            origin = (index // V + torch.arange(B, device=images.device)[:, None] * N).reshape(-1)  # rows of B*N
+            chosen = (index % V).reshape(-1)
+            state = tuple(s[origin] for s in state)
+            tokens = torch.cat([tokens[origin], chosen[:, None]], dim=1)
+            attention = torch.cat([attention[origin], alpha[origin][:, None, :]], dim=1)
+            lengths, was_finished = lengths[origin], finished[origin]
+            lengths = lengths + (~was_finished).float()
+            finished = was_finished | (chosen == self.eos)
+            if bool(finished.all()):
+                break
+        best = (scores.reshape(-1) / lengths.clamp(min=1)).reshape(B, N).argmax(dim=1)  # (B,)
+        ids, maps = [], []
+        for b in range(B):
+            row = b * N + int(best[b])
+            caption = tokens[row, 1:].tolist()
+            end = next((t for t, i in enumerate(caption) if i in (self.eos, 0)), len(caption))
+            ids.append(caption[:end])
+            maps.append(attention[row, :min(end + 1, attention.shape[1])].cpu())  # the EOS step too
+        return ids, maps
