@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TIME ?= 150
 
-.PHONY: demo test test-slow bench sweep venv browser abcmidi clean
+.PHONY: demo test test-slow bench sweep venv browser abcmidi fashion-mnist clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,17 @@ $(ABC2MIDI):
 	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends abcmidi >/dev/null 2>&1; } || \
 	  echo "note: could not install abcmidi; the abc2midi check will read n/a" >&2; \
 	else echo "note: abc2midi is not installed (needs root and apt-get); the abc2midi check will read n/a" >&2; fi
+
+# Debian's Fashion-MNIST, the clothing items of the captioning scenes in bench/caption.py.
+FASHION := /usr/share/datasets/fashion-mnist
+fashion-mnist: $(FASHION)
+$(FASHION):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1; } || \
+	  echo "note: could not install dataset-fashion-mnist; bench/caption.py runs the digit strips only" >&2; \
+	else echo "note: dataset-fashion-mnist is not installed (needs root and apt-get); bench/caption.py runs the digit strips only" >&2; fi
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
@@ -94,6 +105,8 @@ else
 	$(BIN)/python bench/anomaly.py
 	$(MAKE) abcmidi
 	$(BIN)/python bench/music.py --time 600
+	$(MAKE) fashion-mnist
+	$(BIN)/python bench/caption.py
 endif
 	$(BIN)/python bench/report.py
 

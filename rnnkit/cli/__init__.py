@@ -1,7 +1,7 @@
 """`rnnkit` command line, one module per command group, each a thin layer over the Python API:
 lm.py (train, sample, eval, info), inspection.py (gradcheck, diagnose, experiment, units, viz,
 plot, serve), tasks.py (classify, tag, seq2seq), forecast.py (forecast), anomaly.py (anomaly),
-music.py (music), embed.py (embed). A new domain adds its module here.
+music.py (music), embed.py (embed), caption.py (caption). A new domain adds its module here.
 
 Bad input never produces a traceback: a UsageError (or a bad flag) prints one line on stderr
 and exits with status 2. Logs and progress go to stderr; `sample` writes only text to stdout.
@@ -19,7 +19,7 @@ from typing import Sequence
 
 from ..errors import UsageError
 from ..version import __version__
-from . import anomaly, embed, forecast, inspection, lm, music, tasks
+from . import anomaly, caption, embed, forecast, inspection, lm, music, tasks
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,12 +33,12 @@ def build_parser() -> tuple[Parser, dict]:
     parser = Parser(prog="rnnkit", description="Recurrent neural networks: train character-level "
                     "language models on any text, sample from them, score text, check their gradients, "
                     "look inside them, train classifiers, taggers and seq2seq models from CSV files, and "
-                    "forecast numeric series and find anomalies in them, write folk tunes in ABC notation, and turn sentences into vectors.")
+                    "forecast numeric series and find anomalies in them, write folk tunes in ABC notation, caption images, and turn sentences into vectors.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     commands = {**lm.add_commands(sub), **inspection.add_commands(sub), **tasks.add_commands(sub, Parser),
                 **forecast.add_commands(sub, Parser), **anomaly.add_commands(sub, Parser), **music.add_commands(sub, Parser),
-                **embed.add_commands(sub, Parser)}
+                **embed.add_commands(sub, Parser), **caption.add_commands(sub, Parser)}
     for command in sub.choices.values():  # short metavars keep the usage lines readable
         for action in command._actions:
             if action.metavar is None and action.type in (int, float) and not action.choices:

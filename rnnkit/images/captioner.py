@@ -62,6 +62,9 @@ class RNNCaptioner(RNNEstimator):
     def _make_task(self, train, val, device):
         return CaptionTask(*train, *val, self.batch_size, self.random_state, device, self.BOS, self.EOS)
 
+    def _train(self, task, config, device, **train_config) -> None:
+        super()._train(task, config, device, time=config.time, **train_config)
+
     # ------------------------------------------------------------------ predicting
     @torch.no_grad()
     def predict_with_attention(self, X) -> tuple[list[str], list[np.ndarray]]:

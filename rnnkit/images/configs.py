@@ -18,6 +18,7 @@ class CaptionerConfig(NetworkConfig):
     epochs: float = 20.0  # passes over the training images
     batch_size: int = 64  # images per batch
     lr: float = 2e-3  # learning rate
+    time: float | None = None  # stop training after this many seconds (the first of --epochs and --time)
     # --- images
     image_height: int = 64  # every image is resized to this height (pixels)
     image_width: int = 64  # and to this width
@@ -36,6 +37,8 @@ class CaptionerConfig(NetworkConfig):
         super().__post_init__()
         if self.level not in LEVELS:
             raise UsageError(f"--level must be one of {', '.join(LEVELS)} (got {self.level!r})")
+        if self.time is not None and not 0 < self.time <= 1e8:
+            raise UsageError(f"--time must be in (0, 1e8] seconds (got {self.time})")
         _in_range(self, "image_height", 8, 4096)
         _in_range(self, "image_width", 8, 4096)
         _in_range(self, "conv_channels", 1, 1024)

@@ -29,7 +29,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, in_channels: int, height: int, width: int, channels: int = 32, blocks: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = in_channels
+        c_in = in_channels + 2  # the image and two coordinate planes
         for k in range(blocks):
             c_out = channels * 2 ** k
             for c in (c_in, c_out):
@@ -39,10 +39,14 @@ class ConvEncoder(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.grid = (height // 2 ** blocks, width // 2 ** blocks)  # (h, w)
         self.width = c_in  # D
-        self.position = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], c_in))
+        self.position = nn.Parameter(0.1 * torch.randn(1, self.grid[0] * self.grid[1], c_in))
+        rows = torch.linspace(-1, 1, height)[:, None].expand(height, width)
+        columns = torch.linspace(-1, 1, width)[None, :].expand(height, width)
+        self.register_buffer("coordinates", torch.stack([rows, columns])[None], persistent=False)  # (1, 2, H, W)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.layers(images)  # (B, D, h, w)
+        coordinates = self.coordinates.to(images.dtype).expand(images.shape[0], -1, -1, -1)
+        features = self.layers(torch.cat([images, coordinates], dim=1))  # (B, D, h, w)
         return features.flatten(2).transpose(1, 2) + self.position  # (B, G, D)
 
 
