@@ -20,7 +20,7 @@ training seconds and milliseconds per image (batch 1) are reported too.
     .venv/bin/python bench/caption.py [--sets digits fashion] [--train 20000] [--epochs 8] [--no-write]
 
 Stores "caption" in bench/results.json, the tables in docs/images.md, and attention figures in
-docs/figures/caption-attention.png and caption-scenes.png.
+docs/images/caption-attention.png and caption-scenes.png.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def fashion_pools():
             data = f.read()
         dims = data[3]  # idx format: 0, 0, type, number of dimensions, then each dimension (big-endian)
         shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
-        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape).copy()
     return ((read("train-images-idx3-ubyte.gz"), read("train-labels-idx1-ubyte.gz")),
             (read("t10k-images-idx3-ubyte.gz"), read("t10k-labels-idx1-ubyte.gz")))
 
@@ -316,7 +316,7 @@ def run_digits(args) -> dict:
         chosen = [i for i, t in enumerate(y_test) if len(t) == n]
         by_length[n] = round(float(np.mean([predicted[i] == y_test[i] for i in chosen])), 4) if chosen else None
     if not args.no_write:
-        attention_figure(captioner, X_test[:4], "char", ROOT / "docs" / "figures" / "caption-attention.png")
+        attention_figure(captioner, X_test[:4], "char", ROOT / "docs" / "images" / "caption-attention.png")
     return {"train": args.train, "test": args.test, "epochs": args.epochs, "canvas": [HEIGHT, WIDTH],
             "results": rows, "rnnkit_accuracy_by_length": by_length}
 
@@ -348,7 +348,7 @@ def run_fashion(args) -> dict:
                  "ms_per_image": per_image_ms(lambda x: ctc_predict(reader, x), X_test)})
     print(rows[-1], flush=True)
     if not args.no_write:
-        attention_figure(captioner, X_test[:3], "word", ROOT / "docs" / "figures" / "caption-scenes.png")
+        attention_figure(captioner, X_test[:3], "word", ROOT / "docs" / "images" / "caption-scenes.png")
     return {"train": args.train, "test": args.test, "epochs": args.epochs, "canvas": list(SCENE), "results": rows}
 
 

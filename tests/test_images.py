@@ -194,3 +194,18 @@ def test_caption_commands_refuse_bad_input_in_one_line(cli, tmp_path, trained_ru
         assert not (tmp_path / "m").exists()
     if case == "existing_figure":
         assert (tmp_path / "mine.png").read_bytes() == b"my own picture"
+
+
+def test_a_tampered_model_directory_is_refused_before_anything_is_built(captioner, tmp_path):
+    import json
+    captioner.save(tmp_path / "model")
+    meta_path = tmp_path / "model" / "rnnkit.json"
+    meta = json.loads(meta_path.read_text())
+    huge = {**meta, "config": {**meta["config"], "conv_channels": 1024, "conv_blocks": 6, "image_height": 1024,
+                               "image_width": 1024}}
+    meta_path.write_text(json.dumps(huge))
+    with pytest.raises(UsageError, match="would need"):
+        RNNCaptioner.load(tmp_path / "model")
+    meta_path.write_text(json.dumps({**meta, "fitted": {**meta["fitted"], "grid": [3, 3]}}))
+    with pytest.raises(UsageError, match="is corrupted"):
+        RNNCaptioner.load(tmp_path / "model")

@@ -26,6 +26,7 @@ from .model import CaptionModel
 from .task import CaptionTask
 
 PREDICT_BATCH = 128
+FIRST_BLOCK_VALUES = 1 << 27  # at most this many values in the first block's activations of one batch (0.5 GB)
 
 
 class RNNCaptioner(RNNEstimator):
@@ -77,8 +78,11 @@ class RNNCaptioner(RNNEstimator):
         device = next(self.model_.parameters()).device
         joiner = "" if self.level == "char" else " "
         captions, maps = [], []
-        for start in range(0, len(images), PREDICT_BATCH):
-            ids, attention = self.model_.decode(to_input(images[start:start + PREDICT_BATCH], device),
+        # large images go fewer at a time, so that the first block's activations stay bounded
+        batch = max(1, min(PREDICT_BATCH, FIRST_BLOCK_VALUES // (self.image_height * self.image_width *
+                                                                 self.conv_channels * self.beam_size)))
+        for start in range(0, len(images), batch):
+            ids, attention = self.model_.decode(to_input(images[start:start + batch], device),
                                                 self.max_length, self.beam_size)
             captions += [joiner.join(self.tokenizer_.tokens[i - self.SHIFT] for i in row if i >= 4) for row in ids]
             maps += [a.reshape(len(a), *self.grid_).numpy() for a in attention]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import _in_range
+from ..config import _in_range, check_fits_in_memory
 from ..errors import UsageError
 from ..estimators.configs import NetworkConfig
 
@@ -39,13 +39,24 @@ class CaptionerConfig(NetworkConfig):
             raise UsageError(f"--level must be one of {', '.join(LEVELS)} (got {self.level!r})")
         if self.time is not None and not 0 < self.time <= 1e8:
             raise UsageError(f"--time must be in (0, 1e8] seconds (got {self.time})")
-        _in_range(self, "image_height", 8, 4096)
-        _in_range(self, "image_width", 8, 4096)
+        _in_range(self, "image_height", 8, 1024)
+        _in_range(self, "image_width", 8, 1024)
         _in_range(self, "conv_channels", 1, 1024)
         _in_range(self, "conv_blocks", 1, 6)
         _in_range(self, "beam_size", 1, 100)
         _in_range(self, "max_length", 1, 10_000)
+        check_fits_in_memory(4 * self.encoder_parameters(), "the image encoder's weights")
         for side in ("image_height", "image_width"):
             if getattr(self, side) < 2 ** self.conv_blocks:
                 raise UsageError(f"--{side.replace('_', '-')} {getattr(self, side)} is smaller than the "
                                  f"{2 ** self.conv_blocks} pixels {self.conv_blocks} blocks halve it to one cell")
+
+    def encoder_parameters(self) -> int:
+        """The convolutional encoder's weights (3 x 3 kernels) and its learned vector per grid cell."""
+        total, c_in = 0, 3
+        for k in range(self.conv_blocks):
+            c_out = self.conv_channels * 2 ** k
+            total += 9 * (c_in * c_out + c_out * c_out)
+            c_in = c_out
+        cells = (self.image_height // 2 ** self.conv_blocks) * (self.image_width // 2 ** self.conv_blocks)
+        return total + cells * c_in

