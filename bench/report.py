@@ -89,6 +89,21 @@ def sampling(r: dict) -> str:
     return text + f"\n\nBatch 64 aggregate / batch 1: **{ratio}x** (target >= 20: {verdict(ratio >= 20)})."
 
 
+def deploy(r: dict) -> str:
+    d = r.get("speed", {}).get("deploy")
+    if not d:
+        return "_not measured yet_"
+    us, speedup, agree = d["us_per_step"], d["speedup"], d["top1_agreement"]
+    rows = [["rnnkit float (`Generator`)", us["float"], "1.00x", "(itself)"],
+            ["int8 weights (`rnnkit sample --int8`)", us["int8"], f"{speedup['int8']:.2f}x ({verdict(speedup['int8'] >= 2)})",
+             f"{agree['int8']:.4f} ({verdict(agree['int8'] >= 0.995)})"],
+            ["ONNX step in onnxruntime (`rnnkit export --onnx`)", us["onnx"],
+             f"{speedup['onnx']:.2f}x ({verdict(speedup['onnx'] >= 2)})", f"{agree['onnx']:.4f} ({verdict(agree['onnx'] >= 0.995)})"]]
+    return table(["batch-1 generation step", "us per step", "speed-up (target >= 2x)",
+                  f"top-1 next character = float's, {d['positions']:,} validation positions (target >= 0.995)"], rows) + \
+        f"\n\nModel: 2 x {d['hidden']} LSTM trained 300 s on tiny Shakespeare (held-out {d['val_nats']} nats/char)."
+
+
 def time_to_quality(r: dict) -> str:
     rows = r.get("time_to_quality", {})
     if not rows:
@@ -135,7 +150,7 @@ def ddp(r: dict) -> str:
     return table(["processes", "threads each", "chars/s (all ranks)", "train loss at the end"], out)
 
 
-SECTIONS = {"machine": machine, "training": training, "custom": custom, "sampling": sampling,
+SECTIONS = {"machine": machine, "training": training, "custom": custom, "sampling": sampling, "deploy": deploy,
             "time-to-quality": time_to_quality, "scale": scale, "sweep": sweep, "ddp": ddp}
 
 

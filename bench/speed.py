@@ -1,5 +1,6 @@
 """Speed, side by side in one run: the machine's sgemm peak, training throughput of rnnkit against
-raw `torch.nn` recurrent modules (oneDNN on and off), custom cells, sampling, and preprocessing of
+raw `torch.nn` recurrent modules (oneDNN on and off), custom cells, sampling, batch-1 generation
+with int8 weights and through onnxruntime (reads ../shared's tiny Shakespeare), and preprocessing of
 a large corpus. Results go to bench/results.json ("speed"); bench/report.py turns them into
 docs/performance.md.
 
@@ -9,7 +10,7 @@ same loop. Throughput is characters (time steps x batch) per second of full trai
 FLOPs per character = 3 x forward, forward = the recurrent matrix multiplies
 2 G H (D + H) per layer plus the output layer 2 H V (G gates; element-wise work not counted).
 
-usage: python bench/speed.py [--quick] [--only sgemm,train,custom,sample,scale,ddp]
+usage: python bench/speed.py [--quick] [--only sgemm,train,custom,sample,deploy,scale,ddp]
 """
 
 from __future__ import annotations
@@ -261,6 +262,67 @@ def bench_sampling(quick: bool) -> dict:
     return rows
 
 
+# ----------------------------------------------------------------------------------- deploy
+def bench_deploy(quick: bool) -> dict:
+    """Batch-1 generation steps of a trained 2 x 512 LSTM, side by side: rnnkit's float step (the
+    `Generator` sampling uses), int8 weights (`rnnkit sample --int8`) and the exported ONNX step in
+    onnxruntime; and how often int8 and ONNX choose the float model's top next character over the
+    validation text (tiny Shakespeare's last 10%, read by all three with the state carried)."""
+    import numpy as np
+    import rnnkit
+    from rnnkit.export import language_model_onnx
+    text = (ROOT.parent / "shared" / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+    cut = int(0.9 * len(text))
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file = Path(tmp) / "train.txt"
+        train_file.write_text(text[:cut], encoding="utf-8")
+        model = rnnkit.train(train_file, out=Path(tmp) / "lm", hidden_size=512, num_layers=2, dropout=0.2,
+                             time=30 if quick else 300, log=lambda line: None, progress=False)
+    model.module.cpu().eval()
+    fast = model.int8()
+    onnx_bytes = language_model_onnx(model)
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    tokens = torch.from_numpy(model.encode(text[cut:cut + (2_000 if quick else 20_000)], "text"))
+    steps = 200 if quick else 1000
+
+    def run(kind: str, count: int, record: list | None = None) -> None:
+        with torch.no_grad():
+            if kind == "onnx":
+                state = {f"state_{n}": np.zeros((2, 1, 512), np.float32) for n in ("h", "c")}
+                for t in range(count):
+                    logits, h, c = session.run(None, {"token": tokens[t:t + 1].numpy(), **state})
+                    state = {"state_h": h, "state_c": c}
+                    if record is not None:
+                        record.append(int(logits.argmax()))
+                return
+            _, state = model.module(tokens[None, :1])
+            stepper = (fast.module if kind == "int8" else model.module).generator(state)
+            for t in range(1, count + 1):
+                logits = stepper.step(tokens[t:t + 1])
+                if record is not None:
+                    record.append(int(logits.argmax()))
+
+    seconds = interleaved({kind: lambda kind=kind: run(kind, steps) for kind in ("float", "int8", "onnx")}, quick)
+    per_step = {kind: round(1e6 * t / steps, 1) for kind, t in seconds.items()}
+    count = len(tokens) - 2
+    choices = {}
+    for kind in ("float", "int8", "onnx"):
+        choices[kind] = []
+        run(kind, count, choices[kind])
+    # onnx records the choice after reading token t (t = 0..), the others after token t + 1: align them
+    agree = {kind: round(float(np.mean([a == b for a, b in zip(choices["float"], choices[kind][1:] if kind == "onnx"
+                                                                else choices[kind])])), 5)
+             for kind in ("int8", "onnx")}
+    row = {"hidden": 512, "layers": 2, "val_nats": round(model.meta["best_val"], 3), "positions": count,
+           "us_per_step": per_step, "speedup": {k: round(per_step["float"] / per_step[k], 2) for k in ("int8", "onnx")},
+           "top1_agreement": agree}
+    print(f"deploy 2x512 batch 1: {per_step} us/step, speed-up {row['speedup']}, top-1 agreement {agree}", flush=True)
+    return row
+
+
 # ------------------------------------------------------------------------------------ scale
 # Peak memory is read in the child from /proc/self/status (VmHWM: the high-water mark of this
 # process image). getrusage's ru_maxrss is no use here: Linux carries it across fork + exec, so
@@ -365,7 +427,7 @@ def bench_ddp(quick: bool) -> dict:
 
 
 SECTIONS = {"sgemm": bench_sgemm, "train": bench_training, "custom": bench_custom_cells,
-            "sample": bench_sampling, "scale": bench_scale, "ddp": bench_ddp}
+            "sample": bench_sampling, "deploy": bench_deploy, "scale": bench_scale, "ddp": bench_ddp}
 
 
 def main() -> None:

@@ -246,7 +246,8 @@ def test_every_command_describes_itself_without_stray_format_marks(cli):
     for command in (["eval"], ["info"], ["classify", "train"], ["tag", "train"], ["seq2seq", "train"],
                     ["forecast", "train"], ["forecast", "predict"], ["forecast", "backtest"], ["forecast", "explain"],
                     ["anomaly", "train"], ["anomaly", "score"], ["anomaly", "explain"], ["music", "train"],
-                    ["music", "sample"], ["music", "check"], ["music", "export"], ["embed"]):
+                    ["music", "sample"], ["music", "check"], ["music", "export"], ["embed"],
+                    ["caption", "train"], ["caption", "predict"], ["export"]):
         status, out, _ = cli(*command, "--help")
         assert status == 0 and "%%" not in out
         description = out.split("\n\n")[1]
@@ -285,7 +286,7 @@ def test_every_command_that_runs_a_model_takes_a_device(cli, trained_run, corpus
             assert_clean_error(*cli(*args, "--device", "cuda"), "PyTorch sees no CUDA GPU")
     for command in (["viz"], ["diagnose"], ["serve"], ["classify", "predict"], ["tag", "predict"],
                     ["seq2seq", "predict"], ["forecast", "predict"], ["forecast", "explain"], ["anomaly", "score"],
-                    ["anomaly", "explain"], ["music", "sample"], ["embed"]):
+                    ["anomaly", "explain"], ["music", "sample"], ["embed"], ["caption", "predict"]):
         assert "--device {auto,cpu,cuda}" in " ".join(cli(*command, "--help")[1].split()), command
 
 

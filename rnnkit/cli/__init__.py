@@ -1,7 +1,7 @@
 """`rnnkit` command line, one module per command group, each a thin layer over the Python API:
 lm.py (train, sample, eval, info), inspection.py (gradcheck, diagnose, experiment, units, viz,
 plot, serve), tasks.py (classify, tag, seq2seq), forecast.py (forecast), anomaly.py (anomaly),
-music.py (music), embed.py (embed), caption.py (caption). A new domain adds its module here.
+music.py (music), embed.py (embed), caption.py (caption), export.py (export). A new domain adds its module here.
 
 Bad input never produces a traceback: a UsageError (or a bad flag) prints one line on stderr
 and exits with status 2. Logs and progress go to stderr; `sample` writes only text to stdout.
@@ -19,7 +19,7 @@ from typing import Sequence
 
 from ..errors import UsageError
 from ..version import __version__
-from . import anomaly, caption, embed, forecast, inspection, lm, music, tasks
+from . import anomaly, caption, embed, export, forecast, inspection, lm, music, tasks
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,7 +38,8 @@ def build_parser() -> tuple[Parser, dict]:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
     commands = {**lm.add_commands(sub), **inspection.add_commands(sub), **tasks.add_commands(sub, Parser),
                 **forecast.add_commands(sub, Parser), **anomaly.add_commands(sub, Parser), **music.add_commands(sub, Parser),
-                **embed.add_commands(sub, Parser), **caption.add_commands(sub, Parser)}
+                **embed.add_commands(sub, Parser), **caption.add_commands(sub, Parser),
+                **export.add_commands(sub, Parser)}
     for command in sub.choices.values():  # short metavars keep the usage lines readable
         for action in command._actions:
             if action.metavar is None and action.type in (int, float) and not action.choices:

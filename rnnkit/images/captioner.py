@@ -58,7 +58,7 @@ class RNNCaptioner(RNNEstimator):
     def _build_model(self) -> CaptionModel:
         return CaptionModel(len(self.tokenizer_) + self.SHIFT, 3 if self.colour else 1, self.image_height,
                             self.image_width, self.conv_channels, self.conv_blocks, self.cell, self.hidden_size,
-                            self.embedding_size, self.dropout, self.BOS, self.EOS)
+                            self.embedding_size, self.dropout, self.BOS, self.EOS, self.row_encoder)
 
     def _make_task(self, train, val, device):
         return CaptionTask(*train, *val, self.batch_size, self.random_state, device, self.BOS, self.EOS)

@@ -26,6 +26,8 @@ class CaptionerConfig(NetworkConfig):
     conv_channels: int = 32  # channels of the encoder's first block (each further block doubles them)
     conv_blocks: int = 3  # convolutional blocks, each halving the image: the grid attended over is
     # (height / 2^blocks) x (width / 2^blocks)
+    row_encoder: bool = False  # read each row of that grid with a bidirectional LSTM before attending (Deng et
+    # al. 2017), so each cell's features tell what lies left and right of it
     # --- tokens
     level: str = "word"  # caption tokens: words (split on spaces) or characters
     lowercase: bool = False  # lowercase the captions first

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..cells import CELL_TYPES
+from ..recurrent import Recurrent
 
 
 class ConvEncoder(nn.Module):
@@ -56,11 +57,15 @@ class ConvEncoder(nn.Module):
 class CaptionModel(nn.Module):
     def __init__(self, vocab_size: int, in_channels: int, height: int, width: int, conv_channels: int = 32,
                  conv_blocks: int = 3, cell: str = "lstm", hidden_size: int = 256, embedding_size: int = 64,
-                 dropout: float = 0.0, bos: int = 2, eos: int = 3) -> None:
+                 dropout: float = 0.0, bos: int = 2, eos: int = 3, row_encoder: bool = False) -> None:
         super().__init__()
         self.bos, self.eos = bos, eos
         self.encoder = ConvEncoder(in_channels, height, width, conv_channels, conv_blocks)
         D, K, E = self.encoder.width, hidden_size, embedding_size
+        # Deng et al. 2017's row encoder: a bidirectional LSTM along each row of the grid, its outputs
+        # appended to each cell's features, so a cell knows what lies left and right of it
+        self.rows = Recurrent("lstm", D, D // 2, 1, bidirectional=True) if row_encoder else None
+        D = D + 2 * (D // 2) if row_encoder else D
         self.embed = nn.Embedding(vocab_size, E, padding_idx=0)
         self.init_state = nn.Linear(D, K)  # the mean feature -> the decoder's first h and c (their 3.1.2)
         self.decoder = CELL_TYPES[cell](E + D, K)
@@ -74,7 +79,11 @@ class CaptionModel(nn.Module):
 
     def encode(self, images: torch.Tensor):
         """-> features (B, G, D), their attention keys W_f a (B, G, K), the decoder's first state."""
-        features = self.encoder(images)
+        features = self.encoder(images)  # (B, G, D)
+        if self.rows is not None:
+            (h, w), B = self.encoder.grid, features.shape[0]
+            along = self.rows(features.reshape(B * h, w, -1), final_state=False)[0]  # (B * h, w, 2 * (D // 2))
+            features = torch.cat([features, along.reshape(B, h * w, -1)], dim=2)
         h = torch.tanh(self.init_state(features.mean(dim=1)))  # (B, K)
         state = tuple(h if i == 0 else torch.zeros_like(h) for i, _ in enumerate(self.decoder.state_names))
         return features, self.attend_features(features), state
