@@ -106,6 +106,7 @@ class Trainer:
         self.metrics_log = MetricsLog(run_dir if world.is_main else None, getattr(config, "tensorboard", None))
         self.on_step: list[Callable[[int, float], None]] = []  # called with (step, loss)
         self.on_evaluate: list[Callable[[int], None]] = []  # called with the step, after each validation
+        self.stop_requested = False  # set by a callback: the run ends after the current step
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
         self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if world.is_main else (lambda line: None)
         if self.autocast_dtype == torch.bfloat16 and device.type == "cpu" and not precision.onednn_bf16_rnn():
@@ -233,7 +234,7 @@ class Trainer:
         step_model = distributed.wrap(self.model, self.world, self.device)  # DDP when several ranks
         stop = _StopRequests()
         try:
-            while self.fraction_done() < 1.0 and not self.out_of_patience():
+            while self.fraction_done() < 1.0 and not self.out_of_patience() and not self.stop_requested:
                 if stop.requested:
                     raise KeyboardInterrupt
                 lr = learning_rate(c, self.fraction_done())

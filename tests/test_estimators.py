@@ -446,3 +446,39 @@ def test_early_stopping_keeps_the_best_epoch():
     assert len(everything.history_) == 1
     with pytest.raises(ValueError, match="--early-stopping watches the validation loss"):
         RNNClassifier(early_stopping=True, validation_fraction=0).fit(X, y)
+
+
+def _keyword_task(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    words = {"a": ["fine", "great", "warm"], "b": ["dull", "slow", "bad"]}
+    labels = rng.choice(["a", "b"], n).tolist()
+    return [" ".join(rng.choice(words[label], 3)) + " film" for label in labels], labels
+
+
+def test_warm_start_continues_from_the_previous_fit():
+    X, y = _keyword_task(200, seed=0)
+    settings = dict(hidden_size=16, embedding_size=8, epochs=1, lr=3e-3, ensemble="none", random_state=0)
+    first = RNNClassifier(**settings).fit(X, y)
+    tokens = list(first.tokenizer_.tokens)
+    fresh = RNNClassifier(**settings).fit(X, y)
+    first.set_params(warm_start=True).fit(X, y)
+    assert first.history_[-1]["val_loss"] < fresh.history_[-1]["val_loss"] - 0.01  # it went on from epoch 1
+    assert first.tokenizer_.tokens == tokens and list(first.classes_) == ["a", "b"]
+    first.fit(["a brand new word"] * 4, ["a", "b", "a", "b"])  # unseen words read as unknown
+    with pytest.raises(ValueError, match="warm_start keeps the classes of the first fit; y has new ones: 'c'"):
+        first.fit(X[:4], ["a", "b", "c", "a"])
+    cold = RNNClassifier(**settings).fit(X, y)
+    assert cold.set_params(warm_start=False).fit(X, y).history_ == fresh.history_  # off: from scratch again
+
+
+def test_on_epoch_end_sees_each_epoch_and_can_stop_training():
+    X, y = _keyword_task(100, seed=1)
+    seen = []
+
+    def record(estimator, row):
+        seen.append((row["epoch"], row["val_loss"], hasattr(estimator, "model_")))
+        return row["epoch"] >= 2  # stop after the second epoch
+
+    model = RNNClassifier(hidden_size=8, embedding_size=4, epochs=10, ensemble="none").fit(X, y, on_epoch_end=record)
+    assert [epoch for epoch, _, _ in seen] == [1.0, 2.0] and all(live for _, _, live in seen)
+    assert len(model.history_) == 2 and model.history_[-1]["val_loss"] == seen[-1][1]

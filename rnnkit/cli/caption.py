@@ -17,7 +17,7 @@ from ..config import CHOICES
 from .flags import add_config_flags, config_values
 from .tasks import _check_new_out, read_rows
 
-NOT_FLAGS = ("verbose", "beam_size")
+NOT_FLAGS = ("verbose", "beam_size", "warm_start")
 RENAME = {"random_state": "seed"}
 
 

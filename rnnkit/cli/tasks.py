@@ -32,7 +32,7 @@ from ..estimators import (ClassifierConfig, RNNClassifier, RNNTagger, Seq2Seq, S
 from .flags import add_config_flags, config_values
 
 # Flags for every config field but these; random_state is --seed on the command line, as for `train`.
-NOT_FLAGS = ("verbose", "beam_size")
+NOT_FLAGS = ("verbose", "beam_size", "warm_start")
 RENAME = {"random_state": "seed"}
 
 

@@ -13,7 +13,7 @@ import inspect
 import sys
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -107,10 +107,18 @@ class RNNEstimator(BaseEstimator):
         """The hyperparameters as a validated config (UsageError, a ValueError, when one is not sane)."""
         return self.config_class(**self.get_params())
 
-    def fit(self, X, y):
+    def _prepare_again(self, X, y) -> tuple[list, Any]:
+        """Hook for warm_start: like `_prepare`, with the tokenizers and classes of the previous fit."""
+        raise NotImplementedError(f"{type(self).__name__} has no warm_start")
+
+    def fit(self, X, y, on_epoch_end: Callable[[Any, dict], bool | None] | None = None):
+        """Fit the network to X and y. on_epoch_end(estimator, record), if given, is called after each
+        epoch's validation with that epoch's row of `history_` (step, train_loss, val_loss, ...), the
+        network as it stands in `model_`; returning True ends training there."""
         config = self.config()
         torch.manual_seed(config.random_state)
-        inputs, targets = self._prepare(X, y)
+        warm = config.warm_start and hasattr(self, "model_")
+        inputs, targets = self._prepare_again(X, y) if warm else self._prepare(X, y)
         if len(inputs) < 2:
             raise ValueError("fit needs at least 2 examples")
         order = np.random.default_rng(config.random_state).permutation(len(inputs))
@@ -118,15 +126,18 @@ class RNNEstimator(BaseEstimator):
         n_val = n_val if n_val >= 2 else 0  # too few to hold some out: validate on the training rows
         val, train = (order[:n_val], order[n_val:]) if n_val else (order, order)
         device = resolve_device(config.device)
-        self.model_ = self._build_model().to(device)
-        self._after_build()
+        if warm:
+            self.model_.to(device)
+        else:
+            self.model_ = self._build_model().to(device)
+            self._after_build()
         task = self._make_task(([inputs[i] for i in train], _rows(targets, train)),
                                ([inputs[i] for i in val], _rows(targets, val)), device)
-        self._train(task, config, device)
+        self._train(task, config, device, on_epoch_end=on_epoch_end)
         self._after_fit(X, y, train, val if n_val else None)
         return self
 
-    def _train(self, task, config, device: torch.device, **train_config: Any) -> None:
+    def _train(self, task, config, device: torch.device, on_epoch_end=None, **train_config: Any) -> None:
         """Train model_ on `task` with the one Trainer (no checkpoints); keep the best epoch's weights
         under early stopping; set best_epoch_ and history_. `train_config`: more TrainConfig fields."""
         settings = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
@@ -136,17 +147,26 @@ class RNNEstimator(BaseEstimator):
         train_config = TrainConfig(**{**settings, **train_config})
         log = (lambda line: print(line, file=sys.stderr)) if config.verbose else (lambda line: None)
         trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log, progress=bool(config.verbose))
+        if on_epoch_end is not None:
+            def after_validation(step: int) -> None:
+                self.history_ = self._history(trainer, task)
+                trainer.stop_requested = bool(on_epoch_end(self, self.history_[-1]))
+            trainer.on_evaluate.append(after_validation)
         trainer.fit()
         if config.early_stopping and trainer.best_weights is not None:
             self.model_.load_state_dict(trainer.best_weights)  # the best epoch, not the last
         self.best_epoch_ = None if trainer.progress.best_step is None else \
             round(trainer.progress.best_step / max(1, task.steps_per_epoch()), 2)
         self.n_steps_ = trainer.progress.step
-        loss = task.loss_name
-        self.history_ = [{"step": m["step"], "train_loss": m[f"train_{loss}"], "val_loss": m[f"val_{loss}"],
-                          **{k: v for k, v in m.items() if k.startswith("val_") and k != f"val_{loss}"}}
-                         for m in trainer.progress.metrics]
+        self.history_ = self._history(trainer, task)
         self.model_.eval()
+
+    @staticmethod
+    def _history(trainer, task) -> list[dict]:
+        loss, per_epoch = task.loss_name, max(1, task.steps_per_epoch())
+        return [{"epoch": round(m["step"] / per_epoch, 2), "step": m["step"], "train_loss": m[f"train_{loss}"],
+                 "val_loss": m[f"val_{loss}"], **{k: v for k, v in m.items() if k.startswith("val_") and
+                                                   k != f"val_{loss}"}} for m in trainer.progress.metrics]
 
     # ------------------------------------------------------------------ predicting
     @torch.no_grad()

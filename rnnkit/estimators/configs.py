@@ -62,6 +62,8 @@ class NetworkConfig:
 class SequenceConfig(NetworkConfig):
     """Token sequences in, through a stack of recurrent layers: the classifier, regressor and tagger."""
 
+    warm_start: bool = False  # Python only: fit again from the previous fit's weights, tokens and classes
+    # (words it never saw read as unknown; a new class is an error) instead of from scratch
     # --- model
     num_layers: int = 1  # stacked recurrent layers
     bidirectional: bool = False  # read each sequence both ways
@@ -154,6 +156,8 @@ class TaggerConfig(SequenceConfig):
 
 @dataclass(frozen=True)
 class Seq2SeqConfig(NetworkConfig):
+    warm_start: bool = False  # Python only: fit again from the previous fit's weights, tokens and classes
+    # (words it never saw read as unknown; a new class is an error) instead of from scratch
     validation_fraction: float = 0.05  # share of the pairs held out to validate after every epoch (0: none)
     # --- tokens
     source_level: str = "char"  # source tokens: characters or space-separated words

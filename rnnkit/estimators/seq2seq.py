@@ -40,6 +40,12 @@ class Seq2Seq(RNNEstimator):
         self.target_tokenizer_ = Tokenizer(self.target_level).fit(targets)
         return [self.source_tokenizer_.encode(s) for s in sources], [self._target_ids(t) for t in targets]
 
+    def _prepare_again(self, X, y):
+        sources, targets = strings(X), strings(y, "y")
+        if len(sources) != len(targets) or not all(a.strip() and b.strip() for a, b in zip(sources, targets)):
+            return self._prepare(X, y)  # its checks and messages
+        return [self.source_tokenizer_.encode(s) for s in sources], [self._target_ids(t) for t in targets]
+
     def _build_model(self) -> Seq2SeqModel:
         return Seq2SeqModel(len(self.source_tokenizer_), len(self.target_tokenizer_) + self.SHIFT, self.cell,
                             self.hidden_size, self.embedding_size, self.dropout, self.BOS, self.EOS)

@@ -44,6 +44,16 @@ class RNNTagger(RNNEstimator):
         index = {label: i for i, label in enumerate(self.classes_)}
         return [self.tokenizer_.encode(r) for r in rows], [[index[label] for label in row] for row in labels]
 
+    def _prepare_again(self, X, y):
+        rows, labels = _token_lists(X), [list(row) for row in y]
+        index = {label: i for i, label in enumerate(self.classes_)}
+        new = sorted({label for row in labels for label in row} - set(index), key=str)
+        if new:
+            raise ValueError(f"warm_start keeps the tags of the first fit; y has new ones: {', '.join(map(repr, new[:5]))}")
+        if len(rows) != len(labels) or any(len(a) != len(b) for a, b in zip(rows, labels)):
+            return self._prepare(X, y)  # its checks and messages
+        return [self.tokenizer_.encode(r) for r in rows], [[index[label] for label in row] for row in labels]
+
     def _build_model(self) -> torch.nn.Module:
         return SequenceTagger(len(self.tokenizer_), len(self.classes_), self.cell, self.hidden_size,
                               self.num_layers, self.embedding_size, self.dropout, self.bidirectional)

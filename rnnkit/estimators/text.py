@@ -68,6 +68,16 @@ class _TextEstimator(RNNEstimator):
         self._word_vectors = self._pretrained_vectors(numeric)
         return [s[:self.max_tokens_] for s in sequences], targets
 
+    def _prepare_again(self, X, y):
+        X, y = (X if self.features_ is not None else strings(X)), np.asarray(y)
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} items but y has {len(y)}")
+        targets = self._encode_targets_again(y)
+        return [s[:self.max_tokens_] for s in self._encode(X)], targets
+
+    def _encode_targets_again(self, y) -> torch.Tensor:
+        raise NotImplementedError
+
     def _pretrained_vectors(self, numeric: bool) -> torch.Tensor | None:
         """The embedding rows from `embeddings` (None without them); sets the embedding width to theirs."""
         if self.embeddings is None:
@@ -213,6 +223,13 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two")
         return torch.from_numpy(encoded.astype(np.int64))
 
+    def _encode_targets_again(self, y) -> torch.Tensor:
+        new = sorted(set(y.tolist()) - set(self.classes_.tolist()), key=str)
+        if new:
+            raise ValueError(f"warm_start keeps the classes of the first fit; y has new ones: "
+                             f"{', '.join(map(repr, new[:5]))}")
+        return torch.from_numpy(np.searchsorted(self.classes_, y).astype(np.int64))
+
     def _num_outputs(self) -> int:
         return len(self.classes_)
 
@@ -294,6 +311,12 @@ class RNNRegressor(RegressorMixin, _TextEstimator):
         if not np.all(np.isfinite(y)):
             raise ValueError("y must be finite numbers")
         self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
+        return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)).reshape(-1, 1)
+
+    def _encode_targets_again(self, y) -> torch.Tensor:
+        y = np.asarray(y, dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y must be finite numbers")
         return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)).reshape(-1, 1)
 
     def _num_outputs(self) -> int:

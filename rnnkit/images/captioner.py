@@ -63,8 +63,15 @@ class RNNCaptioner(RNNEstimator):
     def _make_task(self, train, val, device):
         return CaptionTask(*train, *val, self.batch_size, self.random_state, device, self.BOS, self.EOS)
 
-    def _train(self, task, config, device, **train_config) -> None:
-        super()._train(task, config, device, time=config.time, **train_config)
+    def _train(self, task, config, device, on_epoch_end=None, **train_config) -> None:
+        super()._train(task, config, device, on_epoch_end, time=config.time, **train_config)
+
+    def _prepare_again(self, X, y):
+        captions = strings(y, "y")
+        images = self._images(X)
+        if len(images) != len(captions) or not all(c.strip() for c in captions):
+            return self._prepare(X, y)  # the same checks and messages
+        return list(images), [self._caption_ids(c) for c in captions]
 
     # ------------------------------------------------------------------ predicting
     @torch.no_grad()

@@ -19,6 +19,8 @@ class CaptionerConfig(NetworkConfig):
     batch_size: int = 64  # images per batch
     lr: float = 2e-3  # learning rate
     time: float | None = None  # stop training after this many seconds (the first of --epochs and --time)
+    warm_start: bool = False  # Python only: fit again from the previous fit's weights, tokens and classes
+    # (words it never saw read as unknown; a new class is an error) instead of from scratch
     # --- images
     image_height: int = 64  # every image is resized to this height (pixels)
     image_width: int = 64  # and to this width
