@@ -441,11 +441,15 @@ def main() -> None:
         sys.exit(f"speed.py: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     speed = results.setdefault("speed", {})
-    speed["machine"] = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-                        "torch": torch.__version__, "quick": args.quick, "date": time.strftime("%Y-%m-%d")}
+    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+               "torch": torch.__version__, "quick": args.quick, "date": time.strftime("%Y-%m-%d")}
+    if set(wanted) == set(SECTIONS):
+        speed["machine"] = machine  # the machine of every section; a partial run notes its own in its sections
     for name in wanted:
         started = time.perf_counter()
         speed[name] = SECTIONS[name](args.quick)
+        if set(wanted) != set(SECTIONS) and isinstance(speed[name], dict):
+            speed[name]["machine"] = machine
         print(f"-- {name}: {time.perf_counter() - started:.0f} s", flush=True)
         RESULTS.write_text(json.dumps(results, indent=1))  # keep what is done if a later section fails
 

@@ -1,9 +1,9 @@
 """Faster batch-1 generation with int8 weights (dynamic quantisation, Jacob et al. 2018).
 
 A generation step of a trained model reads every recurrent weight once per token, so at batch 1
-it is bound by memory traffic and per-call overhead, not arithmetic. Storing the recurrent and
-output weights as int8 (one scale per output row) reads a quarter of the bytes; activations stay
-float and are quantised on the fly by PyTorch's dynamic quantised linear layers. The first layer's
+it is bound by memory traffic and per-call overhead, not arithmetic. Storing the recurrent weights
+as int8 (one scale per output row) reads a quarter of the bytes; activations stay float and are
+quantised on the fly by PyTorch's dynamic quantised linear layers. The first layer's
 input projection is a (V, G*H) float table made once (as `Generator` does), so the embedding costs
 a row lookup and loses nothing to rounding. The prime is still read by the float model.
 
@@ -70,7 +70,10 @@ class Int8LanguageModel(nn.Module):
                                     for c in cells[1:]])
         self.recurrent = nn.ModuleList([_int8_linear(c.weight_hh.detach().float().cpu(),
                                                      c.bias_hh.detach().float().cpu()) for c in cells])
-        self.head = _int8_linear(model.head.weight.detach().float().cpu(), model.head.bias.detach().float().cpu())
+        # The output layer stays float: it is small (H x V), and rounding it moved the top next character
+        # most (measured on a 2 x 512 LSTM, tiny Shakespeare: agreement 0.9921 with it in int8, 0.9961
+        # in float, at the same speed)
+        self.head = model.head
 
     def forward(self, tokens: torch.Tensor, state: State | None = None):
         return self.model(tokens, state)  # the prime: the float model

@@ -72,9 +72,9 @@ def _add_sample(sub) -> None:
                    help="read prompts from the terminal (one per line) and print each continuation; an empty "
                         "line or Ctrl-D ends. --seed, if given, makes the whole session repeatable")
     p.add_argument("--int8", action="store_true",
-                   help="generate with int8 weights (dynamic quantisation, on the CPU): several times faster one "
-                        "sample at a time, with the top next character agreeing with the float model's on nearly "
-                        "every position (docs/performance.md); lstm, gru, rnn and irnn cells")
+                   help="generate with int8 recurrent weights (dynamic quantisation, on the CPU): faster one "
+                        "sample at a time, the top next character the float model's on nearly every position "
+                        "(measured in docs/performance.md); lstm, gru, rnn and irnn cells")
     p.add_argument("--separator", default=None,
                    help="printed between samples when --num-samples > 1 (default: a line of four dashes; for a "
                         "model trained on documents, the separator of its corpus: one document per line for "
