@@ -125,11 +125,11 @@ class ModelConfig:
         recurrent = {"mingru": 0, "minlstm": 0, "indrnn": 1}.get(self.cell, self.hidden_size)
         V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
         total = V * E + H * V + V  # embedding (none for one-hot), output layer
-        for k in range(self.num_layers):
-            width = (E or V) if k == 0 else H
-            biases = 1 if self.cell in ("mingru", "minlstm") else 2
-            total += gates * H * (width + recurrent + biases) + (10 * H if self.cell == "lnlstm" else 0)
-        return total
+        biases = 1 if self.cell in ("mingru", "minlstm") else 2
+        extra = 10 * H if self.cell == "lnlstm" else 0
+        total += gates * H * ((E or V) + recurrent + biases) + extra  # the first layer reads the input
+        # the others read H each (in closed form: a corrupted num_layers of 10^18 must not loop)
+        return total + (self.num_layers - 1) * (gates * H * (H + recurrent + biases) + extra)
 
 
 @dataclass(frozen=True)
