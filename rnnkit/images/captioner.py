@@ -87,7 +87,7 @@ class RNNCaptioner(RNNEstimator):
         captions, maps = [], []
         # large images go fewer at a time, so that the first block's activations stay bounded
         batch = max(1, min(PREDICT_BATCH, FIRST_BLOCK_VALUES // (self.image_height * self.image_width *
-                                                                 self.conv_channels * self.beam_size)))
+                                                                 self.conv_channels)))
         for start in range(0, len(images), batch):
             ids, attention = self.model_.decode(to_input(images[start:start + batch], device),
                                                 self.max_length, self.beam_size)
