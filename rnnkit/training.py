@@ -25,12 +25,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, distributed, precision
+from . import checkpoint, distributed, logs, precision
 from .config import TrainConfig
 from .distributed import SINGLE, World
 from .errors import UsageError
 from .metrics_log import MetricsLog
 from .tasks.base import Task
+
+LOG = logs.get(__name__)
 
 
 # A checkpoint at least this often (seconds of training), evaluation or not: a kill loses at most
@@ -108,7 +110,9 @@ class Trainer:
         self.on_evaluate: list[Callable[[int], None]] = []  # called with the step, after each validation
         self.stop_requested = False  # set by a callback: the run ends after the current step
         self.world = world  # this process's rank among the data-parallel workers (SINGLE: just us)
-        self.log = (log or (lambda line: tqdm.write(line, file=sys.stderr))) if world.is_main else (lambda line: None)
+        if log is None:
+            logs.console()
+        self.log = (log or LOG.info) if world.is_main else (lambda line: None)
         if self.autocast_dtype == torch.bfloat16 and device.type == "cpu" and not precision.onednn_bf16_rnn():
             self.log("note: this CPU has no bf16 kernel for the recurrent layers; they run in float32 "
                      "(PyTorch's native kernel), the embedding and output layers in bf16")

@@ -266,7 +266,7 @@ def test_odd_csv_files_are_one_line(cli, tmp_path):
                             "label", "--out", tmp_path / "m2"), "not a CSV file rnnkit can read")
     (tmp_path / "one.csv").write_text("tokens,tags\na b,X Y\n")
     assert_clean_error(*cli("tag", "train", tmp_path / "one.csv", "--tokens-col", "tokens", "--tags-col", "tags",
-                            "--out", tmp_path / "m3"), "at least 2 examples")
+                            "--out", tmp_path / "m3"), "at least 2 samples")
     for name in ("m1", "m2", "m3"):
         assert not (tmp_path / name).exists()
 

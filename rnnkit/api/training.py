@@ -8,15 +8,13 @@ then run (the one Trainer on a LanguageModelTask; the test split scored once at 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from .. import checkpoint, distributed
+from .. import checkpoint, distributed, logs
 from ..config import ModelConfig, TrainConfig, from_dict, split_options, to_dict
 from ..data import Vocabulary, corpus_path, scan_vocabulary
 from ..data.vocab import END, vocabulary_from_json
@@ -34,6 +32,8 @@ from ..version import __version__
 from . import finetune
 from .prepare import DEFAULT_TIME, check_sizes, corpus_identity, prepare_corpus, source_name, vocab_kind
 from .model import TOKENS_FILE, Model, load, read_vocabulary, resolve_device
+
+LOG = logs.get(__name__)
 # Settings that may change when a run is resumed: how long to go on, and where to run.
 RESUMABLE_OVERRIDES = {"max_steps", "epochs", "time", "device", "autocast"}
 BUDGETS = {"max_steps", "epochs", "time"}
@@ -65,7 +65,9 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
     Started by torchrun with several processes, it trains data-parallel (see `distributed`):
     batch_size is then per process, and only rank 0 prints and writes the run directory.
     """
-    say = log or (lambda line: tqdm.write(line, file=sys.stderr))
+    if log is None:
+        logs.console()  # a plain script: print on stderr, as before logging was configured
+    say = log or LOG.info
     settings = {"on_step": on_step, "progress": progress}
     if text_file is not None and corpus is not None:
         raise UsageError("give either a text file or --corpus, not both")

@@ -4,7 +4,7 @@ plot, serve), tasks.py (classify, tag, seq2seq), forecast.py (forecast), anomaly
 music.py (music), embed.py (embed), caption.py (caption), export.py (export). A new domain adds its module here.
 
 Bad input never produces a traceback: a UsageError (or a bad flag) prints one line on stderr
-and exits with status 2. Logs and progress go to stderr; `sample` writes only text to stdout.
+and exits with status 2. Logs (Python's logging, logger "rnnkit"; --quiet keeps warnings only) and progress go to stderr; `sample` writes only text to stdout.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import signal
 import sys
 from typing import Sequence
 
+from .. import logs
 from ..errors import UsageError
 from ..version import __version__
 from . import anomaly, caption, embed, export, forecast, inspection, lm, music, tasks
@@ -58,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     name = args.command if getattr(args, "action", None) is None else f"{args.command} {args.action}"
     try:
-        return commands[args.command](args)
+        with logs.command_console(quiet=bool(getattr(args, "quiet", False))):  # rnnkit's log lines on stderr
+            return commands[args.command](args)
     except UsageError as e:
         print(f"rnnkit {name}: error: {e}", file=sys.stderr)
         return 2

@@ -72,6 +72,7 @@ def _add_experiment(sub) -> None:
                     + "\n".join(f"  {name:<12} {about}" for name, (_, about) in EXPERIMENTS.items()),
         output=(("--out",), "DIR", "experiments", "output folder (default: experiments)"))
     p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed above)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines; the result line and errors still show")
     p.add_argument("--size", choices=("smoke", "full"), default="full", help="default full")
 
 
@@ -188,7 +189,8 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
 def run_experiment(args: argparse.Namespace) -> int:
     from ..experiments import run_experiment as run_named
-    result = run_named(args.name, args.size, args.out, log=lambda line: print(line, file=sys.stderr), force=args.force)
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))  # noqa: E731
+    result = run_named(args.name, args.size, args.out, log=say, force=args.force)
     print(f"{args.name}: done in {result['seconds']:.0f} s; wrote {Path(args.out) / args.name}.png and .json")
     return 0
 

@@ -88,6 +88,7 @@ def add_commands(sub, parser_class) -> dict:
     c.add_argument("--no-music21", dest="music21", action="store_false", help="skip the music21 check (slow: "
                    "about 0.15 s a tune)")
     c.add_argument("--no-abc2midi", dest="abc2midi", action="store_false", help="skip the abc2midi check")
+    c.add_argument("--quiet", action="store_true", help="no progress bars or notes; the results and errors still show")
 
     e = actions.add_parser("export", help="write each tune of an ABC file as MIDI and/or MusicXML",
                            description="Write every tune of FILE.abc as <name>-<X>.mid and/or <name>-<X>.musicxml in "
@@ -152,9 +153,9 @@ def _check(args: argparse.Namespace) -> int:
         if not training:
             raise UsageError(f"{args.against} no longer holds its encoded tunes (data/); --against needs them")
     _, tunes, unreadable = _read(args.file)
-    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))  # noqa: E731
     result = quality.report([t for _, t in tunes], len(unreadable), training, args.music21, args.abc2midi,
-                            progress=sys.stderr.isatty(), say=say)
+                            progress=sys.stderr.isatty() and not args.quiet, say=say)
     if args.json:
         print(json.dumps(result))
         return 0

@@ -10,7 +10,6 @@ and defaults from its signature, made here from the config's fields); learned at
 from __future__ import annotations
 
 import inspect
-import sys
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,13 +19,15 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .. import checkpoint
+from .. import checkpoint, logs
 from ..api import resolve_device
 from ..config import TrainConfig, from_dict
 from ..data.sequences import pad
 from ..errors import UsageError
 from ..schema import ESTIMATOR, validate
 from ..training import Trainer
+
+LOG = logs.get(__name__)
 
 
 PREDICT_BATCH = 256
@@ -70,6 +71,15 @@ class RNNEstimator(BaseEstimator):
     the hooks below; `fit` and save/load are shared."""
 
     config_class: type
+
+    def __sklearn_tags__(self):
+        """What scikit-learn's checks may feed us. The base says: sequences only, never a 2-D
+        numeric table (taggers read token lists, seq2seq strings, which the checks cannot
+        generate); the text estimators, which also read numeric sequences, say more."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
 
     # ------------------------------------------------------------------ hooks
     def _prepare(self, X, y) -> tuple[list, Any]:
@@ -120,7 +130,7 @@ class RNNEstimator(BaseEstimator):
         warm = config.warm_start and hasattr(self, "model_")
         inputs, targets = self._prepare_again(X, y) if warm else self._prepare(X, y)
         if len(inputs) < 2:
-            raise ValueError("fit needs at least 2 examples")
+            raise ValueError(f"fit needs at least 2 samples; got {len(inputs)} sample(s)")
         order = np.random.default_rng(config.random_state).permutation(len(inputs))
         n_val = int(len(inputs) * config.validation_fraction)
         n_val = n_val if n_val >= 2 else 0  # too few to hold some out: validate on the training rows
@@ -137,6 +147,15 @@ class RNNEstimator(BaseEstimator):
         self._after_fit(X, y, train, val if n_val else None)
         return self
 
+    def _log(self, line: str) -> None:
+        """A note for the user: logged at INFO when verbose (on stderr unless logging is configured,
+        see rnnkit.logs), at DEBUG otherwise."""
+        if getattr(self, "verbose", 0):
+            logs.console()
+            LOG.info(line)
+        else:
+            LOG.debug(line)
+
     def _train(self, task, config, device: torch.device, on_epoch_end=None, **train_config: Any) -> None:
         """Train model_ on `task` with the one Trainer (no checkpoints); keep the best epoch's weights
         under early stopping; set best_epoch_ and history_. `train_config`: more TrainConfig fields."""
@@ -145,7 +164,7 @@ class RNNEstimator(BaseEstimator):
                         eval_every=max(1, task.steps_per_epoch()),
                         patience=config.patience if config.early_stopping else None)
         train_config = TrainConfig(**{**settings, **train_config})
-        log = (lambda line: print(line, file=sys.stderr)) if config.verbose else (lambda line: None)
+        log = self._log
         trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log, progress=bool(config.verbose))
         if on_epoch_end is not None:
             def after_validation(step: int) -> None:

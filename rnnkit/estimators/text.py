@@ -9,13 +9,14 @@ it is fine-tuned on the labelled examples.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import TransformerTags
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..config import ModelConfig
 from ..data.tokenizers import Tokenizer
@@ -32,6 +33,16 @@ class _TextEstimator(RNNEstimator):
 
     loss = "nats"  # "nats" (cross-entropy) or "mse"
 
+    def __sklearn_tags__(self):
+        """Strings, or numeric sequences: a 2-D array (N, T) is N univariate sequences of length T
+        and a 3-D array (N, T, D) N sequences of D features, so scikit-learn's checks apply with
+        their tables read as sequences (tests/test_estimators.py lists the ones that fail, and why)."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = True
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])  # transform(): float32 vectors, whatever X was
+        return tags
+
     def _encode_targets(self, y) -> torch.Tensor:
         raise NotImplementedError
 
@@ -39,10 +50,11 @@ class _TextEstimator(RNNEstimator):
         raise NotImplementedError
 
     def _prepare(self, X, y):
-        from ..timeseries.features import SeriesFeatures, is_series_input
+        from ..timeseries.features import SeriesFeatures, as_sequences, is_series_input
         # numeric sequences ((T, D) arrays: time-series classification) or strings (text)
+        X, y = as_sequences(X), self._targets(y)
         numeric = is_series_input(X)
-        X, y = (X if numeric else strings(X)), np.asarray(y)
+        X = X if numeric else strings(X)
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} items but y has {len(y)}")
         self.features_ = SeriesFeatures().fit(X) if numeric else None
@@ -56,9 +68,9 @@ class _TextEstimator(RNNEstimator):
         sequences = self._encode(X)
         self.max_tokens_ = self.max_tokens or max(64, 4 * int(np.percentile([len(s) for s in sequences], 90)))
         cut = sum(len(s) > self.max_tokens_ for s in sequences)
-        if cut and self.verbose:
-            print(f"{cut} of {len(sequences)} sequences are longer than {self.max_tokens_} steps; their ends are left "
-                  "out (max_tokens)", file=sys.stderr)
+        if cut:
+            self._log(f"{cut} of {len(sequences)} sequences are longer than {self.max_tokens_} steps; their ends "
+                      "are left out (max_tokens)")
         self._language_model = self._pretrained_model()
         shape = self._language_model.config if self._language_model is not None else self
         # the network's shape: the language model's when one is given, else ours
@@ -69,7 +81,9 @@ class _TextEstimator(RNNEstimator):
         return [s[:self.max_tokens_] for s in sequences], targets
 
     def _prepare_again(self, X, y):
-        X, y = (X if self.features_ is not None else strings(X)), np.asarray(y)
+        from ..timeseries.features import as_sequences
+        X, y = as_sequences(X), self._targets(y)
+        X = X if self.features_ is not None else strings(X)
         if len(X) != len(y):
             raise ValueError(f"X has {len(X)} items but y has {len(y)}")
         targets = self._encode_targets_again(y)
@@ -77,6 +91,12 @@ class _TextEstimator(RNNEstimator):
 
     def _encode_targets_again(self, y) -> torch.Tensor:
         raise NotImplementedError
+
+    def _targets(self, y) -> np.ndarray:
+        """y as one value per sample: a column (N, 1) is flattened with scikit-learn's warning."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+        return column_or_1d(y, warn=True)
 
     def _pretrained_vectors(self, numeric: bool) -> torch.Tensor | None:
         """The embedding rows from `embeddings` (None without them); sets the embedding width to theirs."""
@@ -88,9 +108,8 @@ class _TextEstimator(RNNEstimator):
         words = self.tokenizer_.tokens[2:]  # after padding and the unknown token
         rows, hits = vectors_for(self.embeddings, words, self.random_state)
         self.embeddings_found_, self.embeddings_missing_ = sum(hits), len(hits) - sum(hits)
-        if self.verbose:
-            print(f"embeddings {self.embeddings}: {self.embeddings_found_:,} of {len(words):,} words found; "
-                  f"{self.embeddings_missing_:,} start at random", file=sys.stderr)
+        self._log(f"embeddings {self.embeddings}: {self.embeddings_found_:,} of {len(words):,} words found; "
+                  f"{self.embeddings_missing_:,} start at random")
         self.architecture_["embedding_size"] = rows.shape[1]
         rows = torch.from_numpy(rows)
         unknown = rows.std() * torch.randn(1, rows.shape[1])  # the unknown token's row
@@ -153,9 +172,7 @@ class _TextEstimator(RNNEstimator):
                     known += 1
             for mine, theirs in zip(self.model_.recurrent.cells, lm.module.recurrent.cells):
                 mine.load_state_dict(theirs.state_dict())
-        if self.verbose:
-            print(f"started from {self.pretrained}: {known} of {len(self.tokenizer_) - 2} characters known",
-                  file=sys.stderr)
+        self._log(f"started from {self.pretrained}: {known} of {len(self.tokenizer_) - 2} characters known")
 
     # ------------------------------------------------------------------ predicting
     def _outputs(self, X) -> torch.Tensor:
@@ -172,6 +189,10 @@ class _TextEstimator(RNNEstimator):
         limit = self.max_tokens_ or None
         return self._vectors([s[:limit] for s in self._encode(X)], self.pooling)
 
+    def fit_transform(self, X, y, **fit_params) -> np.ndarray:
+        """fit, then transform the same X."""
+        return self.fit(X, y, **fit_params).transform(X)
+
     def sentence_encoder(self):
         """A `SentenceEncoder` over this network (texts only; `rnnkit embed` uses it)."""
         check_is_fitted(self, "model_")
@@ -182,6 +203,8 @@ class _TextEstimator(RNNEstimator):
 
     def _encode(self, X) -> list:
         """Token id lists for texts, standardised (T, D) arrays for numeric sequences."""
+        from ..timeseries.features import as_sequences
+        X = as_sequences(X)
         if self.features_ is not None:
             return self.features_.encode(X)
         return [self.tokenizer_.encode(t) for t in strings(X)]
@@ -218,6 +241,7 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
     __init__ = init_from_config(ClassifierConfig)
 
     def _encode_targets(self, y) -> torch.Tensor:
+        check_classification_targets(y)  # a continuous y is refused, not made into thousands of classes
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two")
@@ -265,9 +289,8 @@ class RNNClassifier(ClassifierMixin, _TextEstimator):
                 self.stacker_ = Stacker.fit(self.network_proba(validation), held_in.predict_proba(validation),
                                             np.searchsorted(self.classes_, labels[val_rows]))
         self.nbsvm_ = NBSVMClassifier().fit(texts, labels)
-        if self.verbose:
-            print(f"ensemble: the network and an NBSVM, stacked on the validation rows ({self.stacker_.network_share():.0%} "
-                  "of the weight on the network)", file=sys.stderr)
+        self._log(f"ensemble: the network and an NBSVM, stacked on the validation rows "
+                  f"({self.stacker_.network_share():.0%} of the weight on the network)")
 
     def _fitted_state(self) -> dict[str, Any]:
         state = {**super()._fitted_state(), "classes": self.classes_.tolist()}

@@ -7,6 +7,42 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+
+
+def as_sequences(X):
+    """X as the estimators read it: strings, or numeric sequences (an array, or a list of arrays).
+    Array-likes (lists of number lists, objects with __array__, object arrays of numbers) become
+    arrays; what cannot be read is a ValueError that says what is expected."""
+    if sparse.issparse(X):
+        raise ValueError("sparse input is not supported: give texts, or numeric sequences as a dense array")
+    if isinstance(X, str):
+        return X  # strings() refuses it with its own message
+    if not isinstance(X, (list, tuple, np.ndarray)) and hasattr(X, "__array__"):
+        X = np.asarray(X)
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind == "c":
+            raise ValueError("Complex data not supported: give real numbers")
+        if X.dtype.kind == "O" and X.size and not isinstance(X.flat[0], str):
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("X holds objects that are neither strings nor numbers") from None
+        if X.dtype.kind in "fiub":
+            if X.ndim == 1:
+                raise ValueError("X is a 1-D array of numbers; Reshape your data: X.reshape(-1, 1) if each "
+                                 "number is a sequence of one step, X.reshape(1, -1) if they are one sequence")
+            if X.ndim >= 2 and X.shape[1] == 0:
+                raise ValueError(f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required: every "
+                                 "sequence needs at least one step")
+        return X
+    items = list(X)
+    if items and isinstance(items[0], (list, tuple)) and items[0] and not isinstance(items[0][0], str):
+        try:
+            return [np.asarray(x, dtype=np.float64) for x in items]
+        except (TypeError, ValueError):
+            raise ValueError("X holds lists that are not all numbers; give strings or numeric sequences") from None
+    return items
 
 
 def is_series_input(X) -> bool:

@@ -13,7 +13,6 @@ arrays should start at the same point of the season (or be given as a Panel).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -98,9 +97,7 @@ class RNNForecaster(RNNEstimator):
         train = windows.training_pairs(hold_out)
         if hold_out and len(train) == 0:
             hold_out, train = 0, windows.training_pairs(0)
-            if config.verbose:
-                print("the series are too short to hold out their last steps; validation reads training windows",
-                      file=sys.stderr)
+            self._log("the series are too short to hold out their last steps; validation reads training windows")
         val = windows.final_pairs(before_end=H)  # held out when hold_out > 0, in-sample otherwise
         device = resolve_device(config.device)
         self.model_ = self._build_model().to(device)

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .. import metrics_log
+from .. import logs, metrics_log
 from ..api import Model, load
 from ..diagnostics.activations import StepReader, capture, one_thread
 from ..diagnostics.units import rank_units, text_properties
@@ -227,8 +227,8 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which:
                          "choose another --port, or stop what is using it") from None
     app = create_app(run_dir, which, local_only=local, device=device)
     where = f"http://{'127.0.0.1' if local else host}:{port}/"
-    print(f"rnnkit serve: {run_dir} at {where} (Ctrl-C stops)"
-          + ("" if local else f"; listening on {host}: reachable from your network"))
+    logs.get(__name__).info(f"rnnkit serve: {run_dir} at {where} (Ctrl-C stops)"
+                            + ("" if local else f"; listening on {host}: reachable from your network"))
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 
