@@ -9,7 +9,7 @@ unlabelled text (the training snippets without their labels plus the file's 1,09
 never the test snippets), and a character classifier starts from it; the same classifier from
 scratch is the control.
 
-    .venv/bin/python bench/sentiment.py [--seeds 0 1 2] [--transfer] [--no-write]
+    .venv/bin/python bench/sentiment.py [--seeds 0 1 2] [--transfer | --transfer-only] [--no-write]
 
 Prints a markdown table; stores the numbers as "sentiment" in bench/results.json and the table in
 docs/tasks.md.
@@ -122,12 +122,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--transfer", action="store_true", help="also the character language-model transfer pair")
     parser.add_argument("--lm-time", type=float, default=240.0, help="seconds of language-model training (--transfer)")
+    parser.add_argument("--transfer-epochs", type=float, default=3.0, help="epochs of each transfer classifier (3: "
+                        "gradual unfreezing opens the output layer, the recurrent layer, the embedding)")
+    parser.add_argument("--transfer-only", action="store_true", help="run only the transfer rows and print them "
+                        "(results.json and the doc are left alone)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results.json and the doc alone")
     args = parser.parse_args()
     torch.set_num_threads(2)
     X_train, y_train, X_test, y_test = split()
     majority = max(np.mean(y_test == "fresh"), np.mean(y_test == "rotten"))
     print(f"{len(X_train):,} training and {len(X_test):,} test snippets; majority class {majority:.4f}", flush=True)
+    if args.transfer_only:
+        rows: list[dict] = []
+        transfer(args, X_train, y_train, X_test, y_test, rows)
+        print(table(rows, [0]))
+        return
     rows = compare(X_train, y_train, X_test, y_test, args.seeds)
     if args.transfer:
         transfer(args, X_train, y_train, X_test, y_test, rows)
@@ -147,10 +156,13 @@ def transfer(args, X_train, y_train, X_test, y_test, rows: list[dict]) -> None:
         print(f"(language model: {unlabelled.stat().st_size / 1e6:.1f} MB of unlabelled text, "
               f"{time.perf_counter() - started:.0f} s, val {lm.meta['best_val']:.3f} nats/char)", flush=True)
         char = dict(level="char", lowercase=False, bidirectional=False, hidden_size=256, num_layers=1,
-                    embedding_size=64, dropout=0.1, pooling="max", epochs=2, batch_size=64, lr=2e-3, ensemble="none")
-        for name, extra in [("char LSTM 256, max pooling, 2 epochs, from scratch", {}),
-                            (f"the same, started from the char LM ({args.lm_time:g} s)",
-                             {"pretrained": str(Path(tmp) / "lm")})]:
+                    embedding_size=64, dropout=0.1, pooling="max", epochs=args.transfer_epochs, batch_size=64, lr=2e-3,
+                    ensemble="none")
+        lm_dir = str(Path(tmp) / "lm")
+        for name, extra in [(f"char LSTM 256, max pooling, {args.transfer_epochs:g} epochs, from scratch", {}),
+                            (f"the same, started from the char LM ({args.lm_time:g} s)", {"pretrained": lm_dir}),
+                            ("the same, started from the char LM, gradual unfreezing",
+                             {"pretrained": lm_dir, "gradual_unfreezing": True})]:
             started = time.perf_counter()
             model = RNNClassifier(**char, **extra).fit(X_train, y_train)
             accuracy = float(np.mean(model.predict(X_test) == y_test))

@@ -467,6 +467,38 @@ def test_classifier_starts_from_a_language_model(tmp_path):
         RNNClassifier(pretrained=str(tmp_path / "missing"), level="char").fit(X, y)
 
 
+def test_gradual_unfreezing_opens_one_layer_group_per_epoch(tmp_path, monkeypatch):
+    """With a pretrained language model: epoch 1 trains the output layer alone, epoch 2 adds the top
+    recurrent layer, epoch 3 the bottom one, epoch 4 the embedding."""
+    import rnnkit
+    X, y = majority_task(120, 13)
+    text = tmp_path / "unlabelled.txt"
+    text.write_text("\n".join(majority_task(300, 14)[0]) + "\n", encoding="utf-8")
+    rnnkit.train(text, out=tmp_path / "lm", max_steps=3, hidden_size=16, num_layers=2, embedding_size=6,
+                 batch_size=4, seq_length=16, log=lambda line: None)
+    snapshots = []
+
+    def snapshot(estimator, record):
+        m = estimator.model_
+        snapshots.append([t.detach().clone() for t in (m.head.weight, m.recurrent.cells[1].weight_hh,
+                                                       m.recurrent.cells[0].weight_hh, m.embed.weight)])
+    schedule = RNNClassifier._before_training
+
+    def before_training(estimator, trainer):  # the weights as training starts
+        snapshot(estimator, None)
+        schedule(estimator, trainer)
+    monkeypatch.setattr(RNNClassifier, "_before_training", before_training)
+    model = RNNClassifier(pretrained=str(tmp_path / "lm"), level="char", gradual_unfreezing=True, epochs=4,
+                          lr=1e-2, random_state=0, ensemble="none", validation_fraction=0.2)
+    model.fit(X, y, on_epoch_end=snapshot)
+    first = snapshots[0]
+    changed = [[not torch.equal(now, before) for now, before in zip(snap, first)] for snap in snapshots[1:]]
+    assert changed == [[True, False, False, False], [True, True, False, False], [True, True, True, False],
+                       [True, True, True, True]]
+    with pytest.raises(UsageError, match="give --pretrained"):
+        RNNClassifier(gradual_unfreezing=True).fit(X, y)
+
+
 def test_early_stopping_keeps_the_best_epoch():
     X, y = majority_task(400, 11)
     model = RNNClassifier(**{**SMALL, "epochs": 40, "lr": 2e-2}, early_stopping=True, patience=2).fit(X, y)

@@ -89,7 +89,6 @@ def test_fine_tuning_a_bpe_model_keeps_its_tokenizer(bpe_run, tmp_path):
     (dict(tokens="bpe", raw_bytes=True), "contradict"),
     (dict(tokens="bpe", max_vocab=10), "--max-vocab"),
     (dict(tokens="sentencepiece"), "--tokens must be one of"),
-    (dict(tokens="word", documents="line"), "--documents reads characters"),
 ])
 def test_token_options_bad_input(tmp_path, options, message):
     path = tmp_path / "t.txt"
@@ -107,3 +106,30 @@ def test_a_tampered_tokenizer_is_a_corrupted_checkpoint(bpe_run, tmp_path):
     (copy / "rnnkit.json").write_text(json.dumps(meta))
     with pytest.raises(UsageError, match="corrupted"):
         rnnkit.load(copy)
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_documents_mode_with_word_and_bpe_tokens(kind, tmp_path, cli):
+    """Documents of word or BPE tokens: the end token is one past the tokenizer's (no text can
+    encode to it), samples stop at it, and scores count each document's end as one character."""
+    from .test_documents import names
+    from .conftest import OBJECTS, SUBJECTS, VERBS
+    path = tmp_path / "names.txt"
+    path.write_text("\n".join(names(2000)) + "\n", encoding="utf-8")
+    out = tmp_path / kind
+    model = rnnkit.train(path, out=out, tokens=kind, documents="line", max_steps=150,
+                         **{**TINY, "batch_size": 32}, **quiet)
+    vocab = model.vocab
+    assert vocab.end_id == len(vocab) - 1 == vocab.tokenizer_size and vocab.start_id == vocab.end_id
+    assert vocab.end_id not in vocab.encode(f"the cat{subwords.END_TOKEN}sees\x00end\x00").tolist()
+    known = {f"{s} {v} {o}" for s in SUBJECTS for v in VERBS for o in OBJECTS}
+    samples = model.generate(num_samples=30, length=40, temperature=0.5, seed=1)
+    assert all("\n" not in s for s in samples) and sum(s in known for s in samples) >= 20
+    one = "the cat sees the moon"
+    score = model.evaluate(one)
+    assert score["documents"] == 1 and score["chars"] == len(one) + 1
+    assert score["nats_per_char"] == pytest.approx(score["nats_per_token"] * score["tokens"] / score["chars"])
+    again = rnnkit.load(out)
+    assert again.vocab.end_id == vocab.end_id and again.evaluate(one) == pytest.approx(score)
+    status, stdout, _ = cli("sample", out, "--num-samples", 4, "--seed", 2, "--temperature", 0.5)
+    assert status == 0 and len(stdout.splitlines()) == 4

@@ -19,7 +19,7 @@ from ..data.subwords import KINDS as SUBWORDS, encode_subwords
 from ..data.vocab import vocabulary_from_json
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
-from ..data.documents import encode_documents, split_documents
+from ..data.documents import encode_documents, iter_documents, split_documents
 from ..sampling import SamplingConfig, generate_tokens, until_end
 from ..tasks.documents import document_nats
 from ..schema import check_language_model
@@ -108,7 +108,7 @@ class Model:
                 return self._score(tokens, len(text if isinstance(text, str) else text.decode("utf-8")))
             return self._score(tokens)
         kind = self.vocab.kind
-        if kind == "chars" and isinstance(text, bytes):
+        if kind != "bytes" and isinstance(text, bytes):
             text = text.decode("utf-8")
         elif kind == "bytes" and isinstance(text, str):
             text = text.encode("utf-8")
@@ -120,7 +120,8 @@ class Model:
         for doc in docs:
             pieces += [self.encode(doc, "the text"), np.array([end])]
         tokens = np.concatenate(pieces)
-        return self._score_documents(tokens, np.flatnonzero(tokens == end))
+        chars = sum(len(d) + 1 for d in docs) if kind in SUBWORDS else None  # each end counts as one
+        return self._score_documents(tokens, np.flatnonzero(tokens == end), chars)
 
     def evaluate_file(self, path: str | os.PathLike) -> dict[str, float | int]:
         """Like `evaluate`, for a file of any size: it is encoded in chunks to a temporary
@@ -132,7 +133,9 @@ class Model:
                     ends = encode_documents([[path]], self.vocab, self.documents, Path(tmp) / "tokens.bin")
                     tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r",
                                        shape=(int(ends[-1]) + 1,))
-                    return self._score_documents(tokens, ends)
+                    chars = sum(len(d) + 1 for docs in iter_documents([path], "chars", self.documents) for d in docs) \
+                        if self.vocab.kind in SUBWORDS else None
+                    return self._score_documents(tokens, ends, chars)
                 if self.vocab.kind in SUBWORDS:
                     (count, chars), = encode_subwords([[path]], self.vocab, Path(tmp) / "tokens.bin")
                     tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
@@ -186,9 +189,15 @@ class Model:
         return {"nats_per_char": per_char, "bits_per_char": bits(per_char), "chars": chars,
                 "nats_per_token": nats, "bits_per_token": bits(nats), "tokens": count}
 
-    def _score_documents(self, tokens: np.ndarray, ends: np.ndarray) -> dict[str, float | int]:
+    def _score_documents(self, tokens: np.ndarray, ends: np.ndarray, chars: int | None = None) -> dict[str, float | int]:
+        """As `_score`, each document from a fresh state; `chars` (word and BPE models): the
+        documents' characters, each end counted as one."""
         nats, count = document_nats(self.module, tokens, ends, device=self.device)
-        return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count, "documents": len(ends) - 1}
+        if chars is None:
+            return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count, "documents": len(ends) - 1}
+        per_char = nats * count / max(chars, 1)
+        return {"nats_per_char": per_char, "bits_per_char": bits(per_char), "chars": chars,
+                "nats_per_token": nats, "bits_per_token": bits(nats), "tokens": count, "documents": len(ends) - 1}
 
     def _best_bpc(self) -> float | None:
         """Bits per character at the best validation (for word and BPE models not the loss in bits:

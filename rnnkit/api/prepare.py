@@ -77,8 +77,6 @@ def prepare_corpus(source: list[Path], val_file, out, raw_bytes: bool, train_con
     checkpoint.check_new_run_dir(run_dir)
     kind = "bytes" if raw_bytes or train_config.tokens == "bytes" else "chars"
     if train_config.documents is not None:
-        if train_config.tokens in subwords.KINDS:
-            raise UsageError("--documents reads characters or bytes for now; drop --tokens word|bpe")
         return _prepare_documents(run_dir, source, val_file, kind, train_config, say, default_budget, base_vocab)
     if train_config.tokens in subwords.KINDS:
         return _prepare_subwords(run_dir, source, val_file, train_config, world, say, default_budget, base_vocab)
@@ -132,16 +130,23 @@ def write_tokens(run_dir: Path, encode: Callable[[Path], Any]) -> Any:
 def _prepare_documents(run_dir: Path, source: list[Path], val_file, kind: str, train_config: TrainConfig, say,
                        default_budget: bool, base_vocab: Vocabulary | None) -> tuple[str, dict, dict[str, Any]]:
     """`_prepare_corpus` for documents mode: the splits are whole documents (data.documents)."""
-    mode = train_config.documents
-    vocab, sha, size, count, num_tokens = documents.scan_documents(source, kind, mode)
+    mode, subword = train_config.documents, train_config.tokens in subwords.KINDS
+    extra = {}
+    if subword:  # the tokenizer is learnt on the training documents only (a fine-tuned run keeps its base's)
+        vocab, sha, size, count, chars = subwords.learn_documents(source, train_config.tokens, train_config.max_vocab,
+                                                                  mode, base_vocab)
+        extra = {"chars": chars}
+    else:
+        vocab, sha, size, count, _ = documents.scan_documents(source, kind, mode)
     groups, val_info = [source], {}
     if val_file is not None:
         val_path = check_text_file(val_file)
-        val_vocab, val_sha, _, _, _ = documents.scan_documents([val_path], kind, mode)
-        vocab = vocab.union(val_vocab)
+        val_vocab, val_sha, _, _, _ = documents.scan_documents([val_path], "chars" if subword else kind, mode)
+        if not subword:
+            vocab = vocab.union(val_vocab)
         groups.append([val_path])
         val_info = {"val_source": str(val_path), "val_sha256": val_sha}
-    if base_vocab is not None:
+    if base_vocab is not None and not subword:
         vocab = vocab.union(base_vocab)
     c = train_config
     n_train = count - (0 if val_file else max(1, int(count * c.val_fraction))) - int(count * c.test_fraction)
@@ -151,7 +156,7 @@ def _prepare_documents(run_dir: Path, source: list[Path], val_file, kind: str, t
     ends = write_tokens(run_dir, lambda path: documents.encode_documents(groups, vocab, mode, path))
     splits = documents.document_splits(ends, count, val_file is not None, c.val_fraction, c.test_fraction)
     return str(run_dir), vocab.to_json(), _describe(source, sha, size, val_info, int(ends[-1]) + 1, splits, say,
-                                                    default_budget, documents=mode, num_documents=len(ends) - 1)
+                                                    default_budget, documents=mode, num_documents=len(ends) - 1, **extra)
 
 
 def source_name(sources: list[Path]) -> str:

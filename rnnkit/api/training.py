@@ -203,7 +203,8 @@ def _task(tokens: np.ndarray, vocab: Vocabulary, corpus_info: dict[str, Any], tr
     if len(train_ends) < 2 or len(val_ends) < 2 or train_ends[0] != 0 or val_ends[0] != 0:
         raise UsageError("the run's encoded documents do not start and end at its splits; the run is corrupted")
     return DocumentTask(tokens[a:b], train_ends, tokens[c:d], val_ends, train_config.batch_size,
-                        train_config.seq_length, train_config.eval_chars, train_config.seed, device)
+                        train_config.seq_length, train_config.eval_chars, train_config.seed, device,
+                        vocab if vocab.kind in subwords.KINDS else None)
 
 
 def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: dict[str, Any],

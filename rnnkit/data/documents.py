@@ -83,6 +83,7 @@ def _clean(parts: list) -> list:
 def iter_documents(paths: list[Path], kind: str, documents: str, digest=None) -> Iterator[list]:
     """Lists of documents, file by file and chunk by chunk. `digest` (a hashlib object), if given,
     sees the files' bytes with DOCUMENT_SEPARATOR between files, as the plain corpus hashes them."""
+    kind = "bytes" if kind == "bytes" else "chars"  # word and BPE models cut the text as characters
     pattern = _pattern(documents, kind)
     empty: str | bytes = b"" if kind == "bytes" else ""
     for i, path in enumerate(paths):
@@ -103,6 +104,15 @@ def _symbols(docs: list, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """The documents' symbols one after another, and each document's length in symbols."""
     joined = (b"" if kind == "bytes" else "").join(docs)
     return symbols_of(joined, kind), np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+
+
+def _ids(docs: list, vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of documents one after another, and each document's length in tokens."""
+    if vocab.kind in ("word", "bpe"):
+        from .subwords import document_ids
+        return document_ids(docs, vocab)
+    symbols, lengths = _symbols(docs, vocab.kind)
+    return vocab.lookup(symbols, vocab.token_dtype), lengths
 
 
 def scan_documents(paths: list[Path], kind: str, documents: str) -> tuple[Vocabulary, str, int, int, int]:
@@ -135,8 +145,7 @@ def encode_documents(groups: list[list[Path]], vocab: Vocabulary, documents: str
                 for docs in iter_documents(paths, vocab.kind, documents):
                     if not docs:
                         continue
-                    symbols, lengths = _symbols(docs, vocab.kind)
-                    ids = vocab.lookup(symbols, vocab.token_dtype)
+                    ids, lengths = _ids(docs, vocab)
                     out.write(np.insert(ids, np.cumsum(lengths), end).tobytes())  # END after each document
                     ends.append(written + np.cumsum(lengths + 1) - 1)
                     written += ids.size + len(docs)

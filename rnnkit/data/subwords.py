@@ -32,6 +32,10 @@ from .vocab import token_dtype
 
 KINDS = ("word", "bpe")
 UNK = "<unk>"
+# Documents mode's end-of-document token: one id past the tokenizer's, never produced by encoding a
+# text (the tokenizer does not know it), so no text can spell it. Its name can be no word piece
+# (the NULs are pieces of their own) and no byte-level BPE token (those map NUL to another letter).
+END_TOKEN = "\x00end\x00"
 WORD_PIECES = r" ?\w+| ?[^\w\s]|\s+"  # every character lies in exactly one piece
 _CUT = re.compile(r"\n(?=\S)")
 
@@ -46,16 +50,25 @@ class SubwordVocabulary:
     """The token vocabulary of a word or BPE model: the interface of `Vocabulary` that the
     language model's training, sampling and scoring use, over a `tokenizers.Tokenizer`."""
 
-    end_id = None  # documents mode reads characters or bytes only
-
-    def __init__(self, kind: str, tokenizer) -> None:
-        self.kind, self.tokenizer = kind, tokenizer
-        self.symbols = tuple(tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size()))
-        if not self.symbols or any(s is None for s in self.symbols):
+    def __init__(self, kind: str, tokenizer, documents: bool = False) -> None:
+        self.kind, self.tokenizer, self.documents = kind, tokenizer, documents
+        symbols = tuple(tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size()))
+        if not symbols or any(s is None for s in symbols) or END_TOKEN in symbols:
             raise ValueError("the tokenizer's ids are not 0..n-1")
+        self.tokenizer_size = len(symbols)
+        self.symbols = symbols + ((END_TOKEN,) if documents else ())
+
+    @property
+    def end_id(self) -> int | None:
+        """The end-of-document token of a model trained on documents (the last id), else None."""
+        return self.tokenizer_size if self.documents else None
+
+    def with_end(self) -> "SubwordVocabulary":
+        """The same tokens and the end-of-document token after them (fine-tuning into documents)."""
+        return self if self.documents else SubwordVocabulary(self.kind, self.tokenizer, documents=True)
 
     @classmethod
-    def learn(cls, kind: str, texts: Iterator[str], max_vocab: int) -> "SubwordVocabulary":
+    def learn(cls, kind: str, texts: Iterator[str], max_vocab: int, documents: bool = False) -> "SubwordVocabulary":
         tk = _tokenizers()
         if kind == "word":
             tokenizer = tk.Tokenizer(tk.models.WordLevel(unk_token=UNK))
@@ -69,14 +82,17 @@ class SubwordVocabulary:
             trainer = tk.trainers.BpeTrainer(vocab_size=max_vocab, show_progress=False,
                                              initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet())
         tokenizer.train_from_iterator(texts, trainer)
-        return cls(kind, tokenizer)
+        return cls(kind, tokenizer, documents)
 
     def __len__(self) -> int:
         return len(self.symbols)
 
     @property
     def start_id(self) -> int:
-        """The token a sample without a prime starts from: a newline, if one token is one."""
+        """The token a sample without a prime starts from: the end of a document for a model trained
+        on documents (every document started there), else a newline, if one token is one."""
+        if self.end_id is not None:
+            return self.end_id
         ids = self.tokenizer.encode("\n").ids
         return ids[0] if len(ids) == 1 else 0
 
@@ -90,22 +106,27 @@ class SubwordVocabulary:
         return np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)
 
     def decode(self, ids) -> str:
-        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+        """Text of token ids; the end-of-document token is no text and is left out."""
+        return self.tokenizer.decode([int(i) for i in ids if int(i) != self.end_id], skip_special_tokens=False)
 
     def display(self, i: int) -> str:
-        return self.decode([i])
+        from .vocab import END_DISPLAY
+        return END_DISPLAY if i == self.end_id else self.decode([i])
 
     def decoder(self) -> "SubwordStreamDecoder":
         return SubwordStreamDecoder(self)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "tokenizer": self.tokenizer.to_str()}
+        return {"kind": self.kind, "tokenizer": self.tokenizer.to_str(), **({"documents": True} if self.documents else {})}
 
     @classmethod
     def from_json(cls, data: dict) -> "SubwordVocabulary":
         tk = _tokenizers()
+        documents = data.get("documents", False)
+        if not isinstance(documents, bool):
+            raise ValueError("the vocabulary's documents flag must be true or false")
         try:
-            return cls(data["kind"], tk.Tokenizer.from_str(data["tokenizer"]))
+            return cls(data["kind"], tk.Tokenizer.from_str(data["tokenizer"]), documents)
         except Exception as e:  # the library raises its own exception types for a bad tokenizer
             raise ValueError(f"not a tokenizer ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
 
@@ -168,6 +189,36 @@ def learn_vocabulary(paths: list[Path], kind: str, max_vocab: int) -> tuple[Subw
     if not counts.get("chars"):
         raise UsageError(f"{paths[0]} holds no characters")
     return vocab, digest.hexdigest(), joined_size(paths), counts["chars"]
+
+
+def learn_documents(paths: list[Path], kind: str, max_vocab: int, mode: str,
+                    base: SubwordVocabulary | None) -> tuple[SubwordVocabulary, str, int, int, int]:
+    """First pass of documents mode: the tokenizer learnt on the documents (or the base's, for
+    fine-tuning), with the end-of-document token; SHA-256, size in bytes, documents, characters."""
+    from .documents import iter_documents
+    digest, counted = hashlib.sha256(), {"documents": 0, "chars": 0}
+
+    def texts() -> Iterator[str]:
+        for docs in iter_documents(paths, "chars", mode, digest):
+            counted["documents"] += len(docs)
+            counted["chars"] += sum(map(len, docs))
+            yield from docs
+    if base is None:
+        vocab = SubwordVocabulary.learn(kind, texts(), max_vocab, documents=True)
+    else:
+        vocab = base.with_end()
+        for _ in texts():
+            pass
+    if counted["documents"] == 0:
+        raise UsageError(f"{paths[0]} holds no documents when cut with --documents {mode}")
+    return vocab, digest.hexdigest(), joined_size(paths), counted["documents"], counted["chars"]
+
+
+def document_ids(docs: list[str], vocab: SubwordVocabulary) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of documents one after another, and each document's length in tokens."""
+    rows = [e.ids for e in vocab.tokenizer.encode_batch(docs)]
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    return np.fromiter((i for row in rows for i in row), dtype=vocab.token_dtype, count=int(lengths.sum())), lengths
 
 
 def encode_subwords(groups: list[list[Path]], vocab: SubwordVocabulary, tokens_path: Path) -> list[tuple[int, int]]:

@@ -95,6 +95,9 @@ class RNNEstimator(BaseEstimator):
     def _after_build(self) -> None:
         """Hook: runs once the fresh network exists (transfer from a pretrained model)."""
 
+    def _before_training(self, trainer: Trainer) -> None:
+        """Hook: runs once the Trainer exists, before its first step (schedules over epochs)."""
+
     def _after_fit(self, X, y, train_rows: np.ndarray, val_rows: np.ndarray | None) -> None:
         """Hook: runs once the network is trained, with the raw rows and the split (val_rows None when
         nothing was held out): models fitted beside the network (an ensemble)."""
@@ -171,6 +174,7 @@ class RNNEstimator(BaseEstimator):
                 self.history_ = self._history(trainer, task)
                 trainer.stop_requested = bool(on_epoch_end(self, self.history_[-1]))
             trainer.on_evaluate.append(after_validation)
+        self._before_training(trainer)
         trainer.fit()
         if config.early_stopping and trainer.best_weights is not None:
             self.model_.load_state_dict(trainer.best_weights)  # the best epoch, not the last

@@ -98,6 +98,9 @@ class ClassifierConfig(SequenceConfig):
     lowercase: bool = True  # lowercase the text first
     pretrained: str | None = None  # run directory of a character language model (`rnnkit train`) to
     # start from: its embedding and recurrent layers are copied in, then fine-tuned
+    gradual_unfreezing: bool = False  # with --pretrained: the first epoch trains only the output layer, each
+    # later epoch unfreezes one more layer from the top (recurrent layers, then the embedding), so the copied
+    # layers are not disturbed by a random head's first gradients (ULMFiT, Howard & Ruder 2018)
     max_tokens: int | None = None  # cut each text to its first N tokens (default: 4 x the 90th percentile
     # of the training texts' lengths, at least 64, so a few huge cells cannot make training crawl)
     class_weight: str | None = None  # balanced: weight each class's loss by n_samples / (n_classes x its count),
@@ -133,6 +136,8 @@ class ClassifierConfig(SequenceConfig):
             raise UsageError("--freeze-embeddings keeps pretrained vectors fixed; give them with --embeddings")
         if self.ensemble not in ENSEMBLES:
             raise UsageError(f"--ensemble must be one of {', '.join(ENSEMBLES)} (got {self.ensemble!r})")
+        if self.gradual_unfreezing and self.pretrained is None:
+            raise UsageError("--gradual-unfreezing unfreezes a pretrained network layer by layer; give --pretrained")
 
 
 @dataclass(frozen=True)

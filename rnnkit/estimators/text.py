@@ -174,6 +174,34 @@ class _TextEstimator(RNNEstimator):
                 mine.load_state_dict(theirs.state_dict())
         self._log(f"started from {self.pretrained}: {known} of {len(self.tokenizer_) - 2} characters known")
 
+    def _before_training(self, trainer) -> None:
+        """Gradual unfreezing (ULMFiT, Howard & Ruder 2018, section 3.2): only the top group trains in
+        the first epoch; after each epoch's validation the next group down joins. Frozen parameters
+        get no gradient, so the optimizer leaves them (and their moments) alone until then."""
+        if not self.gradual_unfreezing:
+            return
+        groups = self._layer_groups()
+        for group in groups[1:]:
+            for parameter in group:
+                parameter.requires_grad_(False)
+        opened = [1]
+
+        def unfreeze_next(step: int) -> None:
+            if opened[0] < len(groups):
+                for parameter in groups[opened[0]]:
+                    parameter.requires_grad_(True)
+                opened[0] += 1
+        trainer.on_evaluate.append(unfreeze_next)
+
+    def _layer_groups(self) -> list[list[torch.nn.Parameter]]:
+        """The network's parameters from the top: the output layer, each recurrent layer from the last
+        down (both directions together), the embedding."""
+        m = self.model_
+        groups = [list(m.head.parameters())]
+        for k in reversed(range(len(m.recurrent.cells))):
+            groups.append([p for cells, _ in m.recurrent._directions() for p in cells[k].parameters()])
+        return groups + [list(m.embed.parameters())]
+
     # ------------------------------------------------------------------ predicting
     def _outputs(self, X) -> torch.Tensor:
         check_is_fitted(self, "model_")

@@ -75,7 +75,7 @@ class DocumentTask(EpochCursor):
 
     def __init__(self, train_tokens: np.ndarray, train_ends: np.ndarray, val_tokens: np.ndarray,
                  val_ends: np.ndarray, batch_size: int, seq_length: int, eval_chars: int, seed: int,
-                 device: torch.device) -> None:
+                 device: torch.device, subwords=None) -> None:
         super().__init__()
         self.tokens, self.ends = train_tokens, train_ends
         self.lengths = np.diff(train_ends)  # (documents,) input tokens of each
@@ -84,6 +84,14 @@ class DocumentTask(EpochCursor):
         # Validation: whole documents, from the first, until eval_chars tokens are covered.
         keep = int(np.searchsorted(val_ends - val_ends[0], eval_chars)) + 1
         self.val_tokens, self.val_ends = val_tokens, val_ends[:max(2, min(keep, len(val_ends)))]
+        # Word and BPE models: the loss is per token; per character (each END counted as one, as a
+        # character model predicts it) it compares with character models on one scale.
+        self.chars_per_token = 1.0
+        if subwords is not None:
+            self.units = "tokens"
+            scored = self.val_tokens[self.val_ends[0] + 1:self.val_ends[-1] + 1]  # every predicted token
+            documents = len(self.val_ends) - 1
+            self.chars_per_token = (len(subwords.decode(scored)) + documents) / max(len(scored), 1)
         self.state: State | None = None
         self.state_shape: tuple[int, ...] = ()
         self._plan_epoch, self._plan = -1, []
@@ -131,17 +139,18 @@ class DocumentTask(EpochCursor):
                                ignore_index=IGNORE)
 
     def per_char(self, nats: float) -> float:
-        return nats
+        return nats / self.chars_per_token
 
     def bpc(self, nats: float) -> float:
-        return bits(nats)
+        return bits(self.per_char(nats))
 
     def evaluate(self, model: LanguageModel) -> dict[str, float]:
         nats = document_nats(model, self.val_tokens, self.val_ends, device=self.device)[0]
-        return {"nats": nats, "bpc": bits(nats)}
+        return {"nats": nats, "bpc": self.bpc(nats)}
 
     def format_metrics(self, metrics: dict[str, float]) -> str:
-        return f"{metrics['nats']:.4f} nats ({metrics['bpc']:.3f} bpc)"
+        per = "" if self.units == "chars" else "/token"
+        return f"{metrics['nats']:.4f} nats{per} ({metrics['bpc']:.3f} bpc)"
 
     def resume_tensors(self) -> dict[str, torch.Tensor]:
         if self.state is None or self.index == 0 or self.plan()[self.index][1] == 0:
