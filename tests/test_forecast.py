@@ -130,6 +130,30 @@ def test_save_load_round_trip_and_shapes(tmp_path):
         RNNForecaster(horizon=10).fit(y[:8])
 
 
+def test_log_transform_models_growing_seasonal_swings(tmp_path):
+    """A series whose seasonal swing grows with its level (multiplicative): under transform log the
+    forecasts and quantiles come back in the series' units, ordered and positive, and the choice is
+    saved with the model; transform auto takes log only when every value is positive."""
+    t = np.arange(144)
+    rng = np.random.default_rng(3)
+    y = np.exp(4.5 + 0.012 * t + 0.2 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.02, len(t)))
+    history, actual = y[:-12], y[-12:]
+    model = RNNForecaster(horizon=12, transform="log", **FAST).fit(history, season=12)
+    forecast = model.predict(history)
+    bands = model.predict_quantiles(history, [0.1, 0.5, 0.9])
+    assert np.allclose(bands[:, 1], forecast, rtol=1e-6)  # the point forecast is the median
+    assert np.all(bands[:, 0] < bands[:, 1]) and np.all(bands[:, 1] < bands[:, 2]) and np.all(bands > 0)
+    snaive = METHODS["seasonal_naive"](history, 12, 12, [0.5])[0]
+    assert mase(actual, forecast, history, 12) < mase(actual, snaive, history, 12)  # growth learnt, not copied
+    model.save(tmp_path / "m")
+    assert np.allclose(RNNForecaster.load(tmp_path / "m").predict(history), forecast)
+    with pytest.raises(ValueError, match="transform log needs every value > 0"):
+        model.predict(np.append(history, 0.0))
+    auto = dict(FAST, min_steps=5, transform="auto")
+    assert RNNForecaster(horizon=2, **auto).fit(history).log_
+    assert not RNNForecaster(horizon=2, **auto).fit(seasonal(60) - 10).log_
+
+
 # ---------------------------------------------------------------------------- command line
 @pytest.fixture
 def sales(tmp_path):

@@ -11,6 +11,8 @@ from ..estimators.configs import NetworkConfig
 from .network import LIKELIHOODS
 
 CHOICES["likelihood"] = LIKELIHOODS  # the flag's choices and the config check read this table
+TRANSFORMS = ("none", "log", "auto")
+CHOICES["transform"] = TRANSFORMS
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class ForecasterConfig(NetworkConfig):
     horizon: int = 1  # steps forecast after the end of each series
     context_length: int | None = None  # most past steps one forecast reads (default: 4 x the larger of
     # horizon and season, at least 16)
+    transform: str = "none"  # none; log: model the logarithm of the values (every value must be > 0), so
+    # seasonal swings that grow with the level become constant; forecasts and quantiles are mapped back, and the
+    # point forecast is then the median; auto: log when every value of every series is > 0
     season: int | None = None  # season length in steps (default: from the frequency: 12 monthly, 4 quarterly,
     # 7 daily, 24 hourly, 1 = none), used by the default context and by MASE
 

@@ -83,6 +83,8 @@ class RNNForecaster(RNNEstimator):
         config = self.config()
         torch.manual_seed(config.random_state)
         series, _ = as_series(y)
+        self.log_ = config.transform == "log" or (config.transform == "auto" and all(np.all(s > 0) for s in series))
+        series = self._transformed(series, y)
         self.num_values_ = series[0].shape[1]
         self.season_ = config.season or season or (y.season() if isinstance(y, Panel) else 1)
         self.context_length_ = config.context_for(self.season_)
@@ -109,6 +111,17 @@ class RNNForecaster(RNNEstimator):
                     eval_every=max(per_epoch, steps // 20))
         return self
 
+    def _transformed(self, series: list[np.ndarray], y) -> list[np.ndarray]:
+        """The series as the network models them: their logarithm under transform log."""
+        if not getattr(self, "log_", False):
+            return series
+        for i, s in enumerate(series):
+            if not np.all(s > 0):
+                name = f"series {y.ids[i]!r}" if isinstance(y, Panel) and y.id_col else f"series {i}"
+                raise ValueError(f"{name} has values <= 0 (smallest {s.min():g}); transform log needs every value "
+                                 "> 0: use transform none, or shift the series")
+        return [np.log(s) for s in series]
+
     def _build_model(self) -> torch.nn.Module:
         return ForecastNetwork(self.num_values_, self.horizon, self.likelihood, self.cell, self.hidden_size,
                                self.num_layers, self.embedding_size, self.dropout,
@@ -120,6 +133,7 @@ class RNNForecaster(RNNEstimator):
         after checking the series fit the model."""
         check_is_fitted(self, "model_")
         series, kind = as_series(y)
+        series = self._transformed(series, y)
         if series[0].shape[1] != self.num_values_:
             raise ValueError(f"the model forecasts {self.num_values_} value(s) per step; got series with "
                              f"{series[0].shape[1]}")
@@ -144,11 +158,13 @@ class RNNForecaster(RNNEstimator):
             means.append(loc + sc * predicted.mean.double().cpu().numpy())
             if levels:
                 bands.append(loc[..., None] + sc[..., None] * quantiles(predicted, levels))
-        mean = np.concatenate(means)
-        return (_shaped(mean, kind), _shaped(np.concatenate(bands), kind) if levels else None)
+        mean, band = np.concatenate(means), np.concatenate(bands) if levels else None
+        if getattr(self, "log_", False):  # quantiles map through exp exactly; the mean becomes the median
+            mean, band = np.exp(mean), None if band is None else np.exp(band)
+        return (_shaped(mean, kind), _shaped(band, kind) if levels else None)
 
     def predict(self, y) -> np.ndarray:
-        """The forecast mean of the next `horizon` steps of each series."""
+        """The forecast mean of the next `horizon` steps of each series (under transform log, the median)."""
         return self.forecast(y, None)[0]
 
     def predict_quantiles(self, y, levels=(0.1, 0.5, 0.9)) -> np.ndarray:
@@ -169,7 +185,8 @@ class RNNForecaster(RNNEstimator):
 
     # ------------------------------------------------------------------ save / load
     def _fitted_state(self) -> dict[str, Any]:
-        return {"num_values": self.num_values_, "season": self.season_, "context_length": self.context_length_}
+        return {"num_values": self.num_values_, "season": self.season_, "context_length": self.context_length_,
+                "log": bool(getattr(self, "log_", False))}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         for key in ("num_values", "season", "context_length"):
@@ -178,6 +195,9 @@ class RNNForecaster(RNNEstimator):
                 raise ValueError(f"{key} must be a whole number in 1..1000000")
         self.num_values_, self.season_, self.context_length_ = state["num_values"], state["season"], \
             state["context_length"]
+        self.log_ = state.get("log", False)  # directories saved before the transform existed: none
+        if not isinstance(self.log_, bool):
+            raise ValueError("log must be true or false")
 
 
 def saliency(model: RNNForecaster, y, step: int | None = None) -> np.ndarray:
