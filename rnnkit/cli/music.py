@@ -22,11 +22,13 @@ MAX_TUNES = 10_000
 
 
 def add_commands(sub, parser_class) -> dict:
-    p = sub.add_parser("music", help="folk tunes in ABC notation: train, sample, check, export",
+    p = sub.add_parser("music", help="folk tunes in ABC notation and MIDI performances: train, sample, check, export",
                        description="A language model over ABC notation, one token per musical unit (a note with "
                        "its accidental, octave and length; a bar line; a repeat), trained one tune at a time as "
                        "folk-rnn was; samples are asked for by meter and key; checks of the bars, repeats and form "
-                       "of tunes; export to MIDI and MusicXML through music21.",
+                       "of tunes; export to MIDI and MusicXML through music21. With --events, a Performance RNN "
+                       "instead: a language model over MIDI events (note on and off, time shifts of 10 ms, "
+                       "loudness), trained on .mid files or the Bach chorales, sampled into .mid files.",
                        epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", required=True, parser_class=parser_class, metavar="ACTION")
     from ..music.model import DEFAULTS
@@ -39,13 +41,18 @@ def add_commands(sub, parser_class) -> dict:
                            "trained on and validated on. Defaults that differ from `rnnkit train`: "
                            + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in DEFAULTS.items())
                            + "; without a budget, --time 600.")
-    t.add_argument("files", nargs="*", metavar="FILE.abc", help="ABC files (UTF-8 or latin-1)")
-    t.add_argument("--corpus", choices=("folk",), help="music21's O'Neill, Ryan and Aird collections "
-                   "(4,248 Irish and Scottish tunes; needs music21 installed)")
+    t.add_argument("files", nargs="*", metavar="FILE.abc", help="ABC files (UTF-8 or latin-1); with --events, "
+                   "Standard MIDI files")
+    t.add_argument("--corpus", choices=("folk", "bach"), help="folk: music21's O'Neill, Ryan and Aird collections "
+                   "(4,248 Irish and Scottish tunes); bach, with --events: the 408 Bach chorales of music21's corpus "
+                   "rendered at 100 quarter notes a minute (read once, about a minute, then cached); both need "
+                   "music21 installed")
+    t.add_argument("--events", action="store_true", help="train a Performance RNN (Oore et al. 2018) on MIDI "
+                   "events instead of a tune model on ABC")
     t.add_argument("--out", required=True, metavar="DIR", help="the run directory (new or empty)")
     t.add_argument("--chords", action="store_true", help="keep chord symbols (\"Am\") as tokens; by default "
                    "they are dropped, as folk-rnn did")
-    t.add_argument("--transpose", default="C", metavar="TONIC", help="move every tune to this tonic before "
+    t.add_argument("--transpose", metavar="TONIC", help="move every tune to this tonic before "
                    "training, keeping its mode (as folk-rnn's second model did): the model learns each mode once "
                    "rather than once per key, and `sample --key` moves its tunes back to the key asked for; none "
                    "keeps each tune's own key (default C)")
@@ -57,6 +64,13 @@ def add_commands(sub, parser_class) -> dict:
                            "--meter and --key start every tune with those fields (the model chooses the rest); "
                            "values the model never saw are refused with the list of those it knows.")
     s.add_argument("run_dir", metavar="DIR", help="directory written by `rnnkit music train`")
+    s.add_argument("--events", action="store_true", help="the run is a Performance RNN (`music train --events`): "
+                   "write --num-tunes performances as .mid files to --out")
+    s.add_argument("--out", metavar="FILE.mid", help="with --events: the MIDI file (several: FILE-1.mid, FILE-2.mid, "
+                   "...); a file there that rnnkit did not write is refused unless --force")
+    s.add_argument("--seconds", type=float, default=30.0, metavar="X", help="with --events: length of each "
+                   "performance; it then stops its notes and ends (default 30)")
+    s.add_argument("--force", action="store_true", help="with --events: replace existing files")
     s.add_argument("--meter", metavar="M", help="e.g. 6/8, 4/4, 3/4 (default: drawn by the model)")
     s.add_argument("--key", metavar="K", help="tonic and mode, e.g. G, Am, Dmix, Edor (default: drawn by the model)")
     s.add_argument("--num-tunes", type=int, default=1, metavar="N", help="tunes to write, drawn in one batch "
@@ -109,7 +123,15 @@ def _train(args: argparse.Namespace) -> int:
     from ..music import model
     options = config_values(args, args.flags)
     quiet = {"log": lambda line: None, "progress": False} if args.quiet else {}
-    transpose = None if args.transpose.strip().lower() == "none" else args.transpose
+    if args.events or args.corpus == "bach":
+        from ..music import performance
+        if not args.events:
+            raise UsageError("--corpus bach trains a Performance RNN; add --events")
+        if args.chords or args.transpose is not None:
+            raise UsageError("--chords and --transpose apply to ABC tunes, not to MIDI events; leave them out")
+        performance.train(args.files or None, corpus=args.corpus, out=args.out, **quiet, **options)
+        return 0
+    transpose = "C" if args.transpose is None else None if args.transpose.strip().lower() == "none" else args.transpose
     model.train(args.files or None, corpus=args.corpus, out=args.out, chords=args.chords, transpose=transpose,
                 **quiet, **options)
     return 0
@@ -119,10 +141,37 @@ def _sample(args: argparse.Namespace) -> int:
     from ..music import model
     if not 1 <= args.num_tunes <= MAX_TUNES:
         raise UsageError(f"--num-tunes must be in 1..{MAX_TUNES} (got {args.num_tunes})")
+    if args.events:
+        return _sample_events(args)
+    if args.out is not None:
+        raise UsageError("--out is for --events (MIDI files); tunes are written to stdout as ABC")
     m = model.load(args.run_dir, which=args.which, device=args.device)
     tunes = m.sample(args.num_tunes, meter=args.meter, key=args.key, temperature=args.temperature, top_k=args.top_k,
                      top_p=args.top_p, seed=args.seed, strict=not args.free, keep_meter=args.keep_meter)
     sys.stdout.write(m.abc(tunes))
+    return 0
+
+
+def _sample_events(args: argparse.Namespace) -> int:
+    from .. import outputs
+    from ..music import events, performance
+    if args.out is None:
+        raise UsageError("--events writes MIDI files: give --out FILE.mid")
+    if args.meter or args.key or args.keep_meter:
+        raise UsageError("--meter, --key and --keep-meter apply to ABC tunes, not to MIDI events; leave them out")
+    base = Path(args.out)
+    paths = [base] if args.num_tunes == 1 else [base.with_name(f"{base.stem}-{i}{base.suffix or '.mid'}")
+                                                for i in range(1, args.num_tunes + 1)]
+    claimed = outputs.claim(paths, args.force)
+    m = performance.load(args.run_dir, which=args.which, device=args.device)
+    streams = m.sample(args.num_tunes, seconds=args.seconds, temperature=args.temperature, top_k=args.top_k,
+                       top_p=args.top_p, seed=args.seed, strict=not args.free)
+    for path, stream in zip(claimed, streams):
+        notes, faults = events.events_to_notes(stream)
+        outputs.write(path, events.midi_bytes(notes))
+        broken = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in faults.items() if n)
+        print(f"wrote {path}: {len(notes)} notes, {events.duration(stream):.1f} s"
+              + (f" (repaired: {broken})" if broken else ""), file=sys.stderr)
     return 0
 
 

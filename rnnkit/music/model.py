@@ -108,7 +108,7 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
     model_config = ModelConfig(vocab_size=len(vocab), **model_options)
     torch.manual_seed(train_config.seed)
     model = LanguageModel(model_config).to(device)
-    return _fit(run_dir, model, vocab, corpus_info, music_info, train_config, device, say, progress)
+    return _fit(run_dir, model, vocab, corpus_info, {"music": music_info}, train_config, device, say, progress)
 
 
 def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path) -> np.ndarray:
@@ -141,8 +141,13 @@ def _tonic(value: str, flag: str) -> str:
     return match.group(1).upper() + match.group(2)
 
 
-def _fit(run_dir: Path, model: LanguageModel, vocab: AbcVocabulary, corpus_info: dict, music_info: dict,
-         train_config: TrainConfig, device: torch.device, say, progress: bool) -> "MusicModel":
+def _fit(run_dir: Path, model: LanguageModel, vocab, corpus_info: dict, extra: dict,
+         train_config: TrainConfig, device: torch.device, say, progress: bool, task_name: str = TASK,
+         what: str = "tunes", loader: Callable | None = None):
+    """Train on the run's token file (END piece END piece ... END) with the one Trainer; return the
+    model loaded back from its best checkpoint. Shared by tune models and performance models
+    (task_name, what and loader: "performance", "performances", performance.load); `extra` joins
+    the run description."""
     tokens = np.memmap(run_dir / TOKENS_FILE, dtype=vocab.token_dtype, mode="r", shape=(corpus_info["num_tokens"],))
     (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
     train_ends = documents.document_ends(tokens[a:b], vocab.end_id)
@@ -152,12 +157,12 @@ def _fit(run_dir: Path, model: LanguageModel, vocab: AbcVocabulary, corpus_info:
     task.units = "tokens"
 
     def describe() -> dict[str, Any]:
-        return {"rnnkit_version": __version__, "task": TASK, "model_config": to_dict(model.config),
+        return {"rnnkit_version": __version__, "task": task_name, "model_config": to_dict(model.config),
                 "train_config": to_dict(train_config), "vocab": vocab.to_json(), "corpus": corpus_info,
-                "music": music_info, "num_parameters": model.num_parameters(), "device": str(device)}
+                **extra, "num_parameters": model.num_parameters(), "device": str(device)}
 
     say(f"training {model.config.cell} {model.config.num_layers} x {model.config.hidden_size} "
-        f"({model.num_parameters():,} parameters) on {music_info['tunes']:,} tunes "
+        f"({model.num_parameters():,} parameters) on {corpus_info['num_documents']:,} {what} "
         f"({corpus_info['num_tokens']:,} tokens, vocabulary {len(vocab)}), device {device}")
     say(f"model: {to_dict(model.config)}")
     say(f"training: {to_dict(train_config)}")
@@ -166,7 +171,7 @@ def _fit(run_dir: Path, model: LanguageModel, vocab: AbcVocabulary, corpus_info:
     say(f"done: {result.step} steps in {result.elapsed:.0f} s; best val {result.best_val:.4f} nats/token at step "
         f"{result.best_step}; saved in {run_dir}" if result.best_val is not None else
         f"done: {result.step} steps; no finite validation loss")
-    return load(run_dir, device=str(device))
+    return (loader or load)(run_dir, device=str(device))
 
 
 @dataclass
@@ -297,6 +302,9 @@ def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") 
     run_dir = Path(run_dir)
     meta = checkpoint.read_meta(run_dir)
     what = f"checkpoint {run_dir}"
+    if meta.get("task") == "performance":
+        raise UsageError(f"{run_dir} holds a performance model (MIDI events); sample it with "
+                         "`rnnkit music sample DIR --events --out FILE.mid`")
     if meta.get("task") != TASK:
         raise UsageError(f"{run_dir} holds a {meta.get('task', 'language_model')!r} model, not a tune model; "
                          "give a directory written by `rnnkit music train`")
