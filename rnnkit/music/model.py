@@ -112,11 +112,14 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
 
 
 def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path) -> np.ndarray:
-    """END, then each tune followed by END; returns the positions of the ENDs."""
-    pieces = [np.array([vocab.end_id])]
-    for tune in tunes:
-        pieces += [vocab.ids(tune), np.array([vocab.end_id])]
-    tokens = np.concatenate(pieces).astype(vocab.token_dtype)
+    return write_documents([vocab.ids(tune) for tune in tunes], vocab.end_id, vocab.token_dtype, path)
+
+
+def write_documents(pieces: list[np.ndarray], end_id: int, dtype: np.dtype, path: Path) -> np.ndarray:
+    """END, then each piece (tune, performance) followed by END, written under a temporary name
+    then renamed; returns the positions of the ENDs."""
+    end = np.array([end_id])
+    tokens = np.concatenate([end] + [part for piece in pieces for part in (piece, end)]).astype(dtype)
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_bytes(tokens.tobytes())
@@ -124,7 +127,7 @@ def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path) -> np
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return np.flatnonzero(tokens == vocab.end_id)
+    return np.flatnonzero(tokens == end_id)
 
 
 def _sha256(paths: list[Path]) -> str:

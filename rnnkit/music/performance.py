@@ -112,7 +112,7 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
           log: Callable[[str], None] | None = None, progress: bool = True, **options: Any) -> "PerformanceModel":
     """Train a performance model on .mid files (or corpus="bach") and return it with its best weights.
     options: ModelConfig and TrainConfig fields; unset ones take `DEFAULTS`, then the configs'."""
-    from .model import _fit, _say_default
+    from .model import _fit, _say_default, write_documents
     say = log or _say_default
     if bool(files) == (corpus is not None):
         raise UsageError("give .mid files or --corpus bach (one of the two)")
@@ -133,7 +133,7 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
     vocab = EventVocabulary()
     seconds = sum(ev.duration(s) for s in streams)
     say(f"read {len(streams):,} performances, {seconds / 60:.0f} minutes, {sum(map(len, streams)):,} events")
-    ends = write_tokens(run_dir, lambda path: _write_streams(streams, path))
+    ends = write_tokens(run_dir, lambda path: write_documents(streams, ev.NUM_EVENTS, vocab.token_dtype, path))
     splits = documents.document_splits(ends, len(streams), False, train_config.val_fraction, train_config.test_fraction)
     if splits["train"][1] - splits["train"][0] < 2 or splits["val"][1] - splits["val"][0] < 2:
         raise UsageError(f"{len(streams)} performance(s) are too few to hold out validation ones; give more")
@@ -146,19 +146,6 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
     model = LanguageModel(ModelConfig(vocab_size=len(vocab), **model_options)).to(device)
     return _fit(run_dir, model, vocab, corpus_info, {"performances": info}, train_config, device, say, progress,
                 task_name=TASK, what="performances", loader=load)
-
-
-def _write_streams(streams: list[np.ndarray], path: Path) -> np.ndarray:
-    end = np.array([ev.NUM_EVENTS])
-    tokens = np.concatenate([end] + [piece for s in streams for piece in (s, end)]).astype(EventVocabulary.token_dtype)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(tokens.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return np.flatnonzero(tokens == ev.NUM_EVENTS)
 
 
 class EventGrammar:
