@@ -84,6 +84,20 @@ def test_the_grammar_keeps_even_an_untrained_model_well_formed():
     assert all(ev.duration(s) <= 2.0 for s in free)
 
 
+
+def test_the_grammar_ends_every_stream_within_the_event_budget(monkeypatch):
+    """A model that never moves time on still ends, well formed, before the most events a sample
+    may take (its last events stop the sounding notes)."""
+    torch.manual_seed(1)
+    module = LanguageModel(ModelConfig(vocab_size=ev.NUM_EVENTS + 1, hidden_size=16, embedding_size=8))
+    with torch.no_grad():
+        module.head.bias[ev.TIME_SHIFT:ev.VELOCITY] = -30.0  # time shifts all but impossible
+    monkeypatch.setattr(pf, "MAX_EVENTS", 200)
+    model = pf.PerformanceModel(module, pf.EventVocabulary(), {}, None, torch.device("cpu"))
+    streams = model.sample(num=4, seconds=30.0, seed=2)
+    assert all(ev.well_formed(s) and len(s) < 200 for s in streams)
+
+
 @pytest.fixture(scope="module")
 def midi_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("midi")

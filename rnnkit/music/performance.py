@@ -150,9 +150,11 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
 
 class EventGrammar:
     """Per sample: which notes sound and how many 10 ms steps have passed. allowed(t) masks the
-    events that would break the stream, and all but stops and END once `steps` have passed."""
+    events that would break the stream, and all but stops and END once `steps` have passed or the
+    events left before `limit` are only enough to stop every note and end."""
 
-    def __init__(self, num: int, steps: int, device: torch.device) -> None:
+    def __init__(self, num: int, steps: int, device: torch.device, limit: int = MAX_EVENTS) -> None:
+        self.limit = limit
         self.sounding = torch.zeros(num, ev.PITCHES, dtype=torch.bool, device=device)  # (N, 88)
         self.now = torch.zeros(num, dtype=torch.long, device=device)  # (N,) steps so far
         self.done = torch.zeros(num, dtype=torch.bool, device=device)
@@ -161,12 +163,12 @@ class EventGrammar:
 
     def allowed(self, t: int) -> torch.Tensor:
         n = len(self.now)
-        late = (self.now >= self.steps)[:, None]  # (N, 1)
+        late = (self.now >= self.steps)[:, None] | (t >= self.limit - ev.PITCHES - 1)  # (N, 1)
         on = ~self.sounding & ~late
         off = self.sounding
         shift = (self.now[:, None] + self.shift[None, :] <= self.steps) & ~late  # no shift beyond the length
         velocity = ~late.expand(n, ev.VELOCITY_BINS)
-        end = ~self.sounding.any(dim=1, keepdim=True) & (self.now > 0)[:, None]  # silent, and not at once
+        end = ~self.sounding.any(dim=1, keepdim=True) & ((self.now > 0)[:, None] | late)  # silent, not at once
         mask = torch.cat([on, off, shift, velocity, end], dim=1)  # (N, 309)
         mask[self.done] = True
         return mask
@@ -201,7 +203,7 @@ class PerformanceModel:
         steps = max(1, int(round(seconds / ev.STEP_SECONDS)))
         config = SamplingConfig(length=MAX_EVENTS, temperature=temperature, top_k=top_k, top_p=top_p,
                                 num_samples=num, seed=seed)
-        grammar = EventGrammar(num, steps, self.device)
+        grammar = EventGrammar(num, steps, self.device, MAX_EVENTS)
         rows = generate_tokens(self.module, [], self.vocab.start_id, config, device=self.device,
                                stop=self.vocab.end_id, allowed=grammar.allowed if strict else None,
                                on_tokens=grammar.observe)
