@@ -105,6 +105,7 @@ else
 	$(BIN)/python bench/anomaly.py
 	$(MAKE) abcmidi
 	$(BIN)/python bench/music.py --time 600
+	$(BIN)/python bench/performance.py --time 600
 	$(MAKE) fashion-mnist
 	$(BIN)/python bench/caption.py
 endif

@@ -138,3 +138,19 @@ def test_event_commands_bad_input(cli, tmp_path, args, message):
     status, out, err = cli("music", *[a.format(tmp=tmp_path) for a in args])
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "r").exists() and (tmp_path / "other.mid").read_bytes() == b"someone else's file"
+
+
+def test_no_sampled_note_outlasts_the_longest_training_note():
+    """A model that would never stop a note: the grammar stops each at the longest training note."""
+    torch.manual_seed(2)
+    module = LanguageModel(ModelConfig(vocab_size=ev.NUM_EVENTS + 1, hidden_size=16, embedding_size=8))
+    with torch.no_grad():
+        module.head.bias[ev.NOTE_OFF:ev.TIME_SHIFT] = -30.0  # stops all but impossible
+    model = pf.PerformanceModel(module, pf.EventVocabulary(), {"performances": {"longest_note": 0.5}}, None,
+                                torch.device("cpu"))
+    streams = model.sample(num=4, seconds=5.0, seed=3)
+    notes = [n for s in streams for n in ev.events_to_notes(s)[0]]
+    assert all(ev.well_formed(s) for s in streams) and notes
+    assert max(n.end - n.start for n in notes) <= 0.5 + 1e-9
+    unbounded = pf.PerformanceModel(module, pf.EventVocabulary(), {}, None, torch.device("cpu")).sample(4, 5.0, seed=3)
+    assert max(n.end - n.start for s in unbounded for n in ev.events_to_notes(s)[0]) > 2.0  # the rule at work

@@ -8,6 +8,8 @@ other with `"task": "performance"`.
 
 Sampling keeps the stream well formed unless asked not to (`strict=False`): a note cannot start
 while it sounds or stop while it is silent, and the stream ends only when every note has stopped.
+A note also lasts no longer than the longest note of the training performances: a model that loses
+track of a voice would otherwise leave it hanging (the grammar forbids the restrike it then tries).
 Once the asked length is reached, only the stops of sounding notes and then END may follow, so a
 sample ends cleanly near that time. Shapes: N streams sampled together, V = 309 events + END.
 """
@@ -40,7 +42,8 @@ TASK = "performance"
 DEFAULTS = {"seq_length": 256, "dropout": 0.2, "hidden_size": 384}
 PERFORMANCE_SCHEMA = {**LANGUAGE_MODEL, "vocab": {"kind": Check(str, lambda v: v == "events", "events"),
                                                   "size": Check(int, lambda v: v == ev.NUM_EVENTS + 1, "309")},
-                      "performances": {"source": str, "streams": COUNT, "seconds": float}}
+                      "performances": {"source": str, "streams": COUNT, "seconds": float,
+                                       "longest_note": Check(float, lambda v: 0 < v <= 3600, "seconds in (0, 3600]")}}
 QUARTER_SECONDS = 0.6  # chorales are rendered at 100 quarter notes a minute
 CHORALE_VELOCITY = 80
 MAX_EVENTS = 20_000  # the most events one sample may take
@@ -141,7 +144,9 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
                    "sha256": hashlib.sha256(b"".join(s.astype("<i2").tobytes() for s in streams)).hexdigest(),
                    "num_tokens": int(ends[-1]) + 1, "tokens_file": TOKENS_FILE, "splits": splits,
                    "documents": "performances", "num_documents": len(streams)}
-    info = {"source": corpus or "midi", "streams": len(streams), "seconds": float(seconds)}
+    longest = max((n.end - n.start for s in streams for n in ev.events_to_notes(s)[0]), default=1.0)
+    info = {"source": corpus or "midi", "streams": len(streams), "seconds": float(seconds),
+            "longest_note": float(min(max(longest, ev.STEP_SECONDS), 3600.0))}
     torch.manual_seed(train_config.seed)
     model = LanguageModel(ModelConfig(vocab_size=len(vocab), **model_options)).to(device)
     return _fit(run_dir, model, vocab, corpus_info, {"performances": info}, train_config, device, say, progress,
@@ -153,9 +158,11 @@ class EventGrammar:
     events that would break the stream, and all but stops and END once `steps` have passed or the
     events left before `limit` are only enough to stop every note and end."""
 
-    def __init__(self, num: int, steps: int, device: torch.device, limit: int = MAX_EVENTS) -> None:
-        self.limit = limit
+    def __init__(self, num: int, steps: int, device: torch.device, limit: int = MAX_EVENTS,
+                 longest: int | None = None) -> None:
+        self.limit, self.longest = limit, longest  # longest: the most steps a note may sound
         self.sounding = torch.zeros(num, ev.PITCHES, dtype=torch.bool, device=device)  # (N, 88)
+        self.started = torch.zeros(num, ev.PITCHES, dtype=torch.long, device=device)  # (N, 88) step of each start
         self.now = torch.zeros(num, dtype=torch.long, device=device)  # (N,) steps so far
         self.done = torch.zeros(num, dtype=torch.bool, device=device)
         self.steps = steps
@@ -170,6 +177,14 @@ class EventGrammar:
         velocity = ~late.expand(n, ev.VELOCITY_BINS)
         end = ~self.sounding.any(dim=1, keepdim=True) & ((self.now > 0)[:, None] | late)  # silent, not at once
         mask = torch.cat([on, off, shift, velocity, end], dim=1)  # (N, 309)
+        if self.longest is not None:  # no shift past a note's longest; a note at its longest stops first
+            age = torch.where(self.sounding, self.now[:, None] - self.started, torch.zeros_like(self.started))
+            headroom = self.longest - age.max(dim=1).values  # (N,) steps the oldest sounding note may still last
+            mask[:, ev.TIME_SHIFT:ev.VELOCITY] &= self.shift[None, :] <= headroom[:, None]
+            overdue = self.sounding & (age >= self.longest)  # (N, 88)
+            rows = overdue.any(dim=1)
+            mask[rows] = False
+            mask[rows, ev.NOTE_OFF:ev.TIME_SHIFT] = overdue[rows]
         mask[self.done] = True
         return mask
 
@@ -181,6 +196,7 @@ class EventGrammar:
         is_shift = (tokens >= ev.TIME_SHIFT) & (tokens < ev.VELOCITY) & live
         pitch = torch.where(is_off, tokens - ev.NOTE_OFF, tokens).clamp(0, ev.PITCHES - 1)
         self.sounding[rows[is_on], pitch[is_on]] = True
+        self.started[rows[is_on], pitch[is_on]] = self.now[is_on]
         self.sounding[rows[is_off], pitch[is_off]] = False
         self.now += torch.where(is_shift, tokens - ev.TIME_SHIFT + 1, torch.zeros_like(tokens))
         self.done |= tokens == ev.NUM_EVENTS
@@ -203,7 +219,9 @@ class PerformanceModel:
         steps = max(1, int(round(seconds / ev.STEP_SECONDS)))
         config = SamplingConfig(length=MAX_EVENTS, temperature=temperature, top_k=top_k, top_p=top_p,
                                 num_samples=num, seed=seed)
-        grammar = EventGrammar(num, steps, self.device, MAX_EVENTS)
+        longest = self.meta.get("performances", {}).get("longest_note")
+        grammar = EventGrammar(num, steps, self.device, MAX_EVENTS,
+                               None if longest is None else max(1, int(round(longest / ev.STEP_SECONDS))))
         rows = generate_tokens(self.module, [], self.vocab.start_id, config, device=self.device,
                                stop=self.vocab.end_id, allowed=grammar.allowed if strict else None,
                                on_tokens=grammar.observe)
