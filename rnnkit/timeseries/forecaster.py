@@ -109,7 +109,25 @@ class RNNForecaster(RNNEstimator):
         # validation every epoch, or 20 times in all when epochs are only a batch or two
         self._train(task, config, device, time=config.max_time, epochs=None, max_steps=steps,
                     eval_every=max(per_epoch, steps // 20))
+        self.interval_scale_ = self._interval_scale(windows, val) if hold_out and config.calibrate else 1.0
         return self
+
+    @torch.no_grad()
+    def _interval_scale(self, windows: Windows, held_out: np.ndarray) -> float:
+        """The factor on every interval's half-width that puts 80% of the held-out values inside the
+        80% interval (split conformal prediction, Vovk et al. 2005, on the windows training never
+        saw), shrunk toward 1 in log space by n / (n + 20) for n held-out values."""
+        self.model_.eval()
+        device = next(self.model_.parameters()).device
+        ratios = []
+        for start in range(0, len(held_out), PREDICT_BATCH):
+            context, lengths, _, _, target = windows.batch(held_out[start:start + PREDICT_BATCH], device)
+            predicted = self.model_.distribution(self.model_(context, lengths))
+            q = quantiles(predicted, [0.5, 0.9])  # (B, H, D, 2), scaled units
+            ratios.append(np.abs(target.double().cpu().numpy() - q[..., 0]) / np.maximum(q[..., 1] - q[..., 0], 1e-12))
+        r = np.concatenate([x.ravel() for x in ratios])
+        factor = float(np.quantile(r, 0.8)) if len(r) else 1.0
+        return float(np.clip(np.exp(np.log(max(factor, 1e-6)) * len(r) / (len(r) + 20)), 0.25, 4.0))
 
     def _transformed(self, series: list[np.ndarray], y) -> list[np.ndarray]:
         """The series as the network models them: their logarithm under transform log."""
@@ -157,7 +175,9 @@ class RNNForecaster(RNNEstimator):
             loc, sc = location.double().cpu().numpy()[:, None, :], scale.double().cpu().numpy()[:, None, :]
             means.append(loc + sc * predicted.mean.double().cpu().numpy())
             if levels:
-                bands.append(loc[..., None] + sc[..., None] * quantiles(predicted, levels))
+                middle = quantiles(predicted, [0.5])  # (B, H, D, 1)
+                spread = getattr(self, "interval_scale_", 1.0) * (quantiles(predicted, levels) - middle)
+                bands.append(loc[..., None] + sc[..., None] * (middle + spread))
         mean, band = np.concatenate(means), np.concatenate(bands) if levels else None
         if getattr(self, "log_", False):  # quantiles map through exp exactly; the mean becomes the median
             mean, band = np.exp(mean), None if band is None else np.exp(band)
@@ -186,7 +206,7 @@ class RNNForecaster(RNNEstimator):
     # ------------------------------------------------------------------ save / load
     def _fitted_state(self) -> dict[str, Any]:
         return {"num_values": self.num_values_, "season": self.season_, "context_length": self.context_length_,
-                "log": bool(getattr(self, "log_", False))}
+                "log": bool(getattr(self, "log_", False)), "interval_scale": float(getattr(self, "interval_scale_", 1.0))}
 
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         for key in ("num_values", "season", "context_length"):
@@ -198,6 +218,9 @@ class RNNForecaster(RNNEstimator):
         self.log_ = state.get("log", False)  # directories saved before the transform existed: none
         if not isinstance(self.log_, bool):
             raise ValueError("log must be true or false")
+        self.interval_scale_ = state.get("interval_scale", 1.0)  # saved before calibration: none
+        if not isinstance(self.interval_scale_, float) or not 0.25 <= self.interval_scale_ <= 4.0:
+            raise ValueError("interval_scale must be a number in [0.25, 4]")
 
 
 def saliency(model: RNNForecaster, y, step: int | None = None) -> np.ndarray:
