@@ -154,6 +154,25 @@ def test_log_transform_models_growing_seasonal_swings(tmp_path):
     assert not RNNForecaster(horizon=2, **auto).fit(seasonal(60) - 10).log_
 
 
+def test_intervals_are_widened_when_the_held_out_steps_are_wilder_than_training(tmp_path):
+    """Split conformal calibration: the held-out last steps are far noisier than the rest, so the
+    network's own intervals (learnt on calm steps) are too narrow there; the calibrated model widens
+    every interval by one factor around the same median, and keeps it through save/load."""
+    import copy
+    y = seasonal(120, noise=0.05, seed=4)
+    y[-12:] += np.random.default_rng(5).normal(0, 6.0, 12)
+    calibrated = RNNForecaster(horizon=12, **{**FAST, "min_steps": 150}).fit(y, season=12)
+    assert calibrated.interval_scale_ > 1.5
+    plain = copy.deepcopy(calibrated)
+    plain.interval_scale_ = 1.0
+    a, b = plain.predict_quantiles(y, [0.1, 0.5, 0.9]), calibrated.predict_quantiles(y, [0.1, 0.5, 0.9])
+    assert np.allclose(a[:, 1], b[:, 1])  # the same network: only the spread moves
+    assert np.allclose(b[:, 2] - b[:, 1], calibrated.interval_scale_ * (a[:, 2] - a[:, 1]), rtol=1e-6)
+    calibrated.save(tmp_path / "m")
+    assert RNNForecaster.load(tmp_path / "m").interval_scale_ == calibrated.interval_scale_
+    assert RNNForecaster(horizon=12, calibrate=False, min_steps=5, epochs=1).fit(y).interval_scale_ == 1.0
+
+
 # ---------------------------------------------------------------------------- command line
 @pytest.fixture
 def sales(tmp_path):
