@@ -161,7 +161,7 @@ def test_intervals_are_widened_when_the_held_out_steps_are_wilder_than_training(
     import copy
     y = seasonal(120, noise=0.05, seed=4)
     y[-12:] += np.random.default_rng(5).normal(0, 6.0, 12)
-    calibrated = RNNForecaster(horizon=12, **{**FAST, "min_steps": 150}).fit(y, season=12)
+    calibrated = RNNForecaster(horizon=12, calibrate=True, **{**FAST, "min_steps": 150}).fit(y, season=12)
     assert calibrated.interval_scale_ > 1.5
     plain = copy.deepcopy(calibrated)
     plain.interval_scale_ = 1.0
@@ -170,7 +170,7 @@ def test_intervals_are_widened_when_the_held_out_steps_are_wilder_than_training(
     assert np.allclose(b[:, 2] - b[:, 1], calibrated.interval_scale_ * (a[:, 2] - a[:, 1]), rtol=1e-6)
     calibrated.save(tmp_path / "m")
     assert RNNForecaster.load(tmp_path / "m").interval_scale_ == calibrated.interval_scale_
-    assert RNNForecaster(horizon=12, calibrate=False, min_steps=5, epochs=1).fit(y).interval_scale_ == 1.0
+    assert RNNForecaster(horizon=12, min_steps=5, epochs=1).fit(y).interval_scale_ == 1.0  # off by default
 
 
 # ---------------------------------------------------------------------------- command line
