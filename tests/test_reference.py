@@ -4,14 +4,14 @@ reference, and the reference as a working (if slow) trainer."""
 import numpy as np
 import pytest
 
-from rnnkit.reference import ReferenceLanguageModel, gradcheck, numeric_gradients, relative_error
+from rnnkit.reference import CELLS, ReferenceLanguageModel, gradcheck, numeric_gradients, relative_error
 from rnnkit.reference import lstm as reference_lstm
 from rnnkit.reference.gradcheck import ENGINE_TOLERANCE, REFERENCE_TOLERANCE
 
 from .conftest import sentences
 
 
-@pytest.mark.parametrize("cell", ["rnn", "irnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "irnn", "lstm", "gru", "indrnn", "mingru", "minlstm"])
 @pytest.mark.parametrize("layers,embedding", [(1, 3), (2, 0)])
 def test_gradcheck_meets_both_targets(cell, layers, embedding):
     report = gradcheck(cell, layers, embedding)
@@ -19,7 +19,8 @@ def test_gradcheck_meets_both_targets(cell, layers, embedding):
     assert max(report.engine_vs_reference.values()) < ENGINE_TOLERANCE
     assert max(report.engine_steps_vs_reference.values()) < ENGINE_TOLERANCE
     # every parameter and the initial state were checked
-    expected = {"head.weight", "head.bias", "state.h", *(f"recurrent.cells.{k}.weight_hh" for k in range(layers))}
+    expected = {"head.weight", "head.bias", "state.h", *(f"recurrent.cells.{k}.{name}" for k in range(layers)
+                                                         for name in CELLS[cell][0].PARAMS)}
     assert expected <= set(report.reference_vs_numeric)
     assert ("embed.weight" in report.reference_vs_numeric) == (embedding > 0)
     assert report.passed
@@ -55,7 +56,17 @@ def test_round_trip_through_the_engine_keeps_every_weight():
         assert np.array_equal(back.params[name], model.params[name])
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_gradcheck_catches_a_wrong_scan_cell_backward(monkeypatch):
+    """The minimal cells' loop is held to finite differences and to the engine's log-space scan: a
+    wrong derivative of g fails both."""
+    from rnnkit.reference import minimal
+    monkeypatch.setattr(minimal, "g_prime", lambda v: np.ones_like(v))
+    report = gradcheck("mingru", 1, 3)
+    assert report.reference_vs_numeric["recurrent.cells.0.weight_ih"] > 1e-3
+    assert report.engine_vs_reference["recurrent.cells.0.weight_ih"] > 1e-3 and not report.passed
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "mingru"])
 def test_reference_trainer_learns_the_grammar(cell):
     text = sentences(2000)
     chars = sorted(set(text))

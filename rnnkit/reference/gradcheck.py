@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import ReferenceLanguageModel
+from .model import POSITIVE_STATE, ReferenceLanguageModel
 
 # Targets: finite differences agree to < 1e-6 (their own truncation error is
 # ~eps^2 ~ 1e-10 relative), the engine agrees with the reference to < 1e-8 in float64.
@@ -106,6 +106,8 @@ def gradcheck(cell: str, num_layers: int = 1, embedding_size: int = 3, seed: int
     tokens = rng.integers(0, V, (B, T))
     targets = rng.integers(0, V, (B, T))
     state = tuple(rng.normal(0.0, 0.5, (num_layers, B, H)) for _ in model.state_names)
+    if cell in POSITIVE_STATE:
+        state = tuple(np.abs(s) + 0.1 for s in state)
 
     loss, analytic, _ = model.loss_and_gradients(tokens, targets, state)
     checked = {**model.params, **{f"state.{n}": s for n, s in zip(model.state_names, state)}}

@@ -12,6 +12,9 @@ between the two with `from_engine` / `to_engine`:
     recurrent.cells.{k}.bias_ih     (G*H,)
     recurrent.cells.{k}.bias_hh     (G*H,)
     head.weight                     (V, H)
+
+(the IndRNN's weight_hh is a vector (H,); minGRU and minLSTM have no weight_hh and bias_hh: each
+cell file's PARAMS lists its own, and its `init` their shapes)
     head.bias                       (V,)
 
 Forward: x_t = embed[token_t] (or one-hot); each layer maps its input sequence to hidden states;
@@ -26,10 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import gru, lstm, rnn
+from . import gru, indrnn, lstm, rnn
+from .minimal import MINGRU, MINLSTM
 
 # cell name -> (module with forward/backward, extra forward arguments)
-CELLS = {"rnn": (rnn, {}), "irnn": (rnn, {"relu": True}), "lstm": (lstm, {}), "gru": (gru, {})}
+CELLS = {"rnn": (rnn, {}), "irnn": (rnn, {"relu": True}), "lstm": (lstm, {}), "gru": (gru, {}),
+         "indrnn": (indrnn, {}), "mingru": (MINGRU, {}), "minlstm": (MINLSTM, {})}
+POSITIVE_STATE = ("mingru", "minlstm")  # their states stay > 0 (the engine's scan runs in log space)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -62,8 +68,9 @@ class ReferenceLanguageModel:
         for k in range(num_layers):
             D = (E or V) if k == 0 else H
             G = module.NUM_GATES
-            cell_params = {"weight_ih": rng.uniform(-s, s, (G * H, D)), "weight_hh": rng.uniform(-s, s, (G * H, H)),
-                           "bias_ih": rng.uniform(-s, s, G * H), "bias_hh": rng.uniform(-s, s, G * H)}
+            cell_params = module.init(rng, s, H, D) if hasattr(module, "init") else {
+                "weight_ih": rng.uniform(-s, s, (G * H, D)), "weight_hh": rng.uniform(-s, s, (G * H, H)),
+                "bias_ih": rng.uniform(-s, s, G * H), "bias_hh": rng.uniform(-s, s, G * H)}
             if cell == "irnn":
                 cell_params["weight_hh"] = np.eye(H)
                 cell_params["bias_ih"][:] = cell_params["bias_hh"][:] = 0.0
@@ -101,7 +108,7 @@ class ReferenceLanguageModel:
         return tuple(np.zeros((self.num_layers, batch, self.hidden_size)) for _ in self.state_names)
 
     def _layer(self, k: int) -> dict[str, np.ndarray]:
-        return {n: self.params[f"recurrent.cells.{k}.{n}"] for n in rnn.PARAMS}
+        return {n: self.params[f"recurrent.cells.{k}.{n}"] for n in CELLS[self.cell][0].PARAMS}
 
     # ------------------------------------------------------------------ forward and backward
     def forward(self, tokens: np.ndarray, targets: np.ndarray, state=None):
