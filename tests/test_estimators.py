@@ -322,6 +322,12 @@ def test_seq2seq_learns_to_reverse_strings(tmp_path):
     beam = clone(model).set_params(beam_size=3)
     beam.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
     assert beam.score(Xt[:50], yt[:50]) > 0.9
+    # beam search runs all beams of all sources as one batch: the same outputs as one source at a time,
+    # and width 1 is greedy decoding
+    net, encode = model.model_, model.source_tokenizer_.encode
+    tokens, lengths = pad([encode(x) for x in Xt[:12]], "cpu")
+    assert net.beam(tokens, lengths, 20, 3) == [net.beam(*pad([encode(x)], "cpu"), 20, 3)[0] for x in Xt[:12]]
+    assert net.beam(tokens, lengths, 20, 1) == net.greedy(tokens, lengths, 20)
     model.save(tmp_path / "s2s")
     assert Seq2Seq.load(tmp_path / "s2s").predict(Xt[:20]) == model.predict(Xt[:20])
     with pytest.raises(ValueError, match="X has 2 items but y has 1"):

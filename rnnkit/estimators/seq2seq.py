@@ -17,6 +17,8 @@ from ..tasks import Seq2SeqTask
 from .base import PREDICT_BATCH, RNNEstimator, init_from_config, strings
 from .configs import Seq2SeqConfig
 
+BEAM_ROWS = 8192  # most decoder rows (sources x beams) in one beam-search batch
+
 
 class Seq2Seq(RNNEstimator):
     """Hyperparameters: the fields of `Seq2SeqConfig`."""
@@ -61,8 +63,9 @@ class Seq2Seq(RNNEstimator):
         device = next(self.model_.parameters()).device
         joiner = "" if self.target_level == "char" else " "
         out = []
-        for start in range(0, len(sources), PREDICT_BATCH):
-            chunk = sources[start:start + PREDICT_BATCH]
+        rows = max(1, min(PREDICT_BATCH, BEAM_ROWS // self.beam_size))  # beam search runs sources x beams rows
+        for start in range(0, len(sources), rows):
+            chunk = sources[start:start + rows]
             tokens, lengths = pad([self.source_tokenizer_.encode(s) for s in chunk], device)
             decoded = (self.model_.beam(tokens, lengths, self.max_length, self.beam_size) if self.beam_size > 1
                        else self.model_.greedy(tokens, lengths, self.max_length))

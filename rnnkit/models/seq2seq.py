@@ -83,29 +83,39 @@ class Seq2SeqModel(nn.Module):
 
     @torch.no_grad()
     def beam(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int, width: int) -> list[list[int]]:
-        """Beam search, one source at a time: keep the `width` best partial outputs by total
-        log-probability; a finished hypothesis is scored by its log-probability per token, so
-        short outputs are not preferred just for being short."""
+        """Beam search over all sources at once: every step runs the `width` beams of all B sources
+        as one batch of B * width rows (B, N below). A finished output is continued only by padding,
+        at no cost, so it keeps its score; the best is chosen by log-probability per token (EOS
+        counted), so short outputs are not preferred just for being short."""
+        B, N = source.shape[0], width
+        outputs, keys, mask, state, feed = self.encode(source, lengths)
+        repeat = lambda x: x.repeat_interleave(N, dim=0)  # noqa: E731  (B, ...) -> (B * N, ...)
+        outputs, keys, mask, feed = repeat(outputs), repeat(keys), repeat(mask), repeat(feed)
+        state = tuple(repeat(s) for s in state)
+        scores = torch.full((B, N), float("-inf"), device=source.device)
+        scores[:, 0] = 0.0  # at first every beam of a source is the same: expand one
+        tokens = torch.full((B * N, 1), self.bos, dtype=torch.long, device=source.device)  # (B*N, t + 1)
+        finished = torch.zeros(B * N, dtype=torch.bool, device=source.device)
+        counts = torch.zeros(B * N, device=source.device)  # tokens of each output, its EOS included
+        for _ in range(max_length):
+            logits, state, feed = self.decode_step(tokens[:, -1], state, feed, outputs, keys, mask)
+            logp = F.log_softmax(logits.float(), dim=1)  # (B*N, V)
+            logp[finished] = float("-inf")
+            logp[finished, 0] = 0.0  # padding
+            V = logp.shape[1]
+            scores, index = (scores.reshape(-1, 1) + logp).reshape(B, N * V).topk(N, dim=1)  # (B, N)
+            origin = (index // V + torch.arange(B, device=source.device)[:, None] * N).reshape(-1)  # rows of B*N
+            chosen = (index % V).reshape(-1)
+            state, feed = tuple(s[origin] for s in state), feed[origin]
+            tokens = torch.cat([tokens[origin], chosen[:, None]], dim=1)
+            was_finished = finished[origin]
+            counts = counts[origin] + (~was_finished).float()
+            finished = was_finished | (chosen == self.eos)
+            if bool(finished.all()):
+                break
+        best = (scores.reshape(-1) / counts.clamp(min=1)).reshape(B, N).argmax(dim=1)  # (B,)
         results = []
-        for b in range(source.shape[0]):
-            outputs, keys, mask, state, feed = self.encode(source[b:b + 1, :int(lengths[b])], lengths[b:b + 1])
-            beams = [(0.0, [], state, feed)]
-            finished = []
-            for _ in range(max_length):
-                candidates = []
-                for score, tokens, st, fd in beams:
-                    last = torch.tensor([tokens[-1] if tokens else self.bos], device=source.device)
-                    logits, st2, fd2 = self.decode_step(last, st, fd, outputs, keys, mask)
-                    logp = F.log_softmax(logits[0], dim=0)
-                    top = torch.topk(logp, width)
-                    for lp, j in zip(top.values.tolist(), top.indices.tolist()):
-                        if j == self.eos:
-                            finished.append(((score + lp) / (len(tokens) + 1), tokens))
-                        else:
-                            candidates.append((score + lp, tokens + [j], st2, fd2))
-                beams = sorted(candidates, key=lambda c: -c[0])[:width]
-                if not beams or (finished and max(f[0] for f in finished) > beams[0][0] / max(len(beams[0][1]), 1)):
-                    break
-            finished.extend((s / max(len(t), 1), t) for s, t, _, _ in beams)
-            results.append(max(finished, key=lambda f: f[0])[1] if finished else [])
+        for b in range(B):
+            output = tokens[b * N + int(best[b]), 1:].tolist()
+            results.append(output[:next((t for t, i in enumerate(output) if i in (self.eos, 0)), len(output))])
         return results
