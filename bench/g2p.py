@@ -8,7 +8,7 @@ kept; words with anything but letters and apostrophes are dropped; 5% of the wor
 random (seed 0), are held out. Word error rate: share of held-out words whose phoneme sequence is
 not exactly right. Phoneme error rate: edit distance / reference phonemes, summed over words.
 
-    .venv/bin/python bench/g2p.py [--epochs 4] [--hidden-size 192] [--beam-size 1]
+    .venv/bin/python bench/g2p.py [--epochs 4] [--hidden-size 192] [--beam-size 1 5]
 
 Prints the result and stores it as "g2p" in bench/results.json.
 """
@@ -69,7 +69,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=4.0)
     parser.add_argument("--hidden-size", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--beam-size", type=int, default=1)
+    parser.add_argument("--beam-size", type=int, nargs="+", default=[1, 5], help="decode with each width "
+                        "(1: greedy); the first is stored as the headline")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -84,16 +85,18 @@ def main() -> None:
     print(f"{len(entries):,} words: {len(train):,} train, {len(test):,} held out", flush=True)
 
     model = Seq2Seq(hidden_size=args.hidden_size, embedding_size=64, source_level="char", target_level="word",
-                    epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, beam_size=args.beam_size,
+                    epochs=args.epochs, batch_size=args.batch_size, lr=3e-3,
                     max_length=30, verbose=1)
     started = time.perf_counter()
     model.fit(train, [entries[w] for w in train])
     fit_s = time.perf_counter() - started
-    started = time.perf_counter()
-    predicted = model.predict(test)
-    predict_s = time.perf_counter() - started
+    decodings = []
+    for width in args.beam_size:
+        started = time.perf_counter()
+        predicted = model.set_params(beam_size=width).predict(test)
+        decodings.append((width, predicted, time.perf_counter() - started))
 
-    def error_rates(strip_stress: bool) -> tuple[float, float]:
+    def error_rates(strip_stress: bool, predicted: list[str]) -> tuple[float, float]:
         """(word error rate, phoneme error rate); stress digits removed first if asked."""
         errors = phonemes = wrong_words = 0
         for word, guess in zip(test, predicted):
@@ -106,17 +109,23 @@ def main() -> None:
             wrong_words += distance > 0
         return round(wrong_words / len(test), 4), round(errors / phonemes, 4)
 
-    (wer, per), (wer_plain, per_plain) = error_rates(False), error_rates(True)
+    rows = []
+    for width, predicted, seconds in decodings:
+        (wer, per), (wer_plain, per_plain) = error_rates(False, predicted), error_rates(True, predicted)
+        rows.append({"beam_size": width, "word_error_rate": wer, "phoneme_error_rate": per,
+                     "word_error_rate_without_stress": wer_plain, "phoneme_error_rate_without_stress": per_plain,
+                     "predict_seconds": round(seconds, 1)})
+    predicted = decodings[0][1]
     result = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs,
-              "hidden_size": args.hidden_size, "beam_size": args.beam_size,
-              "word_error_rate": wer, "phoneme_error_rate": per,
-              "word_error_rate_without_stress": wer_plain, "phoneme_error_rate_without_stress": per_plain,
-              "fit_seconds": round(fit_s), "predict_seconds": round(predict_s),
+              "hidden_size": args.hidden_size, **rows[0], "decodings": rows, "fit_seconds": round(fit_s),
               "examples": [{"word": w, "reference": entries[w], "predicted": p} for w, p in zip(test[:8], predicted[:8])]}
     record("g2p", result)
-    print(f"| held-out words | WER | PER | WER, stress ignored | PER, stress ignored | epochs | fit s |\n"
-          f"|---|---|---|---|---|---|---|\n"
-          f"| {len(test):,} | {wer:.3f} | {per:.3f} | {wer_plain:.3f} | {per_plain:.3f} | {args.epochs:g} | {fit_s:.0f} |")
+    print("| held-out words | decoding | WER | PER | WER, stress ignored | PER, stress ignored | epochs | fit s | "
+          "decode s |\n|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {len(test):,} | {'greedy' if r['beam_size'] == 1 else 'beam ' + str(r['beam_size'])} | "
+              f"{r['word_error_rate']:.3f} | {r['phoneme_error_rate']:.3f} | {r['word_error_rate_without_stress']:.3f} | "
+              f"{r['phoneme_error_rate_without_stress']:.3f} | {args.epochs:g} | {fit_s:.0f} | {r['predict_seconds']:g} |")
     for example in result["examples"]:
         print(f"  {example['word']:>16}  {example['reference']:<28} -> {example['predicted']}")
 
