@@ -8,7 +8,7 @@ kept; words with anything but letters and apostrophes are dropped; 5% of the wor
 random (seed 0), are held out. Word error rate: share of held-out words whose phoneme sequence is
 not exactly right. Phoneme error rate: edit distance / reference phonemes, summed over words.
 
-    .venv/bin/python bench/g2p.py [--epochs 4] [--hidden-size 192] [--beam-size 1 5]
+    .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--beam-size 1 5]
 
 Prints the result and stores it as "g2p" in bench/results.json.
 """
@@ -66,7 +66,7 @@ def edit_distance(a: list[str], b: list[str]) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=float, default=4.0)
+    parser.add_argument("--epochs", type=float, default=12.0)
     parser.add_argument("--hidden-size", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--beam-size", type=int, nargs="+", default=[1, 5], help="decode with each width "
