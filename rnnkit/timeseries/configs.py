@@ -33,7 +33,7 @@ class ForecasterConfig(NetworkConfig):
     validation_fraction: float = 0.1  # above 0: the last --horizon steps of every series long enough are held
     # out and forecast after each epoch (validation loss, and --early-stopping); 0: every step trains
     calibrate: bool = False  # with held-out steps (--validation-fraction > 0): widen or narrow every interval by one
-    # factor so that 80% of the held-out values fall inside the 80% interval (split conformal; the factor is shrunk
+    # factor so that 4 in 5 held-out values fall inside the interval from the 0.1 to the 0.9 quantile (split conformal; the factor is shrunk
     # toward 1 when there are few held-out values). Off by default: those steps also choose the kept weights, so
     # they flatter the network, and in the benchmark the factor narrowed intervals that were already too narrow
     # --- forecasting
