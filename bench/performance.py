@@ -5,7 +5,7 @@ grammar (the default) and --free, what the samples sound like in numbers (notes 
 voices at once, pitch range) beside the real chorales, the time to sample 30 s at batch 1, and a
 30-second .mid read back by music21. Writes a piano roll of a sample and a real chorale.
 
-usage: python bench/performance.py [--time 600] [--samples 200] [--no-write] [--run DIR]
+usage: python bench/performance.py [--time 600] [--samples 200] [--pitch-shifts N] [--no-write] [--run DIR]
 Publishes "performance" to bench/results.json and the table in docs/music.md. Needs music21.
 """
 
@@ -92,6 +92,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time", type=float, default=600.0, help="training seconds")
     parser.add_argument("--samples", type=int, default=200, help="performances sampled for each share")
+    parser.add_argument("--pitch-shifts", type=int, default=0, help="train also on each training chorale moved by "
+                        "up to N semitones either way")
     parser.add_argument("--run", help="use this trained run instead of training one")
     parser.add_argument("--no-write", action="store_true", help="print only; leave results.json and the docs alone")
     args = parser.parse_args()
@@ -103,7 +105,8 @@ def main() -> None:
         if args.run is None:
             pf.chorale_streams()  # built (about a minute) before the clock of training starts
             started = time.perf_counter()
-            pf.train(corpus="bach", out=run, time=args.time, log=lambda line: None, progress=False)
+            pf.train(corpus="bach", out=run, time=args.time, pitch_shifts=args.pitch_shifts, log=lambda line: None,
+                     progress=False)
         trained = time.perf_counter() - started
         model = pf.load(run, device="cpu")
         train_streams, val_streams = pf.split_streams(model, "train"), pf.split_streams(model, "val")
@@ -126,6 +129,7 @@ def main() -> None:
         back = music21.converter.parse(str(midi))
         results = {
             "train_seconds": round(trained), "performances": model.meta["performances"]["streams"],
+            "pitch_shifts": args.pitch_shifts,
             "val_performances": len(val_streams), "val_nats_per_event": round(ours, 4),
             "baselines_nats_per_event": {k: round(v, 4) for k, v in baselines.items()},
             "uniform_nats_per_event": round(math.log(V), 4), "samples": args.samples,
@@ -152,7 +156,8 @@ def main() -> None:
                  f"training on 2 CPU cores; rnnkit {'beats' if ours < baselines[best] else 'loses to'} the best n-gram "
                  f"({best}); a 30 s performance takes {results['batch1_seconds_for_30s']} s to sample at batch 1, and "
                  f"music21 reads it back ({results['music21_reads_sample']['notes']} notes); command: "
-                 f"`python bench/performance.py --time {args.time:g}`")
+                 f"`python bench/performance.py --time {args.time:g}"
+                 + (f" --pitch-shifts {args.pitch_shifts}" if args.pitch_shifts else "") + "`")
     publish("performance", results, "\n".join(lines), DOC, write=not args.no_write)
 
 

@@ -125,10 +125,25 @@ def test_a_small_performance_model_learns_and_writes_playable_midi(midi_files, t
     assert cli("music", "sample", tmp_path / "run", "--events", "--out", out, "--seed", "2")[0] == 0  # ours: replaced
 
 
+def test_pitch_shifts_multiply_the_training_performances_only(midi_files, tmp_path):
+    model = pf.train([str(p) for p in midi_files[:10]], out=tmp_path / "run", max_steps=2, val_fraction=0.2,
+                     pitch_shifts=2, log=lambda line: None, progress=False, **SMALL)
+    assert model.meta["corpus"]["num_documents"] == 8 * 5 + 2 and model.meta["performances"]["pitch_shifts"] == 2
+    train, val = pf.split_streams(model, "train"), pf.split_streams(model, "val")
+    originals = [np.asarray(ev.notes_to_events(ev.read_midi(p))) for p in midi_files[:10]]
+    assert len(train) == 40 and all(any(np.array_equal(v, o) for o in originals) for v in val)
+    pitches = lambda s: {e % ev.PITCHES for e in s if e < ev.TIME_SHIFT}  # noqa: E731
+    assert [min(pitches(s)) - min(pitches(train[0])) for s in train[:5]] == [0, 1, 2, 3, 4]  # -2..+2 of one
+    top = np.array([ev.VELOCITY + 3, ev.NOTE_ON + 86, ev.TIME_SHIFT + 9, ev.NOTE_OFF + 86])
+    assert len(pf._pitch_shifted(top, 2)) == 4  # +2 would leave the piano: left out
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--corpus", "bach", "--out", "{tmp}/r"], "add --events"),
     (["train", "--events", "{tmp}/bad.mid", "--out", "{tmp}/r"], "not a Standard MIDI file"),
     (["train", "--events", "{tmp}/bad.mid", "--chords", "--out", "{tmp}/r"], "apply to ABC tunes"),
+    (["train", "{tmp}/bad.mid", "--pitch-shifts", "3", "--out", "{tmp}/r"], "add --events"),
+    (["train", "--events", "{tmp}/bad.mid", "--pitch-shifts", "13", "--out", "{tmp}/r"], "in 0..12"),
     (["sample", "{tmp}", "--events"], "give --out"),
     (["sample", "{tmp}", "--events", "--out", "{tmp}/other.mid"], "not written by rnnkit"),
 ])

@@ -29,7 +29,6 @@ from .. import checkpoint
 from ..api.model import TOKENS_FILE, language_model_of, resolve_device
 from ..api.prepare import DEFAULT_TIME, write_tokens
 from ..config import ModelConfig, TrainConfig, split_options
-from ..data import documents
 from ..data.vocab import token_dtype
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
@@ -43,7 +42,8 @@ DEFAULTS = {"seq_length": 256, "dropout": 0.2, "hidden_size": 384}
 PERFORMANCE_SCHEMA = {**LANGUAGE_MODEL, "vocab": {"kind": Check(str, lambda v: v == "events", "events"),
                                                   "size": Check(int, lambda v: v == ev.NUM_EVENTS + 1, "309")},
                       "performances": {"source": str, "streams": COUNT, "seconds": float,
-                                       "longest_note": Check(float, lambda v: 0 < v <= 3600, "seconds in (0, 3600]")}}
+                                       "longest_note": Check(float, lambda v: 0 < v <= 3600, "seconds in (0, 3600]"),
+                                       "pitch_shifts?": COUNT}}
 QUARTER_SECONDS = 0.6  # chorales are rendered at 100 quarter notes a minute
 CHORALE_VELOCITY = 80
 MAX_EVENTS = 20_000  # the most events one sample may take
@@ -112,9 +112,12 @@ def midi_streams(files: list[str | os.PathLike]) -> list[np.ndarray]:
 
 
 def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = None, out: str | os.PathLike,
-          log: Callable[[str], None] | None = None, progress: bool = True, **options: Any) -> "PerformanceModel":
+          pitch_shifts: int = 0, log: Callable[[str], None] | None = None, progress: bool = True,
+          **options: Any) -> "PerformanceModel":
     """Train a performance model on .mid files (or corpus="bach") and return it with its best weights.
-    options: ModelConfig and TrainConfig fields; unset ones take `DEFAULTS`, then the configs'."""
+    pitch_shifts: also train on every training performance moved up and down by 1..N semitones (Oore
+    et al. 2018 used 3; validation and test performances stay as they are). options: ModelConfig and
+    TrainConfig fields; unset ones take `DEFAULTS`, then the configs'."""
     from .model import _fit, _say_default, write_documents
     say = log or _say_default
     if bool(files) == (corpus is not None):
@@ -127,6 +130,8 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
         train_options["time"] = DEFAULT_TIME
     train_config = TrainConfig(**train_options)
     ModelConfig(vocab_size=1, **model_options)  # flags checked before the files are read
+    if isinstance(pitch_shifts, bool) or not isinstance(pitch_shifts, int) or not 0 <= pitch_shifts <= 12:
+        raise UsageError(f"--pitch-shifts must be a whole number of semitones in 0..12 (got {pitch_shifts!r})")
     run_dir = Path(out)
     checkpoint.check_new_run_dir(run_dir)
     device = resolve_device(train_config.device)
@@ -136,21 +141,46 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
     vocab = EventVocabulary()
     seconds = sum(ev.duration(s) for s in streams)
     say(f"read {len(streams):,} performances, {seconds / 60:.0f} minutes, {sum(map(len, streams)):,} events")
-    ends = write_tokens(run_dir, lambda path: write_documents(streams, ev.NUM_EVENTS, vocab.token_dtype, path))
-    splits = documents.document_splits(ends, len(streams), False, train_config.val_fraction, train_config.test_fraction)
-    if splits["train"][1] - splits["train"][0] < 2 or splits["val"][1] - splits["val"][0] < 2:
-        raise UsageError(f"{len(streams)} performance(s) are too few to hold out validation ones; give more")
+    n = len(streams)
+    n_test, n_val = int(n * train_config.test_fraction), max(1, int(n * train_config.val_fraction))
+    if n - n_val - n_test < 1:
+        raise UsageError(f"{n} performance(s) are too few to hold out validation ones; give more")
+    trained = [shifted for s in streams[:n - n_val - n_test] for shifted in _pitch_shifted(s, pitch_shifts)]
+    pieces = trained + streams[n - n_val - n_test:]
+    if pitch_shifts:
+        say(f"training on {len(trained):,} performances: each moved by up to {pitch_shifts} semitones either way")
+    ends = write_tokens(run_dir, lambda path: write_documents(pieces, ev.NUM_EVENTS, vocab.token_dtype, path))
+
+    def span(i: int, j: int) -> list[int]:  # documents i..j-1, as data.documents.document_splits cuts them
+        return [int(ends[i]), int(ends[j]) + 1] if j > i else [int(ends[i]), int(ends[i])]
+    a = len(trained)
+    splits = {"train": span(0, a), "val": span(a, a + n_val), "test": span(a + n_val, a + n_val + n_test)}
     corpus_info = {"source": corpus or str(files[0]), "sources": [str(f) for f in files or []][:1000],
-                   "sha256": hashlib.sha256(b"".join(s.astype("<i2").tobytes() for s in streams)).hexdigest(),
+                   "sha256": hashlib.sha256(b"".join(s.astype("<i2").tobytes() for s in pieces)).hexdigest(),
                    "num_tokens": int(ends[-1]) + 1, "tokens_file": TOKENS_FILE, "splits": splits,
-                   "documents": "performances", "num_documents": len(streams)}
+                   "documents": "performances", "num_documents": len(pieces)}
     longest = max((n.end - n.start for s in streams for n in ev.events_to_notes(s)[0]), default=1.0)
-    info = {"source": corpus or "midi", "streams": len(streams), "seconds": float(seconds),
+    info = {"source": corpus or "midi", "streams": len(streams), "seconds": float(seconds), "pitch_shifts": pitch_shifts,
             "longest_note": float(min(max(longest, ev.STEP_SECONDS), 3600.0))}
     torch.manual_seed(train_config.seed)
     model = LanguageModel(ModelConfig(vocab_size=len(vocab), **model_options)).to(device)
     return _fit(run_dir, model, vocab, corpus_info, {"performances": info}, train_config, device, say, progress,
                 task_name=TASK, what="performances", loader=load)
+
+
+def _pitch_shifted(stream: np.ndarray, shifts: int) -> list[np.ndarray]:
+    """The stream moved by -shifts..+shifts semitones (itself at 0), leaving out moves that would
+    take a note off the piano."""
+    notes = stream < ev.TIME_SHIFT  # (events,) note on or off
+    pitch = stream[notes] % ev.PITCHES
+    out = []
+    for d in range(-shifts, shifts + 1):
+        if len(pitch) and (pitch.min() + d < 0 or pitch.max() + d >= ev.PITCHES):
+            continue
+        moved = stream.copy()
+        moved[notes] += d
+        out.append(moved)
+    return out
 
 
 class EventGrammar:
