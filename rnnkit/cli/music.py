@@ -49,9 +49,9 @@ def add_commands(sub, parser_class) -> dict:
                    "music21 installed")
     t.add_argument("--events", action="store_true", help="train a Performance RNN (Oore et al. 2018) on MIDI "
                    "events instead of a tune model on ABC")
-    t.add_argument("--pitch-shifts", type=int, default=0, metavar="N", help="with --events: also train on every "
-                   "training performance moved up and down by 1..N semitones (Oore et al. used 3); validation "
-                   "performances stay as they are (default 0)")
+    t.add_argument("--pitch-shifts", type=int, metavar="N", help="with --events: also train on every training "
+                   "performance moved up and down by 1..N semitones, as Oore et al. did; validation performances stay "
+                   "as they are (default 3: on the chorales 0.88 nats/event against 1.09 with 0)")
     t.add_argument("--out", required=True, metavar="DIR", help="the run directory (new or empty)")
     t.add_argument("--chords", action="store_true", help="keep chord symbols (\"Am\") as tokens; by default "
                    "they are dropped, as folk-rnn did")
@@ -132,10 +132,10 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError("--corpus bach trains a Performance RNN; add --events")
         if args.chords or args.transpose is not None:
             raise UsageError("--chords and --transpose apply to ABC tunes, not to MIDI events; leave them out")
-        performance.train(args.files or None, corpus=args.corpus, out=args.out, pitch_shifts=args.pitch_shifts,
-                          **quiet, **options)
+        shifts = {} if args.pitch_shifts is None else {"pitch_shifts": args.pitch_shifts}
+        performance.train(args.files or None, corpus=args.corpus, out=args.out, **shifts, **quiet, **options)
         return 0
-    if args.pitch_shifts:
+    if args.pitch_shifts is not None:
         raise UsageError("--pitch-shifts moves MIDI performances; add --events (ABC tunes use --transpose)")
     transpose = "C" if args.transpose is None else None if args.transpose.strip().lower() == "none" else args.transpose
     model.train(args.files or None, corpus=args.corpus, out=args.out, chords=args.chords, transpose=transpose,
