@@ -19,7 +19,7 @@ from ..data.subwords import KINDS as SUBWORDS, encode_subwords
 from ..data.vocab import vocabulary_from_json
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
-from ..data.documents import encode_documents, iter_documents, split_documents
+from ..data.documents import encode_documents, iter_documents, join_documents, split_documents
 from ..sampling import SamplingConfig, generate_tokens, until_end
 from ..tasks.documents import document_nats
 from ..schema import check_language_model
@@ -116,10 +116,7 @@ class Model:
         if not docs:
             raise UsageError(f"the text holds no documents when cut with --documents {self.documents}")
         end = self.vocab.end_id
-        pieces = [np.array([end])]
-        for doc in docs:
-            pieces += [self.encode(doc, "the text"), np.array([end])]
-        tokens = np.concatenate(pieces)
+        tokens = join_documents([self.encode(doc, "the text") for doc in docs], end)
         chars = sum(len(d) + 1 for d in docs) if kind in SUBWORDS else None  # each end counts as one
         return self._score_documents(tokens, np.flatnonzero(tokens == end), chars)
 

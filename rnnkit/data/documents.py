@@ -156,6 +156,12 @@ def encode_documents(groups: list[list[Path]], vocab: Vocabulary, documents: str
     return np.concatenate(ends)
 
 
+def join_documents(pieces, end_id: int) -> np.ndarray:
+    """The layout above in memory: END, then each document's token ids followed by END."""
+    end = np.array([end_id])
+    return np.concatenate([end] + [part for piece in pieces for part in (np.asarray(piece), end)])
+
+
 def document_ends(tokens: np.ndarray, end_id: int, block: int = 1 << 24) -> np.ndarray:
     """Positions of END in a token file (memory map), read block by block."""
     found = [np.flatnonzero(np.asarray(tokens[i:i + block]) == end_id) + i for i in range(0, len(tokens), block)]
@@ -175,5 +181,10 @@ def document_splits(ends: np.ndarray, corpus_documents: int, val_file: bool, val
         n_val = max(1, int(n * val_fraction))
         a, b = n - n_val - n_test, n - n_test
         cuts = {"train": (0, a), "val": (a, b), "test": (b, n)}
-    return {name: [int(ends[i]), int(ends[j]) + 1] if j > i else [int(ends[i]), int(ends[i])]
-            for name, (i, j) in cuts.items()}
+    return {name: document_span(ends, i, j) for name, (i, j) in cuts.items()}
+
+
+def document_span(ends: np.ndarray, i: int, j: int) -> list[int]:
+    """The token span [start, end) of documents i..j-1: from the END before document i to just
+    after the END of document j - 1 (empty at ends[i] when j <= i)."""
+    return [int(ends[i]), int(ends[j]) + 1] if j > i else [int(ends[i]), int(ends[i])]

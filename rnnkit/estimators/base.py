@@ -167,8 +167,8 @@ class RNNEstimator(BaseEstimator):
                         eval_every=max(1, task.steps_per_epoch()),
                         patience=config.patience if config.early_stopping else None)
         train_config = TrainConfig(**{**settings, **train_config})
-        log = self._log
-        trainer = Trainer(self.model_, task, train_config, None, dict, device, log=log, progress=bool(config.verbose))
+        trainer = Trainer(self.model_, task, train_config, None, dict, device, log=self._log,
+                          progress=bool(config.verbose))
         if on_epoch_end is not None:
             def after_validation(step: int) -> None:
                 self.history_ = self._history(trainer, task)

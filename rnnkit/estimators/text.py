@@ -358,17 +358,13 @@ class RNNRegressor(RegressorMixin, _TextEstimator):
     loss = "mse"
 
     def _encode_targets(self, y) -> torch.Tensor:
-        y = np.asarray(y, dtype=np.float64)
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y must be finite numbers")
+        y = _finite(y)
         self.y_mean_, self.y_scale_ = float(y.mean()), float(y.std() or 1.0)
-        return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)).reshape(-1, 1)
+        return self._encode_targets_again(y)
 
     def _encode_targets_again(self, y) -> torch.Tensor:
-        y = np.asarray(y, dtype=np.float64)
-        if not np.all(np.isfinite(y)):
-            raise ValueError("y must be finite numbers")
-        return torch.from_numpy(((y - self.y_mean_) / self.y_scale_).astype(np.float32)).reshape(-1, 1)
+        """y standardised with the scaling of the first fit (warm_start keeps it)."""
+        return torch.from_numpy(((_finite(y) - self.y_mean_) / self.y_scale_).astype(np.float32)).reshape(-1, 1)
 
     def _num_outputs(self) -> int:
         return 1
@@ -382,3 +378,10 @@ class RNNRegressor(RegressorMixin, _TextEstimator):
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         super()._restore_fitted(state)
         self.y_mean_, self.y_scale_ = float(state["y_mean"]), float(state["y_scale"])
+
+
+def _finite(y) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y must be finite numbers")
+    return y

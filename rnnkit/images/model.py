@@ -14,10 +14,10 @@ K decoder units, T caption length, V vocabulary, N beams per image.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..cells import CELL_TYPES
+from ..models.beam import Beams
 from ..recurrent import Recurrent
 
 
@@ -111,44 +111,21 @@ class CaptionModel(nn.Module):
     @torch.no_grad()
     def decode(self, images: torch.Tensor, max_length: int, beams: int = 1) -> tuple[list[list[int]], list[torch.Tensor]]:
         """Beam search over all images at once (beams = 1: greedy): every step runs the N beams of
-        all B images as one batch. A finished caption keeps its score; the best is chosen by
-        log-probability per token (EOS counted), so short captions are not preferred for being short.
+        all B images as one batch (models/beam.py keeps the beams).
         -> token ids per image (EOS left out), attention weights per image (T, G), one row per token."""
-        B, N = images.shape[0], beams
+        search = Beams(images.shape[0], beams, self.bos, self.eos, images.device)
         features, keys, state = self.encode(images)
-        repeat = lambda x: x.repeat_interleave(N, dim=0)  # noqa: E731  (B, ...) -> (B * N, ...)
-        features, keys, state = repeat(features), repeat(keys), tuple(repeat(s) for s in state)
-        scores = torch.full((B, N), float("-inf"), device=images.device)
-        scores[:, 0] = 0.0  # at first every beam of an image is the same: expand one
-        tokens = torch.full((B * N, 1), self.bos, dtype=torch.long, device=images.device)  # (B*N, t + 1)
-        attention = features.new_zeros(B * N, 0, features.shape[1])  # (B*N, t, G)
-        finished = torch.zeros(B * N, dtype=torch.bool, device=images.device)
-        lengths = torch.zeros(B * N, device=images.device)  # tokens of each caption, its EOS included
+        features, keys, state = search.repeat(features), search.repeat(keys), tuple(search.repeat(s) for s in state)
+        attention = features.new_zeros(features.shape[0], 0, features.shape[1])  # (B*N, t, G)
         for _ in range(max_length):
-            logits, state, alpha = self.step(tokens[:, -1], state, features, keys)
-            logp = F.log_softmax(logits.float(), dim=1)  # (B*N, V)
-            # a finished caption can only be continued by padding, at no cost
-            logp[finished] = float("-inf")
-            logp[finished, 0] = 0.0
-            V = logp.shape[1]
-            total = (scores.reshape(-1, 1) + logp).reshape(B, N * V)
-            scores, index = total.topk(N, dim=1)  # (B, N)
-            origin = (index // V + torch.arange(B, device=images.device)[:, None] * N).reshape(-1)  # rows of B*N
-            chosen = (index % V).reshape(-1)
+            logits, state, alpha = self.step(search.last, state, features, keys)
+            origin = search.advance(logits)
             state = tuple(s[origin] for s in state)
-            tokens = torch.cat([tokens[origin], chosen[:, None]], dim=1)
             attention = torch.cat([attention[origin], alpha[origin][:, None, :]], dim=1)
-            lengths, was_finished = lengths[origin], finished[origin]
-            lengths = lengths + (~was_finished).float()
-            finished = was_finished | (chosen == self.eos)
-            if bool(finished.all()):
+            if search.done:
                 break
-        best = (scores.reshape(-1) / lengths.clamp(min=1)).reshape(B, N).argmax(dim=1)  # (B,)
         ids, maps = [], []
-        for b in range(B):
-            row = b * N + int(best[b])
-            caption = tokens[row, 1:].tolist()
-            end = next((t for t, i in enumerate(caption) if i in (self.eos, 0)), len(caption))
-            ids.append(caption[:end])
-            maps.append(attention[row, :min(end + 1, attention.shape[1])].cpu())  # the EOS step too
+        for row, caption in search.best():
+            ids.append(caption)
+            maps.append(attention[row, :min(len(caption) + 1, attention.shape[1])].cpu())  # the EOS step too
         return ids, maps

@@ -14,11 +14,11 @@ previous attentional output, so the model knows what it has already looked at.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..cells import CELL_TYPES
 from ..recurrent import Recurrent
+from .beam import Beams
 
 
 class Seq2SeqModel(nn.Module):
@@ -84,38 +84,15 @@ class Seq2SeqModel(nn.Module):
     @torch.no_grad()
     def beam(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int, width: int) -> list[list[int]]:
         """Beam search over all sources at once: every step runs the `width` beams of all B sources
-        as one batch of B * width rows (B, N below). A finished output is continued only by padding,
-        at no cost, so it keeps its score; the best is chosen by log-probability per token (EOS
-        counted), so short outputs are not preferred just for being short."""
-        B, N = source.shape[0], width
+        as one batch of B * width rows (models/beam.py keeps the beams)."""
+        beams = Beams(source.shape[0], width, self.bos, self.eos, source.device)
         outputs, keys, mask, state, feed = self.encode(source, lengths)
-        repeat = lambda x: x.repeat_interleave(N, dim=0)  # noqa: E731  (B, ...) -> (B * N, ...)
-        outputs, keys, mask, feed = repeat(outputs), repeat(keys), repeat(mask), repeat(feed)
-        state = tuple(repeat(s) for s in state)
-        scores = torch.full((B, N), float("-inf"), device=source.device)
-        scores[:, 0] = 0.0  # at first every beam of a source is the same: expand one
-        tokens = torch.full((B * N, 1), self.bos, dtype=torch.long, device=source.device)  # (B*N, t + 1)
-        finished = torch.zeros(B * N, dtype=torch.bool, device=source.device)
-        counts = torch.zeros(B * N, device=source.device)  # tokens of each output, its EOS included
+        outputs, keys, mask, feed = beams.repeat(outputs), beams.repeat(keys), beams.repeat(mask), beams.repeat(feed)
+        state = tuple(beams.repeat(s) for s in state)
         for _ in range(max_length):
-            logits, state, feed = self.decode_step(tokens[:, -1], state, feed, outputs, keys, mask)
-            logp = F.log_softmax(logits.float(), dim=1)  # (B*N, V)
-            logp[finished] = float("-inf")
-            logp[finished, 0] = 0.0  # padding
-            V = logp.shape[1]
-            scores, index = (scores.reshape(-1, 1) + logp).reshape(B, N * V).topk(N, dim=1)  # (B, N)
-            origin = (index // V + torch.arange(B, device=source.device)[:, None] * N).reshape(-1)  # rows of B*N
-            chosen = (index % V).reshape(-1)
+            logits, state, feed = self.decode_step(beams.last, state, feed, outputs, keys, mask)
+            origin = beams.advance(logits)
             state, feed = tuple(s[origin] for s in state), feed[origin]
-            tokens = torch.cat([tokens[origin], chosen[:, None]], dim=1)
-            was_finished = finished[origin]
-            counts = counts[origin] + (~was_finished).float()
-            finished = was_finished | (chosen == self.eos)
-            if bool(finished.all()):
+            if beams.done:
                 break
-        best = (scores.reshape(-1) / counts.clamp(min=1)).reshape(B, N).argmax(dim=1)  # (B,)
-        results = []
-        for b in range(B):
-            output = tokens[b * N + int(best[b]), 1:].tolist()
-            results.append(output[:next((t for t, i in enumerate(output) if i in (self.eos, 0)), len(output))])
-        return results
+        return [output for _, output in beams.best()]

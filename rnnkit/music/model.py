@@ -118,8 +118,7 @@ def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path) -> np
 def write_documents(pieces: list[np.ndarray], end_id: int, dtype: np.dtype, path: Path) -> np.ndarray:
     """END, then each piece (tune, performance) followed by END, written under a temporary name
     then renamed; returns the positions of the ENDs."""
-    end = np.array([end_id])
-    tokens = np.concatenate([end] + [part for piece in pieces for part in (piece, end)]).astype(dtype)
+    tokens = documents.join_documents(pieces, end_id).astype(dtype)
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_bytes(tokens.tobytes())
@@ -288,12 +287,9 @@ class MusicModel:
         """Cross-entropy over whole tunes (each from a fresh state, its end included): nats per
         token, and the same total per character of the tunes' ABC text (without the X: lines)."""
         try:
-            pieces = [np.array([self.vocab.end_id])]
-            for tune in tunes:
-                pieces += [self.vocab.ids(tune), np.array([self.vocab.end_id])]
+            tokens = documents.join_documents([self.vocab.ids(tune) for tune in tunes], self.vocab.end_id)
         except UnknownTokens as e:
             raise UsageError(f"the tunes hold tokens this model never saw: {e}") from None
-        tokens = np.concatenate(pieces)
         nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), self.device)
         chars = sum(len(detokenize(t).split("\n", 1)[1]) for t in tunes)
         return {"nats_per_token": nats, "nats_per_char": nats * count / chars, "tokens": count, "chars": chars,

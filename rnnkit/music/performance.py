@@ -29,6 +29,7 @@ from .. import checkpoint
 from ..api.model import TOKENS_FILE, language_model_of, resolve_device
 from ..api.prepare import DEFAULT_TIME, write_tokens
 from ..config import ModelConfig, TrainConfig, split_options
+from ..data.documents import document_span, join_documents
 from ..data.vocab import token_dtype
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
@@ -151,11 +152,9 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
     if pitch_shifts:
         say(f"training on {len(trained):,} performances: each moved by up to {pitch_shifts} semitones either way")
     ends = write_tokens(run_dir, lambda path: write_documents(pieces, ev.NUM_EVENTS, vocab.token_dtype, path))
-
-    def span(i: int, j: int) -> list[int]:  # documents i..j-1, as data.documents.document_splits cuts them
-        return [int(ends[i]), int(ends[j]) + 1] if j > i else [int(ends[i]), int(ends[i])]
     a = len(trained)
-    splits = {"train": span(0, a), "val": span(a, a + n_val), "test": span(a + n_val, a + n_val + n_test)}
+    splits = {"train": document_span(ends, 0, a), "val": document_span(ends, a, a + n_val),
+              "test": document_span(ends, a + n_val, a + n_val + n_test)}
     corpus_info = {"source": corpus or str(files[0]), "sources": [str(f) for f in files or []][:1000],
                    "sha256": hashlib.sha256(b"".join(s.astype("<i2").tobytes() for s in pieces)).hexdigest(),
                    "num_tokens": int(ends[-1]) + 1, "tokens_file": TOKENS_FILE, "splits": splits,
@@ -264,8 +263,7 @@ class PerformanceModel:
 
     def score(self, streams: list[np.ndarray]) -> dict[str, float]:
         """Cross-entropy over whole performances, each from a fresh state, its end included."""
-        end = np.array([self.vocab.end_id])
-        tokens = np.concatenate([end] + [piece for s in streams for piece in (np.asarray(s), end)])
+        tokens = join_documents(streams, self.vocab.end_id)
         nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), self.device)
         return {"nats_per_event": nats, "events": count, "performances": len(streams)}
 
