@@ -8,7 +8,8 @@ When every layer's cell is a standard one (``Cell.fused_mode`` set), the whole s
 PyTorch's fused kernel (``nn.LSTM``/``nn.GRU``/``nn.RNN``: oneDNN on CPU, cuDNN on GPU) with the
 cells' own parameters swapped in by `torch.func.functional_call`; the cells stay the single owner
 of the weights, so checkpoints, init schemes and the step path never see two copies.
-Otherwise the cells are run step by step in Python.
+A cell whose gates read only the input (``scan`` method: minGRU, minLSTM) runs each layer's whole
+chunk as one parallel scan. Otherwise the cells are run step by step in Python.
 """
 
 from __future__ import annotations
@@ -154,10 +155,11 @@ class Recurrent(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
         return out, (tuple(new) if isinstance(new, tuple) else (new,))
 
-    def forward_steps(self, x: torch.Tensor, state: State,
-                      lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
+    def forward_steps(self, x: torch.Tensor, state: State, lengths: torch.Tensor | None = None,
+                      scan: bool = True) -> tuple[torch.Tensor, State]:
         """The stack run by the cells' step functions, one time step at a time: the path for custom
-        cells, and the one the fused kernels are checked against (`rnnkit gradcheck`)."""
+        cells, and the one the fused kernels and scans are checked against (`rnnkit gradcheck`).
+        A cell with a ``scan`` runs each layer as one scan unless `scan` is False."""
         B, T = x.shape[:2]
         lengths = torch.full((B,), T) if lengths is None and self.bidirectional else lengths
         # (T, B, 1): which sequences still have a real step at time t
@@ -172,8 +174,11 @@ class Recurrent(nn.Module):
             outputs = []
             for d, (cells, _) in enumerate(self._directions()):
                 seq = layer_input if d == 0 else _gather_time(layer_input, flip)
-                out, s = _run_cell(cells[k], seq, tuple(part[k * self.directions + d] for part in state), live,
-                                   self.zoneout, self.training)
+                first = tuple(part[k * self.directions + d] for part in state)
+                if scan and hasattr(cells[k], "scan") and not self.zoneout:  # the whole chunk at once, no loop over time
+                    out, s = cells[k].scan(seq, first, live)
+                else:
+                    out, s = _run_cell(cells[k], seq, first, live, self.zoneout, self.training)
                 outputs.append(out if d == 0 else _gather_time(out, flip))
                 final.append(s)
             layer_input = torch.cat(outputs, dim=2)  # (B, T, H * directions)

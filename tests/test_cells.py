@@ -191,7 +191,7 @@ def _minimal_by_hand(cell, x, h):
 
 
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])
-def test_minimal_cells_scan_matches_their_equations_and_finite_differences(cell):
+def test_minimal_cells_scan_matches_their_equations_and_finite_differences(cell, monkeypatch):
     torch.manual_seed(4)
     rec = Recurrent(cell, 3, 5, num_layers=2).double()
     for c in rec.cells:
@@ -199,7 +199,10 @@ def test_minimal_cells_scan_matches_their_equations_and_finite_differences(cell)
     assert not hasattr(rec.cells[0], "weight_hh")  # no recurrent matrix: the gates read the input only
     x = torch.randn(2, 7, 3, dtype=torch.float64)
     h0 = torch.rand(2, 2, 5, dtype=torch.float64) + 0.1  # a carried state (states stay positive)
-    out, (h_n,) = rec(x, (h0,))
+    with monkeypatch.context() as patch:  # a sequence is one scan per layer, never a loop of steps
+        for c in rec.cells:
+            patch.setattr(c, "recurrent_step", lambda *a, **k: pytest.fail("stepped through a sequence"))
+        out, (h_n,) = rec(x, (h0,))
     h = h0[0]
     for t in range(7):
         h = _minimal_by_hand(rec.cells[0], x[:, t], h)
@@ -308,3 +311,18 @@ def test_zoneout_bad_values(options, message):
     from rnnkit.errors import UsageError
     with pytest.raises(UsageError, match=message):
         ModelConfig(vocab_size=5, **options)
+
+
+@pytest.mark.parametrize("T", [1, 2, 7, 50])
+def test_linear_recurrence_scan_equals_the_loop_and_finite_differences(T):
+    from rnnkit.cells.scan import linear_recurrence
+    torch.manual_seed(T)
+    a = torch.rand(2, T, 3, dtype=torch.float64, requires_grad=True)  # chunks of ~sqrt(T), last one padded
+    b = torch.randn(2, T, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    h, expected = h0, []
+    for t in range(T):
+        h = a[:, t] * h + b[:, t]
+        expected.append(h)
+    torch.testing.assert_close(linear_recurrence(a, b, h0), torch.stack(expected, 1))
+    assert torch.autograd.gradcheck(linear_recurrence, (a, b, h0))

@@ -1,5 +1,5 @@
 """minGRU and minLSTM (Feng et al. 2024), forward and backward through time, in NumPy, written as
-the plain loop: the engine runs them as a parallel scan in log space (cells/minimal.py), and the
+the plain loop: the engine runs them as a chunked parallel scan (cells/scan.py), and the
 gradient check holds the two to the same numbers.
 
 Shapes: T time, B batch, D input width, H hidden width. Gates read only the input; there is no

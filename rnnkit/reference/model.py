@@ -35,7 +35,6 @@ from .minimal import MINGRU, MINLSTM
 # cell name -> (module with forward/backward, extra forward arguments)
 CELLS = {"rnn": (rnn, {}), "irnn": (rnn, {"relu": True}), "lstm": (lstm, {}), "gru": (gru, {}),
          "indrnn": (indrnn, {}), "mingru": (MINGRU, {}), "minlstm": (MINLSTM, {})}
-POSITIVE_STATE = ("mingru", "minlstm")  # their states stay > 0 (the engine's scan runs in log space)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
