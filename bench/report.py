@@ -68,8 +68,10 @@ def custom(r: dict) -> str:
             row["rnnkit"]["chars_per_s"], f"{row['rnnkit_vs_naive']:.2f}x", row["rnnkit"]["gflops"],
             row["torch_lstm"]["gflops"], f"{row['gflops_vs_torch_lstm']:.2f} ({verdict(row['gflops_vs_torch_lstm'] >= 0.6)})"]
            for row in rows]
+    m = r["speed"].get("custom_machine")  # set when this section was run on its own
+    where = f"\n\nThis section measured on its own: {m['cpu']}, {m['threads']} threads, {m['date']}." if m else ""
     return table(["cell", "size", "rnnkit path", "naive loop chars/s", "rnnkit chars/s", "speed-up",
-                  "rnnkit GFLOP/s", "nn.LSTM GFLOP/s", "GFLOP/s vs nn.LSTM (target >= 0.6)"], out)
+                  "rnnkit GFLOP/s", "nn.LSTM GFLOP/s", "GFLOP/s vs nn.LSTM (target >= 0.6)"], out) + where
 
 
 def sampling(r: dict) -> str:

@@ -41,7 +41,7 @@ RESULTS = ROOT / "bench" / "results.json"
 V, E, BATCH, SEQ = 65, 64, 64, 100
 # Switching oneDNN off and on warns about an Intel-GPU feature on every switch.
 warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN.*")
-GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4, "bnlstm": 4}
 TORCH_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 SHAPES = [(128, 2), (256, 2), (512, 2), (1024, 1)]  # (hidden size, layers)
 
@@ -205,7 +205,7 @@ def bench_training(quick: bool) -> list[dict]:
 
 def bench_custom_cells(quick: bool) -> list[dict]:
     rows = []
-    for cell in ("lnlstm", "irnn"):
+    for cell in ("lnlstm", "bnlstm", "irnn"):
         for hidden in (128, 256, 512):
             torch.manual_seed(0)
             model = rnnkit_model(cell, hidden, 2)
@@ -448,8 +448,11 @@ def main() -> None:
     for name in wanted:
         started = time.perf_counter()
         speed[name] = SECTIONS[name](args.quick)
-        if set(wanted) != set(SECTIONS) and isinstance(speed[name], dict):
-            speed[name]["machine"] = machine
+        if set(wanted) != set(SECTIONS):  # a partial run: the machine of this section, which may differ
+            if isinstance(speed[name], dict):
+                speed[name]["machine"] = machine
+            else:
+                speed[f"{name}_machine"] = machine
         print(f"-- {name}: {time.perf_counter() - started:.0f} s", flush=True)
         RESULTS.write_text(json.dumps(results, indent=1))  # keep what is done if a later section fails
 

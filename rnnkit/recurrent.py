@@ -42,8 +42,8 @@ class Recurrent(nn.Module):
                  zoneout: float = 0.0) -> None:
         super().__init__()
         cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
-        if zoneout and hasattr(cell_type, "scan"):
-            raise UsageError(f"--zoneout needs a cell run step by step; {cell} runs a whole sequence as one scan")
+        if zoneout and not cell_type.zoneout_ready:
+            raise UsageError(f"--zoneout does not apply to the {cell} cell; leave it out or choose lstm or gru")
         # Zoneout (Krueger et al. 2016): during training each unit of each state keeps its previous
         # value with probability p instead of updating; at evaluation the expectation,
         # p * old + (1 - p) * new. No fused kernel does this, so such a stack runs on the step path.
@@ -234,7 +234,10 @@ def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None, 
     projections = cell.input_projection(x).transpose(0, 1).contiguous().unbind(0)  # T x (B, G*H)
     outputs = []
     for t, xp in enumerate(projections):
-        y, new = cell.recurrent_step(xp, s)
+        if cell.reads_live:
+            y, new = cell.recurrent_step(xp, s, live=None if live is None else live[t])
+        else:
+            y, new = cell.recurrent_step(xp, s)
         if zoneout:
             new = tuple(_zoneout(n, old, zoneout, training) for n, old in zip(new, s))
             y = new[0]

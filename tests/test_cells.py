@@ -304,13 +304,24 @@ def test_zoneout_keeps_units_at_random_in_training_and_its_expectation_in_evalua
 
 @pytest.mark.parametrize("options, message", [
     (dict(zoneout=1.0), "--zoneout must be in"), (dict(zoneout=-0.1), "--zoneout must be in"),
-    (dict(zoneout=0.1, cell="mingru"), "one scan"),
+    (dict(zoneout=0.1, cell="mingru"), "does not apply to the mingru cell"),
+    (dict(zoneout=0.1, cell="bnlstm"), "does not apply to the bnlstm cell"),
 ])
 def test_zoneout_bad_values(options, message):
     from rnnkit.config import ModelConfig
     from rnnkit.errors import UsageError
     with pytest.raises(UsageError, match=message):
         ModelConfig(vocab_size=5, **options)
+    if "cell" in options:  # the layer refuses it too, whoever builds one
+        with pytest.raises(UsageError, match=message):
+            Recurrent(options["cell"], 3, 4, zoneout=0.1)
+
+
+def test_configs_know_every_cell_and_which_refuse_zoneout():
+    from rnnkit.config import CELLS as CONFIG_CELLS
+    from rnnkit.config import NO_ZONEOUT
+    assert set(CONFIG_CELLS) == set(CELL_TYPES)
+    assert set(NO_ZONEOUT) == {name for name, cell in CELL_TYPES.items() if not cell.zoneout_ready}
 
 
 @pytest.mark.parametrize("T", [1, 2, 7, 50])
@@ -326,3 +337,86 @@ def test_linear_recurrence_scan_equals_the_loop_and_finite_differences(T):
         expected.append(h)
     torch.testing.assert_close(linear_recurrence(a, b, h0), torch.stack(expected, 1))
     assert torch.autograd.gradcheck(linear_recurrence, (a, b, h0))
+
+
+def _bn_by_hand(cell, x, h, c, mean_var):
+    """One BN-LSTM step from its equations; mean_var(z, name) gives the statistics to use."""
+    def bn(z, name):
+        mean, var = mean_var(z, name)
+        return (z - mean) / torch.sqrt(var + 1e-5)
+    gates = (bn(x @ cell.weight_ih.T, "ih") * cell.bn_ih_gain + bn(h @ cell.weight_hh.T, "hh") * cell.bn_hh_gain
+             + cell.bias_ih + cell.bias_hh)
+    i, f, g, o = gates.chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(bn(c, "c") * cell.bn_c_gain + cell.bn_c_bias), c
+
+
+def test_batch_norm_lstm_matches_its_equations_and_finite_differences():
+    torch.manual_seed(7)
+    rec = Recurrent("bnlstm", 3, 5, num_layers=2).double()
+    cell = rec.cells[0]
+    assert torch.allclose(cell.bn_hh_gain, torch.tensor(0.1, dtype=torch.float64)) and torch.all(cell.bn_c_bias == 0)
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    out, (h_n, c_n, t_n) = rec(x)  # training: each step normalised by its batch's statistics
+    assert torch.all(t_n == 6)
+    h = c = torch.zeros(4, 5, dtype=torch.float64)
+    for t in range(6):
+        h, c = _bn_by_hand(cell, x[:, t], h, c, lambda z, _: (z.mean(0), z.var(0, unbiased=False)))
+    torch.testing.assert_close(h, h_n[0])
+    torch.testing.assert_close(c, c_n[0])
+    # evaluation: the running statistics of each step
+    rec.eval()
+    h = c = torch.zeros(4, 5, dtype=torch.float64)
+    step = {}
+    for t in range(6):
+        step["t"] = t
+        h, c = _bn_by_hand(cell, x[:, t], h, c, lambda z, name: (getattr(cell, f"running_mean_{name}")[step["t"]],
+                                                                 getattr(cell, f"running_var_{name}")[step["t"]]))
+    torch.testing.assert_close(h, rec(x)[1][0][0])
+    rec.train()
+    names = [name for name, _ in rec.named_parameters()]
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+
+    def loss_of(*values):
+        y, (last, _, _) = torch.func.functional_call(rec, dict(zip(names, values)), (x,))
+        return (y * weights).sum() + last.sum()
+
+    assert torch.autograd.gradcheck(loss_of, tuple(p.detach().clone().requires_grad_() for p in rec.parameters()))
+
+
+def test_batch_norm_lstm_keeps_statistics_per_step_and_ignores_padding():
+    torch.manual_seed(8)
+    rec = Recurrent("bnlstm", 3, 4).double()
+    cell = rec.cells[0]
+    ramp = torch.arange(1, 9, dtype=torch.float64)[None, :, None]  # inputs that grow with the step
+    for _ in range(200):
+        rec(torch.randn(16, 8, 3, dtype=torch.float64) * ramp)
+    assert int(cell.steps_seen) == 8
+    spread = cell.running_var_ih[:8].mean(1)
+    assert torch.all(spread[1:] > spread[:-1])  # each step has statistics of its own
+    assert torch.all(cell.running_var_ih[8:] == 1)  # never seen: later steps reuse step 7's
+    # carried state: two chunks equal one sequence, in training (batch statistics) and in evaluation
+    x = torch.randn(3, 10, 3, dtype=torch.float64)
+    for training in (True, False):
+        rec.train(training)
+        whole, whole_state = rec(x)
+        first, state = rec(x[:, :6])
+        second, second_state = rec(x[:, 6:], state)
+        torch.testing.assert_close(torch.cat([first, second], 1), whole)
+        for a, b in zip(second_state, whole_state):
+            torch.testing.assert_close(a, b)
+    # padding: what lies past a row's end changes nothing, in training as in evaluation
+    lengths = torch.tensor([10, 4, 7])
+    noisy = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        noisy[b, n:] = torch.randn(10 - n, 3, dtype=torch.float64) * 100
+    for training in (True, False):
+        rec.train(training)
+        padded, padded_state = rec(x, lengths=lengths)
+        other, other_state = rec(noisy, lengths=lengths)
+        torch.testing.assert_close(padded, other)
+        assert torch.all(padded_state[2][0] == lengths[:, None])  # each row stopped counting at its end
+    rec.eval()  # in evaluation a row's result does not depend on its batch
+    for b, n in enumerate(lengths.tolist()):
+        alone, _ = rec(x[b:b + 1, :n])
+        torch.testing.assert_close(padded[b, :n], alone[0])

@@ -47,6 +47,18 @@ def test_layer_norm_lstm_learns(corpus_file, tmp_path):
     assert len(text) == 20 and set(text) <= set(corpus_file.read_text())
 
 
+def test_batch_norm_lstm_learns_and_keeps_its_statistics_through_save_and_load(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "bn", cell="bnlstm", max_steps=150, **TINY, **quiet)
+    assert model.meta["best_val"] < 1.0, model.meta["metrics"]
+    cell = model.module.recurrent.cells[0]
+    assert int(cell.steps_seen) > TINY["seq_length"]  # the step count carries across chunks
+    assert not torch.all(cell.running_var_ih == 1)  # running statistics were learned and saved
+    again = rnnkit.load(tmp_path / "bn")
+    text = "the cat sees the moon.\n" * 10
+    assert again.evaluate(text) == model.evaluate(text)  # evaluation reads the saved statistics
+    assert len(again.generate(prime="the cat", length=20, seed=1)) == 20
+
+
 def test_bf16_autocast_trains_and_fp16_needs_a_gpu(corpus_file, tmp_path):
     # Runs on every CPU: where oneDNN has no bf16 RNN kernel (AVX2-only x86-64), the recurrent
     # layers take PyTorch's native kernel and the run says so in one line.

@@ -1,6 +1,7 @@
 """Recurrent cells: each maps (x_t, state) -> (y_t, new_state). See `base.Cell`."""
 
 from .base import Cell, State
+from .batchnorm import BatchNormLSTMCell
 from .indrnn import IndRNNCell
 from .layernorm import LayerNormLSTMCell
 from .minimal import MinGRUCell, MinLSTMCell
@@ -12,10 +13,11 @@ CELL_TYPES: dict[str, type[Cell]] = {
     "lstm": LSTMCell,
     "gru": GRUCell,
     "lnlstm": LayerNormLSTMCell,  # no fused kernel: runs on the step path
+    "bnlstm": BatchNormLSTMCell,  # statistics per time step; its step count is part of the state
     "indrnn": IndRNNCell,  # element-wise recurrence with a bounded weight per unit
     "mingru": MinGRUCell,  # input-only gates: a whole sequence is one parallel scan
     "minlstm": MinLSTMCell,
 }
 
 __all__ = ["Cell", "State", "CELL_TYPES", "RNNCell", "IRNNCell", "LSTMCell", "GRUCell", "LayerNormLSTMCell",
-           "MinGRUCell", "MinLSTMCell", "IndRNNCell"]
+           "MinGRUCell", "MinLSTMCell", "IndRNNCell", "BatchNormLSTMCell"]

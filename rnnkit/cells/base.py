@@ -42,6 +42,11 @@ class Cell(nn.Module):
     state_names: ClassVar[tuple[str, ...]] = ("h",)  # h first: it is also the cell's output
     gate_names: ClassVar[tuple[str, ...]] = ()  # sigmoid gates `record` receives (saturation diagnostics)
     default_init: ClassVar[str] = "orthogonal"
+    # True for a cell whose training step depends on the other rows (batch statistics): its
+    # ``recurrent_step`` then also takes ``live`` (B, 1), the rows that still have a real step.
+    reads_live: ClassVar[bool] = False
+    # False where zoneout cannot apply: a state that is not a unit's value (a step count), or no steps.
+    zoneout_ready: ClassVar[bool] = True
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()

@@ -35,6 +35,7 @@ class MinimalCell(Cell):
 
     gate_names = ()
     default_init = "glorot"
+    zoneout_ready = False  # a sequence is one scan: there is no step at which to keep a unit's value
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         nn.Module.__init__(self)  # not Cell.__init__: there are no recurrent weights to create
