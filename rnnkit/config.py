@@ -15,8 +15,8 @@ from typing import Any
 
 from .errors import UsageError
 
-CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm", "bnlstm", "indrnn", "mingru", "minlstm")
-NO_ZONEOUT = ("bnlstm", "mingru", "minlstm")  # cells that refuse --zoneout (Cell.zoneout_ready)
+CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm", "bnlstm", "gfrnn", "indrnn", "mingru", "minlstm")
+NO_ZONEOUT = ("bnlstm", "gfrnn", "mingru", "minlstm")  # cells that refuse --zoneout (Cell.zoneout_ready)
 INIT_SCHEMES = ("auto", "orthogonal", "identity", "glorot", "uniform", "pytorch")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
 SCHEDULES = ("cosine", "constant", "step")
@@ -95,7 +95,8 @@ class ModelConfig:
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised
     # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; no fused kernel, ~1.5-3x slower),
     # bnlstm (batch-normalised LSTM, Cooijmans et al. 2016: statistics per time step, running averages
-    # for evaluation and sampling),
+    # for evaluation and sampling), gfrnn (gated-feedback LSTM stack, Chung et al. 2015: every layer
+    # reads all layers' previous states through learned reset gates),
     # indrnn (ReLU, one bounded recurrent weight per unit, Li et al. 2018), mingru, minlstm (gates from the
     # input only, Feng et al. 2024: a sequence is one parallel scan)
     hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better)
@@ -123,7 +124,7 @@ class ModelConfig:
 
     def num_parameters(self) -> int:
         """Parameters of the language model this config describes, counted without building it."""
-        gates = {"lstm": 4, "lnlstm": 4, "bnlstm": 4, "gru": 3, "mingru": 2, "minlstm": 3}.get(self.cell, 1)
+        gates = {"lstm": 4, "lnlstm": 4, "bnlstm": 4, "gfrnn": 4, "gru": 3, "mingru": 2, "minlstm": 3}.get(self.cell, 1)
         # recurrent weights per unit and gate: H (a matrix row), 1 (IndRNN's vector) or none (minimal cells)
         recurrent = {"mingru": 0, "minlstm": 0, "indrnn": 1}.get(self.cell, self.hidden_size)
         V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
@@ -131,6 +132,9 @@ class ModelConfig:
         biases = 1 if self.cell in ("mingru", "minlstm") else 2
         extra = 10 * H if self.cell in ("lnlstm", "bnlstm") else 0  # gains and shifts (bnlstm: + statistics)
         total += gates * H * ((E or V) + recurrent + biases) + extra  # the first layer reads the input
+        if self.cell == "gfrnn":  # per layer: L - 1 feedback matrices, reset gates on the input and on h*
+            L = self.num_layers
+            total += L * ((L - 1) * H * H + L * L * H + L) + L * (E or V) + (L - 1) * L * H
         # the others read H each (in closed form: a corrupted num_layers of 10^18 must not loop)
         return total + (self.num_layers - 1) * (gates * H * (H + recurrent + biases) + extra)
 

@@ -44,6 +44,10 @@ class Recurrent(nn.Module):
         cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
         if zoneout and not cell_type.zoneout_ready:
             raise UsageError(f"--zoneout does not apply to the {cell} cell; leave it out or choose lstm or gru")
+        if bidirectional and cell_type.feedback:
+            raise UsageError(f"the {cell} cell reads every layer's previous state at each step, so it cannot also "
+                             "read sequences backwards; add --no-bidirectional (bidirectional=False) or choose "
+                             "another cell")
         # Zoneout (Krueger et al. 2016): during training each unit of each state keeps its previous
         # value with probability p instead of updating; at evaluation the expectation,
         # p * old + (1 - p) * new. No fused kernel does this, so such a stack runs on the step path.
@@ -57,6 +61,9 @@ class Recurrent(nn.Module):
         self.state_names = cell_type.state_names
         widths = [input_size] + [self.output_size] * (num_layers - 1)  # each layer's input width
         self.cells = nn.ModuleList(cell_type(widths[k], hidden_size) for k in range(num_layers))
+        if cell_type.feedback:  # gated feedback: each layer also reads every layer's previous state
+            for k, c in enumerate(self.cells):
+                c.add_feedback(num_layers, k)
         # Bidirectional: a second stack reads each sequence from its end (Schuster & Paliwal 1997).
         # Kept apart from `cells` so a one-directional model's parameter names never change.
         if bidirectional:
@@ -164,6 +171,8 @@ class Recurrent(nn.Module):
         lengths = torch.full((B,), T) if lengths is None and self.bidirectional else lengths
         # (T, B, 1): which sequences still have a real step at time t
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
+        if self.cells[0].feedback:
+            return self._forward_feedback(x, state, live)
         if self.bidirectional:
             flip = _within_length_flip(lengths, T, x.device)
         layer_input = x
@@ -183,6 +192,29 @@ class Recurrent(nn.Module):
                 final.append(s)
             layer_input = torch.cat(outputs, dim=2)  # (B, T, H * directions)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*final))
+
+    def _forward_feedback(self, x: torch.Tensor, state: State,
+                          live: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+        """A gated-feedback stack, time-major: at each step every layer reads all layers' states of
+        the step before, so the loop over layers sits inside the loop over time. The first layer's
+        input projections of all T steps are still one multiply."""
+        states = self.layer_states(state)
+        first = self.cells[0].input_projection(x).transpose(0, 1).contiguous().unbind(0)  # T x (B, G)
+        outputs = []
+        for t, xp in enumerate(first):
+            previous = torch.cat([s[0] for s in states], dim=1)  # (B, L*H): every layer's h at t-1
+            new, y = [], None
+            for k, cell in enumerate(self.cells):
+                if k > 0:
+                    xp = cell.input_projection(F.dropout(y, self.dropout, self.training) if self.dropout else y)
+                y, s = cell.recurrent_step(xp, states[k], feedback=previous)
+                if live is not None:
+                    s = tuple(torch.where(live[t], n, old) for n, old in zip(s, states[k]))
+                    y = y * live[t]
+                new.append(s)
+            states = new
+            outputs.append(y)
+        return torch.stack(outputs, dim=1), self.stack_states(states)
 
     # ---------------------------------------------------------------- one step at a time
     # Stepping code (sampling, activation capture, diagnostics) keeps the state per layer, a list
@@ -207,6 +239,16 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             raise ValueError("a bidirectional layer reads whole sequences; it has no single step")
         new: list[State] = []
+        if self.cells[0].feedback:  # every layer reads all layers' previous states
+            previous = torch.cat([s[0] for s in states], dim=1)
+            for k, cell in enumerate(self.cells):
+                record = {} if records is not None else None
+                xp = x if k == 0 and projected else cell.input_projection(x)
+                x, s = cell.recurrent_step(xp, states[k], record, feedback=previous)
+                new.append(s)
+                if records is not None:
+                    records.append(record)
+            return x, new
         for k, cell in enumerate(self.cells):
             record = {} if records is not None else None
             if k == 0 and projected:

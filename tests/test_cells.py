@@ -420,3 +420,71 @@ def test_batch_norm_lstm_keeps_statistics_per_step_and_ignores_padding():
     for b, n in enumerate(lengths.tolist()):
         alone, _ = rec(x[b:b + 1, :n])
         torch.testing.assert_close(padded[b, :n], alone[0])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_config_counts_the_parameters_of_every_cell(cell):
+    from rnnkit.config import ModelConfig
+    from rnnkit.models.language_model import LanguageModel
+    for layers, embedding in ((1, 5), (3, 0)):
+        config = ModelConfig(vocab_size=7, cell=cell, hidden_size=6, num_layers=layers, embedding_size=embedding)
+        assert config.num_parameters() == sum(p.numel() for p in LanguageModel(config).parameters())
+
+
+def test_gated_feedback_stack_matches_its_equations_and_finite_differences():
+    torch.manual_seed(9)
+    rec = Recurrent("gfrnn", 3, 4, num_layers=2).double()
+    for c in rec.cells:
+        c.reset_parameters("pytorch")
+        torch.nn.init.normal_(c.reset_bias)  # gates away from one half, so a swapped gate shows
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    out, (h_n, c_n) = rec(x)
+    hs = [torch.zeros(2, 4, dtype=torch.float64) for _ in range(2)]
+    cs = [torch.zeros(2, 4, dtype=torch.float64) for _ in range(2)]
+    for t in range(5):
+        old = list(hs)  # both layers at t-1 (layer 0's new h must not reach layer 1's feedback)
+        previous = torch.cat(old, 1)  # (B, 2H)
+        below = x[:, t]
+        for j, cell in enumerate(rec.cells):
+            gates = below @ cell.weight_ih.T + cell.bias_ih
+            own = hs[j] @ cell.weight_hh.T + cell.bias_hh
+            reset = torch.sigmoid(below @ cell.reset_weight_ih.T + cell.reset_bias + previous @ cell.reset_weight_hh.T)
+            i, f, g, o = gates.chunk(4, 1)
+            oi, of, og, oo = own.chunk(4, 1)
+            other = 1 - j  # the one other layer of two
+            content = g + reset[:, j:j + 1] * og + reset[:, other:other + 1] * (old[other] @ cell.weight_feedback[0].T)
+            cs[j] = torch.sigmoid(f + of) * cs[j] + torch.sigmoid(i + oi) * torch.tanh(content)
+            hs[j] = torch.sigmoid(o + oo) * torch.tanh(cs[j])
+            below = hs[j]
+        torch.testing.assert_close(out[:, t], hs[1])
+    torch.testing.assert_close(h_n, torch.stack(hs))
+    torch.testing.assert_close(c_n, torch.stack(cs))
+    names = [name for name, _ in rec.named_parameters()]
+    weights = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)
+
+    def loss_of(*values):
+        y, (last, _) = torch.func.functional_call(rec, dict(zip(names, values)), (x,))
+        return (y * weights).sum() + last.sum()
+
+    assert torch.autograd.gradcheck(loss_of, tuple(p.detach().clone().requires_grad_() for p in rec.parameters()))
+
+
+def test_gated_feedback_stack_carries_state_ignores_padding_and_refuses_to_run_backwards():
+    from rnnkit.errors import UsageError
+    torch.manual_seed(10)
+    rec = Recurrent("gfrnn", 3, 4, num_layers=3).double()
+    x = torch.randn(3, 9, 3, dtype=torch.float64)
+    whole, whole_state = rec(x)
+    first, state = rec(x[:, :4])
+    second, second_state = rec(x[:, 4:], state)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole)
+    lengths = torch.tensor([9, 3, 6])
+    padded, padded_state = rec(x, lengths=lengths)
+    for b, n in enumerate(lengths.tolist()):
+        alone, alone_state = rec(x[b:b + 1, :n])
+        torch.testing.assert_close(padded[b, :n], alone[0])
+        assert torch.all(padded[b, n:] == 0)
+        for p, a in zip(padded_state, alone_state):
+            torch.testing.assert_close(p[:, b], a[:, 0])
+    with pytest.raises(UsageError, match="cannot also read sequences backwards"):
+        Recurrent("gfrnn", 3, 4, num_layers=2, bidirectional=True)

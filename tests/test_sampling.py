@@ -62,7 +62,7 @@ def test_evaluate_api(trained_run):
         model.evaluate("t")
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "irnn", "lnlstm", "bnlstm"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "irnn", "lnlstm", "bnlstm", "gfrnn"])
 def test_generator_steps_match_the_sequence_forward(cell):
     """Sampling's fast stepper (fused one-step ops, or the projection table) computes exactly what
     the model computes over a whole sequence."""
@@ -73,7 +73,7 @@ def test_generator_steps_match_the_sequence_forward(cell):
     tokens = torch.randint(0, 7, (2, 5))
     logits, _ = model(tokens)
     stepper = model.generator(model.recurrent.init_state(2))
-    assert stepper.fused == (cell not in ("lnlstm", "bnlstm"))
+    assert stepper.fused == (cell not in ("lnlstm", "bnlstm", "gfrnn"))
     for t in range(5):
         torch.testing.assert_close(stepper.step(tokens[:, t]), logits[:, t], rtol=1e-5, atol=1e-6)
 

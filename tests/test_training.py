@@ -59,6 +59,14 @@ def test_batch_norm_lstm_learns_and_keeps_its_statistics_through_save_and_load(c
     assert len(again.generate(prime="the cat", length=20, seed=1)) == 20
 
 
+def test_gated_feedback_stack_learns_and_samples(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "gf", cell="gfrnn", max_steps=150,
+                         **{**TINY, "num_layers": 2}, **quiet)
+    assert model.meta["best_val"] < 1.0, model.meta["metrics"]
+    text = model.generate(prime="the cat", length=20, seed=1)  # sampling steps the whole stack at once
+    assert len(text) == 20 and set(text) <= set(corpus_file.read_text())
+
+
 def test_bf16_autocast_trains_and_fp16_needs_a_gpu(corpus_file, tmp_path):
     # Runs on every CPU: where oneDNN has no bf16 RNN kernel (AVX2-only x86-64), the recurrent
     # layers take PyTorch's native kernel and the run says so in one line.

@@ -2,6 +2,7 @@
 
 from .base import Cell, State
 from .batchnorm import BatchNormLSTMCell
+from .feedback import GatedFeedbackLSTMCell
 from .indrnn import IndRNNCell
 from .layernorm import LayerNormLSTMCell
 from .minimal import MinGRUCell, MinLSTMCell
@@ -14,10 +15,11 @@ CELL_TYPES: dict[str, type[Cell]] = {
     "gru": GRUCell,
     "lnlstm": LayerNormLSTMCell,  # no fused kernel: runs on the step path
     "bnlstm": BatchNormLSTMCell,  # statistics per time step; its step count is part of the state
+    "gfrnn": GatedFeedbackLSTMCell,  # gated-feedback LSTM stack: every layer reads all layers' previous states
     "indrnn": IndRNNCell,  # element-wise recurrence with a bounded weight per unit
     "mingru": MinGRUCell,  # input-only gates: a whole sequence is one parallel scan
     "minlstm": MinLSTMCell,
 }
 
 __all__ = ["Cell", "State", "CELL_TYPES", "RNNCell", "IRNNCell", "LSTMCell", "GRUCell", "LayerNormLSTMCell",
-           "MinGRUCell", "MinLSTMCell", "IndRNNCell", "BatchNormLSTMCell"]
+           "MinGRUCell", "MinLSTMCell", "IndRNNCell", "BatchNormLSTMCell", "GatedFeedbackLSTMCell"]

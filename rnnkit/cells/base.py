@@ -45,6 +45,9 @@ class Cell(nn.Module):
     # True for a cell whose training step depends on the other rows (batch statistics): its
     # ``recurrent_step`` then also takes ``live`` (B, 1), the rows that still have a real step.
     reads_live: ClassVar[bool] = False
+    # True for a cell whose step reads every layer's previous h (gated feedback): `Recurrent` then
+    # calls ``add_feedback(layers, index)`` on each layer and runs the stack time-major.
+    feedback: ClassVar[bool] = False
     # False where zoneout cannot apply: a state that is not a unit's value (a step count), or no steps.
     zoneout_ready: ClassVar[bool] = True
 

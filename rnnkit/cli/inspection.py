@@ -69,7 +69,7 @@ def _add_experiment(sub) -> None:
         "Run one of the experiments of docs/experiments.md; writes OUT/NAME.png and\n"
                     "OUT/NAME.json. --size smoke runs in seconds (a check that it works); full is\n"
                     "the size reported in the docs (minutes).\n\nexperiments:\n"
-                    + "\n".join(f"  {name:<12} {about}" for name, (_, about) in EXPERIMENTS.items()),
+                    + "\n".join(f"  {name:<{max(map(len, EXPERIMENTS))}} {about}" for name, (_, about) in EXPERIMENTS.items()),
         output=(("--out",), "DIR", "experiments", "output folder (default: experiments)"))
     p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME", help="which experiment (listed above)")
     p.add_argument("--quiet", action="store_true", help="no progress lines; the result line and errors still show")

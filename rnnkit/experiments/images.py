@@ -24,11 +24,12 @@ import numpy as np
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CELLS = ("lstm", "bnlstm", "irnn", "indrnn")
-# Learning rates: Adam's 2e-3 for the gated cells and IndRNN; the IRNN needs a far smaller one (Le
-# et al. trained it with tiny SGD steps) or its identity recurrence amplifies the updates.
-LR = {"lstm": 2e-3, "bnlstm": 2e-3, "irnn": 1e-4, "indrnn": 2e-3}
+# Learning rates (Adam, gradient norm clipped at 1): 2e-3 for the gated cells and IndRNN, 1e-3 for the
+# IRNN, whose identity recurrence amplifies large updates over long sequences (Le et al. trained it
+# with tiny SGD steps; on the digits read by rows, 1e-4 learned nothing in 5 epochs, 1e-3 reached 0.70).
+LR = {"lstm": 2e-3, "bnlstm": 2e-3, "irnn": 1e-3, "indrnn": 2e-3}
 SIZES = {
-    "smoke": dict(train=1200, test=597, pixel_train=1200, hidden=32, epochs=3, pixel_epochs=2, batch=32,
+    "smoke": dict(train=1200, test=597, pixel_train=1200, hidden=32, epochs=4, pixel_epochs=2, batch=32,
                   permuted_cells=("lstm", "bnlstm")),
     "full": dict(train=20000, test=5000, pixel_train=3000, hidden=128, epochs=8, pixel_epochs=6, batch=64,
                  permuted_cells=("lstm", "bnlstm")),
