@@ -239,19 +239,14 @@ class Recurrent(nn.Module):
         if self.bidirectional:
             raise ValueError("a bidirectional layer reads whole sequences; it has no single step")
         new: list[State] = []
-        if self.cells[0].feedback:  # every layer reads all layers' previous states
-            previous = torch.cat([s[0] for s in states], dim=1)
-            for k, cell in enumerate(self.cells):
-                record = {} if records is not None else None
-                xp = x if k == 0 and projected else cell.input_projection(x)
-                x, s = cell.recurrent_step(xp, states[k], record, feedback=previous)
-                new.append(s)
-                if records is not None:
-                    records.append(record)
-            return x, new
+        # gated feedback: every layer reads all layers' previous h
+        previous = torch.cat([s[0] for s in states], dim=1) if self.cells[0].feedback else None
         for k, cell in enumerate(self.cells):
             record = {} if records is not None else None
-            if k == 0 and projected:
+            if previous is not None:
+                xp = x if k == 0 and projected else cell.input_projection(x)
+                x, s = cell.recurrent_step(xp, states[k], record, feedback=previous)
+            elif k == 0 and projected:
                 x, s = cell.recurrent_step(x, states[0], record)
             else:
                 x, s = cell.step(x, states[k], record)

@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..errors import UsageError
 from ..outputs import claim, write
-from . import adding, gradients, images, language, reservoir, tricks
+from . import adding, cells, gradients, images, language, reservoir, tricks
 
 EXPERIMENTS: dict[str, tuple[Callable, str]] = {
     "vanishing": (gradients.run, "gradient norm by distance for rnn/irnn/lstm/gru, at init and trained"),
@@ -25,6 +25,7 @@ EXPERIMENTS: dict[str, tuple[Callable, str]] = {
     "long-range": (language.run_long_range, "seq_length 25: are brackets opened > 25 characters back closed right?"),
     "embedding": (language.run_embedding, "one-hot input vs learned embedding at equal time"),
     "esn": (reservoir.run, "echo state network vs LSTM (BPTT) on Mackey-Glass: 84 steps running free"),
+    "cells": (cells.run, "LSTM vs gated-feedback LSTM vs minGRU vs minLSTM on Shakespeare at equal time"),
     "sequential-images": (images.run, "images read row by row and pixel by pixel: LSTM vs BN-LSTM vs IRNN vs IndRNN"),
 }
 

@@ -155,9 +155,12 @@ EMBEDDING_SIZES = {
 }
 
 
-def run_embedding(size: str, out: Path, work: Path, log) -> dict:
+def equal_time_runs(variants: dict[str, dict], s: dict, size: str, work: Path, log, name: str,
+                    title: str, path: Path) -> dict:
+    """Train one language model per variant (label -> `rnnkit.train` settings) on tiny Shakespeare
+    (generated text at the smoke size) for the same budget; plot validation loss against seconds.
+    s: chars (smoke text length), time (full budget in seconds) or steps (smoke budget)."""
     import rnnkit
-    s = EMBEDDING_SIZES[size]
     if size == "smoke":
         train_file, _ = training_text("shakespeare", s["chars"], work, size)
         source = {"text_file": train_file}
@@ -165,21 +168,28 @@ def run_embedding(size: str, out: Path, work: Path, log) -> dict:
         source = {"corpus": "shakespeare"}
     budget = {"time": s["time"]} if s["time"] else {"max_steps": s["steps"], "eval_every": 5}
     runs = {}
-    for label, width in (("one-hot", 0), ("embedding 64", 64)):
+    for label, settings in variants.items():
         with tempfile.TemporaryDirectory() as tmp:
-            model = rnnkit.train(out=Path(tmp) / "run", embedding_size=width, log=log, **source, **budget)
+            model = rnnkit.train(out=Path(tmp) / "run", log=log, **settings, **source, **budget)
         metrics = model.meta["metrics"]
         runs[label] = {"steps": [m["step"] for m in metrics], "elapsed": [m["elapsed"] for m in metrics],
                        "val_nats": [m["val_nats"] for m in metrics], "chars_per_s": metrics[-1]["chars_per_s"],
                        "best_val": model.meta["best_val"], "parameters": model.module.num_parameters()}
-        log(f"embedding: {label}: best val {model.meta['best_val']:.4f} nats/char after {metrics[-1]['step']} steps, "
+        log(f"{name}: {label}: best val {model.meta['best_val']:.4f} nats/char after {metrics[-1]['step']} steps, "
             f"{metrics[-1]['chars_per_s']:,.0f} chars/s, {runs[label]['parameters']:,} parameters")
     from ..diagnostics.figures import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.3))
     for label, r in runs.items():
         ax.plot(r["elapsed"], r["val_nats"], marker="o", label=f"{label} (best {r['best_val']:.3f})")
-    ax.set(xlabel="seconds", ylabel="validation loss (nats/char)", title="One-hot vs learned embedding, equal time")
+    ax.set(xlabel="seconds", ylabel="validation loss (nats/char)", title=title)
     ax.legend()
-    save_figure(fig, out / "embedding.png")
+    save_figure(fig, path)
+    return runs
+
+
+def run_embedding(size: str, out: Path, work: Path, log) -> dict:
+    s = EMBEDDING_SIZES[size]
+    runs = equal_time_runs({"one-hot": {"embedding_size": 0}, "embedding 64": {"embedding_size": 64}}, s, size,
+                           work, log, "embedding", "One-hot vs learned embedding, equal time", out / "embedding.png")
     return {"settings": s, "runs": runs}
