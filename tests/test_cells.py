@@ -357,7 +357,8 @@ def test_batch_norm_lstm_matches_its_equations_and_finite_differences():
     cell = rec.cells[0]
     assert torch.allclose(cell.bn_hh_gain, torch.tensor(0.1, dtype=torch.float64)) and torch.all(cell.bn_c_bias == 0)
     x = torch.randn(4, 6, 3, dtype=torch.float64)
-    out, (h_n, c_n, t_n) = rec(x)  # training: each step normalised by its batch's statistics
+    for _ in range(10):  # training: each step normalised by its batch's statistics (10 batches:
+        out, (h_n, c_n, t_n) = rec(x)  # enough for evaluation to use each step's own averages)
     assert torch.all(t_n == 6)
     h = c = torch.zeros(4, 5, dtype=torch.float64)
     for t in range(6):
@@ -395,6 +396,9 @@ def test_batch_norm_lstm_keeps_statistics_per_step_and_ignores_padding():
     spread = cell.running_var_ih[:8].mean(1)
     assert torch.all(spread[1:] > spread[:-1])  # each step has statistics of its own
     assert torch.all(cell.running_var_ih[8:] == 1)  # never seen: later steps reuse step 7's
+    rec(torch.randn(16, 12, 3, dtype=torch.float64))  # steps 8-11 reached by one batch only
+    rows = cell._evaluation_rows(torch.tensor([0, 7, 8, 11, 500]))
+    assert rows.tolist() == [0, 7, 11, 11, 11]  # too few batches, or never reached: the last step's
     # carried state: two chunks equal one sequence, in training (batch statistics) and in evaluation
     x = torch.randn(3, 10, 3, dtype=torch.float64)
     for training in (True, False):

@@ -53,6 +53,8 @@ def test_batch_norm_lstm_learns_and_keeps_its_statistics_through_save_and_load(c
     cell = model.module.recurrent.cells[0]
     assert int(cell.steps_seen) > TINY["seq_length"]  # the step count carries across chunks
     assert not torch.all(cell.running_var_ih == 1)  # running statistics were learned and saved
+    saved = model.module.state_dict()["recurrent.cells.0.running_var_ih"]
+    assert saved.shape[0] == int(cell.steps_seen)  # only the steps seen in training
     again = rnnkit.load(tmp_path / "bn")
     text = "the cat sees the moon.\n" * 10
     assert again.evaluate(text) == model.evaluate(text)  # evaluation reads the saved statistics

@@ -5,11 +5,17 @@
     h'    = σ(o) tanh(BN_t(c'; γ_c, β_c))
 
 BN_t normalises each feature over the batch with statistics of its own for every time step
-t < MAX_STEPS (the paper's rule: the statistics of early steps differ from later ones; steps past
-the last one seen in training reuse its statistics). γ starts at 0.1 (the paper, §5: with unit
-gains tanh saturates and gradients vanish). In training each step uses its batch's statistics and
-updates running averages for that step; in evaluation and sampling the running averages are used,
-so a row's result never depends on the other rows of its batch.
+t < MAX_STEPS (the paper's rule: early steps differ from later ones, as the first and the last
+pixels of an image do; later steps share the last step's statistics). γ starts at 0.1 (the paper,
+§5: with unit gains tanh saturates and gradients vanish).
+
+In training each step uses its batch's statistics and updates that step's running averages (the
+plain mean of its first batches, then an exponential average); evaluation and sampling use the
+running averages, so a row's result never depends on the rest of its batch. A step that fewer
+than MIN_BATCHES training batches reached is evaluated with the statistics of the last step
+trained instead: with a state carried along a text, each early step is reached once per epoch
+while the last one is reached at every training step. Checkpoints hold the rows of the steps seen
+in training only.
 
 Each row's step count is part of the state (``t``, (B, H), every column the same), so it is saved,
 carried across truncated-BPTT chunks and restored with h and c: a carried state continues at the
@@ -26,10 +32,13 @@ from torch import nn
 from .base import State
 from .standard import LSTMCell
 
-MAX_STEPS = 256  # time steps with statistics of their own; later ones share the last
+MAX_STEPS = 1024  # time steps with statistics of their own (784 pixels fit); later ones share the last
 INITIAL_GAIN = 0.1
-MOMENTUM = 0.1  # weight of a new batch in the running averages (PyTorch's BatchNorm default)
+MOMENTUM = 0.1  # weight of a new batch in a step's running averages once it has 1 / MOMENTUM batches
+MIN_BATCHES = 10  # batches a step needs before evaluation trusts its own statistics
 EPS = 1e-5
+STATISTICS = ("running_mean_ih", "running_var_ih", "running_mean_hh", "running_var_hh", "running_mean_c",
+              "running_var_c", "batches")  # one row per step
 
 
 class BatchNormLSTMCell(LSTMCell):
@@ -47,7 +56,28 @@ class BatchNormLSTMCell(LSTMCell):
         for name, width in (("ih", 4 * H), ("hh", 4 * H), ("c", H)):
             self.register_buffer(f"running_mean_{name}", torch.zeros(MAX_STEPS, width))
             self.register_buffer(f"running_var_{name}", torch.ones(MAX_STEPS, width))
+        self.register_buffer("batches", torch.zeros(MAX_STEPS, dtype=torch.long))  # training batches per step
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # steps with running statistics
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        """Only the rows of the steps seen in training: a model trained on 100-step sequences saves
+        100 rows of statistics, not MAX_STEPS."""
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        seen = max(int(self.steps_seen), 1)
+        for name in STATISTICS:
+            destination[prefix + name] = destination[prefix + name][:seen].clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """Rows of n <= MAX_STEPS steps fill the first n rows (the rest start fresh); any other shape
+        is left to PyTorch's own size check, which reports it."""
+        for name in STATISTICS:
+            incoming, mine = state_dict.get(prefix + name), getattr(self, name)
+            if (isinstance(incoming, torch.Tensor) and incoming.dim() == mine.dim() and incoming.dtype == mine.dtype
+                    and 1 <= incoming.shape[0] <= MAX_STEPS and incoming.shape[1:] == mine.shape[1:]):
+                full = torch.ones_like(mine) if name.startswith("running_var") else torch.zeros_like(mine)
+                full[:incoming.shape[0]] = incoming
+                state_dict[prefix + name] = full
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def reset_parameters(self, scheme: str = "auto", forget_bias: float = 1.0) -> None:
         super().reset_parameters(scheme, forget_bias)
@@ -58,45 +88,60 @@ class BatchNormLSTMCell(LSTMCell):
 
     def input_projection(self, x: torch.Tensor) -> torch.Tensor:
         """W_ih x alone: it is normalised with its step's statistics inside `recurrent_step`."""
-        return torch.nn.functional.linear(x, self.weight_ih)
+        return F.linear(x, self.weight_ih)
 
     def recurrent_step(self, xp: torch.Tensor, state: State, record: dict | None = None,
                        live: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """live (B, 1) bool or None (all rows real): the rows whose statistics count in training."""
         h, c, t = state
-        step = t[:, 0].long().clamp(0, MAX_STEPS - 1)  # (B,): each row's step index
+        step = t[:, 0].long().clamp(0, MAX_STEPS - 1)  # (B,): each row's step
         rows = None if live is None or bool(live.all()) else live[:, 0]
-        k = None  # training: the step whose statistics this batch uses and updates
-        if self.training:
-            real = step if rows is None else step[rows]
-            # one real row has no batch statistics (nor none): it is normalised by the running ones
-            k = int(real.max()) if real.numel() > 1 else None
-        gates = (self._normalise(xp, "ih", self.bn_ih_gain, None, step, rows, k)
-                 + self._normalise(h @ self.weight_hh.t(), "hh", self.bn_hh_gain, None, step, rows, k)
+        k, momentum = self._training_step(step, rows)
+        index = step if k is not None else self._evaluation_rows(step)
+        gates = (self._normalise(xp, "ih", self.bn_ih_gain, None, index, rows, k, momentum)
+                 + self._normalise(h @ self.weight_hh.t(), "hh", self.bn_hh_gain, None, index, rows, k, momentum)
                  + self.bias_ih + self.bias_hh)
         i, f, g, o = gates.chunk(4, dim=1)  # each (B, H)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c = f * c + i * g
-        h = o * torch.tanh(self._normalise(c, "c", self.bn_c_gain, self.bn_c_bias, step, rows, k))
+        h = o * torch.tanh(self._normalise(c, "c", self.bn_c_gain, self.bn_c_bias, index, rows, k, momentum))
         if record is not None:
             record.update(input_gate=i, forget_gate=f, candidate=g, output_gate=o)
         return h, (h, c, (t + 1).clamp(max=MAX_STEPS))
 
+    def _training_step(self, step: torch.Tensor, rows: torch.Tensor | None) -> tuple[int | None, float]:
+        """In training, the step k whose statistics this batch uses and updates, and the weight of
+        this batch in k's running averages; (None, 0) in evaluation, or when fewer than two rows
+        are real (no batch statistics): then the running statistics normalise."""
+        if not self.training:
+            return None, 0.0
+        real = step if rows is None else step[rows]
+        if real.numel() < 2:
+            return None, 0.0
+        k = int(real.max())
+        self.steps_seen.clamp_(min=k + 1)
+        self.batches[k] += 1
+        return k, max(MOMENTUM, 1.0 / int(self.batches[k]))  # the plain mean over a step's first batches
+
+    def _evaluation_rows(self, step: torch.Tensor) -> torch.Tensor:
+        """(B,) the row of statistics each step uses: its own once MIN_BATCHES batches reached it,
+        else the last trained step's (also for steps past it)."""
+        last = max(int(self.steps_seen) - 1, 0)
+        index = step.clamp(max=last)
+        return torch.where(self.batches[index] >= MIN_BATCHES, index, torch.full_like(index, last))
+
     def _normalise(self, z: torch.Tensor, name: str, gain: torch.Tensor, shift: torch.Tensor | None,
-                   step: torch.Tensor, rows: torch.Tensor | None, k: int | None) -> torch.Tensor:
-        """γ (z - mean) / sqrt(var + eps) + β for z (B, W): the statistics of the batch's real rows
-        (training, step k; PyTorch's batch_norm also updates that step's running averages), else the
-        running statistics of each row's own step. Rows that are not real get 0 (their outputs are
-        discarded)."""
+                   index: torch.Tensor, rows: torch.Tensor | None, k: int | None, momentum: float) -> torch.Tensor:
+        """γ (z - mean) / sqrt(var + eps) + β for z (B, W): in training the statistics of the batch's
+        real rows (PyTorch's batch_norm also updates step k's running averages), else the running
+        statistics at each row's `index`. Rows that are not real get 0 (their outputs are discarded)."""
         means, variances = getattr(self, f"running_mean_{name}"), getattr(self, f"running_var_{name}")
         if k is not None:
-            self.steps_seen.clamp_(min=k + 1)
             if rows is None:
-                return F.batch_norm(z, means[k], variances[k], gain, shift, True, MOMENTUM, EPS)
+                return F.batch_norm(z, means[k], variances[k], gain, shift, True, momentum, EPS)
             out = z.new_zeros(z.shape)
-            out[rows] = F.batch_norm(z[rows], means[k], variances[k], gain, shift, True, MOMENTUM, EPS)
+            out[rows] = F.batch_norm(z[rows], means[k], variances[k], gain, shift, True, momentum, EPS)
             return out
-        index = step.clamp(max=max(int(self.steps_seen) - 1, 0))  # steps never trained share the last one's
         if bool((index == index[0]).all()):  # the usual case: every row at the same step
             j = int(index[0])
             return F.batch_norm(z, means[j], variances[j], gain, shift, False, 0.0, EPS)
