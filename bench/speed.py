@@ -41,7 +41,7 @@ RESULTS = ROOT / "bench" / "results.json"
 V, E, BATCH, SEQ = 65, 64, 64, 100
 # Switching oneDNN off and on warns about an Intel-GPU feature on every switch.
 warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN.*")
-GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4, "bnlstm": 4}
+GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4, "bnlstm": 4, "gfrnn": 4}
 TORCH_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 SHAPES = [(128, 2), (256, 2), (512, 2), (1024, 1)]  # (hidden size, layers)
 
@@ -115,6 +115,16 @@ class NaiveLoopModel(nn.Module):
         B, T = tokens.shape
         state = state if state is not None else rec.init_state(B)
         x, final = self.model.embed(tokens), []
+        if rec.cells[0].feedback:  # every layer reads all layers' previous states: time-major
+            states, outputs = rec.layer_states(state), []
+            for t in range(T):
+                previous, y, new = torch.cat([s[0] for s in states], 1), x[:, t], []
+                for k, cell in enumerate(rec.cells):
+                    y, s = cell.recurrent_step(cell.input_projection(y), states[k], feedback=previous)
+                    new.append(s)
+                states = new
+                outputs.append(y)
+            return self.model.head(torch.stack(outputs, dim=1)), rec.stack_states(states)
         for k, cell in enumerate(rec.cells):
             s, outputs = tuple(part[k] for part in state), []
             for t in range(T):
@@ -205,7 +215,7 @@ def bench_training(quick: bool) -> list[dict]:
 
 def bench_custom_cells(quick: bool) -> list[dict]:
     rows = []
-    for cell in ("lnlstm", "bnlstm", "irnn"):
+    for cell in ("lnlstm", "bnlstm", "gfrnn", "irnn"):
         for hidden in (128, 256, 512):
             torch.manual_seed(0)
             model = rnnkit_model(cell, hidden, 2)

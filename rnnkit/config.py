@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import UsageError
 
-CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm", "bnlstm", "gfrnn", "indrnn", "mingru", "minlstm")
+CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm", "bnlstm", "gfrnn", "indrnn", "mingru", "minlstm", "esn")
 NO_ZONEOUT = ("bnlstm", "gfrnn", "mingru", "minlstm")  # cells that refuse --zoneout (Cell.zoneout_ready)
 INIT_SCHEMES = ("auto", "orthogonal", "identity", "glorot", "uniform", "pytorch")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
@@ -98,7 +98,8 @@ class ModelConfig:
     # for evaluation and sampling), gfrnn (gated-feedback LSTM stack, Chung et al. 2015: every layer
     # reads all layers' previous states through learned reset gates),
     # indrnn (ReLU, one bounded recurrent weight per unit, Li et al. 2018), mingru, minlstm (gates from the
-    # input only, Feng et al. 2024: a sequence is one parallel scan)
+    # input only, Feng et al. 2024: a sequence is one parallel scan), esn (echo state network: a fixed random
+    # reservoir, Jaeger 2001; only the output layer learns, with no backpropagation through time)
     hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better)
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 = one-hot input
@@ -108,6 +109,8 @@ class ModelConfig:
     init: str = "auto"  # weight init: auto (orthogonal recurrence, identity for irnn), orthogonal,
     # identity, glorot, uniform (+-0.08, as char-rnn), pytorch
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000; Jozefowicz et al. 2015)
+    spectral_radius: float = 0.95  # --cell esn: largest absolute eigenvalue of the fixed recurrent weights,
+    # > 0 (about 0.8-1.2 is usual; below 1 the reservoir forgets its start)
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -120,7 +123,12 @@ class ModelConfig:
         if self.zoneout and self.cell in NO_ZONEOUT:
             raise UsageError(f"--zoneout does not apply to the {self.cell} cell; leave it out or choose lstm or gru")
         _in_range(self, "forget_bias", -1000, 1000)
-        check_fits_in_memory(self.num_parameters() * 4, "the model's weights")
+        if not 0 < self.spectral_radius <= 100:
+            raise UsageError(f"--spectral-radius must be in (0, 100] (got {self.spectral_radius}); an echo state "
+                             "network needs a recurrence, about 0.8-1.2 is usual")
+        reservoir = self.num_layers * self.hidden_size * (self.hidden_size + (self.embedding_size or self.vocab_size) + 1) \
+            if self.cell == "esn" else 0  # fixed weights: stored, but not parameters
+        check_fits_in_memory((self.num_parameters() + reservoir) * 4, "the model's weights")
 
     def num_parameters(self) -> int:
         """Parameters of the language model this config describes, counted without building it."""
@@ -129,6 +137,8 @@ class ModelConfig:
         recurrent = {"mingru": 0, "minlstm": 0, "indrnn": 1}.get(self.cell, self.hidden_size)
         V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
         total = V * E + H * V + V  # embedding (none for one-hot), output layer
+        if self.cell == "esn":  # the reservoir's weights are fixed buffers
+            return total
         biases = 1 if self.cell in ("mingru", "minlstm") else 2
         extra = 10 * H if self.cell in ("lnlstm", "bnlstm") else 0  # gains and shifts (bnlstm: + statistics)
         total += gates * H * ((E or V) + recurrent + biases) + extra  # the first layer reads the input

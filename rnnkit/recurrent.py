@@ -81,6 +81,11 @@ class Recurrent(nn.Module):
         return [(self.cells, "")] + ([(self.reverse_cells, "_reverse")] if self.bidirectional else [])
 
     @property
+    def trainable(self) -> bool:
+        """False for a fixed reservoir (`esn`): nothing in the stack learns."""
+        return self.cells[0].trainable
+
+    @property
     def is_fused(self) -> bool:
         return bool(self._fused)
 

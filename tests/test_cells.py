@@ -306,13 +306,15 @@ def test_zoneout_keeps_units_at_random_in_training_and_its_expectation_in_evalua
     (dict(zoneout=1.0), "--zoneout must be in"), (dict(zoneout=-0.1), "--zoneout must be in"),
     (dict(zoneout=0.1, cell="mingru"), "does not apply to the mingru cell"),
     (dict(zoneout=0.1, cell="bnlstm"), "does not apply to the bnlstm cell"),
+    (dict(cell="esn", spectral_radius=0.0), "--spectral-radius must be in"),
+    (dict(cell="esn", spectral_radius=-1.0), "--spectral-radius must be in"),
 ])
 def test_zoneout_bad_values(options, message):
     from rnnkit.config import ModelConfig
     from rnnkit.errors import UsageError
     with pytest.raises(UsageError, match=message):
         ModelConfig(vocab_size=5, **options)
-    if "cell" in options:  # the layer refuses it too, whoever builds one
+    if "zoneout" in options and "cell" in options:  # the layer refuses it too, whoever builds one
         with pytest.raises(UsageError, match=message):
             Recurrent(options["cell"], 3, 4, zoneout=0.1)
 

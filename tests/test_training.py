@@ -61,6 +61,19 @@ def test_batch_norm_lstm_learns_and_keeps_its_statistics_through_save_and_load(c
     assert len(again.generate(prime="the cat", length=20, seed=1)) == 20
 
 
+def test_echo_state_language_model_learns_its_readout_only(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "esn", cell="esn", spectral_radius=0.9, max_steps=150,
+                         **{**TINY, "hidden_size": 128}, **quiet)
+    module = model.module
+    cell = module.recurrent.cells[0]
+    eigenvalues = torch.linalg.eigvals(cell.weight_hh.double()).abs()
+    assert eigenvalues.max().item() == pytest.approx(0.9, rel=1e-4)  # the chosen spectral radius, kept
+    assert [name for name, p in module.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+    metrics = model.meta["metrics"]
+    assert metrics[-1]["val_nats"] < metrics[0]["val_nats"] - 0.3  # the readout learns
+    assert len(model.generate(prime="the cat", length=20, seed=1)) == 20
+
+
 def test_gated_feedback_stack_learns_and_samples(corpus_file, tmp_path):
     model = rnnkit.train(corpus_file, out=tmp_path / "gf", cell="gfrnn", max_steps=150,
                          **{**TINY, "num_layers": 2}, **quiet)

@@ -6,6 +6,7 @@ from .feedback import GatedFeedbackLSTMCell
 from .indrnn import IndRNNCell
 from .layernorm import LayerNormLSTMCell
 from .minimal import MinGRUCell, MinLSTMCell
+from .reservoir import EchoStateCell
 from .standard import GRUCell, IRNNCell, LSTMCell, RNNCell
 
 CELL_TYPES: dict[str, type[Cell]] = {
@@ -19,7 +20,8 @@ CELL_TYPES: dict[str, type[Cell]] = {
     "indrnn": IndRNNCell,  # element-wise recurrence with a bounded weight per unit
     "mingru": MinGRUCell,  # input-only gates: a whole sequence is one parallel scan
     "minlstm": MinLSTMCell,
+    "esn": EchoStateCell,  # a fixed random reservoir: only what reads it learns
 }
 
 __all__ = ["Cell", "State", "CELL_TYPES", "RNNCell", "IRNNCell", "LSTMCell", "GRUCell", "LayerNormLSTMCell",
-           "MinGRUCell", "MinLSTMCell", "IndRNNCell", "BatchNormLSTMCell", "GatedFeedbackLSTMCell"]
+           "MinGRUCell", "MinLSTMCell", "IndRNNCell", "BatchNormLSTMCell", "GatedFeedbackLSTMCell", "EchoStateCell"]

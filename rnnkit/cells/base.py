@@ -42,6 +42,8 @@ class Cell(nn.Module):
     state_names: ClassVar[tuple[str, ...]] = ("h",)  # h first: it is also the cell's output
     gate_names: ClassVar[tuple[str, ...]] = ()  # sigmoid gates `record` receives (saturation diagnostics)
     default_init: ClassVar[str] = "orthogonal"
+    # False for a cell that does not learn (a fixed reservoir): models then freeze their embedding too
+    trainable: ClassVar[bool] = True
     # True for a cell whose training step depends on the other rows (batch statistics): its
     # ``recurrent_step`` then also takes ``live`` (B, 1), the rows that still have a real step.
     reads_live: ClassVar[bool] = False

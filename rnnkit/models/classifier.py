@@ -30,6 +30,8 @@ class _TokenRecurrentHead(nn.Module):
             nn.Embedding(vocab_size, embedding_size, padding_idx=0)
         self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
         self.recurrent.reset_parameters(init, forget_bias)
+        if not self.recurrent.trainable:  # a fixed reservoir reads a fixed input layer: only the head learns
+            self.embed.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.recurrent.output_size, num_outputs)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cells import State
+from ..cells import EchoStateCell, State
 from ..config import ModelConfig
 from ..recurrent import Recurrent
 
@@ -34,8 +34,11 @@ class LanguageModel(nn.Module):
         self.config = config
         V, E, H = config.vocab_size, config.embedding_size, config.hidden_size
         self.embed: nn.Module = nn.Embedding(V, E) if E > 0 else OneHot(V)
-        self.recurrent = Recurrent(config.cell, E if E > 0 else V, H, config.num_layers, config.dropout,
+        cell = EchoStateCell.with_spectral_radius(config.spectral_radius) if config.cell == "esn" else config.cell
+        self.recurrent = Recurrent(cell, E if E > 0 else V, H, config.num_layers, config.dropout,
                                    zoneout=config.zoneout)
+        if not self.recurrent.trainable:  # a fixed reservoir reads a fixed embedding: only the head learns
+            self.embed.requires_grad_(False)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, V)
         self.reset_parameters()
