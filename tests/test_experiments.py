@@ -47,7 +47,7 @@ SMOKE_CLAIMS = {
     "esn": lambda r: r["nrmse_84"]["esn"] < 0.5 * r["nrmse_84"]["lstm"] and r["nrmse_84"]["esn"] < 0.3
     and r["train_seconds"]["esn"] < r["train_seconds"]["lstm"],
     # every cell's language model learns (its validation loss falls) within the same few steps
-    "cells": lambda r: set(r["runs"]) == {"lstm", "gfrnn", "mingru", "minlstm"}
+    "cells": lambda r: set(r["runs"]) == {"lstm", "gfrnn", "mingru", "minlstm", "esn"}
     and all(run["val_nats"][-1] < run["val_nats"][0] for run in r["runs"].values()),
     # every cell learns the 8 x 8 digits read row by row well above chance (0.1), and the gated cells
     # pixel by pixel too

@@ -25,7 +25,7 @@ EXPERIMENTS: dict[str, tuple[Callable, str]] = {
     "long-range": (language.run_long_range, "seq_length 25: are brackets opened > 25 characters back closed right?"),
     "embedding": (language.run_embedding, "one-hot input vs learned embedding at equal time"),
     "esn": (reservoir.run, "echo state network vs LSTM (BPTT) on Mackey-Glass: 84 steps running free"),
-    "cells": (cells.run, "LSTM vs gated-feedback LSTM vs minGRU vs minLSTM on Shakespeare at equal time"),
+    "cells": (cells.run, "LSTM vs gated-feedback LSTM vs minGRU vs minLSTM vs ESN on Shakespeare, equal time"),
     "sequential-images": (images.run, "images read row by row and pixel by pixel: LSTM vs BN-LSTM vs IRNN vs IndRNN"),
 }
 

@@ -157,8 +157,9 @@ EMBEDDING_SIZES = {
 
 def equal_time_runs(variants: dict[str, dict], s: dict, size: str, work: Path, log, name: str,
                     title: str, path: Path) -> dict:
-    """Train one language model per variant (label -> `rnnkit.train` settings) on tiny Shakespeare
-    (generated text at the smoke size) for the same budget; plot validation loss against seconds.
+    """Train one language model per variant (label -> `rnnkit.train` settings) on the bundled
+    Shakespeare corpus (`--corpus shakespeare`: the 37 plays, 5 M characters; generated text at
+    the smoke size) for the same budget; plot validation loss against seconds.
     s: chars (smoke text length), time (full budget in seconds) or steps (smoke budget)."""
     import rnnkit
     if size == "smoke":
