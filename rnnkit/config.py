@@ -109,6 +109,9 @@ class ModelConfig:
     init: str = "auto"  # weight init: auto (orthogonal recurrence, identity for irnn), orthogonal,
     # identity, glorot, uniform (+-0.08, as char-rnn), pytorch
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000; Jozefowicz et al. 2015)
+    residual: bool = False  # layers above the first read LayerNorm of their input and add their output to it,
+    # the top is normalised (pre-norm residual stacking, as Feng et al. 2024 stack minGRU/minLSTM); with
+    # lstm/gru/rnn this leaves the fused kernel for the step path
     spectral_radius: float = 0.95  # --cell esn: largest absolute eigenvalue of the fixed recurrent weights,
     # > 0 (about 0.8-1.2 is usual; below 1 the reservoir forgets its start)
 
@@ -120,6 +123,8 @@ class ModelConfig:
         check_dropout(self.dropout)
         if not 0.0 <= self.zoneout < 1.0:
             raise UsageError(f"--zoneout must be in [0, 1) (got {self.zoneout})")
+        if self.residual and self.cell == "gfrnn":
+            raise UsageError("the gfrnn cell already connects every layer to every other; leave out --residual")
         if self.zoneout and self.cell in NO_ZONEOUT:
             raise UsageError(f"--zoneout does not apply to the {self.cell} cell; leave it out or choose lstm or gru")
         _in_range(self, "forget_bias", -1000, 1000)
@@ -137,6 +142,8 @@ class ModelConfig:
         recurrent = {"mingru": 0, "minlstm": 0, "indrnn": 1}.get(self.cell, self.hidden_size)
         V, E, H = self.vocab_size, self.embedding_size, self.hidden_size
         total = V * E + H * V + V  # embedding (none for one-hot), output layer
+        if self.residual and self.num_layers > 1:  # a LayerNorm (gain, shift) per layer above the first, and the top's
+            total += 2 * H * self.num_layers
         if self.cell == "esn":  # the reservoir's weights are fixed buffers
             return total
         biases = 1 if self.cell in ("mingru", "minlstm") else 2

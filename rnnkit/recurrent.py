@@ -39,7 +39,7 @@ _FUSED_MODULES = {
 class Recurrent(nn.Module):
     def __init__(self, cell: str | type[Cell], input_size: int, hidden_size: int,
                  num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
-                 zoneout: float = 0.0) -> None:
+                 zoneout: float = 0.0, residual: bool = False) -> None:
         super().__init__()
         cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
         if zoneout and not cell_type.zoneout_ready:
@@ -48,6 +48,8 @@ class Recurrent(nn.Module):
             raise UsageError(f"the {cell} cell reads every layer's previous state at each step, so it cannot also "
                              "read sequences backwards; add --no-bidirectional (bidirectional=False) or choose "
                              "another cell")
+        if residual and cell_type.feedback:
+            raise UsageError(f"the {cell} cell already connects every layer to every other; leave out --residual")
         # Zoneout (Krueger et al. 2016): during training each unit of each state keeps its previous
         # value with probability p instead of updating; at evaluation the expectation,
         # p * old + (1 - p) * new. No fused kernel does this, so such a stack runs on the step path.
@@ -58,6 +60,14 @@ class Recurrent(nn.Module):
         self.bidirectional = bidirectional
         self.directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.directions  # width of the outputs: both directions side by side
+        # Residual stacking (pre-norm, as Feng et al. 2024 stack minGRU/minLSTM): each layer above the
+        # first reads LayerNorm(its input) and adds its output to that input; the top is normalised
+        # once more. Layer 0 maps the input width to H and stays plain (sampling's projection table
+        # reads it). Per-layer arithmetic no fused multi-layer kernel has: such a stack runs layer by layer.
+        self.residual = residual and num_layers > 1
+        if self.residual:
+            self.norms = nn.ModuleList(nn.LayerNorm(self.output_size) for _ in range(num_layers - 1))
+            self.final_norm = nn.LayerNorm(self.output_size)
         self.state_names = cell_type.state_names
         widths = [input_size] + [self.output_size] * (num_layers - 1)  # each layer's input width
         self.cells = nn.ModuleList(cell_type(widths[k], hidden_size) for k in range(num_layers))
@@ -74,7 +84,7 @@ class Recurrent(nn.Module):
         self._fused: list[nn.Module] = (
             # Its dropout acts between layers only; with one layer there is none to apply.
             [_FUSED_MODULES[mode](input_size, hidden_size, num_layers, dropout if num_layers > 1 else 0.0,
-                                  bidirectional)] if mode and not zoneout else [])
+                                  bidirectional)] if mode and not zoneout and not self.residual else [])
 
     def _directions(self) -> list[tuple[nn.ModuleList, str]]:
         """(cells, suffix of the fused kernel's weight names) per direction."""
@@ -183,6 +193,9 @@ class Recurrent(nn.Module):
         layer_input = x
         final: list[State] = []
         for k in range(self.num_layers):
+            shortcut = layer_input if self.residual and k > 0 else None
+            if shortcut is not None:
+                layer_input = self.norms[k - 1](layer_input)
             if k > 0 and self.dropout > 0:
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
             outputs = []
@@ -196,6 +209,12 @@ class Recurrent(nn.Module):
                 outputs.append(out if d == 0 else _gather_time(out, flip))
                 final.append(s)
             layer_input = torch.cat(outputs, dim=2)  # (B, T, H * directions)
+            if shortcut is not None:
+                layer_input = layer_input + shortcut  # zero past each end, as the outputs
+        if self.residual:
+            layer_input = self.final_norm(layer_input)
+            if live is not None:  # outputs past a sequence's end stay zero
+                layer_input = layer_input * live.transpose(0, 1).to(layer_input.dtype)
         return layer_input, tuple(torch.stack(parts) for parts in zip(*final))
 
     def _forward_feedback(self, x: torch.Tensor, state: State,
@@ -248,6 +267,9 @@ class Recurrent(nn.Module):
         previous = torch.cat([s[0] for s in states], dim=1) if self.cells[0].feedback else None
         for k, cell in enumerate(self.cells):
             record = {} if records is not None else None
+            shortcut = x if self.residual and k > 0 else None
+            if shortcut is not None:
+                x = self.norms[k - 1](x)
             if previous is not None:
                 xp = x if k == 0 and projected else cell.input_projection(x)
                 x, s = cell.recurrent_step(xp, states[k], record, feedback=previous)
@@ -258,10 +280,12 @@ class Recurrent(nn.Module):
             if self.zoneout:  # stepping is inference: the expectation
                 s = tuple(_zoneout(n, old, self.zoneout, training=False) for n, old in zip(s, states[k]))
                 x = s[0]
+            if shortcut is not None:
+                x = x + shortcut
             new.append(s)
             if records is not None:
                 records.append(record)
-        return x, new
+        return (self.final_norm(x) if self.residual else x), new
 
 
 def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None, zoneout: float = 0.0,

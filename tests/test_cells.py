@@ -432,8 +432,9 @@ def test_batch_norm_lstm_keeps_statistics_per_step_and_ignores_padding():
 def test_config_counts_the_parameters_of_every_cell(cell):
     from rnnkit.config import ModelConfig
     from rnnkit.models.language_model import LanguageModel
-    for layers, embedding in ((1, 5), (3, 0)):
-        config = ModelConfig(vocab_size=7, cell=cell, hidden_size=6, num_layers=layers, embedding_size=embedding)
+    for layers, embedding, residual in ((1, 5, False), (3, 0, False), (3, 4, cell != "gfrnn")):
+        config = ModelConfig(vocab_size=7, cell=cell, hidden_size=6, num_layers=layers, embedding_size=embedding,
+                             residual=residual)
         assert config.num_parameters() == sum(p.numel() for p in LanguageModel(config).parameters())
 
 
@@ -494,3 +495,36 @@ def test_gated_feedback_stack_carries_state_ignores_padding_and_refuses_to_run_b
             torch.testing.assert_close(p[:, b], a[:, 0])
     with pytest.raises(UsageError, match="cannot also read sequences backwards"):
         Recurrent("gfrnn", 3, 4, num_layers=2, bidirectional=True)
+
+
+@pytest.mark.parametrize("cell", ["mingru", "lstm", "bnlstm"])
+def test_residual_stack_adds_each_layer_to_its_normalised_input(cell):
+    torch.manual_seed(11)
+    rec = Recurrent(cell, 3, 4, num_layers=3, residual=True).double()
+    assert not rec.is_fused  # per-layer arithmetic: layer by layer
+    rec.eval()
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    out, _ = rec(x)
+    plain = copy.deepcopy(rec)  # the same layers, wired by hand
+    plain.residual = False
+    state = plain.init_state(2, dtype=torch.float64)
+    below, _ = Recurrent.forward(_one_layer(plain, 0), x, tuple(s[:1] for s in state))
+    for k in (1, 2):
+        layer_out, _ = _one_layer(plain, k)(rec.norms[k - 1](below), tuple(s[k:k + 1] for s in state))
+        below = below + layer_out
+    torch.testing.assert_close(out, rec.final_norm(below))
+    states = rec.layer_states(rec.init_state(2, dtype=torch.float64))
+    for t in range(6):  # sampling's step path does the same
+        y, states = rec.step(x[:, t], states)
+        torch.testing.assert_close(y, out[:, t])
+    lengths = torch.tensor([6, 3])
+    padded, _ = rec(x, lengths=lengths)
+    torch.testing.assert_close(padded[1, :3], rec(x[1:, :3])[0][0])
+    assert torch.all(padded[1, 3:] == 0)
+
+
+def _one_layer(rec: Recurrent, k: int) -> Recurrent:
+    single = Recurrent(type(rec.cells[k]), rec.cells[k].input_size, rec.hidden_size).double().eval()
+    single.cells[0] = rec.cells[k]
+    single._fused = []
+    return single
