@@ -36,7 +36,7 @@ def _add_gradcheck(sub) -> None:
                     "||a - b|| / max(||a||, ||b||) per parameter tensor (and per initial-state tensor).\n"
                     "Exit status 0 when every target is met, 1 otherwise.")
     p.add_argument("--cell", choices=REFERENCE_CELLS, action="append", default=None,
-                   help="cell to check; repeat for several (default: all four)")
+                   help="cell to check; repeat for several (default: every cell the NumPy reference has)")
     p.add_argument("--layers", type=int, default=1, help="stacked layers (default 1)")
     p.add_argument("--embedding-size", type=int, default=3, help="input embedding width; 0 = one-hot (default 3)")
     p.add_argument("--seed", type=int, default=0, help="weights, data and initial state (default 0)")
