@@ -552,3 +552,12 @@ def test_on_epoch_end_sees_each_epoch_and_can_stop_training():
     model = RNNClassifier(hidden_size=8, embedding_size=4, epochs=10, ensemble="none").fit(X, y, on_epoch_end=record)
     assert [epoch for epoch, _, _ in seen] == [1.0, 2.0] and all(live for _, _, live in seen)
     assert len(model.history_) == 2 and model.history_[-1]["val_loss"] == seen[-1][1]
+
+
+def test_regressor_on_an_echo_state_reservoir_learns_its_readout_only():
+    X = np.random.default_rng(0).normal(size=(200, 10, 2)).astype(np.float32)
+    target = X[:, :, 0].sum(1)  # the sum of one input over the sequence: the reservoir must hold it
+    model = RNNRegressor(cell="esn", epochs=20, hidden_size=64, random_state=0).fit(X, target)
+    trained = [name for name, p in model.model_.named_parameters() if p.requires_grad]
+    assert trained == ["head.weight", "head.bias"]  # the reservoir and the input layer stay fixed
+    assert model.score(X, target) > 0.5
