@@ -26,10 +26,8 @@ docs/images/caption-attention.png and caption-scenes.png.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
-import struct
 import sys
 import time
 from collections import Counter
@@ -41,6 +39,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
 
+from rnnkit.experiments.images import FASHION, read_fashion
 from rnnkit.images import RNNCaptioner
 from rnnkit.images.data import to_input
 from rnnkit.images.model import ConvEncoder
@@ -52,7 +51,6 @@ from store import RESULTS, ROOT, publish  # noqa: E402
 
 HEIGHT, WIDTH, MAX_DIGITS = 24, 96, 6
 SCENE = (32, 128)
-FASHION = Path("/usr/share/datasets/fashion-mnist")
 ITEMS = ("tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot")
 
 
@@ -104,14 +102,7 @@ def strips(pool, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
 def fashion_pools():
     """Fashion-MNIST (Debian's dataset-fashion-mnist) as uint8 (N, 28, 28): its training images and
     its test images, never mixed."""
-    def read(name: str) -> np.ndarray:
-        with gzip.open(FASHION / name) as f:
-            data = f.read()
-        dims = data[3]  # idx format: 0, 0, type, number of dimensions, then each dimension (big-endian)
-        shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
-        return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape).copy()
-    return ((read("train-images-idx3-ubyte.gz"), read("train-labels-idx1-ubyte.gz")),
-            (read("t10k-images-idx3-ubyte.gz"), read("t10k-labels-idx1-ubyte.gz")))
+    return read_fashion()
 
 
 def scenes(pool, count: int, seed: int) -> tuple[np.ndarray, list[str], list[list[int]]]:

@@ -217,24 +217,30 @@ def test_minimal_cells_scan_matches_their_equations_and_finite_differences(cell,
     assert torch.autograd.gradcheck(loss_of, tuple(p.detach().clone().requires_grad_() for p in rec.parameters()))
 
 
-@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
-def test_minimal_cells_carry_state_and_ignore_padding(cell):
-    torch.manual_seed(5)
-    rec = Recurrent(cell, 3, 4, num_layers=2).double()
-    x = torch.randn(3, 10, 3, dtype=torch.float64)
+def _carries_state_and_ignores_padding(rec: Recurrent, x: torch.Tensor, split: int, lengths: torch.Tensor) -> None:
+    """Two chunks with the state carried equal one sequence; a padded batch equals each sequence alone."""
     whole, whole_state = rec(x)
-    first, state = rec(x[:, :6])
-    second, second_state = rec(x[:, 6:], state)  # the scan continues from a carried state
+    first, state = rec(x[:, :split])
+    second, second_state = rec(x[:, split:], state)
     torch.testing.assert_close(torch.cat([first, second], 1), whole)
-    torch.testing.assert_close(second_state[0], whole_state[0])
-    lengths = torch.tensor([10, 4, 7])
+    for a, b in zip(second_state, whole_state):
+        torch.testing.assert_close(a, b)
     padded, padded_state = rec(x, lengths=lengths)
     for b, n in enumerate(lengths.tolist()):
         alone, alone_state = rec(x[b:b + 1, :n])
         torch.testing.assert_close(padded[b, :n], alone[0])
         assert torch.all(padded[b, n:] == 0)
-        torch.testing.assert_close(padded_state[0][:, b], alone_state[0][:, 0])
-    # a long sequence stays finite: the scan works in log space
+        for p, a in zip(padded_state, alone_state):
+            torch.testing.assert_close(p[:, b], a[:, 0])
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_minimal_cells_carry_state_and_ignore_padding(cell):
+    torch.manual_seed(5)
+    rec = Recurrent(cell, 3, 4, num_layers=2).double()
+    x = torch.randn(3, 10, 3, dtype=torch.float64)
+    _carries_state_and_ignores_padding(rec, x, 6, torch.tensor([10, 4, 7]))  # the scan continues from a carried state
+    # a long sequence stays finite: the scan only multiplies and adds, nothing overflows
     long, _ = rec(torch.randn(1, 5000, 3, dtype=torch.float64) * 5)
     assert torch.isfinite(long).all()
 
@@ -480,19 +486,7 @@ def test_gated_feedback_stack_carries_state_ignores_padding_and_refuses_to_run_b
     from rnnkit.errors import UsageError
     torch.manual_seed(10)
     rec = Recurrent("gfrnn", 3, 4, num_layers=3).double()
-    x = torch.randn(3, 9, 3, dtype=torch.float64)
-    whole, whole_state = rec(x)
-    first, state = rec(x[:, :4])
-    second, second_state = rec(x[:, 4:], state)
-    torch.testing.assert_close(torch.cat([first, second], 1), whole)
-    lengths = torch.tensor([9, 3, 6])
-    padded, padded_state = rec(x, lengths=lengths)
-    for b, n in enumerate(lengths.tolist()):
-        alone, alone_state = rec(x[b:b + 1, :n])
-        torch.testing.assert_close(padded[b, :n], alone[0])
-        assert torch.all(padded[b, n:] == 0)
-        for p, a in zip(padded_state, alone_state):
-            torch.testing.assert_close(p[:, b], a[:, 0])
+    _carries_state_and_ignores_padding(rec, torch.randn(3, 9, 3, dtype=torch.float64), 4, torch.tensor([9, 3, 6]))
     with pytest.raises(UsageError, match="cannot also read sequences backwards"):
         Recurrent("gfrnn", 3, 4, num_layers=2, bidirectional=True)
 

@@ -38,6 +38,7 @@ class GatedFeedbackLSTMCell(LSTMCell):
         """Create the feedback weights once the stack's depth and this layer's place in it are known."""
         H, D = self.hidden_size, self.input_size
         self.layers, self.index = layers, index
+        self.others = [k for k in range(layers) if k != index]  # the layers whose U_c^{i->j} are weight_feedback
         self.weight_feedback = nn.Parameter(torch.empty(layers - 1, H, H))  # U_c^{i->j}, i != j, in layer order
         self.reset_weight_ih = nn.Parameter(torch.empty(layers, D))  # w^{i->j}
         self.reset_bias = nn.Parameter(torch.zeros(layers))  # b^{i->j}
@@ -74,12 +75,11 @@ class GatedFeedbackLSTMCell(LSTMCell):
         own = h @ self.weight_hh.t() + self.bias_hh  # (B, 4H)
         i, f, g, o = xp.chunk(4, dim=1)
         own_i, own_f, own_g, own_o = own.chunk(4, dim=1)
-        others = [k for k in range(self.layers) if k != j]
         content = g + reset[:, j:j + 1] * own_g
-        if others:  # Σ_{i != j} g^{i->j} U_c^{i->j} h^i, all layers in one batched multiply
-            previous = feedback.view(-1, self.layers, H)[:, others]  # (B, L-1, H)
+        if self.others:  # Σ_{i != j} g^{i->j} U_c^{i->j} h^i, all layers in one batched multiply
+            previous = feedback.view(-1, self.layers, H)[:, self.others]  # (B, L-1, H)
             from_others = torch.einsum("blh,lkh->blk", previous, self.weight_feedback)  # (B, L-1, H)
-            content = content + (reset[:, others, None] * from_others).sum(1)
+            content = content + (reset[:, self.others, None] * from_others).sum(1)
         i, f, o = torch.sigmoid(i + own_i), torch.sigmoid(f + own_f), torch.sigmoid(o + own_o)
         g = torch.tanh(content)
         c = f * c + i * g

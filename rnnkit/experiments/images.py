@@ -36,22 +36,27 @@ SIZES = {
 }
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path) -> np.ndarray:
     """An idx file (MNIST's format): 0, 0, type, number of dimensions, each dimension big-endian, data."""
     with gzip.open(path) as f:
         data = f.read()
     dims = data[3]
     shape = struct.unpack(f">{dims}I", data[4:4 + 4 * dims])
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape).copy()
+
+
+def read_fashion() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Fashion-MNIST as uint8: (training images (60000, 28, 28), labels), (test images, labels)."""
+    return tuple((read_idx(FASHION / f"{part}-images-idx3-ubyte.gz"), read_idx(FASHION / f"{part}-labels-idx1-ubyte.gz"))
+                 for part in ("train", "t10k"))
 
 
 def load_images(size: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(name, train images (N, S, S) in [0, 1], train labels, test images, test labels)."""
     if size == "full" and (FASHION / "train-images-idx3-ubyte.gz").exists():
-        images = [_read_idx(FASHION / f"{part}-images-idx3-ubyte.gz") for part in ("train", "t10k")]
-        labels = [_read_idx(FASHION / f"{part}-labels-idx1-ubyte.gz") for part in ("train", "t10k")]
-        return "Fashion-MNIST", images[0] / 255.0, labels[0].astype(np.int64), images[1] / 255.0, \
-            labels[1].astype(np.int64)
+        (images, labels), (test_images, test_labels) = read_fashion()
+        return "Fashion-MNIST", images / 255.0, labels.astype(np.int64), test_images / 255.0, \
+            test_labels.astype(np.int64)
     from sklearn.datasets import load_digits
     digits = load_digits()
     order = np.random.default_rng(0).permutation(len(digits.target))
