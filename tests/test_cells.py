@@ -314,6 +314,7 @@ def test_zoneout_keeps_units_at_random_in_training_and_its_expectation_in_evalua
     (dict(zoneout=0.1, cell="bnlstm"), "does not apply to the bnlstm cell"),
     (dict(cell="esn", spectral_radius=0.0), "--spectral-radius must be in"),
     (dict(cell="esn", spectral_radius=-1.0), "--spectral-radius must be in"),
+    (dict(cell="gfrnn", residual=True), "leave out --residual"),
 ])
 def test_zoneout_bad_values(options, message):
     from rnnkit.config import ModelConfig

@@ -299,3 +299,14 @@ def test_quiet_training_prints_nothing(cli, corpus_file, tmp_path):
     assert status == 0 and out == "" and err == ""
     status, _, err = cli("train", corpus_file, "--out", tmp_path / "r2", "--max-steps", "3", *TINY_FLAGS)
     assert status == 0 and "done: 3 steps" in err  # and without --quiet, the log is there
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--cell", "esn", "--spectral-radius", "0"], "--spectral-radius must be in"),
+    (["--cell", "gfrnn", "--residual"], "leave out --residual"),
+    (["--cell", "bnlstm", "--zoneout", "0.1"], "--zoneout does not apply to the bnlstm cell"),
+])
+def test_new_cell_options_refuse_bad_values_in_one_line_and_write_nothing(cli, corpus_file, tmp_path, flags, message):
+    status, out, err = cli("train", corpus_file, "--out", tmp_path / "run", "--max-steps", "2", *flags)
+    assert status == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
