@@ -56,7 +56,11 @@ def join(device_type: str) -> World:
 
 
 def leave(world: World) -> None:
+    """Leave the process group, all ranks together: a rank that exits while another's gloo threads
+    still talk to it can take that rank down with SIGABRT ("terminate called without an active
+    exception"), seen now and then at the end of two-process CPU runs."""
     if world.active and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

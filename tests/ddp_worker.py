@@ -40,6 +40,7 @@ def trainer_run(out: Path) -> None:
     losses = []
     trainer.on_step.append(lambda step, loss: losses.append(loss))
     trainer.fit()
+    distributed.leave(world)
     save_file(model.state_dict(), str(out / f"rank{world.rank}.safetensors"))
     (out / f"rank{world.rank}.json").write_text(json.dumps({"losses": losses, "first_batch": first_batch.tolist()}))
 

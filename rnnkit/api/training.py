@@ -261,4 +261,5 @@ def _run(run_dir: Path, model: LanguageModel, vocab: Vocabulary, corpus_info: di
                              **({"nats_per_token": nats} if task.units == "tokens" else {})}
         checkpoint.update_meta(run_dir, test=best.meta["test"])
         say(f"test: {nats:.4f} nats/{unit} ({task.bpc(nats):.3f} bits/char) over {count:,} {task.units}")
+    distributed.leave(world)
     return best
