@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_TIME ?= 150
 
-.PHONY: demo test test-slow bench sweep venv browser abcmidi fashion-mnist clean
+.PHONY: demo test test-slow bench sweep venv browser abcjs abcmidi fashion-mnist clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,13 @@ $(CHROMIUM):
 	  echo "note: could not install chromium; the browser test will be skipped" >&2; \
 	else echo "note: chromium is not installed (needs root and apt-get); the browser test will be skipped" >&2; fi
 
+# abcjs, the notation renderer of `rnnkit music serve`, from the npm registry into the venv (pinned release,
+# checked against the registry's sha512; only its built file and licence are kept).
+ABCJS := $(VENV)/share/rnnkit/abcjs/abcjs-basic-min.js
+abcjs: $(ABCJS)
+$(ABCJS): $(STAMP)
+	$(BIN)/python -m rnnkit.music.abcjs
+
 # Debian's abc2midi, an ABC reader independent of music21, for the tune checks of bench/music.py
 # (installed like chromium; without it that column reads n/a).
 ABC2MIDI := /usr/bin/abc2midi
@@ -61,7 +68,7 @@ $(FASHION):
 	  echo "note: could not install dataset-fashion-mnist; bench/caption.py runs the digit strips only" >&2; \
 	else echo "note: dataset-fashion-mnist is not installed (needs root and apt-get); bench/caption.py runs the digit strips only" >&2; fi
 
-test: $(STAMP) browser
+test: $(STAMP) browser abcjs
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -18,7 +18,8 @@ import rnnkit
 from rnnkit.diagnostics.activations import capture
 from rnnkit.diagnostics.units import rank_units, text_properties
 
-CHROMIUM = "/usr/bin/chromium"
+from .conftest import BROWSER_ARGS, CHROMIUM, serving
+
 
 
 def test_text_properties():
@@ -119,23 +120,8 @@ def test_bad_input_gets_one_clean_line(cli, trained_run, corpus_file, tmp_path, 
 # ----------------------------------------------------------------------------- the web app
 @pytest.fixture(scope="module")
 def server(trained_run):
-    import uvicorn
-
     from rnnkit.viz.server import create_app
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    app_server = uvicorn.Server(uvicorn.Config(create_app(trained_run), host="127.0.0.1", port=port,
-                                               log_level="error"))
-    thread = threading.Thread(target=app_server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if app_server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    app_server.should_exit = True
-    thread.join(timeout=10)
+    yield from serving(create_app(trained_run))
 
 
 def _post(url, body, raw=False):
@@ -260,9 +246,7 @@ def test_a_port_in_use_is_one_line(cli, trained_run):
 def test_browser_types_a_prompt_and_sees_text_and_predictions(server):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
         try:
             page = browser.new_page()
             page.goto(server)

@@ -4,6 +4,7 @@
     rnnkit music sample runs/folk --meter 6/8 --key Dmix --num-tunes 3 --seed 1 > tunes.abc
     rnnkit music check tunes.abc --against runs/folk
     rnnkit music export tunes.abc --out tunes/ --midi --musicxml
+    rnnkit music serve runs/folk          # then open http://127.0.0.1:8000/
 """
 
 from __future__ import annotations
@@ -115,11 +116,35 @@ def add_commands(sub, parser_class) -> dict:
     e.add_argument("--midi", action="store_true", help="write .mid files")
     e.add_argument("--musicxml", action="store_true", help="write .musicxml files")
     e.add_argument("--force", action="store_true", help="replace existing files of the same names")
+
+    v = actions.add_parser("serve", help="a local web page: new tunes as sheet music you can play",
+                           description="Serve a page on which a trained tune model writes tunes on request (meter, "
+                           "key, temperature, seed), drawn as sheet music by abcjs and played in the browser with "
+                           "its own synthesiser: nothing is fetched from the network. abcjs is installed with the "
+                           "environment (`python -m rnnkit.music.abcjs`). On a loopback address the page answers "
+                           "only requests for 127.0.0.1 or localhost.")
+    v.add_argument("run_dir", metavar="DIR", help="directory written by `rnnkit music train`")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    v.add_argument("--abcjs", metavar="DIR", help="folder holding abcjs-basic-min.js (default: the one installed "
+                   "in this environment)")
+    add_which_and_device(v)
     return {"music": run}
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"train": _train, "sample": _sample, "check": _check, "export": _export}[args.action](args)
+    return {"train": _train, "sample": _sample, "check": _check, "export": _export,
+            "serve": _serve}[args.action](args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..extras import require
+    require(("starlette", "uvicorn"), "serve", "rnnkit music serve")
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port must be in 1..65535 (got {args.port})")
+    from ..music.serve import serve
+    serve(args.run_dir, host=args.host, port=args.port, abcjs_dir=args.abcjs, which=args.which, device=args.device)
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
