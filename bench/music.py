@@ -3,11 +3,15 @@
 keep the meter, balanced repeats, AABB form, meter and mode distributions, copying from the
 training tunes; validation loss per token and per character; the time to sample one tune at batch 1.
 
+The same command trains a second model for the same time with `--no-clock` (the model without
+the bar clock, music.clock) and checks 1,000 of its tunes sampled the default way, so the clock's
+effect is measured side by side on one machine.
+
 The real-tune column is the training tunes (a random 1,000 of them for the slow readers); its
 copying figures are the held-out validation tunes' against the training tunes: how much real,
 unseen tunes of this tradition share with the rest.
 
-usage: python bench/music.py [--time 600] [--tunes 1000] [--no-write] [--run DIR]
+usage: python bench/music.py [--time 600] [--tunes 1000] [--no-write] [--run DIR] [--baseline-run DIR]
 Publishes "music" to bench/results.json and the table in docs/music.md. Needs music21 (in the dev
 install); abc2midi (Debian abcmidi) is used when installed.
 """
@@ -50,19 +54,23 @@ def batch_one_seconds(m, repeats: int = 10, **how) -> float:
 
 
 def table(results: dict) -> str:
-    columns = [results["samples"], results["free"], results["keep_meter"], results["real"]]
+    baseline = results.get("no_clock", {})
+    columns = [results["samples"], results["free"], results["keep_meter"], baseline.get("samples", {}), results["real"]]
     shown = lambda value: "n/a" if value is None else value  # noqa: E731
-    lines = ["| | sampled (ABC grammar kept, the default) | sampled `--free` | sampled `--keep-meter` | real tunes |",
-             "|---|---|---|---|---|"]
+    lines = ["| | sampled (ABC grammar kept, the default) | sampled `--free` | sampled `--keep-meter` | "
+             "trained `--no-clock`, sampled the default way | real tunes |",
+             "|---|---|---|---|---|---|"]
     for label, key in ROWS:
         values = [c.get(key) for c in columns]
         if any(v is not None for v in values):
             lines.append(f"| {label} | " + " | ".join(str(shown(v)) for v in values) + " |")
-    v = results["validation"]
-    lines.append(f"| validation loss: nats per token / per character | {v['nats_per_token']:.3f} / "
-                 f"{v['nats_per_char']:.3f} | | | |")
+    loss = lambda v: f"{v['nats_per_token']:.3f} / {v['nats_per_char']:.3f}" if v else ""  # noqa: E731
+    lines.append(f"| validation loss: nats per token / per character | {loss(results['validation'])} | | | "
+                 f"{loss(baseline.get('validation'))} | |")
+    steps = f"{baseline['steps']:,}" if baseline else ""
+    lines.append(f"| training steps in the budget | {results['steps']:,} | | | {steps} | |")
     lines.append(f"| seconds to sample one tune at batch 1 (median of 10) | {results['batch_one_s']:.3f} | | "
-                 f"{results['batch_one_keep_meter_s']:.3f} | |")
+                 f"{results['batch_one_keep_meter_s']:.3f} | | |")
     r = results["real"]
     m = results["model"]
     lines.append(f"\n{results['samples']['tunes']:,} tunes sampled at temperature 1 from `rnnkit music train "
@@ -81,15 +89,20 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--run", metavar="DIR", help="check a run trained before (with the default command) "
                         "instead of training one")
+    parser.add_argument("--baseline-run", metavar="DIR", help="with --run: the `--no-clock` run to compare (without "
+                        "it, --run checks no baseline)")
     parser.add_argument("--out", metavar="DIR", help="train into this new directory and keep it (default: a "
                         "temporary one)")
     args = parser.parse_args()
     say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run or args.out or Path(tmp) / "folk")
+        baseline_run = Path(args.baseline_run) if args.baseline_run else None
         if not args.run:
-            subprocess.run([sys.executable, "-m", "rnnkit", "music", "train", "--corpus", "folk", "--time",
-                            str(args.time), "--out", str(run), "--quiet"], check=True)
+            baseline_run = run.with_name(run.name + "-no-clock")
+            for where, extra in ((run, []), (baseline_run, ["--no-clock"])):
+                subprocess.run([sys.executable, "-m", "rnnkit", "music", "train", "--corpus", "folk", "--time",
+                                str(args.time), "--out", str(where), "--quiet", *extra], check=True)
         m = music_model.load(run, device="cpu")
         args.time = m.meta["train_config"]["time"]
         train, val = music_model.split_tunes(m, "train"), music_model.split_tunes(m, "val")
@@ -110,6 +123,12 @@ def main() -> None:
         say("checking the real tunes")
         results["real"] = quality.report(real, training=train, progress=True, say=say)
         results["real"].update(quality.novelty(val, train))  # copying of unseen real tunes, not of themselves
+        if baseline_run is not None:
+            say("checking the tunes of the model without the clock")
+            b = music_model.load(baseline_run, device="cpu")
+            results["no_clock"] = {"steps": b.meta["step"], "validation": b.score(val),
+                                   "samples": quality.report(b.sample(args.tunes, temperature=1.0, seed=1),
+                                                             training=train, progress=True, say=say)}
     publish("music", results, table(results), DOC, write=not args.no_write)
 
 

@@ -133,7 +133,8 @@ def until_end(tokens: list[int], end: int | None) -> list[int]:
 def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: SamplingConfig,
                     on_tokens: Callable[[torch.Tensor], None] | None = None,
                     device: torch.device | str = "cpu", stop: int | None = None,
-                    allowed: Callable[[int], torch.Tensor | None] | None = None) -> torch.Tensor:
+                    allowed: Callable[[int], torch.Tensor | None] | None = None,
+                    feed: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Generate up to `config.length` tokens for each of `config.num_samples` samples.
 
     prime: token ids to condition on (may be empty; then `start` seeds the state and is not
@@ -142,6 +143,8 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
     once every sample has drawn it (rows that finished first hold arbitrary tokens after it).
     allowed: step t -> a (V,) bool mask of the tokens that may be drawn there, or None for any
     (a grammar the output must follow, such as a tune's header fields in their order).
+    feed: each step's (N,) drawn tokens -> the (N,) ids the model reads next, for a model whose
+    inputs carry more than the token (called after on_tokens, which may track that information).
     Returns (N, length or fewer) token ids.
     """
     model.eval()
@@ -166,5 +169,5 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
             if bool(finished.all()):
                 return out[:, :t + 1]
         if t + 1 < config.length:
-            logits = stepper.step(token)
+            logits = stepper.step(token if feed is None else feed(token))
     return out

@@ -243,13 +243,20 @@ def well_formed(tokens):
     return depth == 0 and tied is None and repeats_ok(tokens) and tokens[-1][-1] in "|]:"
 
 
-def test_the_grammar_makes_even_an_untrained_model_write_readable_abc(toy_run):
+def untrained_like(trained, seed):
+    """The trained tune model with freshly initialised weights of the same shape."""
     import dataclasses
     import torch
     from rnnkit.models.language_model import LanguageModel
+    from rnnkit.music.clock import clocked_model
+    torch.manual_seed(seed)
+    return dataclasses.replace(trained, module=(clocked_model if trained.clocked else LanguageModel)(
+        trained.module.config).eval())
+
+
+def test_the_grammar_makes_even_an_untrained_model_write_readable_abc(toy_run):
     _, trained = toy_run
-    torch.manual_seed(0)
-    untrained = dataclasses.replace(trained, module=LanguageModel(trained.module.config).eval())
+    untrained = untrained_like(trained, seed=0)
     strict = untrained.sample(30, seed=0, max_tokens=400)
     finished = [t for t in strict if len(t) < 400]
     assert len(finished) >= 20 and all(well_formed(t) for t in finished)
@@ -258,12 +265,8 @@ def test_the_grammar_makes_even_an_untrained_model_write_readable_abc(toy_run):
 
 
 def test_keep_meter_fills_every_bar_even_for_an_untrained_model(toy_run):
-    import dataclasses
-    import torch
-    from rnnkit.models.language_model import LanguageModel
     _, trained = toy_run
-    torch.manual_seed(1)
-    untrained = dataclasses.replace(trained, module=LanguageModel(trained.module.config).eval())
+    untrained = untrained_like(trained, seed=1)
     tunes = [t for t in untrained.sample(30, seed=1, max_tokens=400, keep_meter=True) if len(t) < 400]
     assert len(tunes) >= 20 and sum(bars_ok(bars(t)) for t in tunes) >= 0.9 * len(tunes)
     assert sum(bars_ok(bars(t)) for t in untrained.sample(30, seed=1, max_tokens=400)) <= 3  # without it

@@ -238,16 +238,18 @@ def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") 
 
 
 def language_model_of(run_dir: Path, meta: dict[str, Any], vocab_size: int, which: str,
-                      device: str) -> tuple[LanguageModel, torch.device]:
+                      device: str, build: Callable[[ModelConfig], LanguageModel] = LanguageModel,
+                      ) -> tuple[LanguageModel, torch.device]:
     """The LanguageModel a checked run description names, with its best (or last) weights, in
-    evaluation mode on `device`; a UsageError when config, vocabulary and weights disagree."""
+    evaluation mode on `device`; a UsageError when config, vocabulary and weights disagree.
+    `build` makes the module from the config (a domain's variant of the LanguageModel)."""
     model_config = from_dict(ModelConfig, meta["model_config"], f"checkpoint {run_dir}")
     if model_config.vocab_size != vocab_size:
         raise UsageError(f"checkpoint {run_dir} is corrupted: its model has {model_config.vocab_size} symbols "
                          f"but its vocabulary {vocab_size}")
     role = "best" if which == "best" and "best" in meta["files"] else "model"
     dev = resolve_device(device)
-    module = LanguageModel(model_config)
+    module = build(model_config)
     try:
         module.load_state_dict(checkpoint.load_tensors(run_dir, meta, role))
     except RuntimeError as e:

@@ -60,6 +60,9 @@ def add_commands(sub, parser_class) -> dict:
                    "training, keeping its mode (as folk-rnn's second model did): the model learns each mode once "
                    "rather than once per key, and `sample --key` moves its tunes back to the key asked for; none "
                    "keeps each tune's own key (default C)")
+    t.add_argument("--no-clock", dest="clock", action="store_false", help="do not give the model the bar clock "
+                   "(the room left in the bar and the bars so far in the section, read beside each token; by "
+                   "default it is given)")
     t.add_argument("--quiet", action="store_true", help="print nothing while training; errors still show")
     t.set_defaults(flags={**add_config_flags(t, ModelConfig), **add_config_flags(t, TrainConfig, TRAIN_SKIP)})
 
@@ -155,8 +158,8 @@ def _train(args: argparse.Namespace) -> int:
         from ..music import performance
         if not args.events:
             raise UsageError("--corpus bach trains a Performance RNN; add --events")
-        if args.chords or args.transpose is not None:
-            raise UsageError("--chords and --transpose apply to ABC tunes, not to MIDI events; leave them out")
+        if args.chords or args.transpose is not None or not args.clock:
+            raise UsageError("--chords, --transpose and --no-clock apply to ABC tunes, not to MIDI events; leave them out")
         shifts = {} if args.pitch_shifts is None else {"pitch_shifts": args.pitch_shifts}
         performance.train(args.files or None, corpus=args.corpus, out=args.out, **shifts, **quiet, **options)
         return 0
@@ -164,7 +167,7 @@ def _train(args: argparse.Namespace) -> int:
         raise UsageError("--pitch-shifts moves MIDI performances; add --events (ABC tunes use --transpose)")
     transpose = "C" if args.transpose is None else None if args.transpose.strip().lower() == "none" else args.transpose
     model.train(args.files or None, corpus=args.corpus, out=args.out, chords=args.chords, transpose=transpose,
-                **quiet, **options)
+                clock=args.clock, **quiet, **options)
     return 0
 
 

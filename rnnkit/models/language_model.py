@@ -119,7 +119,9 @@ class Generator:
             raise ValueError("Generator needs a model in eval mode")
         self.recurrent, self.embed, self.head = model.recurrent, model.embed, model.head
         self.fused = all(cell.fused_mode is not None for cell in self.recurrent.cells)
-        if not self.fused:
+        # the table needs one row per input id: only for plain token inputs (not ids with side information)
+        self.table = not self.fused and isinstance(model.embed, (nn.Embedding, OneHot))
+        if self.table:
             vocab = torch.arange(model.config.vocab_size, device=model.head.weight.device)
             self.first_projection = self.recurrent.cells[0].input_projection(model.embed(vocab))  # (V, G*H)
         self.states = self.recurrent.layer_states(state)
@@ -127,7 +129,7 @@ class Generator:
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B,) -> logits (B, V) of the next token; the state moves on."""
-        if self.fused:
+        if not self.table:
             y, self.states = self.recurrent.step(self.embed(tokens), self.states)
         else:  # a row lookup replaces the first layer's input projection
             y, self.states = self.recurrent.step(F.embedding(tokens, self.first_projection), self.states,

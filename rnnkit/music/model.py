@@ -38,6 +38,7 @@ from ..tasks.documents import DocumentTask, document_nats
 from ..training import Trainer
 from ..version import __version__
 from .abc import HEADER_FIELDS, AbcError, detokenize, normal_key
+from .clock import Clock, clocked_inputs, clocked_model
 from .corpus import Tunes, folk_files, read_tunes
 from .grammar import AbcGrammar
 from .meter import MeterGrammar
@@ -49,11 +50,12 @@ TASK = "music"
 # documents of ~150 tokens, so a chunk of 256 holds most of one in a single step.
 DEFAULTS = {"seq_length": 256, "dropout": 0.2, "hidden_size": 384}
 MAX_TUNE_TOKENS = 2000  # the most tokens a sampled tune may take (the longest training tune: ~1,200)
+INPUTS_FILE = "data/inputs.bin"  # with the bar clock: the ids the model reads, aligned with the tokens
 
 MUSIC_SCHEMA = {**LANGUAGE_MODEL,
                 "vocab": {"kind": Check(str, lambda v: v == "abc", "abc"), "symbols": [str]},
                 "music": {"chords": bool, "transpose": (str, None), "keys": dict, "tunes": COUNT, "duplicates": COUNT,
-                          "skipped": dict}}
+                          "skipped": dict, "clock?": bool}}
 
 
 def _say_default(line: str) -> None:
@@ -61,11 +63,11 @@ def _say_default(line: str) -> None:
 
 
 def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = None, out: str | os.PathLike,
-          chords: bool = False, transpose: str | None = "C", log: Callable[[str], None] | None = None, progress: bool = True,
-          **options: Any) -> "MusicModel":
+          chords: bool = False, transpose: str | None = "C", clock: bool = True, log: Callable[[str], None] | None = None,
+          progress: bool = True, **options: Any) -> "MusicModel":
     """Train a tune model on ABC files (or corpus="folk") and return it with its best weights.
     transpose: the tonic every tune is moved to (None: keep each tune's key); chords: keep chord
-    symbols. options are ModelConfig and TrainConfig fields; unset ones take `DEFAULTS`, then the
+    symbols; clock: the model also reads the bar clock (music.clock). options are ModelConfig and TrainConfig fields; unset ones take `DEFAULTS`, then the
     configs'."""
     say = log or _say_default
     if bool(files) == (corpus is not None):
@@ -81,7 +83,9 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
         if name in train_options:
             raise UsageError(f"--{name} does not apply to tunes: a tune model reads ABC tokens, one tune per document")
     train_config = TrainConfig(**train_options)
-    ModelConfig(vocab_size=1, **model_options)  # flags checked before the files are read
+    checked = ModelConfig(vocab_size=1, **model_options)  # flags checked before the files are read
+    if clock and checked.embedding_size == 0:
+        raise UsageError("the bar clock is added to the token embedding: give --embedding-size > 0 or --no-clock")
     run_dir = Path(out)
     checkpoint.check_new_run_dir(run_dir)
     device = resolve_device(train_config.device)
@@ -95,7 +99,7 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
     order = np.random.default_rng(train_config.seed).permutation(len(tunes.tunes))
     shuffled = [tunes.tunes[i] for i in order]
     vocab = AbcVocabulary.learn(shuffled)
-    ends = write_tokens(run_dir, lambda path: _write_tunes(shuffled, vocab, path))
+    ends = write_tokens(run_dir, lambda path: _write_tunes(shuffled, vocab, path, clock))
     splits = documents.document_splits(ends, len(shuffled), False, train_config.val_fraction,
                                        train_config.test_fraction)
     if splits["train"][1] - splits["train"][0] < 2 or splits["val"][1] - splits["val"][0] < 2:
@@ -104,15 +108,25 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
                    "sha256": _sha256(paths), "num_tokens": int(ends[-1]) + 1, "tokens_file": TOKENS_FILE,
                    "splits": splits, "documents": "tunes", "num_documents": len(shuffled)}
     music_info = {"chords": chords, "transpose": transpose, "keys": dict(tunes.keys.most_common()), "tunes": len(shuffled), "duplicates": tunes.duplicates,
-                  "skipped": dict(tunes.skipped)}
+                  "skipped": dict(tunes.skipped), "clock": clock}
     model_config = ModelConfig(vocab_size=len(vocab), **model_options)
     torch.manual_seed(train_config.seed)
-    model = LanguageModel(model_config).to(device)
-    return _fit(run_dir, model, vocab, corpus_info, {"music": music_info}, train_config, device, say, progress)
+    model = (clocked_model if clock else LanguageModel)(model_config).to(device)
+    inputs = np.memmap(run_dir / INPUTS_FILE, dtype=np.uint32, mode="r") if clock else None
+    return _fit(run_dir, model, vocab, corpus_info, {"music": music_info}, train_config, device, say, progress,
+                inputs=inputs)
 
 
-def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path) -> np.ndarray:
-    return write_documents([vocab.ids(tune) for tune in tunes], vocab.end_id, vocab.token_dtype, path)
+def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path, clock: bool) -> np.ndarray:
+    pieces = [vocab.ids(tune) for tune in tunes]
+    if clock:  # the ids the model reads, beside the tokens it predicts
+        inputs = path.with_name(Path(INPUTS_FILE).name)
+        try:
+            write_documents(clocked_inputs(pieces, vocab.symbols, END), vocab.end_id, np.uint32, inputs)
+        except BaseException:
+            inputs.unlink(missing_ok=True)
+            raise
+    return write_documents(pieces, vocab.end_id, vocab.token_dtype, path)
 
 
 def write_documents(pieces: list[np.ndarray], end_id: int, dtype: np.dtype, path: Path) -> np.ndarray:
@@ -145,17 +159,19 @@ def _tonic(value: str, flag: str) -> str:
 
 def _fit(run_dir: Path, model: LanguageModel, vocab, corpus_info: dict, extra: dict,
          train_config: TrainConfig, device: torch.device, say, progress: bool, task_name: str = TASK,
-         what: str = "tunes", loader: Callable | None = None):
+         what: str = "tunes", loader: Callable | None = None, inputs: np.ndarray | None = None):
     """Train on the run's token file (END piece END piece ... END) with the one Trainer; return the
     model loaded back from its best checkpoint. Shared by tune models and performance models
     (task_name, what and loader: "performance", "performances", performance.load); `extra` joins
-    the run description."""
+    the run description; `inputs`: the ids the model reads, aligned with the token file (the clock)."""
     tokens = np.memmap(run_dir / TOKENS_FILE, dtype=vocab.token_dtype, mode="r", shape=(corpus_info["num_tokens"],))
     (a, b), (c, d) = corpus_info["splits"]["train"], corpus_info["splits"]["val"]
     train_ends = documents.document_ends(tokens[a:b], vocab.end_id)
     val_ends = documents.document_ends(tokens[c:d], vocab.end_id)
     task = DocumentTask(tokens[a:b], train_ends, tokens[c:d], val_ends, train_config.batch_size,
-                        train_config.seq_length, train_config.eval_chars, train_config.seed, device).bind(model)
+                        train_config.seq_length, train_config.eval_chars, train_config.seed, device,
+                        train_inputs=None if inputs is None else inputs[a:b],
+                        val_inputs=None if inputs is None else inputs[c:d]).bind(model)
     task.units = "tokens"
 
     def describe() -> dict[str, Any]:
@@ -183,6 +199,11 @@ class MusicModel:
     meta: dict[str, Any]
     run_dir: Path
     device: torch.device
+
+    @property
+    def clocked(self) -> bool:
+        """Whether the model reads the bar clock beside each token (music.clock)."""
+        return bool(self.meta["music"].get("clock"))
 
     @property
     def transposed_to(self) -> str | None:
@@ -243,8 +264,14 @@ class MusicModel:
         body = torch.tensor([s[:2] not in ("M:", "K:", "L:") for s in self.vocab.symbols], device=self.device)
         if keep_meter and not strict:
             raise UsageError("--keep-meter works on top of the ABC grammar; drop --free")
-        rules = MeterGrammar if keep_meter else AbcGrammar
-        grammar = rules(self.vocab.symbols, END, num_tunes, self.device, len(slots)) if strict else None
+        clock = Clock(self.vocab.symbols, END, num_tunes, self.device, len(slots), keep_meter) if self.clocked else None
+        if clock is not None:  # the one tracker both keeps the grammar and tells the model the clock
+            grammar = clock if strict else None
+        else:
+            rules = MeterGrammar if keep_meter else AbcGrammar
+            grammar = rules(self.vocab.symbols, END, num_tunes, self.device, len(slots)) if strict else None
+        tracker = clock or grammar
+        V = len(self.vocab)
 
         def allowed(t: int) -> torch.Tensor:
             if t < len(slots):
@@ -253,7 +280,8 @@ class MusicModel:
 
         rows = generate_tokens(self.module, [], self.vocab.start_id, config, device=self.device,
                                stop=self.vocab.end_id, allowed=allowed,
-                               on_tokens=None if grammar is None else grammar.observe)
+                               on_tokens=None if tracker is None else tracker.observe,
+                               feed=None if clock is None else lambda tokens: tokens + V * clock.ids())
         tunes = [self.vocab.tokens(row.tolist()) for row in rows]
         if self.transposed_to is None:
             return tunes
@@ -287,10 +315,14 @@ class MusicModel:
         """Cross-entropy over whole tunes (each from a fresh state, its end included): nats per
         token, and the same total per character of the tunes' ABC text (without the X: lines)."""
         try:
-            tokens = documents.join_documents([self.vocab.ids(tune) for tune in tunes], self.vocab.end_id)
+            pieces = [self.vocab.ids(tune) for tune in tunes]
         except UnknownTokens as e:
             raise UsageError(f"the tunes hold tokens this model never saw: {e}") from None
-        nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), self.device)
+        tokens = documents.join_documents(pieces, self.vocab.end_id)
+        inputs = (documents.join_documents(clocked_inputs(pieces, self.vocab.symbols, END), self.vocab.end_id)
+                  if self.clocked else None)
+        nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), self.device,
+                                    inputs=inputs)
         chars = sum(len(detokenize(t).split("\n", 1)[1]) for t in tunes)
         return {"nats_per_token": nats, "nats_per_char": nats * count / chars, "tokens": count, "chars": chars,
                 "tunes": len(tunes)}
@@ -314,7 +346,8 @@ def load(run_dir: str | os.PathLike, which: str = "best", device: str = "auto") 
         raise UsageError(f"{what} is corrupted (its vocabulary: {e})") from None
     if which not in ("best", "last"):
         raise UsageError(f"which must be 'best' or 'last' (got {which!r})")
-    module, dev = language_model_of(run_dir, meta, len(vocab), which, device)
+    build = clocked_model if meta["music"].get("clock") else LanguageModel
+    module, dev = language_model_of(run_dir, meta, len(vocab), which, device, build=build)
     return MusicModel(module, vocab, meta, run_dir, dev)
 
 

@@ -30,22 +30,24 @@ IGNORE = -100  # target of a padding position (F.cross_entropy's ignore_index)
 
 
 def document_window(tokens: np.ndarray, ends: np.ndarray, docs: np.ndarray, start: int, width: int,
-                    pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+                    pad: int, inputs: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets (B, width) of documents `docs` from their token `start` on; positions
-    past a document's end are `pad` in the inputs and IGNORE in the targets."""
+    past a document's end are `pad` in the inputs and IGNORE in the targets. `inputs`, aligned
+    with `tokens`, gives the ids the model reads when they differ from the tokens it predicts."""
     x = np.full((len(docs), width), pad, dtype=np.int64)
     y = np.full((len(docs), width), IGNORE, dtype=np.int64)
     for row, k in enumerate(docs):
         a, b = ends[k] + start, ends[k + 1]  # inputs run from the leading END to the last symbol
         if a < b:
             piece = np.asarray(tokens[a:min(b, a + width) + 1], dtype=np.int64)  # one more: the targets
-            x[row, :len(piece) - 1], y[row, :len(piece) - 1] = piece[:-1], piece[1:]
+            read = piece if inputs is None else np.asarray(inputs[a:a + len(piece)], dtype=np.int64)
+            x[row, :len(piece) - 1], y[row, :len(piece) - 1] = read[:-1], piece[1:]
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
 @torch.no_grad()
 def document_nats(model: LanguageModel, tokens: np.ndarray, ends: np.ndarray, device: torch.device | str = "cpu",
-                  batch_size: int = 64, seq_length: int = 256) -> tuple[float, int]:
+                  batch_size: int = 64, seq_length: int = 256, inputs: np.ndarray | None = None) -> tuple[float, int]:
     """Mean cross-entropy (nats per token, END included) of the documents between `ends`, each
     read from a fresh state, and how many tokens were predicted."""
     was_training = model.training
@@ -59,7 +61,7 @@ def document_nats(model: LanguageModel, tokens: np.ndarray, ends: np.ndarray, de
             docs = order[i:i + batch_size]
             longest, state = int(lengths[docs].max()), None
             for start in range(0, longest, seq_length):
-                x, y = document_window(tokens, ends, docs, start, min(seq_length, longest - start), end_id)
+                x, y = document_window(tokens, ends, docs, start, min(seq_length, longest - start), end_id, inputs)
                 logits, state = model(x.to(device), state)
                 total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1),
                                          ignore_index=IGNORE, reduction="sum").item()
@@ -75,9 +77,11 @@ class DocumentTask(EpochCursor):
 
     def __init__(self, train_tokens: np.ndarray, train_ends: np.ndarray, val_tokens: np.ndarray,
                  val_ends: np.ndarray, batch_size: int, seq_length: int, eval_chars: int, seed: int,
-                 device: torch.device, subwords=None) -> None:
+                 device: torch.device, subwords=None, train_inputs: np.ndarray | None = None,
+                 val_inputs: np.ndarray | None = None) -> None:
         super().__init__()
         self.tokens, self.ends = train_tokens, train_ends
+        self.inputs, self.val_inputs = train_inputs, val_inputs  # what the model reads, when not the tokens
         self.lengths = np.diff(train_ends)  # (documents,) input tokens of each
         self.batch_size, self.seq_length, self.seed, self.device = batch_size, seq_length, seed, device
         self.end_id = int(train_tokens[train_ends[0]])
@@ -130,7 +134,7 @@ class DocumentTask(EpochCursor):
     def training_loss(self, model: LanguageModel) -> torch.Tensor:
         docs, start = self.plan()[self.index]
         width = min(self.seq_length, int(self.lengths[docs].max()) - start)
-        x, y = document_window(self.tokens, self.ends, docs, start, width, self.end_id)  # (B, width) each
+        x, y = document_window(self.tokens, self.ends, docs, start, width, self.end_id, self.inputs)  # (B, width)
         state = None if start == 0 else detach_state(self.state)  # a new batch of documents starts fresh
         logits, self.state = model(x.to(self.device), state)  # (B, width, V)
         self._units = int((y != IGNORE).sum())
@@ -145,7 +149,7 @@ class DocumentTask(EpochCursor):
         return bits(self.per_char(nats))
 
     def evaluate(self, model: LanguageModel) -> dict[str, float]:
-        nats = document_nats(model, self.val_tokens, self.val_ends, device=self.device)[0]
+        nats = document_nats(model, self.val_tokens, self.val_ends, device=self.device, inputs=self.val_inputs)[0]
         return {"nats": nats, "bpc": self.bpc(nats)}
 
     def format_metrics(self, metrics: dict[str, float]) -> str:
