@@ -11,7 +11,7 @@ import torch
 from rnnkit.music import model as music_model
 from rnnkit.music.abc import is_bar, tokenize
 from rnnkit.music.check import bars, is_aabb
-from rnnkit.music.clock import BAR_SLOTS, ROOM_MAX, ROOM_STEP, ROOMS, Clock, clocked_inputs
+from rnnkit.music.clock import ROOM_MAX, ROOM_STEP, ROOMS, Clock, clocked_inputs, decode, encode
 from rnnkit.music.timing import timeline
 from rnnkit.music.vocab import END, AbcVocabulary
 
@@ -37,14 +37,32 @@ def test_the_clock_counts_the_room_left_in_the_bar_as_the_timeline_does(text):
     for (token, elapsed, meter, _), clock in zip(timeline(tokens), ids[3:]):
         room = meter if is_bar(token) else meter - elapsed
         expected = ROOMS - 1 if room < 0 else 1 + min(round(room / Fraction(1, 48)), ROOM_MAX)
-        assert clock // BAR_SLOTS == expected, (token, room)
+        assert decode(torch.tensor(clock))[0] == expected, (token, room)
 
 
 def test_the_bar_count_restarts_with_each_section():
     tokens = tokenize("X:1\nM:2/4\nL:1/8\nK:G\n|:GABc|d4|GABc|d4:|\n|:e4|d4|]\n")
-    counts = [clock % BAR_SLOTS - 1 for clock in _clock_of(tokens)[3:]]
+    counts = [int(decode(torch.tensor(clock))[1]) - 1 for clock in _clock_of(tokens)[3:]]
     bar_lines = [count for token, count in zip(tokens[3:], counts) if is_bar(token)]
     assert bar_lines == [0, 1, 2, 3, 0, 0, 1, 0]  # |: resets; | counts; :| and |] end a section
+
+
+def test_the_clock_knows_the_pickup_and_what_a_short_bar_owes():
+    tokens = tokenize("X:1\nM:2/4\nL:1/8\nK:G\nA|GABc|d3:|\n|:B|cdef|g4|]\n")
+    clocks = [[int(b) for b in decode(torch.tensor(c))] for c in _clock_of(tokens)[3:]]
+    after = dict(zip(range(len(tokens) - 3), clocks))
+    at = {token: i for i, token in enumerate(tokens[3:])}  # last position of each token
+    eighth = round(1 / 8 / ROOM_STEP)
+    assert after[0][3] == 0  # the pickup is not known before its bar closes
+    assert after[1][2] == 3 * eighth and after[1][3] == 1 + eighth  # "A|": owes 3/8, the pickup is 1/8
+    assert after[at[":|"]][2] == eighth  # "d3:|" ends the part 1/8 short
+    assert after[at["B"]][2] == eighth and after[at["g4"]][2] == 0  # owed until the next bar line; full bars owe nothing
+    assert all(c[3] == 1 + eighth for c in clocks[2:])
+
+
+def test_clock_ids_round_trip():
+    buckets = [torch.tensor([0, 5, 98]), torch.tensor([0, 17, 3]), torch.tensor([48, 0, 7]), torch.tensor([49, 1, 0])]
+    assert all(torch.equal(a, b) for a, b in zip(decode(encode(*buckets)), buckets))
 
 
 def test_training_inputs_carry_the_tokens_and_their_clock():

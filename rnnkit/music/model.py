@@ -112,7 +112,7 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
     model_config = ModelConfig(vocab_size=len(vocab), **model_options)
     torch.manual_seed(train_config.seed)
     model = (clocked_model if clock else LanguageModel)(model_config).to(device)
-    inputs = np.memmap(run_dir / INPUTS_FILE, dtype=np.uint32, mode="r") if clock else None
+    inputs = np.memmap(run_dir / INPUTS_FILE, dtype=np.int64, mode="r") if clock else None
     return _fit(run_dir, model, vocab, corpus_info, {"music": music_info}, train_config, device, say, progress,
                 inputs=inputs)
 
@@ -122,7 +122,7 @@ def _write_tunes(tunes: list[list[str]], vocab: AbcVocabulary, path: Path, clock
     if clock:  # the ids the model reads, beside the tokens it predicts
         inputs = path.with_name(Path(INPUTS_FILE).name)
         try:
-            write_documents(clocked_inputs(pieces, vocab.symbols, END), vocab.end_id, np.uint32, inputs)
+            write_documents(clocked_inputs(pieces, vocab.symbols, END), vocab.end_id, np.int64, inputs)
         except BaseException:
             inputs.unlink(missing_ok=True)
             raise
