@@ -309,6 +309,9 @@ class Trainer:
         finally:
             stop.restore()
             self.metrics_log.flush()
+            # An exception's traceback keeps this frame's locals alive: drop the DDP wrapper here, so it
+            # is not destroyed after the process group is left (gloo then aborts the process now and then)
+            step_model = None  # noqa: F841
         bar.close()
         self.metrics_log.flush()
         if self.run_dir is not None and self.world.is_main and checkpoint.is_run_dir(self.run_dir):

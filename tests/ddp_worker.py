@@ -5,6 +5,7 @@ usage: ddp_worker.py trainer OUT_DIR       train with the Trainer directly; each
        ddp_worker.py interrupted TEXT RUN  `rnnkit.train` for 24 steps, stopped after step 13
 """
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -53,11 +54,15 @@ def interrupted_run(text: str, run: str) -> None:
         rnnkit.train(text, out=run, max_steps=24, hidden_size=32, num_layers=1, embedding_size=8,
                      batch_size=8, seq_length=24, eval_chars=2000, on_step=stop_after_13)
     except Stop:
-        # both ranks stop after the same step; leave the process group together, so neither
-        # rank's gloo threads see the other's sockets close mid-teardown (an occasional SIGABRT)
-        if torch.distributed.is_initialized():
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
+        pass
+    # Both ranks stopped after the same step. The exception's frames held the trainer and its
+    # DistributedDataParallel model; they are gone now, and collected before the process group
+    # is left together: a DDP reducer destroyed after its group aborts the process now and then
+    # ("terminate called without an active exception", 2 runs in 8 on a loaded machine).
+    gc.collect()
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
