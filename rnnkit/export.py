@@ -38,13 +38,31 @@ def require_onnx() -> None:
         raise UsageError("ONNX export needs the onnx package; pip install 'rnnkit[onnx]'")
 
 
+class StepByStep(nn.Module):
+    """A stack of custom cells run by their step functions: a scan's own backward pass (minGRU,
+    minLSTM) is not something the exporter can trace, and the steps compute the same outputs."""
+
+    def __init__(self, recurrent) -> None:
+        super().__init__()
+        self.recurrent = recurrent
+
+    def forward(self, x: torch.Tensor, state: tuple | None = None):
+        if state is None:
+            state = self.recurrent.init_state(x.shape[0], x.device, x.dtype)
+        return self.recurrent.forward_steps(x, state, scan=False)
+
+
 def torch_module(recurrent) -> nn.Module:
     """The same stack as one `torch.nn` LSTM, GRU or RNN module (batch first) holding copies of its
-    weights, when its cells are standard; else the stack itself. The exporter turns the torch.nn
-    module into ONNX's own recurrent operators, with the sequence length left free."""
+    weights, when its cells are standard; else the stack run step by step. The exporter turns the
+    torch.nn module into ONNX's own recurrent operators, with the sequence length left free."""
+    refused = sorted({type(cell).__name__ for cell in recurrent.cells if not cell.exportable})
+    if refused:
+        raise UsageError(f"ONNX export does not cover {', '.join(refused)} yet (its per-step batch "
+                         "statistics follow a step count the exporter would fix); the checkpoint runs as it is")
     modes = {cell.fused_mode for cell in recurrent.cells}
     if len(modes) != 1 or None in modes:
-        return recurrent
+        return StepByStep(recurrent)
     mode = modes.pop()
     kind = {"LSTM": nn.LSTM, "GRU": nn.GRU}.get(mode, nn.RNN)
     extra = {} if mode in ("LSTM", "GRU") else {"nonlinearity": "tanh" if mode == "RNN_TANH" else "relu"}
@@ -60,7 +78,7 @@ def torch_module(recurrent) -> nn.Module:
 
 
 def _run(module: nn.Module, x: torch.Tensor, state: tuple | None):
-    """(outputs, new state as a tuple) from a torch.nn module or a `Recurrent`."""
+    """(outputs, new state as a tuple) from a torch.nn module or a `StepByStep` stack."""
     if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN)):
         hx = None if state is None else (state if isinstance(module, nn.LSTM) else state[0])
         out, new = module(x, hx)

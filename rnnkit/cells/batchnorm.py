@@ -46,6 +46,9 @@ class BatchNormLSTMCell(LSTMCell):
     state_names = ("h", "c", "t")
     reads_live = True  # `Recurrent` passes which rows have a real step: batch statistics skip padding
     zoneout_ready = False  # keeping a unit's old value at random would also freeze the step count
+    # the traced step would keep the example's step count when it picks the statistics of a step:
+    # every exported step would then use step 0's statistics (logits off by ~1.8 in a tiny test)
+    exportable = False
 
     def add_parameters(self) -> None:
         H = self.hidden_size
