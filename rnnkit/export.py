@@ -56,10 +56,6 @@ def torch_module(recurrent) -> nn.Module:
     """The same stack as one `torch.nn` LSTM, GRU or RNN module (batch first) holding copies of its
     weights, when its cells are standard; else the stack run step by step. The exporter turns the
     torch.nn module into ONNX's own recurrent operators, with the sequence length left free."""
-    refused = sorted({type(cell).__name__ for cell in recurrent.cells if not cell.exportable})
-    if refused:
-        raise UsageError(f"ONNX export does not cover {', '.join(refused)} yet (its per-step batch "
-                         "statistics follow a step count the exporter would fix); the checkpoint runs as it is")
     modes = {cell.fused_mode for cell in recurrent.cells}
     if len(modes) != 1 or None in modes:
         return StepByStep(recurrent)
@@ -124,7 +120,9 @@ def language_model_onnx(model) -> bytes:
             **{f"{n}_out": {1: "batch"} for n in names}}
     metadata = {"rnnkit_kind": "language_model_step", "vocabulary": json.dumps(model.vocab.to_json()),
                 "state_names": json.dumps(names)}
-    return _export(LanguageModelStep(module), (token, *state), ["token", *names],
+    # the wrapper in evaluation mode too: the exporter restores the mode it found, and a new module
+    # is in training mode, which would leave the model's own layers training after the export
+    return _export(LanguageModelStep(module).eval(), (token, *state), ["token", *names],
                    ["logits", *[f"{n}_out" for n in names]], axes, metadata)
 
 
@@ -140,7 +138,7 @@ def estimator_onnx(estimator) -> bytes:
     fitted = estimator._fitted_state()
     metadata = {"rnnkit_kind": type(estimator).__name__, "tokenizer": json.dumps(fitted["tokenizer"]),
                 "fitted": json.dumps({k: v for k, v in fitted.items() if k != "tokenizer"})}
-    return _export(EstimatorForward(network), (tokens,), ["tokens"], ["outputs"],
+    return _export(EstimatorForward(network).eval(), (tokens,), ["tokens"], ["outputs"],
                    {"tokens": {0: "batch", 1: "length"}, "outputs": {0: "batch"}}, metadata)
 
 

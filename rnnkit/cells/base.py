@@ -52,8 +52,6 @@ class Cell(nn.Module):
     feedback: ClassVar[bool] = False
     # False where zoneout cannot apply: a state that is not a unit's value (a step count), or no steps.
     zoneout_ready: ClassVar[bool] = True
-    # False for a cell whose step the ONNX exporter cannot trace faithfully; export refuses it.
-    exportable: ClassVar[bool] = True
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()

@@ -46,9 +46,6 @@ class BatchNormLSTMCell(LSTMCell):
     state_names = ("h", "c", "t")
     reads_live = True  # `Recurrent` passes which rows have a real step: batch statistics skip padding
     zoneout_ready = False  # keeping a unit's old value at random would also freeze the step count
-    # the traced step would keep the example's step count when it picks the statistics of a step:
-    # every exported step would then use step 0's statistics (logits off by ~1.8 in a tiny test)
-    exportable = False
 
     def add_parameters(self) -> None:
         H = self.hidden_size
@@ -145,7 +142,9 @@ class BatchNormLSTMCell(LSTMCell):
             out = z.new_zeros(z.shape)
             out[rows] = F.batch_norm(z[rows], means[k], variances[k], gain, shift, True, momentum, EPS)
             return out
-        if bool((index == index[0]).all()):  # the usual case: every row at the same step
+        # the usual case: every row at the same step (not while tracing for export: the step must stay
+        # an input of the traced graph, not the example's step fixed as a constant)
+        if not torch.jit.is_tracing() and bool((index == index[0]).all()):
             j = int(index[0])
             return F.batch_norm(z, means[j], variances[j], gain, shift, False, 0.0, EPS)
         mean, var = means[index].to(z.dtype), variances[index].to(z.dtype)  # (B, W)
