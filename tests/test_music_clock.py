@@ -127,3 +127,17 @@ def test_the_clock_teaches_a_small_model_the_bars_and_the_form(toy_source, tmp_p
     (loss, aabb), (loss_without, aabb_without) = results[True], results[False]
     assert loss < loss_without - 0.02, results  # 0.24 against 0.29 when written
     assert aabb >= aabb_without + 5, results  # two 8-bar parts: 8 of 40 against 0
+
+
+def test_a_run_from_before_the_clock_loads_and_samples_without_it(toy_source, tmp_path):
+    import json
+    m = music_model.train([toy_source], out=tmp_path / "run", clock=False, max_steps=2, hidden_size=16,
+                          embedding_size=8, batch_size=4, progress=False, log=lambda line: None)
+    assert not (tmp_path / "run" / "data" / "inputs.bin").exists()
+    meta_path = tmp_path / "run" / "rnnkit.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["music"]["clock"]  # written before the bar clock existed
+    meta_path.write_text(json.dumps(meta))
+    old = music_model.load(tmp_path / "run")
+    assert not old.clocked and isinstance(old.module.embed, torch.nn.Embedding)
+    assert old.sample(2, seed=0, max_tokens=50) == m.sample(2, seed=0, max_tokens=50)
