@@ -18,8 +18,9 @@ from rnnkit.music.vocab import END, AbcVocabulary
 from .test_music import fixture_tunes, toy_tunes
 
 
-def _clock_of(tokens: list[str]):
-    symbols = tuple(sorted(set(tokens))) + (END,)
+def _clock_of(tokens: list[str], symbols: tuple[str, ...] | None = None) -> list[int]:
+    """The clock after each token of one tune, stepped as sampling steps it."""
+    symbols = symbols or tuple(sorted(set(tokens))) + (END,)
     clock = Clock(symbols, END, 1, "cpu")
     ids = []
     for token in tokens:
@@ -74,16 +75,7 @@ def test_training_inputs_carry_the_tokens_and_their_clock():
     for piece, read, tune in zip(pieces, inputs, tunes):
         assert np.array_equal(read % V, piece)
         assert (read[:2] // V == 0).all() and (read[3:] // V > 0).all()
-        assert list(read // V) == _clock_of_vocab(tune, vocab)
-
-
-def _clock_of_vocab(tokens, vocab):
-    clock = Clock(vocab.symbols, END, 1, "cpu")
-    out = []
-    for i in vocab.ids(tokens):
-        clock.observe(torch.tensor([int(i)]))
-        out.append(int(clock.ids()[0]))
-    return out
+        assert list(read // V) == _clock_of(tune, vocab.symbols)
 
 
 @pytest.fixture(scope="module")

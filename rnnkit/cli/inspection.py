@@ -252,7 +252,5 @@ def run_plot(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     require(("starlette", "uvicorn"), "serve", "rnnkit serve")
     from ..viz.server import serve
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be in 1..65535 (got {args.port})")
     serve(args.run_dir, host=args.host, port=args.port, which=args.which, device=args.device)
     return 0

@@ -61,8 +61,8 @@ def add_commands(sub, parser_class) -> dict:
                    "rather than once per key, and `sample --key` moves its tunes back to the key asked for; none "
                    "keeps each tune's own key (default C)")
     t.add_argument("--no-clock", dest="clock", action="store_false", help="do not give the model the bar clock "
-                   "(the room left in the bar and the bars so far in the section, read beside each token; by "
-                   "default it is given)")
+                   "(read beside each token: the room left in the bar, the bars so far in the section, what the "
+                   "last bar line left owing and the opening pickup's length; by default it is given)")
     t.add_argument("--quiet", action="store_true", help="print nothing while training; errors still show")
     t.set_defaults(flags={**add_config_flags(t, ModelConfig), **add_config_flags(t, TrainConfig, TRAIN_SKIP)})
 
@@ -143,8 +143,6 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from ..extras import require
     require(("starlette", "uvicorn"), "serve", "rnnkit music serve")
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port must be in 1..65535 (got {args.port})")
     from ..music.serve import serve
     serve(args.run_dir, host=args.host, port=args.port, abcjs_dir=args.abcjs, which=args.which, device=args.device)
     return 0

@@ -1,7 +1,7 @@
 """abcjs (MIT licence, Paul Rosen and Gregory Dyke), the ABC renderer of `rnnkit music serve`.
 
 rnnkit does not ship abcjs's code; it is installed from the npm registry when the environment is
-built (`make venv` runs `python -m rnnkit.music.abcjs`), checked against the registry's published
+built (`make test` runs `python -m rnnkit.music.abcjs`), checked against the registry's published
 sha512 of the release, and served by the app from the environment, so the page needs no network
 and no CDN. Only the built file and its licence are kept:
 

@@ -43,7 +43,6 @@ SHORT_MAX = 48  # owed and pickup lengths are counted up to a 4/4 bar, in ROOM_S
 OWED_SLOTS = SHORT_MAX + 1  # 0: nothing owed (or no clock); the shortfall of the last bar closed
 PICKUP_SLOTS = SHORT_MAX + 2  # 0: not known yet; 1 + the opening pickup's length (0: none)
 FEATURES = (("rooms", ROOMS), ("bars", BAR_SLOTS), ("owed", OWED_SLOTS), ("pickups", PICKUP_SLOTS))
-CLOCKS = ROOMS * BAR_SLOTS * OWED_SLOTS * PICKUP_SLOTS
 BATCH = 1024  # tunes tracked side by side when the training inputs are made
 
 

@@ -67,8 +67,8 @@ def train(files: list[str | os.PathLike] | None = None, *, corpus: str | None = 
           progress: bool = True, **options: Any) -> "MusicModel":
     """Train a tune model on ABC files (or corpus="folk") and return it with its best weights.
     transpose: the tonic every tune is moved to (None: keep each tune's key); chords: keep chord
-    symbols; clock: the model also reads the bar clock (music.clock). options are ModelConfig and TrainConfig fields; unset ones take `DEFAULTS`, then the
-    configs'."""
+    symbols; clock: the model also reads the bar clock (music.clock). options are ModelConfig and
+    TrainConfig fields; unset ones take `DEFAULTS`, then the configs'."""
     say = log or _say_default
     if bool(files) == (corpus is not None):
         raise UsageError("give ABC files or --corpus folk (one of the two)")
@@ -264,13 +264,12 @@ class MusicModel:
         body = torch.tensor([s[:2] not in ("M:", "K:", "L:") for s in self.vocab.symbols], device=self.device)
         if keep_meter and not strict:
             raise UsageError("--keep-meter works on top of the ABC grammar; drop --free")
-        clock = Clock(self.vocab.symbols, END, num_tunes, self.device, len(slots), keep_meter) if self.clocked else None
-        if clock is not None:  # the one tracker both keeps the grammar and tells the model the clock
-            grammar = clock if strict else None
+        where = (self.vocab.symbols, END, num_tunes, self.device, len(slots))
+        if self.clocked:  # one tracker keeps the grammar and tells the model the clock (also with --free)
+            tracker = Clock(*where, keep_meter)
         else:
-            rules = MeterGrammar if keep_meter else AbcGrammar
-            grammar = rules(self.vocab.symbols, END, num_tunes, self.device, len(slots)) if strict else None
-        tracker = clock or grammar
+            tracker = (MeterGrammar if keep_meter else AbcGrammar)(*where) if strict else None
+        grammar = tracker if strict else None
         V = len(self.vocab)
 
         def allowed(t: int) -> torch.Tensor:
@@ -281,7 +280,7 @@ class MusicModel:
         rows = generate_tokens(self.module, [], self.vocab.start_id, config, device=self.device,
                                stop=self.vocab.end_id, allowed=allowed,
                                on_tokens=None if tracker is None else tracker.observe,
-                               feed=None if clock is None else lambda tokens: tokens + V * clock.ids())
+                               feed=(lambda tokens: tokens + V * tracker.ids()) if self.clocked else None)
         tunes = [self.vocab.tokens(row.tolist()) for row in rows]
         if self.transposed_to is None:
             return tunes

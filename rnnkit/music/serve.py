@@ -16,7 +16,6 @@ SamplingConfig, loopback host names only, a bounded number of tunes sampled at o
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from pathlib import Path
 
@@ -26,11 +25,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from .. import logs
 from ..errors import UsageError
 from ..sampling import SamplingConfig
 from ..viz.page import html_head, script_json
-from ..viz.server import LOOPBACK_NAMES, LocalOnly, RequestError, _error, _json_body
+from ..viz.server import LocalOnly, RequestError, _error, _json_body, serve_app
 from . import abcjs
 from .check import bars, bars_ok, is_aabb, repeats_ok
 from .model import load
@@ -101,18 +99,8 @@ def create_app(run_dir: str | Path, abcjs_dir: str | Path | None = None, local_o
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, abcjs_dir: str | Path | None = None,
           which: str = "best", device: str = "auto") -> None:
-    import uvicorn
-    local = host in LOOPBACK_NAMES
-    try:
-        sock = socket.create_server((host.strip("[]"), port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    except (OSError, OverflowError) as e:
-        raise UsageError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
-                         "choose another --port, or stop what is using it") from None
-    app = create_app(run_dir, abcjs_dir, local_only=local, which=which, device=device)
-    where = f"http://{'127.0.0.1' if local else host}:{port}/"
-    logs.get(__name__).info(f"rnnkit music serve: {run_dir} at {where} (Ctrl-C stops)"
-                            + ("" if local else f"; listening on {host}: reachable from your network"))
-    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    serve_app(lambda local: create_app(run_dir, abcjs_dir, local_only=local, which=which, device=device), host, port,
+              f"rnnkit music serve: {run_dir}")
 
 
 CSS = """#tune-notation svg { max-width: 100%; }

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from starlette.applications import Starlette
@@ -218,16 +219,25 @@ APP_CSS = """textarea { width: 100%; font-family: ui-monospace, monospace; font-
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, which: str = "best",
           device: str = "auto") -> None:
+    serve_app(lambda local: create_app(run_dir, which, local_only=local, device=device), host, port,
+              f"rnnkit serve: {run_dir}")
+
+
+def serve_app(make_app: Callable[[bool], Any], host: str, port: int, name: str) -> None:
+    """Listen on host:port, build the app (told whether the address is loopback, so it can
+    answer local host names only) and serve it until Ctrl-C. Shared by the apps of rnnkit."""
     import uvicorn
+    if not 0 < port < 65536:
+        raise UsageError(f"--port must be in 1..65535 (got {port})")
     local = host in LOOPBACK_NAMES
     try:  # bound here, so a port in use is one clear line before the model is loaded
         sock = socket.create_server((host.strip("[]"), port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except (OSError, OverflowError) as e:
         raise UsageError(f"cannot listen on {host}:{port} ({getattr(e, 'strerror', None) or e}); "
                          "choose another --port, or stop what is using it") from None
-    app = create_app(run_dir, which, local_only=local, device=device)
+    app = make_app(local)
     where = f"http://{'127.0.0.1' if local else host}:{port}/"
-    logs.get(__name__).info(f"rnnkit serve: {run_dir} at {where} (Ctrl-C stops)"
+    logs.get(__name__).info(f"{name} at {where} (Ctrl-C stops)"
                             + ("" if local else f"; listening on {host}: reachable from your network"))
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
