@@ -218,6 +218,9 @@ def test_detector_rejects_bad_series():
             .score_samples([np.arange(40.0)] * 3)
     with pytest.raises(Exception, match="--short-window must be shorter"):
         RNNAnomalyDetector(short_window=10, long_window=10).fit(np.arange(50.0))
+    for setting in ({"transform": "log"}, {"deseasonalize": "auto"}, {"calibrate": True}):
+        with pytest.raises(Exception, match="forecasting setting the anomaly detector does not use"):
+            RNNAnomalyDetector(**setting).fit(np.arange(50.0) + 1)
 
 
 # ---------------------------------------------------------------------------- command line

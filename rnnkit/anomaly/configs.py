@@ -44,6 +44,11 @@ class AnomalyConfig(ForecasterConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        # the detector scores the values as they are: these forecasting settings would train on other values
+        for name, plain in (("transform", "none"), ("deseasonalize", "none"), ("calibrate", False)):
+            if getattr(self, name) != plain:
+                raise UsageError(f"{name} is a forecasting setting the anomaly detector does not use; leave it at "
+                                 f"{plain!r}")
         _in_range(self, "long_window", 10, 10_000_000)
         _in_range(self, "short_window", 1, 100_000)
         if self.short_window >= self.long_window:

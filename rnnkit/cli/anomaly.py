@@ -25,7 +25,7 @@ from .flags import add_config_flags, config_values
 from .forecast import _fit_errors, _load, _shown_times, _value_cols, add_series_flags
 from .tasks import _check_new_out
 
-NOT_FLAGS = ("verbose",)
+NOT_FLAGS = ("verbose", "transform", "deseasonalize", "calibrate")  # forecasting settings the detector refuses
 RENAME = {"random_state": "seed", "max_time": "time"}
 
 

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from ..config import CHOICES, _in_range, _positive
 from ..estimators.configs import NetworkConfig
 from .network import LIKELIHOODS
+from .seasonal import MODES
 
 CHOICES["likelihood"] = LIKELIHOODS  # the flag's choices and the config check read this table
 TRANSFORMS = ("none", "log", "auto")
 CHOICES["transform"] = TRANSFORMS
+CHOICES["deseasonalize"] = MODES
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class ForecasterConfig(NetworkConfig):
     transform: str = "none"  # none; log: model the logarithm of the values (every value must be > 0), so
     # seasonal swings that grow with the level become constant; forecasts and quantiles are mapped back, and the
     # point forecast is then the median; auto: log when every value of every series is > 0
+    deseasonalize: str = "none"  # auto: subtract each seasonal series' classical-decomposition indices (from its
+    # own history, found again at every forecast) before the network reads it, and add them back to the forecast;
+    # a series is adjusted when it has 3 seasons or more and its autocorrelation one season apart is significant;
+    # always: every series with 2 seasons or more; none
     season: int | None = None  # season length in steps (default: from the frequency: 12 monthly, 4 quarterly,
     # 7 daily, 24 hourly, 1 = none), used by the default context and by MASE
 

@@ -8,7 +8,8 @@ the same shape: (H,) or (H, D) for one series, (S, H, D) for several; quantiles 
 Seasonal series (season > 1) also give the network each step's place in the season, as the sine
 and cosine of its angle (DeepAR's time features, Salinas et al. 2020). A Panel knows each place
 from the calendar; for arrays, the first value of every series is taken to be at place 0, so
-arrays should start at the same point of the season (or be given as a Panel).
+arrays should start at the same point of the season (or be given as a Panel). The same places
+align the seasonal indices of `deseasonalize` (seasonal.py) with each series.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..estimators.base import RNNEstimator, init_from_config
 from .configs import ForecasterConfig
 from .data import Panel
 from .network import ForecastNetwork, quantiles
+from .seasonal import at_places, seasonal_indices
 from .task import ForecastTask
 from .windows import MIN_CONTEXT, Windows
 
@@ -87,6 +89,7 @@ class RNNForecaster(RNNEstimator):
         series = self._transformed(series, y)
         self.num_values_ = series[0].shape[1]
         self.season_ = config.season or season or (y.season() if isinstance(y, Panel) else 1)
+        series, _ = self._adjusted(series, y)
         self.context_length_ = config.context_for(self.season_)
         H = config.horizon
         for i, s in enumerate(series):
@@ -140,6 +143,24 @@ class RNNForecaster(RNNEstimator):
                                  "> 0: use transform none, or shift the series")
         return [np.log(s) for s in series]
 
+    def _adjusted(self, series: list[np.ndarray], y) -> tuple[list[np.ndarray], np.ndarray]:
+        """The series less their seasonal indices (seasonal.py; each from its own history) and the
+        indices of the `horizon` steps after each series' end, (S, H, D), to add back."""
+        H = self.horizon
+        future = np.zeros((len(series), H, series[0].shape[1]))
+        mode = getattr(self, "deseasonalize", "none")
+        phases = _phases(y, self.season_)
+        adjusted = []
+        for i, s in enumerate(series):
+            phase = 0 if phases is None else int(phases[i])
+            indices = seasonal_indices(s, self.season_, phase, mode)
+            if indices is None:
+                adjusted.append(s)
+                continue
+            adjusted.append(s - at_places(indices, phase, 0, len(s)))
+            future[i] = at_places(indices, phase, len(s), H)
+        return adjusted, future
+
     def _build_model(self) -> torch.nn.Module:
         return ForecastNetwork(self.num_values_, self.horizon, self.likelihood, self.cell, self.hidden_size,
                                self.num_layers, self.embedding_size, self.dropout,
@@ -160,14 +181,15 @@ class RNNForecaster(RNNEstimator):
             raise ValueError(f"series {short[0]} has {len(series[short[0]])} steps; a forecast reads at least "
                              f"{MIN_CONTEXT}")
         self.model_.eval()
+        series, future = self._adjusted(series, y)
         windows = Windows(series, self.context_length_, self.horizon, self.season_, _phases(y, self.season_))
-        return windows, windows.final_pairs(), kind, next(self.model_.parameters()).device
+        return windows, windows.final_pairs(), kind, next(self.model_.parameters()).device, future
 
     @torch.no_grad()
     def forecast(self, y, levels: list[float] | None):
         """(mean, quantiles): the forecast means and, given levels, their quantiles (None without),
         in the series' units, shaped like predict's and predict_quantiles' results."""
-        windows, pairs, kind, device = self._final_windows(y)
+        windows, pairs, kind, device, future = self._final_windows(y)
         means, bands = [], []
         for start in range(0, len(pairs), PREDICT_BATCH):
             context, lengths, location, scale = windows.batch(pairs[start:start + PREDICT_BATCH], device, False)
@@ -179,6 +201,7 @@ class RNNForecaster(RNNEstimator):
                 spread = getattr(self, "interval_scale_", 1.0) * (quantiles(predicted, levels) - middle)
                 bands.append(loc[..., None] + sc[..., None] * (middle + spread))
         mean, band = np.concatenate(means), np.concatenate(bands) if levels else None
+        mean, band = mean + future, None if band is None else band + future[..., None]
         if getattr(self, "log_", False):  # quantiles map through exp exactly; the mean becomes the median
             mean, band = np.exp(mean), None if band is None else np.exp(band)
         return (_shaped(mean, kind), _shaped(band, kind) if levels else None)
@@ -231,7 +254,7 @@ def saliency(model: RNNForecaster, y, step: int | None = None) -> np.ndarray:
     forecast up (Simonyan et al. 2014; Shrikumar et al. 2017 on gradient x input)."""
     if step is not None and not 1 <= step <= model.horizon:
         raise ValueError(f"step must be in 1..{model.horizon} (got {step})")
-    windows, pairs, kind, device = model._final_windows(y)
+    windows, pairs, kind, device, _ = model._final_windows(y)
     out = []
     for start in range(0, len(pairs), PREDICT_BATCH):
         context, lengths, _, _ = windows.batch(pairs[start:start + PREDICT_BATCH], device, False)
