@@ -91,6 +91,7 @@ ifeq ($(QUICK),1)
 else
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/time_to_quality.py --time 130 600 --protocol val-file
+	$(BIN)/python bench/time_to_quality.py --time 130 --protocol val-file --corpus python
 	$(BIN)/python bench/finetune.py
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/tokens.py

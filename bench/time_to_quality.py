@@ -12,7 +12,7 @@ one machine in one run. `--corpus python` runs the same on the bundled Python co
 are not tuned to Shakespeare only.
 
 usage: python bench/time_to_quality.py [--time 130] [--protocol default|val-file|both]
-                                       [--corpus tiny-shakespeare|python] [--no-plain]
+                                       [--corpus tiny-shakespeare|python] [--no-plain] [--flags '...']
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--protocol", choices=("default", "val-file", "both"), default="both")
     parser.add_argument("--corpus", choices=("tiny-shakespeare", "python"), default="tiny-shakespeare")
     parser.add_argument("--no-plain", action="store_true", help="leave out the plain PyTorch loop beside val-file runs")
+    parser.add_argument("--flags", default="", help="more rnnkit train flags, e.g. '--autocast bf16' (the row's name "
+                                                    "then ends with them)")
     args = parser.parse_args()
     if args.corpus == "tiny-shakespeare" and not CORPUS.exists():
         sys.exit(f"time_to_quality: {CORPUS} not found (it lives in ../shared beside the checkout)")
@@ -85,8 +87,8 @@ def main() -> None:
         for budget in args.time:
             for protocol in protocols:
                 out = Path(tmp) / f"run-{protocol}-{budget:g}"
-                row = run_once(train_txt, val_txt, out, budget, protocol, [])
-                row["date"] = time.strftime("%Y-%m-%d")
+                row = run_once(train_txt, val_txt, out, budget, protocol, args.flags.split())
+                row["date"], row["flags"] = time.strftime("%Y-%m-%d"), args.flags
                 row["sample"] = rnnkit("sample", str(out), "--length", "300", "--seed", "1", "--temperature", "0.8",
                                        "--prime", "ROMEO:" if not prefix else "def ").stdout
                 print(f"{prefix}{protocol:>9} --time {budget:g}: val {row['val_nats_per_char']:.4f} nats/char "
@@ -99,7 +101,8 @@ def main() -> None:
                     print(f"{prefix}    plain PyTorch loop --time {budget:g}: val {plain['val_nats_per_char']:.4f} "
                           f"nats/char, {plain['steps']} steps (plain / rnnkit {row['plain_over_rnnkit']:.3f})", flush=True)
                 results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-                results.setdefault("time_to_quality", {})[f"{prefix}{protocol}@{budget:g}s"] = row
+                name = f"{prefix}{protocol}@{budget:g}s" + (f" {args.flags}" if args.flags else "")
+                results.setdefault("time_to_quality", {})[name] = row
                 RESULTS.write_text(json.dumps(results, indent=1))
 
 
