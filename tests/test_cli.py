@@ -118,6 +118,26 @@ def test_help_shows_every_config_field_with_its_default(cli):
         assert flag in out
 
 
+def test_every_command_renders_its_help(cli):
+    """argparse formats help with %: a stray % in any flag's help (generated from the config comments)
+    would turn `--help` into a traceback. Every command and action is asked for its help."""
+    import argparse
+
+    from rnnkit.cli import build_parser
+
+    def paths(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield (*prefix, name)
+                    yield from paths(child, (*prefix, name))
+    commands = list(paths(build_parser()[0], ()))
+    assert ("forecast", "train") in commands and len(commands) > 20
+    for command in commands:
+        status, out, _ = cli(*command, "--help")
+        assert status == 0 and "usage:" in out, command
+
+
 # ------------------------------------------------------------------------- bad input
 def test_missing_file(cli, tmp_path):
     assert_clean_error(*cli("train", tmp_path / "nope.txt"), "no such file")
