@@ -126,7 +126,14 @@ SETS = {
 # than stop at the best held-out loss, and, since the held-out steps then chose nothing, calibrate
 # the intervals on them. Run on every set, so its losses show as well.
 RECIPE = {"transform": "auto", "deseasonalize": "auto", "early_stopping": False, "calibrate": True}
-RECIPE_FLAGS = ("--transform auto", "--deseasonalize auto", "--no-early-stopping", "--calibrate")  # the same
+
+
+def as_flags(settings: dict) -> str:
+    """The `rnnkit forecast train` flags of these settings: {"early_stopping": False} -> --no-early-stopping."""
+    def flag(name: str, value) -> str:
+        name = name.replace("_", "-")
+        return f"--{name}" if value is True else f"--no-{name}" if value is False else f"--{name} {value}"
+    return " ".join(flag(k, v) for k, v in settings.items())
 
 
 def _mean_runs(runs) -> tuple[dict, list[float], list[float], float]:
@@ -180,7 +187,7 @@ def markdown(results: dict) -> str:
                      _recipe_cells(r) + " |")
     o = results["overall"]
     if "recipe" in o:
-        lines.append(f"\nThe recipe (`{' '.join(RECIPE_FLAGS)}`) across the sets: {o['recipe']:.3f}, "
+        lines.append(f"\nThe recipe (`{as_flags(RECIPE)}`) across the sets: {o['recipe']:.3f}, "
                      f"ratio {o['recipe'] / o['best']:.3f}; it wins {o['recipe_wins']} of {len(results['sets'])} sets.")
     lines.append(f"\nAcross the {len(results['sets'])} sets (geometric mean of each set's geometric-mean MASE): "
                  f"rnnkit {o['rnnkit']:.3f}, best single baseline {o['best_method']} {o['best']:.3f}, ratio "

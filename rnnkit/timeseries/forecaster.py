@@ -89,7 +89,8 @@ class RNNForecaster(RNNEstimator):
         series = self._transformed(series, y)
         self.num_values_ = series[0].shape[1]
         self.season_ = config.season or season or (y.season() if isinstance(y, Panel) else 1)
-        series, _ = self._adjusted(series, y)
+        phases = _phases(y, self.season_)
+        series, _ = self._adjusted(series, phases)
         self.context_length_ = config.context_for(self.season_)
         H = config.horizon
         for i, s in enumerate(series):
@@ -97,7 +98,7 @@ class RNNForecaster(RNNEstimator):
                 name = f"series {y.ids[i]!r}" if isinstance(y, Panel) and y.id_col else f"series {i}"
                 raise ValueError(f"{name} has {len(s)} steps; forecasting {H} steps needs at least {MIN_CONTEXT + H} "
                                  f"({MIN_CONTEXT} of context plus the horizon): drop it or lower the horizon")
-        windows = Windows(series, self.context_length_, H, self.season_, _phases(y, self.season_))
+        windows = Windows(series, self.context_length_, H, self.season_, phases)
         hold_out = H if config.validation_fraction > 0 else 0
         train = windows.training_pairs(hold_out)
         if hold_out and len(train) == 0:
@@ -143,17 +144,17 @@ class RNNForecaster(RNNEstimator):
                                  "> 0: use transform none, or shift the series")
         return [np.log(s) for s in series]
 
-    def _adjusted(self, series: list[np.ndarray], y) -> tuple[list[np.ndarray], np.ndarray]:
+    def _adjusted(self, series: list[np.ndarray], phases: np.ndarray | None) -> tuple[list[np.ndarray], np.ndarray]:
         """The series less their seasonal indices (seasonal.py; each from its own history) and the
         indices of the `horizon` steps after each series' end, (S, H, D), to add back."""
         H = self.horizon
         future = np.zeros((len(series), H, series[0].shape[1]))
-        mode = getattr(self, "deseasonalize", "none")
-        phases = _phases(y, self.season_)
+        if self.deseasonalize == "none" or self.season_ < 2:
+            return series, future
         adjusted = []
         for i, s in enumerate(series):
             phase = 0 if phases is None else int(phases[i])
-            indices = seasonal_indices(s, self.season_, phase, mode)
+            indices = seasonal_indices(s, self.season_, phase, self.deseasonalize)
             if indices is None:
                 adjusted.append(s)
                 continue
@@ -181,8 +182,9 @@ class RNNForecaster(RNNEstimator):
             raise ValueError(f"series {short[0]} has {len(series[short[0]])} steps; a forecast reads at least "
                              f"{MIN_CONTEXT}")
         self.model_.eval()
-        series, future = self._adjusted(series, y)
-        windows = Windows(series, self.context_length_, self.horizon, self.season_, _phases(y, self.season_))
+        phases = _phases(y, self.season_)
+        series, future = self._adjusted(series, phases)
+        windows = Windows(series, self.context_length_, self.horizon, self.season_, phases)
         return windows, windows.final_pairs(), kind, next(self.model_.parameters()).device, future
 
     @torch.no_grad()
