@@ -11,19 +11,80 @@ from rnnkit.reference.gradcheck import ENGINE_TOLERANCE, REFERENCE_TOLERANCE
 from .conftest import sentences
 
 
-@pytest.mark.parametrize("cell", ["rnn", "irnn", "lstm", "gru", "indrnn", "mingru", "minlstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("layers,embedding", [(1, 3), (2, 0)])
 def test_gradcheck_meets_both_targets(cell, layers, embedding):
     report = gradcheck(cell, layers, embedding)
     assert max(report.reference_vs_numeric.values()) < REFERENCE_TOLERANCE
     assert max(report.engine_vs_reference.values()) < ENGINE_TOLERANCE
     assert max(report.engine_steps_vs_reference.values()) < ENGINE_TOLERANCE
-    # every parameter and the initial state were checked
+    # every parameter and the initial state were checked against finite differences
     expected = {"head.weight", "head.bias", "state.h", *(f"recurrent.cells.{k}.{name}" for k in range(layers)
                                                          for name in CELLS[cell][0].PARAMS)}
     assert expected <= set(report.reference_vs_numeric)
     assert ("embed.weight" in report.reference_vs_numeric) == (embedding > 0)
+    # ... and against the engine, except what the engine never trains (the echo state reservoir)
+    fixed = getattr(CELLS[cell][0], "FIXED", ())
+    engine_checked = {n for n in expected if n.rsplit(".", 1)[-1] not in fixed}
+    assert engine_checked <= set(report.engine_vs_reference)
+    assert not fixed or not {n for n in report.engine_vs_reference if n.rsplit(".", 1)[-1] in fixed}
     assert report.passed
+
+
+def test_gradcheck_catches_a_wrong_batch_normalisation_backward(monkeypatch):
+    """Leaving out that every row moves the batch's mean (a per-row normalisation gradient) fails
+    both checks: finite differences see the whole batch."""
+    from rnnkit.reference import batchnorm
+
+    def per_row(dy, gain, saved):
+        zhat, inverse = saved
+        return dy * gain * inverse, (dy * zhat).sum(axis=0), dy.sum(axis=0)
+    monkeypatch.setattr(batchnorm, "normalise_backward", per_row)
+    report = gradcheck("bnlstm", 1, 3)
+    assert report.reference_vs_numeric["recurrent.cells.0.weight_hh"] > 1e-3
+    assert report.engine_vs_reference["recurrent.cells.0.weight_hh"] > 1e-3 and not report.passed
+
+
+def test_gradcheck_catches_a_wrong_feedback_gradient(monkeypatch):
+    """The weights that carry the other layers' states into the gated-feedback stack are checked:
+    a 1% error in their gradient fails both checks."""
+    from rnnkit.reference import feedback
+    original = feedback.backward_stack
+
+    def wrong_backward(layers, dtop, cache):
+        dx, dstate0, grads = original(layers, dtop, cache)
+        grads[0]["weight_feedback"] = grads[0]["weight_feedback"] * 1.01
+        return dx, dstate0, grads
+    monkeypatch.setattr(feedback, "backward_stack", wrong_backward)
+    report = gradcheck("gfrnn", 2, 0)
+    assert report.reference_vs_numeric["recurrent.cells.0.weight_feedback"] > 1e-3
+    assert report.engine_vs_reference["recurrent.cells.0.weight_feedback"] > 1e-3 and not report.passed
+
+
+def test_reference_echo_state_network_trains_its_readout_only():
+    """Adagrad on the reference moves the readout and leaves the reservoir and embedding as drawn,
+    as the engine does; the readout alone still lowers the loss."""
+    text = sentences(2000)
+    chars = sorted(set(text))
+    tokens = np.array([chars.index(c) for c in text])
+    model = ReferenceLanguageModel.random("esn", len(chars), 64, embedding_size=8, seed=1)
+    drawn = {n: v.copy() for n, v in model.params.items()}
+    losses = model.train(tokens, steps=150, seq_length=25, batch_size=16, lr=0.1)
+    assert set(model.trained) == {"head.weight", "head.bias"}
+    for name, value in model.params.items():
+        assert np.array_equal(value, drawn[name]) == (name not in model.trained), name
+    assert np.mean(losses[-10:]) < np.mean(losses[:5]) - 0.8
+
+
+def test_reference_batch_normalised_lstm_trains_but_does_not_sample():
+    text = sentences(2000)
+    chars = sorted(set(text))
+    tokens = np.array([chars.index(c) for c in text])
+    model = ReferenceLanguageModel.random("bnlstm", len(chars), 32, seed=1)
+    losses = model.train(tokens, steps=150, seq_length=25, batch_size=16, lr=0.1)
+    assert np.mean(losses[-10:]) < 1.0 < np.mean(losses[:5])
+    with pytest.raises(ValueError, match="batch statistics"):
+        model.sample([0], 5)
 
 
 def test_gradcheck_catches_a_wrong_backward(monkeypatch):

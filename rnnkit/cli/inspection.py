@@ -29,7 +29,8 @@ def add_commands(sub) -> dict:
 def _add_gradcheck(sub) -> None:
     p = add_command(
         sub, "gradcheck", "check backpropagation: NumPy reference vs finite differences vs the engine",
-        "Check gradients on a tiny language model (V=5, H=4, batch 2, 6 steps, float64):\n"
+        "Check gradients on a tiny language model (V=5, H=4, batch 2 (5 for bnlstm), 6 steps,\n"
+                    "float64):\n"
                     "(a) the NumPy reference's hand-written BPTT against centred finite differences\n"
                     "(target < 1e-6), (b) the PyTorch engine (fused kernel, and the cells' step functions)\n"
                     "against the reference on the same weights (target < 1e-8). Errors are\n"

@@ -1,6 +1,7 @@
 """A NumPy (float64) reference: forward and hand-written backpropagation through time for the
-tanh RNN, IRNN, LSTM and GRU language models, one readable file per cell, plus gradient checking
-against finite differences and against the PyTorch engine."""
+language models of every cell (tanh RNN, IRNN, LSTM, GRU, IndRNN, minGRU, minLSTM,
+batch-normalised LSTM, gated-feedback LSTM stack, echo state reservoir), one readable file per
+cell, plus gradient checking against finite differences and against the PyTorch engine."""
 
 from .gradcheck import GradcheckReport, gradcheck, numeric_gradients, relative_error
 from .model import CELLS, ReferenceLanguageModel

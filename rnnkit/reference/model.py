@@ -13,9 +13,15 @@ between the two with `from_engine` / `to_engine`:
     recurrent.cells.{k}.bias_hh     (G*H,)
     head.weight                     (V, H)
 
-(the IndRNN's weight_hh is a vector (H,); minGRU and minLSTM have no weight_hh and bias_hh: each
-cell file's PARAMS lists its own, and its `init` their shapes)
     head.bias                       (V,)
+
+(the IndRNN's weight_hh is a vector (H,); minGRU and minLSTM have no weight_hh and bias_hh; the
+BN-LSTM adds gains, the gated-feedback LSTM feedback and reset weights: each cell file's PARAMS
+lists its own, and its `init` their shapes). A cell file may also declare FIXED (weights the engine
+never trains: the echo state reservoir, whose embedding is frozen too), COUNTERS (states that
+count steps, start at 0 and carry no gradient), BATCH_STATISTICS (results depend on the whole
+batch) and STACKED (`forward_stack` / `backward_stack` run all layers at once, for the
+gated-feedback stack whose layers read each other's previous states).
 
 Forward: x_t = embed[token_t] (or one-hot); each layer maps its input sequence to hidden states;
 logits_t = head.weight h_t + head.bias; loss = mean over B*T of -log softmax(logits_t)[target_t].
@@ -29,12 +35,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import gru, indrnn, lstm, rnn
+from . import batchnorm, esn, feedback, gru, indrnn, lstm, rnn
 from .minimal import MINGRU, MINLSTM
 
 # cell name -> (module with forward/backward, extra forward arguments)
 CELLS = {"rnn": (rnn, {}), "irnn": (rnn, {"relu": True}), "lstm": (lstm, {}), "gru": (gru, {}),
-         "indrnn": (indrnn, {}), "mingru": (MINGRU, {}), "minlstm": (MINLSTM, {})}
+         "indrnn": (indrnn, {}), "mingru": (MINGRU, {}), "minlstm": (MINLSTM, {}), "bnlstm": (batchnorm, {}),
+         "gfrnn": (feedback, {}), "esn": (esn, {})}
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -67,7 +74,8 @@ class ReferenceLanguageModel:
         for k in range(num_layers):
             D = (E or V) if k == 0 else H
             G = module.NUM_GATES
-            cell_params = module.init(rng, s, H, D) if hasattr(module, "init") else {
+            stack = {"layers": num_layers} if getattr(module, "STACKED", False) else {}
+            cell_params = module.init(rng, s, H, D, **stack) if hasattr(module, "init") else {
                 "weight_ih": rng.uniform(-s, s, (G * H, D)), "weight_hh": rng.uniform(-s, s, (G * H, H)),
                 "bias_ih": rng.uniform(-s, s, G * H), "bias_hh": rng.uniform(-s, s, G * H)}
             if cell == "irnn":
@@ -82,9 +90,14 @@ class ReferenceLanguageModel:
 
     @classmethod
     def from_engine(cls, model) -> "ReferenceLanguageModel":
-        """Copy an engine `LanguageModel`'s weights (any dtype or device) into float64 arrays."""
+        """Copy an engine `LanguageModel`'s weights (any dtype or device) into float64 arrays; its
+        other buffers (a BN-LSTM's running statistics) are the engine's own."""
         c = model.config
-        params = {name: t.detach().cpu().double().numpy().copy() for name, t in model.state_dict().items()}
+        layer = CELLS[c.cell][0].PARAMS
+        known = {"embed.weight", "head.weight", "head.bias",
+                 *(f"recurrent.cells.{k}.{n}" for k in range(c.num_layers) for n in layer)}
+        params = {name: t.detach().cpu().double().numpy().copy() for name, t in model.state_dict().items()
+                  if name in known}
         return cls(c.cell, c.vocab_size, c.hidden_size, c.num_layers, c.embedding_size, params)
 
     def to_engine(self):
@@ -95,12 +108,30 @@ class ReferenceLanguageModel:
         from ..models.language_model import LanguageModel
         model = LanguageModel(ModelConfig(vocab_size=self.vocab_size, cell=self.cell, hidden_size=self.hidden_size,
                                           num_layers=self.num_layers, embedding_size=self.embedding_size)).double()
-        model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.params.items()})
+        missing, unexpected = model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.params.items()},
+                                                    strict=False)
+        learnt = {name for name, _ in model.named_parameters()}
+        if unexpected or learnt & set(missing):
+            raise ValueError(f"weights do not match the engine's {self.cell}: missing {sorted(learnt & set(missing))}, "
+                             f"unexpected {sorted(unexpected)}")
         return model
 
     @property
     def state_names(self) -> tuple[str, ...]:
         return CELLS[self.cell][0].STATE_NAMES
+
+    @property
+    def counters(self) -> tuple[str, ...]:
+        """State names that count steps: no gradient, and 0 at the start of a sequence."""
+        return getattr(CELLS[self.cell][0], "COUNTERS", ())
+
+    @property
+    def trained(self) -> list[str]:
+        """The parameters the engine trains (an echo state network: the readout only)."""
+        fixed = getattr(CELLS[self.cell][0], "FIXED", ())
+        if not fixed:
+            return list(self.params)
+        return [n for n in self.params if n != "embed.weight" and n.rsplit(".", 1)[-1] not in fixed]
 
     def init_state(self, batch: int) -> tuple[np.ndarray, ...]:
         """One (L, B, H) array per state name, the engine's layout."""
@@ -120,16 +151,19 @@ class ReferenceLanguageModel:
             x = self.params["embed.weight"][inputs]  # (T, B, E)
         else:
             x = np.eye(self.vocab_size)[inputs]  # (T, B, V)
-        caches, finals = [], []
-        for k in range(self.num_layers):
-            x, final, cache = module.forward(self._layer(k), x, tuple(s[k] for s in state), **extra)
-            caches.append(cache)
-            finals.append(final)
+        if getattr(module, "STACKED", False):
+            x, final_state, caches = module.forward_stack([self._layer(k) for k in range(self.num_layers)], x, state)
+        else:
+            caches, finals = [], []
+            for k in range(self.num_layers):
+                x, final, cache = module.forward(self._layer(k), x, tuple(s[k] for s in state), **extra)
+                caches.append(cache)
+                finals.append(final)
+            final_state = tuple(np.stack(parts) for parts in zip(*finals))
         logits = x @ self.params["head.weight"].T + self.params["head.bias"]  # (T, B, V)
         logp = log_softmax(logits)
         picked = np.take_along_axis(logp, targets.T[..., None], axis=-1)  # (T, B, 1)
         loss = -picked.mean()
-        final_state = tuple(np.stack(parts) for parts in zip(*finals))
         return loss, final_state, (inputs, targets.T, x, logp, caches)
 
     def backward(self, cache) -> dict[str, np.ndarray]:
@@ -143,15 +177,22 @@ class ReferenceLanguageModel:
         dlogits /= T * B
         grads = {"head.weight": np.einsum("tbv,tbh->vh", dlogits, top), "head.bias": dlogits.sum(axis=(0, 1))}
         dx = dlogits @ self.params["head.weight"]  # (T, B, H): dL/dh_t of the top layer from the head
-        dstates = []
-        for k in reversed(range(self.num_layers)):
-            zero_final = tuple(np.zeros((B, self.hidden_size)) for _ in self.state_names)
-            dx, dstate0, layer_grads = module.backward(self._layer(k), dx, zero_final, caches[k])
-            grads.update({f"recurrent.cells.{k}.{n}": g for n, g in layer_grads.items()})
-            dstates.append(dstate0)
-        dstates.reverse()
-        for j, name in enumerate(self.state_names):
-            grads[f"state.{name}"] = np.stack([d[j] for d in dstates])  # (L, B, H)
+        if getattr(module, "STACKED", False):
+            dx, dstate0, layer_grads = module.backward_stack([self._layer(k) for k in range(self.num_layers)], dx, caches)
+            for k, g in enumerate(layer_grads):
+                grads.update({f"recurrent.cells.{k}.{n}": v for n, v in g.items()})
+        else:
+            dstates = []
+            for k in reversed(range(self.num_layers)):
+                zero_final = tuple(np.zeros((B, self.hidden_size)) for _ in self.state_names)
+                dx, dstate, layer_grads = module.backward(self._layer(k), dx, zero_final, caches[k])
+                grads.update({f"recurrent.cells.{k}.{n}": g for n, g in layer_grads.items()})
+                dstates.append(dstate)
+            dstates.reverse()
+            dstate0 = tuple(np.stack(parts) for parts in zip(*dstates))  # one (L, B, H) per state name
+        for name, d in zip(self.state_names, dstate0):
+            if name not in self.counters:
+                grads[f"state.{name}"] = d
         if self.embedding_size:
             d_embed = np.zeros_like(self.params["embed.weight"])
             np.add.at(d_embed, inputs, dx)  # each use of a token adds to its row
@@ -172,7 +213,7 @@ class ReferenceLanguageModel:
         if streams < seq_length + 1:
             raise ValueError(f"{len(tokens)} tokens are too few for {batch_size} streams of {seq_length + 1}")
         data = np.asarray(tokens[:streams * batch_size]).reshape(batch_size, streams)
-        memory = {name: np.zeros_like(p) for name, p in self.params.items()}
+        memory = {name: np.zeros_like(self.params[name]) for name in self.trained}
         state, position, losses = None, 0, []
         for step in range(steps):
             if position + seq_length + 1 > streams:
@@ -180,10 +221,10 @@ class ReferenceLanguageModel:
             chunk = data[:, position:position + seq_length + 1]
             loss, grads, state = self.loss_and_gradients(chunk[:, :-1], chunk[:, 1:], state)
             position += seq_length
-            norm = np.sqrt(sum((grads[n] ** 2).sum() for n in self.params))
+            norm = np.sqrt(sum((grads[n] ** 2).sum() for n in self.trained))
             factor = min(1.0, clip / (norm + 1e-12))
-            for name, p in self.params.items():
-                g = grads[name] * factor
+            for name in self.trained:
+                p, g = self.params[name], grads[name] * factor
                 memory[name] += g * g
                 p -= lr * g / np.sqrt(memory[name] + 1e-8)
             losses.append(float(loss))
@@ -193,6 +234,8 @@ class ReferenceLanguageModel:
 
     def sample(self, prime: list[int], length: int, temperature: float = 1.0, seed: int = 0) -> list[int]:
         """Feed `prime` (at least one token), then draw `length` tokens one at a time."""
+        if getattr(CELLS[self.cell][0], "BATCH_STATISTICS", False):
+            raise ValueError(f"the {self.cell} reference normalises with batch statistics only; sample from the engine")
         rng = np.random.default_rng(seed)
         dummy = np.zeros((1, 1), dtype=np.int64)
         state, out = None, []
