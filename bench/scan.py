@@ -7,7 +7,7 @@ batch 8, input width 64, hidden 256, float32, this machine's threads. Time per s
 of --repeats after one warm-up; the ratio is nn.GRU's time over minGRU's. Writes
 bench/results.json ("scan") and the table in docs/performance.md.
 
-usage: python bench/scan.py [--lengths 64 256 1024 4096] [--repeats 5]
+usage: python bench/scan.py [--lengths 64 256 1024 4096] [--repeats 9]
 """
 
 from __future__ import annotations
@@ -29,22 +29,25 @@ from rnnkit.recurrent import Recurrent  # noqa: E402
 BATCH, INPUT, HIDDEN = 8, 64, 256
 
 
-def step_time(layer: nn.Module, T: int, repeats: int) -> float:
+def step_times(layers: dict[str, nn.Module], T: int, repeats: int) -> dict[str, float]:
+    """Median seconds per training step of each layer; the layers take turns, so a change in the
+    machine's speed during the run reaches all of them alike."""
     x = torch.randn(BATCH, T, INPUT, requires_grad=True)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in layers}
     for k in range(repeats + 1):
-        start = time.perf_counter()
-        out = layer(x)[0]
-        out.square().mean().backward()
-        if k:  # the first call warms up allocators and kernels
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, layer in layers.items():
+            start = time.perf_counter()
+            out = layer(x)[0]
+            out.square().mean().backward()
+            if k:  # the first call warms up allocators and kernels
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 256, 1024, 4096])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -52,7 +55,7 @@ def main() -> None:
               "mingru": Recurrent("mingru", INPUT, HIDDEN), "minlstm": Recurrent("minlstm", INPUT, HIDDEN)}
     rows = {}
     for T in args.lengths:
-        rows[T] = {name: round(step_time(layer, T, args.repeats) * 1000, 2) for name, layer in layers.items()}
+        rows[T] = {name: round(seconds * 1000, 2) for name, seconds in step_times(layers, T, args.repeats).items()}
         rows[T]["gru_over_mingru"] = round(rows[T]["nn.GRU"] / rows[T]["mingru"], 1)
         rows[T]["lstm_over_minlstm"] = round(rows[T]["nn.LSTM"] / rows[T]["minlstm"], 1)
     lines = ["| steps | nn.GRU ms | mingru ms | speed-up | nn.LSTM ms | minlstm ms | speed-up |",

@@ -208,7 +208,7 @@ class Recurrent(nn.Module):
                     out, s = _run_cell(cells[k], seq, first, live, self.zoneout, self.training)
                 outputs.append(out if d == 0 else _gather_time(out, flip))
                 final.append(s)
-            layer_input = torch.cat(outputs, dim=2)  # (B, T, H * directions)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)  # (B, T, H * directions)
             if shortcut is not None:
                 layer_input = layer_input + shortcut  # zero past each end, as the outputs
         if self.residual:

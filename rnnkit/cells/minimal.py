@@ -25,9 +25,43 @@ from .scan import linear_recurrence
 
 
 def g(v: torch.Tensor) -> torch.Tensor:
-    """v + 1/2 for v >= 0, σ(v) below; written without `where` (whose backward pass over a whole
-    sequence cost more than the scan itself)."""
-    return torch.relu(v) + torch.sigmoid(v.clamp(max=0.0))
+    """v + 1/2 for v >= 0, σ(v) below; written without `where` or `clamp` (their backward passes
+    over a whole sequence cost more than the scan itself): v - relu(v) is min(v, 0)."""
+    positive = torch.relu(v)
+    return positive + torch.sigmoid(v - positive)
+
+
+class MinGRUCoefficients(torch.autograd.Function):
+    """xp (..., 2H), blocks k and v -> a = 1 - σ(k), b = σ(k) g(v), with a hand-written backward
+    pass that writes both halves of the gradient straight into one tensor: over a whole sequence
+    autograd's version (three sigmoid backwards, a negation, a sum and the concatenation of the
+    halves) cost a tenth of a training step.
+
+        dk = σ(k) (1 - σ(k)) (db g(v) - da),   dv = db σ(k) g'(v),   g'(v) = 1 (v > 0) or σ(v) (1 - σ(v))
+    """
+
+    @staticmethod
+    def forward(ctx, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = xp.chunk(2, dim=-1)
+        z, a = torch.sigmoid(k), torch.sigmoid(-k)  # 1 - z computed without cancellation
+        positive = torch.relu(v)
+        low = torch.sigmoid(v - positive)  # σ(min(v, 0)): σ(v) below 0, 1/2 above
+        gv = positive + low
+        ctx.save_for_backward(z, a, positive, low, gv)
+        return a, z * gv
+
+    @staticmethod
+    def backward(ctx, da: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
+        z, a, positive, low, gv = ctx.saved_tensors
+        dxp = torch.empty(*z.shape[:-1], 2 * z.shape[-1], dtype=z.dtype, device=z.device)
+        dk, dv = dxp.chunk(2, dim=-1)
+        torch.mul(db, gv, out=dk)
+        dk.sub_(da).mul_(z * a)
+        slope = torch.addcmul(low, low, low, value=-1.0)  # σ(v)(1 - σ(v)) = g'(v) below 0, 1/4 above ...
+        slope.add_(torch.sign(positive), alpha=0.75)  # ... and 1/4 + 3/4 = 1 above
+        torch.mul(db, z, out=dv)
+        dv.mul_(slope)
+        return dxp
 
 
 class MinimalCell(Cell):
@@ -98,9 +132,7 @@ class MinGRUCell(MinimalCell):
     gate_names = ("update_gate",)
 
     def coefficients(self, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k, v = xp.chunk(2, dim=-1)
-        z = torch.sigmoid(k)
-        return torch.sigmoid(-k), z * g(v)  # 1 - z computed without cancellation
+        return MinGRUCoefficients.apply(xp)
 
     def _gates(self, xp: torch.Tensor) -> dict:
         return {"update_gate": torch.sigmoid(xp.chunk(2, dim=-1)[0])}
