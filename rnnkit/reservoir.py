@@ -123,3 +123,34 @@ def mackey_glass(length: int, tau: float = 17.0, dt: float = 0.1, sample_every: 
         x[i + 1] = x[i] + dt * (k1 + k2) / 2
     samples = x[lag + 1::stride]
     return samples[discard:discard + length]
+
+
+def ridge_readout(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The linear readout targets ~ states @ W + b in closed form, for the estimators' echo state
+    networks: states (N, F), targets (N, K) -> W (F, K), b (K,), and the ridge penalty chosen.
+
+    The penalty is chosen by generalised cross-validation (Golub, Heath & Wahba 1979), which
+    estimates the leave-one-out error from the training rows alone, among 13 values spread over
+    the eigenvalues' scale. One eigendecomposition of the centred Gram matrix serves them all:
+    with C = V diag(lam) V^T, W(alpha) = V diag(1 / (lam + alpha)) V^T X^T Y, and
+    GCV(alpha) = N RSS(alpha) / (N - sum lam / (lam + alpha))^2. The bias is not penalised."""
+    X, Y = np.asarray(states, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    mean_x, mean_y = X.mean(axis=0), Y.mean(axis=0)
+    X, Y = X - mean_x, Y - mean_y
+    lam, V = np.linalg.eigh(X.T @ X)  # (F,), (F, F)
+    lam = np.maximum(lam, 0.0)
+    projected = V.T @ (X.T @ Y)  # (F, K)
+    XV = X @ V  # (N, F)
+    N = len(X)
+    scale = max(float(lam.mean()), 1e-12)
+    best = None
+    for alpha in scale * np.logspace(-8, 4, 13):
+        coefficients = projected / (lam + alpha)[:, None]  # (F, K) in the eigenbasis
+        rss = float(((Y - XV @ coefficients) ** 2).sum())
+        freedom = float((lam / (lam + alpha)).sum())
+        score = N * rss / max(N - freedom, 1e-9) ** 2
+        if best is None or score < best[0]:
+            best = (score, alpha, coefficients)
+    _, alpha, coefficients = best
+    W = V @ coefficients
+    return W, mean_y - mean_x @ W, float(alpha)

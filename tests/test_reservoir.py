@@ -3,9 +3,10 @@ network learns a delay system and runs free; bad settings are one clear error.""
 
 import numpy as np
 import pytest
+import torch
 
 from rnnkit.errors import UsageError
-from rnnkit.reservoir import EchoStateNetwork, ReservoirConfig, mackey_glass
+from rnnkit.reservoir import EchoStateNetwork, ReservoirConfig, mackey_glass, ridge_readout
 
 
 def test_reservoir_has_the_spectral_radius_asked_for():
@@ -53,3 +54,45 @@ def test_an_esn_runs_mackey_glass_free_for_84_steps():
 def test_bad_reservoir_settings(options, message):
     with pytest.raises(UsageError, match=message):
         ReservoirConfig(**options)
+
+
+def test_ridge_readout_recovers_a_linear_map_and_penalises_noise():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 12))
+    W = rng.standard_normal((12, 3))
+    clean = X @ W + np.array([1.0, -2.0, 0.5])
+    fitted, bias, alpha = ridge_readout(X, clean + 0.01 * rng.standard_normal(clean.shape))
+    np.testing.assert_allclose(fitted, W, atol=0.01)
+    np.testing.assert_allclose(bias, [1.0, -2.0, 0.5], atol=0.01)
+    # targets that are pure noise: cross-validation chooses a far stronger penalty, and the readout shrinks
+    _, _, noise_alpha = ridge_readout(X, rng.standard_normal((400, 3)))
+    assert noise_alpha > 1000 * alpha
+
+
+def test_forecaster_with_a_reservoir_fits_its_readout_in_closed_form(tmp_path):
+    """`cell="esn"`: nothing is trained by gradient descent (the projection and the reservoir keep
+    their drawn weights), the head is the ridge readout of the final states, and the forecast of a
+    noisy seasonal series beats seasonal naive; save/load keeps it."""
+    from rnnkit.timeseries import RNNForecaster
+    from rnnkit.timeseries.evaluation import mase
+    rng = np.random.default_rng(1)
+    t = np.arange(300)
+    series = 10 + 3 * np.sin(2 * np.pi * t / 12) + np.sin(2 * np.pi * t / 5) + 0.2 * rng.standard_normal(300)
+    history, future = series[:-12], series[-12:]
+    model = RNNForecaster(cell="esn", hidden_size=200, horizon=12, season=12, random_state=0)
+    drawn = RNNForecaster(cell="esn", hidden_size=200, horizon=12, season=12, random_state=0)
+    model.fit(history)
+    drawn.num_values_, drawn.season_ = 1, 12
+    torch.manual_seed(0)  # as fit does before it builds the network
+    fresh = drawn._build_model()
+    for name, value in fresh.state_dict().items():
+        if not name.startswith("head."):
+            assert torch.equal(value, model.model_.state_dict()[name]), name
+    forecast = model.predict(history)
+    seasonal_naive = history[-12:]  # the last season repeated
+    assert mase(future, forecast, history, 12) < 0.5 * mase(future, seasonal_naive, history, 12)
+    bands = model.predict_quantiles(history, [0.1, 0.9])
+    assert np.all(bands[:, 0] < forecast) and np.all(forecast < bands[:, 1])
+    model.save(tmp_path / "esn")
+    again = RNNForecaster.load(tmp_path / "esn")
+    np.testing.assert_allclose(again.predict(history), forecast, rtol=1e-6)

@@ -18,7 +18,8 @@ class NetworkConfig:
     """What every estimator shares: the recurrent network's shape and how it is fitted."""
 
     # --- model
-    cell: str = "lstm"  # recurrent cell: lstm, gru, rnn, irnn, lnlstm, bnlstm, indrnn, mingru or minlstm
+    cell: str = "lstm"  # recurrent cell: lstm, gru, rnn, irnn, lnlstm, bnlstm, gfrnn, indrnn, mingru, minlstm or esn (a
+    # fixed random reservoir: only the output layer learns; the forecaster fits it in closed form by ridge regression)
     hidden_size: int = 128  # units per recurrent layer
     embedding_size: int = 64  # token embedding width
     dropout: float = 0.0  # dropout before the output layer (and between layers), in [0, 1)

@@ -30,6 +30,8 @@ class ForecastNetwork(nn.Module):
         self.project = nn.Linear(num_values + extra_inputs, input_size)
         self.recurrent = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
         self.recurrent.reset_parameters("auto", 1.0)
+        if not self.recurrent.trainable:  # a fixed reservoir reads a fixed projection: only the head is fitted
+            self.project.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, horizon * num_values * _PARAMETERS[likelihood])
 
