@@ -125,15 +125,19 @@ def mackey_glass(length: int, tau: float = 17.0, dt: float = 0.1, sample_every: 
     return samples[discard:discard + length]
 
 
-def ridge_readout(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def ridge_readout(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     """The linear readout targets ~ states @ W + b in closed form, for the estimators' echo state
-    networks: states (N, F), targets (N, K) -> W (F, K), b (K,), and the ridge penalty chosen.
+    networks: states (N, F), targets (N, K) -> W (F, K), b (K,), the ridge penalty chosen, and the
+    leave-one-out residuals (N, K): what each row's error would have been had it not been fitted.
 
     The penalty is chosen by generalised cross-validation (Golub, Heath & Wahba 1979), which
     estimates the leave-one-out error from the training rows alone, among 13 values spread over
     the eigenvalues' scale. One eigendecomposition of the centred Gram matrix serves them all:
     with C = V diag(lam) V^T, W(alpha) = V diag(1 / (lam + alpha)) V^T X^T Y, and
-    GCV(alpha) = N RSS(alpha) / (N - sum lam / (lam + alpha))^2. The bias is not penalised."""
+    GCV(alpha) = N RSS(alpha) / (N - sum lam / (lam + alpha))^2. The bias is not penalised. The
+    leave-one-out residual of row i is its residual / (1 - h_i), h_i its leverage
+    1/N + sum_j (X V)_ij^2 / (lam_j + alpha): in-sample residuals of a readout with hundreds of
+    inputs on a few hundred rows are far smaller than its errors on new rows."""
     X, Y = np.asarray(states, dtype=np.float64), np.asarray(targets, dtype=np.float64)
     mean_x, mean_y = X.mean(axis=0), Y.mean(axis=0)
     X, Y = X - mean_x, Y - mean_y
@@ -146,11 +150,12 @@ def ridge_readout(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, 
     best = None
     for alpha in scale * np.logspace(-8, 4, 13):
         coefficients = projected / (lam + alpha)[:, None]  # (F, K) in the eigenbasis
-        rss = float(((Y - XV @ coefficients) ** 2).sum())
+        residuals = Y - XV @ coefficients
         freedom = float((lam / (lam + alpha)).sum())
-        score = N * rss / max(N - freedom, 1e-9) ** 2
+        score = N * float((residuals ** 2).sum()) / max(N - freedom, 1e-9) ** 2
         if best is None or score < best[0]:
-            best = (score, alpha, coefficients)
-    _, alpha, coefficients = best
+            best = (score, alpha, coefficients, residuals)
+    _, alpha, coefficients, residuals = best
     W = V @ coefficients
-    return W, mean_y - mean_x @ W, float(alpha)
+    leverage = 1.0 / N + (XV ** 2 / (lam + alpha)).sum(axis=1)  # (N,)
+    return W, mean_y - mean_x @ W, float(alpha), residuals / np.maximum(1.0 - leverage, 1e-3)[:, None]

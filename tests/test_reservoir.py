@@ -61,11 +61,19 @@ def test_ridge_readout_recovers_a_linear_map_and_penalises_noise():
     X = rng.standard_normal((400, 12))
     W = rng.standard_normal((12, 3))
     clean = X @ W + np.array([1.0, -2.0, 0.5])
-    fitted, bias, alpha = ridge_readout(X, clean + 0.01 * rng.standard_normal(clean.shape))
+    noisy = clean + 0.01 * rng.standard_normal(clean.shape)
+    fitted, bias, alpha, held_out = ridge_readout(X, noisy)
     np.testing.assert_allclose(fitted, W, atol=0.01)
     np.testing.assert_allclose(bias, [1.0, -2.0, 0.5], atol=0.01)
+    # the leave-one-out residuals are those of refitting without each row (checked for a few rows)
+    for i in (0, 17, 399):
+        keep = np.arange(400) != i
+        Xk, Yk = X[keep] - X[keep].mean(0), noisy[keep] - noisy[keep].mean(0)
+        Wk = np.linalg.solve(Xk.T @ Xk + alpha * np.eye(12), Xk.T @ Yk)
+        bk = noisy[keep].mean(0) - X[keep].mean(0) @ Wk
+        np.testing.assert_allclose(held_out[i], noisy[i] - X[i] @ Wk - bk, rtol=1e-6, atol=1e-9)
     # targets that are pure noise: cross-validation chooses a far stronger penalty, and the readout shrinks
-    _, _, noise_alpha = ridge_readout(X, rng.standard_normal((400, 3)))
+    _, _, noise_alpha, _ = ridge_readout(X, rng.standard_normal((400, 3)))
     assert noise_alpha > 1000 * alpha
 
 

@@ -125,8 +125,9 @@ class RNNForecaster(RNNEstimator):
         """An echo state network (Jaeger & Haas 2004): the projection and the reservoir stay as drawn,
         and only the head is fitted, in closed form. Its mean outputs are a ridge regression of every
         training window's scaled target on the reservoir's final state (`ridge_readout`: penalty by
-        generalised cross-validation); its scale outputs are constants, each output's residual RMS.
-        (B windows, N units, H horizon, D values.)"""
+        generalised cross-validation); its scale outputs are constants, each output's leave-one-out
+        residual RMS (in-sample residuals would give far too narrow intervals). (B windows, N units,
+        H horizon, D values.)"""
         model = self.model_.eval()
         device = next(model.parameters()).device
         states, targets = [], []
@@ -136,8 +137,8 @@ class RNNForecaster(RNNEstimator):
             states.append(state[0][-1].double().cpu().numpy())  # (B, N)
             targets.append(target.reshape(len(target), -1).double().cpu().numpy())  # (B, H*D)
         X, Y = np.concatenate(states), np.concatenate(targets)
-        W, b, self.ridge_ = ridge_readout(X, Y)
-        rms = np.sqrt(((Y - X @ W - b) ** 2).mean(axis=0))  # (H*D,)
+        W, b, self.ridge_, held_out = ridge_readout(X, Y)
+        rms = np.sqrt((held_out ** 2).mean(axis=0))  # (H*D,)
         # the head's outputs are laid out (H, D, P): P = mean, raw scale (softplus(raw) + 1e-3), [raw df]
         weight = torch.zeros_like(model.head.weight).view(Y.shape[1], -1, W.shape[0])
         bias = torch.zeros_like(model.head.bias).view(Y.shape[1], -1)
@@ -150,7 +151,7 @@ class RNNForecaster(RNNEstimator):
         model.head.weight.copy_(weight.view_as(model.head.weight))
         model.head.bias.copy_(bias.view_as(model.head.bias))
         self._log(f"echo state readout: ridge penalty {self.ridge_:.3g} (generalised cross-validation), "
-                  f"in-sample scaled RMSE {float(np.sqrt((rms ** 2).mean())):.4f} over {len(X)} windows")
+                  f"leave-one-out scaled RMSE {float(np.sqrt((rms ** 2).mean())):.4f} over {len(X)} windows")
 
     @torch.no_grad()
     def _interval_scale(self, windows: Windows, held_out: np.ndarray) -> float:
