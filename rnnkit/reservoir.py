@@ -125,37 +125,62 @@ def mackey_glass(length: int, tau: float = 17.0, dt: float = 0.1, sample_every: 
     return samples[discard:discard + length]
 
 
-def ridge_readout(states: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
-    """The linear readout targets ~ states @ W + b in closed form, for the estimators' echo state
-    networks: states (N, F), targets (N, K) -> W (F, K), b (K,), the ridge penalty chosen, and the
-    leave-one-out residuals (N, K): what each row's error would have been had it not been fitted.
+class _RidgePath:
+    """Ridge solutions targets ~ states @ W + b for any penalty from one eigendecomposition of the
+    centred Gram matrix: with X^T X = V diag(lam) V^T, W(alpha) = V diag(1 / (lam + alpha)) V^T X^T Y.
+    The bias is not penalised. states (N, F), targets (N, K)."""
 
-    The penalty is chosen by generalised cross-validation (Golub, Heath & Wahba 1979), which
-    estimates the leave-one-out error from the training rows alone, among 13 values spread over
-    the eigenvalues' scale. One eigendecomposition of the centred Gram matrix serves them all:
-    with C = V diag(lam) V^T, W(alpha) = V diag(1 / (lam + alpha)) V^T X^T Y, and
-    GCV(alpha) = N RSS(alpha) / (N - sum lam / (lam + alpha))^2. The bias is not penalised. The
-    leave-one-out residual of row i is its residual / (1 - h_i), h_i its leverage
-    1/N + sum_j (X V)_ij^2 / (lam_j + alpha): in-sample residuals of a readout with hundreds of
-    inputs on a few hundred rows are far smaller than its errors on new rows."""
+    def __init__(self, states: np.ndarray, targets: np.ndarray) -> None:
+        self.mean_x, self.mean_y = states.mean(axis=0), targets.mean(axis=0)
+        self.X, self.Y = states - self.mean_x, targets - self.mean_y
+        lam, self.V = np.linalg.eigh(self.X.T @ self.X)  # (F,), (F, F)
+        self.lam = np.maximum(lam, 0.0)
+        self.projected = self.V.T @ (self.X.T @ self.Y)  # (F, K)
+        self.scale = max(float(self.lam.mean()), 1e-12)  # the penalties tried are multiples of this
+
+    def solve(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        W = self.V @ (self.projected / (self.lam + alpha)[:, None])
+        return W, self.mean_y - self.mean_x @ W
+
+
+PENALTIES = np.logspace(-8, 4, 13)  # ridge penalties tried, as multiples of the mean eigenvalue
+
+
+def ridge_readout(states: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray | None = None,
+                  check_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """The linear readout targets ~ states @ W + b in closed form, for the estimators' echo state
+    networks: states (N, F), targets (N, K) -> W (F, K), b (K,), the ridge penalty chosen, and
+    residuals (M, K) of rows the readout that chose the penalty had not seen.
+
+    Given boolean masks `fit_rows` and `check_rows` (rows of a later time, say, with the rows whose
+    targets overlap theirs in neither), the penalty is the one whose readout fitted on `fit_rows`
+    predicts `check_rows` best, and the residuals are theirs; the readout returned is then refitted
+    on all rows (penalty scaled by the row counts). Otherwise the penalty is chosen by generalised
+    cross-validation (Golub, Heath & Wahba 1979), GCV(alpha) = N RSS / (N - sum lam / (lam + alpha))^2,
+    and the residuals are the exact leave-one-out ones, residual / (1 - leverage). Leave-one-out
+    suits rows that are exchangeable; overlapping windows of one series are not (a window's target
+    sits in its neighbours' contexts), which is why the forecaster checks on later windows instead."""
     X, Y = np.asarray(states, dtype=np.float64), np.asarray(targets, dtype=np.float64)
-    mean_x, mean_y = X.mean(axis=0), Y.mean(axis=0)
-    X, Y = X - mean_x, Y - mean_y
-    lam, V = np.linalg.eigh(X.T @ X)  # (F,), (F, F)
-    lam = np.maximum(lam, 0.0)
-    projected = V.T @ (X.T @ Y)  # (F, K)
-    XV = X @ V  # (N, F)
-    N = len(X)
-    scale = max(float(lam.mean()), 1e-12)
+    if fit_rows is not None and check_rows is not None and fit_rows.sum() >= 2 and check_rows.any():
+        part = _RidgePath(X[fit_rows], Y[fit_rows])
+        best = None
+        for alpha in part.scale * PENALTIES:
+            W, b = part.solve(alpha)
+            residuals = Y[check_rows] - X[check_rows] @ W - b
+            if best is None or (residuals ** 2).mean() < best[0]:
+                best = ((residuals ** 2).mean(), alpha, residuals)
+        _, alpha, residuals = best
+        alpha *= len(X) / fit_rows.sum()  # the same penalty per row on all of them
+        return (*_RidgePath(X, Y).solve(alpha), float(alpha), residuals)
+    path, N = _RidgePath(X, Y), len(X)
+    XV = path.X @ path.V  # (N, F)
     best = None
-    for alpha in scale * np.logspace(-8, 4, 13):
-        coefficients = projected / (lam + alpha)[:, None]  # (F, K) in the eigenbasis
-        residuals = Y - XV @ coefficients
-        freedom = float((lam / (lam + alpha)).sum())
+    for alpha in path.scale * PENALTIES:
+        residuals = path.Y - XV @ (path.projected / (path.lam + alpha)[:, None])
+        freedom = float((path.lam / (path.lam + alpha)).sum())
         score = N * float((residuals ** 2).sum()) / max(N - freedom, 1e-9) ** 2
         if best is None or score < best[0]:
-            best = (score, alpha, coefficients, residuals)
-    _, alpha, coefficients, residuals = best
-    W = V @ coefficients
-    leverage = 1.0 / N + (XV ** 2 / (lam + alpha)).sum(axis=1)  # (N,)
-    return W, mean_y - mean_x @ W, float(alpha), residuals / np.maximum(1.0 - leverage, 1e-3)[:, None]
+            best = (score, alpha, residuals)
+    _, alpha, residuals = best
+    leverage = 1.0 / N + (XV ** 2 / (path.lam + alpha)).sum(axis=1)  # (N,)
+    return (*path.solve(alpha), float(alpha), residuals / np.maximum(1.0 - leverage, 1e-3)[:, None])

@@ -77,6 +77,27 @@ def test_ridge_readout_recovers_a_linear_map_and_penalises_noise():
     assert noise_alpha > 1000 * alpha
 
 
+def test_ridge_readout_chooses_its_penalty_on_later_rows_when_told():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((400, 30))
+    Y = X[:, :2] @ np.array([[1.0], [-1.0]]) + 0.5 * rng.standard_normal((400, 1))
+    fit, check = np.arange(400) < 300, np.arange(400) >= 320  # a gap of 20 rows between them
+
+    def ridge(rows, alpha):
+        Xc, Yc = X[rows] - X[rows].mean(0), Y[rows] - Y[rows].mean(0)
+        W = np.linalg.solve(Xc.T @ Xc + alpha * np.eye(30), Xc.T @ Yc)
+        return W, Y[rows].mean(0) - X[rows].mean(0) @ W
+    W, b, alpha, residuals = ridge_readout(X, Y, fit, check)
+    assert residuals.shape == (80, 1)
+    W_fit, b_fit = ridge(fit, alpha * 300 / 400)  # the readout that chose the penalty: fit rows only
+    np.testing.assert_allclose(residuals, Y[check] - X[check] @ W_fit - b_fit, rtol=1e-6, atol=1e-9)
+    W_all, b_all = ridge(np.ones(400, dtype=bool), alpha)  # the one returned: every row
+    np.testing.assert_allclose(W, W_all, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(b, b_all, rtol=1e-6, atol=1e-9)
+    # 28 of the 30 inputs are noise: the check prefers a real penalty to none
+    assert alpha > 1e-3 * np.linalg.eigvalsh((X - X.mean(0)).T @ (X - X.mean(0))).mean()
+
+
 def test_forecaster_with_a_reservoir_fits_its_readout_in_closed_form(tmp_path):
     """`cell="esn"`: nothing is trained by gradient descent (the projection and the reservoir keep
     their drawn weights), the head is the ridge readout of the final states, and the forecast of a
