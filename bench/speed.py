@@ -41,7 +41,11 @@ RESULTS = ROOT / "bench" / "results.json"
 V, E, BATCH, SEQ = 65, 64, 64, 100
 # Switching oneDNN off and on warns about an Intel-GPU feature on every switch.
 warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN.*")
-GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4, "bnlstm": 4, "gfrnn": 4}
+# Matrix multiplies per unit; the cells after gfrnn do fewer (IndRNN and minGRU/minLSTM have no
+# recurrent matrix, the echo state reservoir's never gets a gradient) and are credited with an
+# LSTM's, so their "GFLOP/s vs nn.LSTM" is simply their characters per second over nn.LSTM's.
+GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4, "bnlstm": 4, "gfrnn": 4,
+         "indrnn": 4, "mingru": 4, "minlstm": 4, "esn": 4}
 TORCH_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 SHAPES = [(128, 2), (256, 2), (512, 2), (1024, 1)]  # (hidden size, layers)
 
@@ -215,7 +219,7 @@ def bench_training(quick: bool) -> list[dict]:
 
 def bench_custom_cells(quick: bool) -> list[dict]:
     rows = []
-    for cell in ("lnlstm", "bnlstm", "gfrnn", "irnn"):
+    for cell in ("lnlstm", "bnlstm", "gfrnn", "irnn", "indrnn", "mingru", "minlstm", "esn"):
         for hidden in (128, 256, 512):
             torch.manual_seed(0)
             model = rnnkit_model(cell, hidden, 2)
@@ -224,7 +228,8 @@ def bench_custom_cells(quick: bool) -> list[dict]:
                 "naive_loop": training_step_fn(NaiveLoopModel(rnnkit_model(cell, hidden, 2))),
                 "torch_lstm": training_step_fn(RawModel("lstm", hidden, 2))}, quick)
             row = {"cell": cell, "hidden": hidden, "layers": 2,
-                   "path": "fused kernel" if model.recurrent.is_fused else "step path, input projection hoisted",
+                   "path": ("fused kernel" if model.recurrent.is_fused else "parallel scan"
+                            if hasattr(model.recurrent.cells[0], "scan") else "step path, input projection hoisted"),
                    "rnnkit": rates(seconds["rnnkit"], cell, hidden, 2),
                    "naive_loop": rates(seconds["naive_loop"], cell, hidden, 2),
                    "torch_lstm": rates(seconds["torch_lstm"], "lstm", hidden, 2)}
