@@ -42,8 +42,8 @@ V, E, BATCH, SEQ = 65, 64, 64, 100
 # Switching oneDNN off and on warns about an Intel-GPU feature on every switch.
 warnings.filterwarnings("ignore", message=".*TF32 acceleration on top of oneDNN.*")
 # Matrix multiplies per unit; the cells after gfrnn do fewer (IndRNN and minGRU/minLSTM have no
-# recurrent matrix, the echo state reservoir's never gets a gradient) and are credited with an
-# LSTM's, so their "GFLOP/s vs nn.LSTM" is simply their characters per second over nn.LSTM's.
+# recurrent matrix, the echo state reservoir's never gets a gradient), so their rows are compared
+# by characters per second with nn.LSTM of the same size instead (bench/report.py).
 GATES = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "lnlstm": 4, "bnlstm": 4, "gfrnn": 4,
          "indrnn": 4, "mingru": 4, "minlstm": 4, "esn": 4}
 TORCH_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
