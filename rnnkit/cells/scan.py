@@ -71,7 +71,7 @@ class LinearRecurrence(torch.autograd.Function):
         a, h, h0 = ctx.saved_tensors
         # g_t = grad_t + a_{t+1} g_{t+1}: the scan run in reverse, with a shifted by one
         a_next = F.pad(a[:, 1:], (0, 0, 0, 1))  # a_{t+1}, 0 after the last step
-        g = _scan(a_next, grad.contiguous(), torch.zeros_like(h0), reverse=True)
+        g = _scan(a_next, grad, torch.zeros_like(h0), reverse=True)
         da = torch.empty_like(g)  # g_t h_{t-1}, written in two parts rather than concatenating h0 and h
         torch.mul(g[:, 1:], h[:, :-1], out=da[:, 1:])
         torch.mul(g[:, 0], h0, out=da[:, 0])

@@ -74,7 +74,7 @@ class ReferenceLanguageModel:
         for k in range(num_layers):
             D = (E or V) if k == 0 else H
             G = module.NUM_GATES
-            stack = {"layers": num_layers} if getattr(module, "STACKED", False) else {}
+            stack = {"layers": num_layers} if cls._stacked(cell) else {}
             cell_params = module.init(rng, s, H, D, **stack) if hasattr(module, "init") else {
                 "weight_ih": rng.uniform(-s, s, (G * H, D)), "weight_hh": rng.uniform(-s, s, (G * H, H)),
                 "bias_ih": rng.uniform(-s, s, G * H), "bias_hh": rng.uniform(-s, s, G * H)}
@@ -120,6 +120,14 @@ class ReferenceLanguageModel:
     def state_names(self) -> tuple[str, ...]:
         return CELLS[self.cell][0].STATE_NAMES
 
+    @staticmethod
+    def _stacked(cell: str) -> bool:
+        """True for a cell file that runs the whole stack at once (forward_stack / backward_stack)."""
+        return getattr(CELLS[cell][0], "STACKED", False)
+
+    def _layers(self) -> list[dict[str, np.ndarray]]:
+        return [self._layer(k) for k in range(self.num_layers)]
+
     @property
     def counters(self) -> tuple[str, ...]:
         """State names that count steps: no gradient, and 0 at the start of a sequence."""
@@ -151,8 +159,8 @@ class ReferenceLanguageModel:
             x = self.params["embed.weight"][inputs]  # (T, B, E)
         else:
             x = np.eye(self.vocab_size)[inputs]  # (T, B, V)
-        if getattr(module, "STACKED", False):
-            x, final_state, caches = module.forward_stack([self._layer(k) for k in range(self.num_layers)], x, state)
+        if self._stacked(self.cell):
+            x, final_state, caches = module.forward_stack(self._layers(), x, state)
         else:
             caches, finals = [], []
             for k in range(self.num_layers):
@@ -177,8 +185,8 @@ class ReferenceLanguageModel:
         dlogits /= T * B
         grads = {"head.weight": np.einsum("tbv,tbh->vh", dlogits, top), "head.bias": dlogits.sum(axis=(0, 1))}
         dx = dlogits @ self.params["head.weight"]  # (T, B, H): dL/dh_t of the top layer from the head
-        if getattr(module, "STACKED", False):
-            dx, dstate0, layer_grads = module.backward_stack([self._layer(k) for k in range(self.num_layers)], dx, caches)
+        if self._stacked(self.cell):
+            dx, dstate0, layer_grads = module.backward_stack(self._layers(), dx, caches)
             for k, g in enumerate(layer_grads):
                 grads.update({f"recurrent.cells.{k}.{n}": v for n, v in g.items()})
         else:

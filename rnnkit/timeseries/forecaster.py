@@ -108,7 +108,7 @@ class RNNForecaster(RNNEstimator):
         val = windows.final_pairs(before_end=H)  # held out when hold_out > 0, in-sample otherwise
         device = resolve_device(config.device)
         self.model_ = self._build_model().to(device)
-        if config.cell == "esn":  # a reservoir: the readout in closed form, no gradient descent
+        if not self.model_.recurrent.trainable:  # a fixed reservoir: the readout in closed form, no gradient descent
             self._fit_readout(windows, train)
         else:
             task = ForecastTask(windows, train, val, config.batch_size, config.random_state, device)
@@ -158,7 +158,7 @@ class RNNForecaster(RNNEstimator):
             bias[:, 2] = 30.0  # Student-t with ~32 degrees of freedom: the residuals are not modelled
         model.head.weight.copy_(weight.view_as(model.head.weight))
         model.head.bias.copy_(bias.view_as(model.head.bias))
-        self._log(f"echo state readout: ridge penalty {self.ridge_:.3g} (generalised cross-validation), "
+        self._log(f"echo state readout: ridge penalty {self.ridge_:.3g} (chosen on later windows), "
                   f"scaled RMSE on later windows {float(np.sqrt((rms ** 2).mean())):.4f}, {len(X)} windows")
 
     @torch.no_grad()
