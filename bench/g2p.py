@@ -8,7 +8,7 @@ kept; words with anything but letters and apostrophes are dropped; 5% of the wor
 random (seed 0), are held out. Word error rate: share of held-out words whose phoneme sequence is
 not exactly right. Phoneme error rate: edit distance / reference phonemes, summed over words.
 
-    .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--beam-size 1 5]
+    .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 1 5]
 
 Prints the result and stores it as "g2p" in bench/results.json.
 """
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=12.0)
     parser.add_argument("--hidden-size", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--dropout", type=float, default=0.0, help="before the decoder's output layer")
     parser.add_argument("--beam-size", type=int, nargs="+", default=[1, 5], help="decode with each width "
                         "(1: greedy); the first is stored as the headline")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
@@ -85,7 +86,7 @@ def main() -> None:
     print(f"{len(entries):,} words: {len(train):,} train, {len(test):,} held out", flush=True)
 
     model = Seq2Seq(hidden_size=args.hidden_size, embedding_size=64, source_level="char", target_level="word",
-                    epochs=args.epochs, batch_size=args.batch_size, lr=3e-3,
+                    epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, dropout=args.dropout,
                     max_length=30, verbose=1)
     started = time.perf_counter()
     model.fit(train, [entries[w] for w in train])
@@ -117,7 +118,7 @@ def main() -> None:
                      "predict_seconds": round(seconds, 1)})
     predicted = decodings[0][1]
     result = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs,
-              "hidden_size": args.hidden_size, **rows[0], "decodings": rows, "fit_seconds": round(fit_s),
+              "hidden_size": args.hidden_size, "dropout": args.dropout, **rows[0], "decodings": rows, "fit_seconds": round(fit_s),
               "examples": [{"word": w, "reference": entries[w], "predicted": p} for w, p in zip(test[:8], predicted[:8])]}
     record("g2p", result)
     print("| held-out words | decoding | WER | PER | WER, stress ignored | PER, stress ignored | epochs | fit s | "

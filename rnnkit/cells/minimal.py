@@ -43,22 +43,26 @@ class MinGRUCoefficients(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, v = xp.chunk(2, dim=-1)
-        z, a = torch.sigmoid(k), torch.sigmoid(-k)  # 1 - z computed without cancellation
+        z = torch.sigmoid(k)
+        a = torch.sub(1.0, z)  # 1 - z: off by at most float32's rounding of z, as σ(-k) would be to a's scale
         positive = torch.relu(v)
-        low = torch.sigmoid(v - positive)  # σ(min(v, 0)): σ(v) below 0, 1/2 above
-        gv = positive + low
-        ctx.save_for_backward(z, a, positive, low, gv)
+        low = torch.sub(v, positive).sigmoid_()  # σ(min(v, 0)): σ(v) below 0, 1/2 above
+        # g(v) is above 1/2 where v > 0, which is all the backward pass needs to know of v (below
+        # float32's resolution of 1/2, 0 < v < 3e-8, it takes g's slope from the left of its kink)
+        gv = positive.add_(low)
+        ctx.save_for_backward(z, a, low, gv)
         return a, z * gv
 
     @staticmethod
     def backward(ctx, da: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
-        z, a, positive, low, gv = ctx.saved_tensors
+        z, a, low, gv = ctx.saved_tensors
         dxp = torch.empty(*z.shape[:-1], 2 * z.shape[-1], dtype=z.dtype, device=z.device)
         dk, dv = dxp.chunk(2, dim=-1)
         torch.mul(db, gv, out=dk)
-        dk.sub_(da).mul_(z * a)
+        dk.sub_(da).mul_(z).mul_(a)  # in place: a fresh (B, T, H) tensor costs its pages' mapping
         slope = torch.addcmul(low, low, low, value=-1.0)  # σ(v)(1 - σ(v)) = g'(v) below 0, 1/4 above ...
-        slope.add_(torch.sign(positive), alpha=0.75)  # ... and 1/4 + 3/4 = 1 above
+        torch.gt(gv, 0.5, out=dv)  # (dv's memory as scratch: a float 1 where v > 0, with no bool tensor to convert)
+        slope.add_(dv, alpha=0.75)  # ... and 1/4 + 3/4 = 1 above
         torch.mul(db, z, out=dv)
         dv.mul_(slope)
         return dxp

@@ -26,10 +26,13 @@ import torch
 import torch.nn.functional as F
 
 
-def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False,
+          shifted: bool = False) -> torch.Tensor:
     """The recurrence, chunked as the module docstring says; no autograd of its own. With
     `reverse`, time runs from the last step to the first (h_t = a_t h_{t+1} + b_t, h0 after the
-    last step): the backward pass's recurrence, without flipping three whole tensors."""
+    last step): the backward pass's recurrence, without flipping three whole tensors. With
+    `shifted` (and `reverse`) step t reads a_{t+1} instead of a_t, as the backward pass needs,
+    without a shifted copy of a; the last step's coefficient is then 1, so h0 must be 0."""
     B, T, H = a.shape
     C = max(1, math.isqrt(T))  # steps per chunk
     n = -(-T // C)  # chunks
@@ -39,13 +42,19 @@ def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = Fa
         b = F.pad(b, (0, 0, 0, pad))
     a, b = a.reshape(B, n, C, H), b.reshape(B, n, C, H)
     steps, chunks = (range(C - 1, -1, -1), range(n - 1, -1, -1)) if reverse else (range(C), range(n))
+    if shifted:  # step c of chunk j reads a[:, j, c + 1]; its last step, the next chunk's first a
+        next_first = torch.cat([a[:, 1:, 0], torch.ones_like(a[:, :1, 0])], dim=1)  # (B, n, H)
+        coefficient = lambda t: a[:, :, t + 1] if t + 1 < C else next_first  # noqa: E731
+        product = a[:, :, 1:].prod(dim=2).mul_(next_first)
+    else:
+        coefficient = lambda t: a[:, :, t]  # noqa: E731
+        product = a.prod(dim=2)
     # 1. every chunk at once, from a zero state: where it ends, (B, n, H), and the product of its a's
     # (updated in place: a fresh (B, n, H) tensor per step would be a fresh page-mapped block)
     first, *rest = steps
     end = b[:, :, first].clone()
     for t in rest:
-        torch.addcmul(b[:, :, t], a[:, :, t], end, out=end)
-    product = a.prod(dim=2)
+        torch.addcmul(b[:, :, t], coefficient(t), end, out=end)
     # 2. the chunk ends chained: the true state entering each chunk, written where it is read
     incoming = torch.empty_like(end)
     incoming[:, chunks[0]] = h0
@@ -55,7 +64,7 @@ def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = Fa
     out = torch.empty_like(b)
     before = incoming
     for t in steps:
-        before = torch.addcmul(b[:, :, t], a[:, :, t], before, out=out[:, :, t])
+        before = torch.addcmul(b[:, :, t], coefficient(t), before, out=out[:, :, t])
     return out.view(B, n * C, H)[:, :T]
 
 
@@ -69,9 +78,8 @@ class LinearRecurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         a, h, h0 = ctx.saved_tensors
-        # g_t = grad_t + a_{t+1} g_{t+1}: the scan run in reverse, with a shifted by one
-        a_next = F.pad(a[:, 1:], (0, 0, 0, 1))  # a_{t+1}, 0 after the last step
-        g = _scan(a_next, grad, torch.zeros_like(h0), reverse=True)
+        # g_t = grad_t + a_{t+1} g_{t+1}: the scan run in reverse, reading a one step on
+        g = _scan(a, grad, torch.zeros_like(h0), reverse=True, shifted=True)
         da = torch.empty_like(g)  # g_t h_{t-1}, written in two parts rather than concatenating h0 and h
         torch.mul(g[:, 1:], h[:, :-1], out=da[:, 1:])
         torch.mul(g[:, 0], h0, out=da[:, 0])
