@@ -222,10 +222,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = json.loads(args.settings)
     results = {"date": time.strftime("%Y-%m-%d"), "seeds": args.seeds, "settings": settings, "sets": {}}
+    extras = tuple(e for e in EXTRAS if not getattr(args, f"no_{e}"))
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets.split(","):
             started = time.perf_counter()
-            extras = tuple(e for e in EXTRAS if not getattr(args, f"no_{e}"))
             results["sets"][name] = r = run_set(name, args.seeds, Path(tmp), settings, extras)
             s = r["summary"]
             print(f"{name:<11} rnnkit gMASE {s['rnnkit']['gmase']:.3f} (seeds {', '.join(f'{g:.3f}' for g in r['rnnkit_gmase_by_seed'])}) "
@@ -248,7 +248,7 @@ def summarise(results: dict) -> None:
     for extra in EXTRAS:
         if all(f"{extra}_gmase_by_seed" in r for r in sets):
             results["overall"][extra] = float(np.exp(np.mean([np.log(r["summary"][f"rnnkit_{extra}"]["gmase"])
-                                                              for r in sets])))
+                                                             for r in sets])))
             results["overall"][f"{extra}_wins"] = sum(r[f"{extra}_ratio_to_best"] <= 1 for r in sets)
 
 

@@ -118,7 +118,8 @@ def main() -> None:
                      "predict_seconds": round(seconds, 1)})
     predicted = decodings[0][1]
     result = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs,
-              "hidden_size": args.hidden_size, "dropout": args.dropout, **rows[0], "decodings": rows, "fit_seconds": round(fit_s),
+              "hidden_size": args.hidden_size, "dropout": args.dropout, **rows[0], "decodings": rows,
+              "fit_seconds": round(fit_s),
               "examples": [{"word": w, "reference": entries[w], "predicted": p} for w, p in zip(test[:8], predicted[:8])]}
     record("g2p", result)
     print("| held-out words | decoding | WER | PER | WER, stress ignored | PER, stress ignored | epochs | fit s | "

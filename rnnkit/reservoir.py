@@ -163,13 +163,13 @@ def ridge_readout(states: np.ndarray, targets: np.ndarray, fit_rows: np.ndarray 
     X, Y = np.asarray(states, dtype=np.float64), np.asarray(targets, dtype=np.float64)
     if fit_rows is not None and check_rows is not None and fit_rows.sum() >= 2 and check_rows.any():
         part = _RidgePath(X[fit_rows], Y[fit_rows])
-        best = None
-        for alpha in part.scale * PENALTIES:
+
+        def check_residuals(alpha: float) -> np.ndarray:
             W, b = part.solve(alpha)
-            residuals = Y[check_rows] - X[check_rows] @ W - b
-            if best is None or (residuals ** 2).mean() < best[0]:
-                best = ((residuals ** 2).mean(), alpha, residuals)
-        _, alpha, residuals = best
+            return Y[check_rows] - X[check_rows] @ W - b
+        errors = {alpha: check_residuals(alpha) for alpha in part.scale * PENALTIES}
+        alpha = min(errors, key=lambda a: float((errors[a] ** 2).mean()))
+        residuals = errors[alpha]
         alpha *= len(X) / fit_rows.sum()  # the same penalty per row on all of them
         return (*_RidgePath(X, Y).solve(alpha), float(alpha), residuals)
     path, N = _RidgePath(X, Y), len(X)

@@ -44,7 +44,7 @@ class MinGRUCoefficients(torch.autograd.Function):
     def forward(ctx, xp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, v = xp.chunk(2, dim=-1)
         z = torch.sigmoid(k)
-        a = torch.sub(1.0, z)  # 1 - z: off by at most float32's rounding of z, as σ(-k) would be to a's scale
+        a = torch.sub(1.0, z)  # 1 - z, not σ(-k): one pass; near z = 1 it loses relative precision, not absolute
         positive = torch.relu(v)
         low = torch.sub(v, positive).sigmoid_()  # σ(min(v, 0)): σ(v) below 0, 1/2 above
         # g(v) is above 1/2 where v > 0, which is all the backward pass needs to know of v (below
