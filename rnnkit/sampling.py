@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -134,7 +134,8 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
                     on_tokens: Callable[[torch.Tensor], None] | None = None,
                     device: torch.device | str = "cpu", stop: int | None = None,
                     allowed: Callable[[int], torch.Tensor | None] | None = None,
-                    feed: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+                    feed: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    filter_from: int = 0) -> torch.Tensor:
     """Generate up to `config.length` tokens for each of `config.num_samples` samples.
 
     prime: token ids to condition on (may be empty; then `start` seeds the state and is not
@@ -145,6 +146,8 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
     (a grammar the output must follow, such as a tune's header fields in their order).
     feed: each step's (N,) drawn tokens -> the (N,) ids the model reads next, for a model whose
     inputs carry more than the token (called after on_tokens, which may track that information).
+    filter_from: the steps before it are drawn from the whole (tempered) distribution, without
+    top-k or top-p (a header whose rare values should keep their share).
     Returns (N, length or fewer) token ids.
     """
     model.eval()
@@ -156,11 +159,12 @@ def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: 
     stepper = model.generator(state)
     out = torch.empty(N, config.length, dtype=torch.long, device=device)
     finished = torch.zeros(N, dtype=torch.bool, device=device)
+    unfiltered = replace(config, top_k=None, top_p=None)
     for t in range(config.length):
         mask = allowed(t) if allowed is not None else None
         if mask is not None:
             logits = logits.masked_fill(~mask, float("-inf"))
-        token = next_token(logits, config, generator)
+        token = next_token(logits, config if t >= filter_from else unfiltered, generator)
         out[:, t] = token
         if on_tokens is not None:
             on_tokens(token)

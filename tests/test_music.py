@@ -226,6 +226,21 @@ def test_sample_asks_by_meter_and_key(toy_run):
     assert {t[1] for t in m.sample(30, seed=3)} == {"K:D", "K:G"}  # tonics drawn from the training keys
 
 
+def test_the_nucleus_trims_the_notes_but_not_the_header(toy_run):
+    """Tunes are drawn from the nucleus of each note's distribution by default, while the meter and
+    key come from the whole distribution: at a tiny top_p the notes are the likeliest ones, so
+    tunes with the same header are the same tune, and both meters still come."""
+    _, m = toy_run
+    assert music_model.DEFAULT_TOP_P < 1
+    tunes = m.sample(40, seed=5, top_p=1e-6)
+    assert {t[0] for t in tunes} == {"M:6/8", "M:4/4"}
+    by_header: dict = {}
+    for t in tunes:
+        by_header.setdefault(tuple(t[:3]), set()).add(tuple(t[3:]))
+    assert all(len(bodies) == 1 for bodies in by_header.values())
+    assert len({tuple(t[3:]) for t in m.sample(40, seed=5, top_p=1.0)}) > len(by_header)
+
+
 def well_formed(tokens):
     """The syntax rules of music.grammar, checked on a finished tune."""
     depth, tied = 0, None

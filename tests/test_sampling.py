@@ -108,3 +108,21 @@ def test_interactive_sampling_answers_each_prompt_and_survives_a_bad_one(trained
     assert "outside the model's vocabulary" in err and err.count("prompt> ") == 4
     monkeypatch.setattr("sys.stdin", io.StringIO("the cat\nzzz\u2603\na dog\n\n"))
     assert cli("sample", trained_run, "--interactive", "--length", "20", "--seed", "3")[1] == out  # repeatable
+
+
+def test_steps_before_filter_from_are_drawn_from_the_whole_distribution():
+    """With top_k=1 every filtered step is greedy; the steps before `filter_from` are not."""
+    from rnnkit.config import ModelConfig
+    from rnnkit.models.language_model import LanguageModel
+    from rnnkit.sampling import SamplingConfig, generate_tokens
+    torch.manual_seed(0)
+    model = LanguageModel(ModelConfig(vocab_size=5, hidden_size=8, num_layers=1, embedding_size=4)).eval()
+    config = SamplingConfig(length=4, top_k=1, num_samples=300, seed=0)
+    greedy = generate_tokens(model, [], 0, config)
+    assert len({tuple(row) for row in greedy.tolist()}) == 1
+    opened = generate_tokens(model, [], 0, config, filter_from=2)
+    assert len({tuple(row[:2]) for row in opened.tolist()}) > 5  # the first two drawn freely
+    by_start: dict = {}
+    for row in opened.tolist():  # then greedy: the same two first tokens, the same rest
+        by_start.setdefault(tuple(row[:2]), set()).add(tuple(row[2:]))
+    assert all(len(rests) == 1 for rests in by_start.values())

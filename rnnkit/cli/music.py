@@ -85,7 +85,11 @@ def add_commands(sub, parser_class) -> dict:
     s.add_argument("--temperature", type=float, default=1.0, metavar="X", help="> 0; below 1 safer and more "
                    "repetitive, above 1 wilder (default 1)")
     s.add_argument("--top-k", type=int, metavar="N", help="sample only among the N likeliest tokens")
-    s.add_argument("--top-p", type=float, metavar="X", help="nucleus sampling, in (0, 1]")
+    s.add_argument("--top-p", type=float, metavar="X", help="nucleus sampling, in (0, 1]: draw each note from the "
+                   "smallest set of tokens that holds this much of the model's probability, dropping the unlikely "
+                   "tail where slips such as a note too long for its bar live; the meter and key are drawn from the "
+                   "whole distribution. Tunes: default 0.9 (chosen by measurement, docs/music.md); 1 draws from the "
+                   "whole distribution. --events: default 1")
     s.add_argument("--seed", type=int, metavar="N", help="same seed, same tunes")
     s.add_argument("--free", action="store_true", help="take the model's raw choices; by default tokens that would "
                    "break ABC's syntax (an unclosed chord, a tie to another pitch, a repeat opened twice, a tune "
@@ -178,8 +182,9 @@ def _sample(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise UsageError("--out is for --events (MIDI files); tunes are written to stdout as ABC")
     m = model.load(args.run_dir, which=args.which, device=args.device)
+    top_p = model.DEFAULT_TOP_P if args.top_p is None else args.top_p
     tunes = m.sample(args.num_tunes, meter=args.meter, key=args.key, temperature=args.temperature, top_k=args.top_k,
-                     top_p=args.top_p, seed=args.seed, strict=not args.free, keep_meter=args.keep_meter)
+                     top_p=top_p, seed=args.seed, strict=not args.free, keep_meter=args.keep_meter)
     sys.stdout.write(m.abc(tunes))
     return 0
 

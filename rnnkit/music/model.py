@@ -50,6 +50,13 @@ TASK = "music"
 # documents of ~150 tokens, so a chunk of 256 holds most of one in a single step.
 DEFAULTS = {"seq_length": 256, "dropout": 0.2, "hidden_size": 384}
 MAX_TUNE_TOKENS = 2000  # the most tokens a sampled tune may take (the longest training tune: ~1,200)
+# Tunes are drawn from the nucleus (Holtzman et al. 2020) of each note's distribution: the smallest
+# set of tokens holding 90% of the probability. The tail it drops is where a model trained for ten
+# minutes keeps its slips (a note too long for the bar); measured on 1,000 tunes of the default run,
+# the share whose bars keep the meter went 0.71 (whole distribution), 0.83 (0.98), 0.87 (0.95),
+# 0.91 (0.9) against 0.90 for real tunes (docs/music.md). The header (meter, key) is drawn from the
+# whole distribution, so rare meters and modes keep their share.
+DEFAULT_TOP_P = 0.9
 INPUTS_FILE = "data/inputs.bin"  # with the bar clock: the ids the model reads, aligned with the tokens
 
 MUSIC_SCHEMA = {**LANGUAGE_MODEL,
@@ -250,12 +257,13 @@ class MusicModel:
         return slots
 
     def sample(self, num_tunes: int = 1, meter: str | None = None, key: str | None = None,
-               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+               temperature: float = 1.0, top_k: int | None = None, top_p: float | None = DEFAULT_TOP_P,
                seed: int | None = None, max_tokens: int = MAX_TUNE_TOKENS, strict: bool = True,
                keep_meter: bool = False) -> list[list[str]]:
         """`num_tunes` tunes (token lists, header first), drawn together in one batch, keeping the
         grammar of ABC (music.grammar; `strict=False`: the model's raw choices; `keep_meter`: every
-        bar also filled to the meter, music.meter). A model
+        bar also filled to the meter, music.meter). `top_k` and `top_p` apply from the first note
+        on (`top_p=None` or 1: the whole distribution; see DEFAULT_TOP_P). A model
         trained on transposed tunes writes them in `key`'s tonic, or without a key in a tonic drawn
         from the training tunes' own keys of the sampled mode."""
         slots = self._slots(meter, key)
@@ -280,7 +288,8 @@ class MusicModel:
         rows = generate_tokens(self.module, [], self.vocab.start_id, config, device=self.device,
                                stop=self.vocab.end_id, allowed=allowed,
                                on_tokens=None if tracker is None else tracker.observe,
-                               feed=(lambda tokens: tokens + V * tracker.ids()) if self.clocked else None)
+                               feed=(lambda tokens: tokens + V * tracker.ids()) if self.clocked else None,
+                               filter_from=len(slots))
         tunes = [self.vocab.tokens(row.tolist()) for row in rows]
         if self.transposed_to is None:
             return tunes
