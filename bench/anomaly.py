@@ -121,8 +121,13 @@ def _package_file(package: str, relative: str) -> Path | None:
     return path if path.exists() else None
 
 
-def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """{name: (normal training values, test values, test labels)} for the sets installed."""
+def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """{name: (normal training values, the series scored, its labels, the steps of it that are
+    measured)} for the sets installed. MIT-BIH and UCR #135 are one recording each whose first
+    steps are the normal training part (UCR's TEST file is the whole recording, its TRAIN file the
+    first 1,200 steps of it): the recording is scored as it is. GutenTAG's normal series and test
+    series are two series: the test series is scored after the normal one, so that its first steps
+    have a past, and only its own steps are measured."""
     import pandas as pd
     sets = {}
     mitdb = _package_file("sktime", "datasets/data/mitdb/mitdb.csv")
@@ -130,43 +135,44 @@ def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         frame = pd.read_csv(mitdb)
         values, labels = frame.iloc[:, 0].to_numpy(np.float64), frame.iloc[:, 1].to_numpy(np.int64)
         first = int(np.argmax(labels > 0))  # the detector learns from the steps before the first anomaly
-        sets["mitdb"] = (values[:first], values, labels)
+        sets["mitdb"] = (values[:first], values, labels, np.arange(len(values)))
     kdd = _package_file("aeon", "datasets/data/KDD-TSAD_135")
     if kdd:
-        train = pd.read_csv(kdd / "135_UCR_Anomaly_InternalBleeding16_TRAIN.csv")
+        train = pd.read_csv(kdd / "135_UCR_Anomaly_InternalBleeding16_TRAIN.csv")["value"].to_numpy(np.float64)
         test = pd.read_csv(kdd / "135_UCR_Anomaly_InternalBleeding16_TEST.csv")
-        sets["kdd_135"] = (train["value"].to_numpy(np.float64), test["value"].to_numpy(np.float64),
-                           test["is_anomaly"].to_numpy(np.int64))
+        values = test["value"].to_numpy(np.float64)
+        if not np.array_equal(values[:len(train)], train):
+            raise SystemExit("KDD-TSAD_135: the TEST recording no longer starts with the TRAIN steps")
+        sets["kdd_135"] = (train, values, test["is_anomaly"].to_numpy(np.int64), np.arange(len(values)))
     ecg = _package_file("aeon", "datasets/data/UnitTest")
     if ecg and (ecg / "ecg-diff-count-3_TEST.csv").exists():
-        train = pd.read_csv(ecg / "ecg-diff-count-3_TRAIN_NA.csv")
+        train = pd.read_csv(ecg / "ecg-diff-count-3_TRAIN_NA.csv").iloc[:, 1].to_numpy(np.float64)
         test = pd.read_csv(ecg / "ecg-diff-count-3_TEST.csv")
-        sets["gutentag_ecg"] = (train.iloc[:, 1].to_numpy(np.float64), test.iloc[:, 1].to_numpy(np.float64),
-                                test["is_anomaly"].to_numpy(np.int64))
+        labels = np.concatenate([np.zeros(len(train), np.int64), test["is_anomaly"].to_numpy(np.int64)])
+        sets["gutentag_ecg"] = (train, np.concatenate([train, test.iloc[:, 1].to_numpy(np.float64)]), labels,
+                                np.arange(len(train), len(labels)))
     return sets
 
 
 def labelled_benchmark() -> dict:
     results = {}
-    for name, (train, test, labels) in labelled_sets().items():
+    for name, (train, series, labels, measured) in labelled_sets().items():
         rows = {}
-        # the test series follows the normal one, so the first test steps have a past
-        joined = np.concatenate([train, test])
+        n = len(train)  # the series' first n steps are the training values
         for label, method in (("rnnkit", "reconstruction"), ("rnnkit_prediction", "prediction")):
             start = time.perf_counter()
             detector = RNNAnomalyDetector(method=method, validation_fraction=0.0, early_stopping=False).fit(train)
-            rows[label] = (detector.score_samples(joined)[len(train):], time.perf_counter() - start)
-        for d, run in {"sliding_gaussian": lambda: baselines.sliding_gaussian(test, 6400),
-                       "rolling_zscore": lambda: baselines.rolling_zscore(test, 100),
-                       "level_novelty": lambda: baselines.level_novelty(
-                           np.concatenate([train, test]), train=len(train))[-len(test):],
-                       "isolation_forest": lambda: baselines.isolation_forest(
-                           np.concatenate([train, test]), 16, train=len(train))[-len(test):],
-                       "matrix_profile": lambda: baselines.matrix_profile(test, 64, online=False)}.items():
+            rows[label] = (detector.score_samples(series), time.perf_counter() - start)
+        for d, run in {"sliding_gaussian": lambda: baselines.sliding_gaussian(series, 6400),
+                       "rolling_zscore": lambda: baselines.rolling_zscore(series, 100),
+                       "level_novelty": lambda: baselines.level_novelty(series, train=n),
+                       "isolation_forest": lambda: baselines.isolation_forest(series, 16, train=n),
+                       "matrix_profile": lambda: baselines.matrix_profile(series, 64, online=False)}.items():
             start = time.perf_counter()
             rows[d] = (run(), time.perf_counter() - start)
-        results[name] = {d: {**{k: round(v, 4) for k, v in M.summary(labels, s).items()},
-                             "top_in_anomaly": M.top_in_anomaly(labels, s), "seconds": round(t, 1)}
+        y = labels[measured]
+        results[name] = {d: {**{k: round(v, 4) for k, v in M.summary(y, s[measured]).items()},
+                             "top_in_anomaly": M.top_in_anomaly(y, s[measured]), "seconds": round(t, 1)}
                          for d, (s, t) in rows.items()}
         print(name, json.dumps(results[name]), file=sys.stderr, flush=True)
     return results

@@ -52,10 +52,10 @@ DEFAULTS = {"seq_length": 256, "dropout": 0.2, "hidden_size": 384}
 MAX_TUNE_TOKENS = 2000  # the most tokens a sampled tune may take (the longest training tune: ~1,200)
 # Tunes are drawn from the nucleus (Holtzman et al. 2020) of each note's distribution: the smallest
 # set of tokens holding 90% of the probability. The tail it drops is where a model trained for ten
-# minutes keeps its slips (a note too long for the bar); measured on 1,000 tunes of the default run,
-# the share whose bars keep the meter went 0.71 (whole distribution), 0.83 (0.98), 0.87 (0.95),
-# 0.91 (0.9) against 0.90 for real tunes (docs/music.md). The header (meter, key) is drawn from the
-# whole distribution, so rare meters and modes keep their share.
+# minutes keeps its slips (a note too long for the bar). On 1,000 tunes of a default 600 s run the
+# share whose bars keep the meter went 0.71 (whole distribution), 0.86 (0.95), 0.91 (0.9), against
+# 0.90 for real tunes; 0.89 at 0.9 in two more runs (docs/music.md). The header (meter, key) is
+# drawn from the whole distribution, so rare meters and modes keep their share.
 DEFAULT_TOP_P = 0.9
 INPUTS_FILE = "data/inputs.bin"  # with the bar clock: the ids the model reads, aligned with the tokens
 
