@@ -121,13 +121,13 @@ def _package_file(package: str, relative: str) -> Path | None:
     return path if path.exists() else None
 
 
-def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """{name: (normal training values, the series scored, its labels, the steps of it that are
-    measured)} for the sets installed. MIT-BIH and UCR #135 are one recording each whose first
-    steps are the normal training part (UCR's TEST file is the whole recording, its TRAIN file the
-    first 1,200 steps of it): the recording is scored as it is. GutenTAG's normal series and test
-    series are two series: the test series is scored after the normal one, so that its first steps
-    have a past, and only its own steps are measured."""
+def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, int, np.ndarray]]:
+    """{name: (normal training values, the series scored, the first step measured, the labels of
+    the steps from it on)} for the sets installed. MIT-BIH and UCR #135 are one recording each whose
+    first steps are the normal training part (UCR's TEST file is the whole recording, its TRAIN file
+    the first 1,200 steps of it): the recording is scored as it is, and measured whole. GutenTAG's
+    normal series and test series are two series: the test series is scored after the normal one,
+    so that its first steps have a past, and only its own steps are measured."""
     import pandas as pd
     sets = {}
     mitdb = _package_file("sktime", "datasets/data/mitdb/mitdb.csv")
@@ -135,7 +135,7 @@ def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         frame = pd.read_csv(mitdb)
         values, labels = frame.iloc[:, 0].to_numpy(np.float64), frame.iloc[:, 1].to_numpy(np.int64)
         first = int(np.argmax(labels > 0))  # the detector learns from the steps before the first anomaly
-        sets["mitdb"] = (values[:first], values, labels, np.arange(len(values)))
+        sets["mitdb"] = (values[:first], values, 0, labels)
     kdd = _package_file("aeon", "datasets/data/KDD-TSAD_135")
     if kdd:
         train = pd.read_csv(kdd / "135_UCR_Anomaly_InternalBleeding16_TRAIN.csv")["value"].to_numpy(np.float64)
@@ -143,20 +143,19 @@ def labelled_sets() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         values = test["value"].to_numpy(np.float64)
         if not np.array_equal(values[:len(train)], train):
             raise SystemExit("KDD-TSAD_135: the TEST recording no longer starts with the TRAIN steps")
-        sets["kdd_135"] = (train, values, test["is_anomaly"].to_numpy(np.int64), np.arange(len(values)))
+        sets["kdd_135"] = (train, values, 0, test["is_anomaly"].to_numpy(np.int64))
     ecg = _package_file("aeon", "datasets/data/UnitTest")
     if ecg and (ecg / "ecg-diff-count-3_TEST.csv").exists():
         train = pd.read_csv(ecg / "ecg-diff-count-3_TRAIN_NA.csv").iloc[:, 1].to_numpy(np.float64)
         test = pd.read_csv(ecg / "ecg-diff-count-3_TEST.csv")
-        labels = np.concatenate([np.zeros(len(train), np.int64), test["is_anomaly"].to_numpy(np.int64)])
-        sets["gutentag_ecg"] = (train, np.concatenate([train, test.iloc[:, 1].to_numpy(np.float64)]), labels,
-                                np.arange(len(train), len(labels)))
+        sets["gutentag_ecg"] = (train, np.concatenate([train, test.iloc[:, 1].to_numpy(np.float64)]), len(train),
+                                test["is_anomaly"].to_numpy(np.int64))
     return sets
 
 
 def labelled_benchmark() -> dict:
     results = {}
-    for name, (train, series, labels, measured) in labelled_sets().items():
+    for name, (train, series, first, labels) in labelled_sets().items():
         rows = {}
         n = len(train)  # the series' first n steps are the training values
         for label, method in (("rnnkit", "reconstruction"), ("rnnkit_prediction", "prediction")):
@@ -170,9 +169,8 @@ def labelled_benchmark() -> dict:
                        "matrix_profile": lambda: baselines.matrix_profile(series, 64, online=False)}.items():
             start = time.perf_counter()
             rows[d] = (run(), time.perf_counter() - start)
-        y = labels[measured]
-        results[name] = {d: {**{k: round(v, 4) for k, v in M.summary(y, s[measured]).items()},
-                             "top_in_anomaly": M.top_in_anomaly(y, s[measured]), "seconds": round(t, 1)}
+        results[name] = {d: {**{k: round(v, 4) for k, v in M.summary(labels, s[first:]).items()},
+                             "top_in_anomaly": M.top_in_anomaly(labels, s[first:]), "seconds": round(t, 1)}
                          for d, (s, t) in rows.items()}
         print(name, json.dumps(results[name]), file=sys.stderr, flush=True)
     return results
