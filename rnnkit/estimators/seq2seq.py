@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..data.sequences import pad
 from ..data.tokenizers import Tokenizer
-from ..models.seq2seq import Seq2SeqModel
+from ..models.seq2seq import Seq2SeqEnsembleModel, Seq2SeqModel
 from ..tasks import Seq2SeqTask
 from .base import PREDICT_BATCH, RNNEstimator, init_from_config, strings
 from .configs import Seq2SeqConfig
@@ -59,19 +59,8 @@ class Seq2Seq(RNNEstimator):
     def predict(self, X) -> list[str]:
         check_is_fitted(self, "model_")
         self.config()  # beam_size and max_length may have been set since fit
-        sources = strings(X)
-        device = next(self.model_.parameters()).device
-        joiner = "" if self.target_level == "char" else " "
-        out = []
-        rows = max(1, min(PREDICT_BATCH, BEAM_ROWS // self.beam_size))  # beam search runs sources x beams rows
-        for start in range(0, len(sources), rows):
-            chunk = sources[start:start + rows]
-            tokens, lengths = pad([self.source_tokenizer_.encode(s) for s in chunk], device)
-            decoded = (self.model_.beam(tokens, lengths, self.max_length, self.beam_size) if self.beam_size > 1
-                       else self.model_.greedy(tokens, lengths, self.max_length))
-            out.extend(joiner.join(self.target_tokenizer_.tokens[i - self.SHIFT] for i in ids if i >= 4)
-                       for ids in decoded)
-        return out
+        return _decode(self.model_, self.source_tokenizer_, self.target_tokenizer_, self.target_level, X,
+                       self.beam_size, self.max_length)
 
     def score(self, X, y) -> float:
         return float(np.mean([p == t for p, t in zip(self.predict(X), strings(y, "y"))]))
@@ -82,3 +71,60 @@ class Seq2Seq(RNNEstimator):
     def _restore_fitted(self, state: dict[str, Any]) -> None:
         self.source_tokenizer_ = Tokenizer.from_json(state["source_tokenizer"])
         self.target_tokenizer_ = Tokenizer.from_json(state["target_tokenizer"])
+
+
+def _decode(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, target_level: str, X,
+            beam_size: int, max_length: int) -> list[str]:
+    """Decode every string of X with `model` (one Seq2SeqModel or an ensemble of them)."""
+    sources = strings(X)
+    device = next(model.parameters()).device
+    joiner = "" if target_level == "char" else " "
+    out = []
+    rows = max(1, min(PREDICT_BATCH, BEAM_ROWS // beam_size))  # beam search runs sources x beams rows
+    for start in range(0, len(sources), rows):
+        chunk = sources[start:start + rows]
+        tokens, lengths = pad([source_tokenizer.encode(s) for s in chunk], device)
+        decoded = (model.beam(tokens, lengths, max_length, beam_size) if beam_size > 1
+                   else model.greedy(tokens, lengths, max_length))
+        out.extend(joiner.join(target_tokenizer.tokens[i - Seq2Seq.SHIFT] for i in ids if i >= 4) for ids in decoded)
+    return out
+
+
+class Seq2SeqEnsemble:
+    """Fitted Seq2Seq estimators that predict together: every decoding step reads the mean of their
+    probabilities (rnnkit.models.seq2seq.Seq2SeqEnsembleModel). They must have been fitted on the
+    same strings' tokens (the same source and target vocabularies), e.g. the same data with
+    different `random_state`s; their sizes and other settings may differ.
+
+        models = [Seq2Seq(random_state=seed).fit(X, y) for seed in (0, 1, 2)]
+        Seq2SeqEnsemble(models, beam_size=5).predict(words)
+    """
+
+    def __init__(self, estimators, beam_size: int = 1, max_length: int | None = None) -> None:
+        estimators = list(estimators)
+        if not estimators:
+            raise ValueError("Seq2SeqEnsemble needs at least one fitted Seq2Seq")
+        for e in estimators:
+            if not isinstance(e, Seq2Seq):
+                raise TypeError(f"Seq2SeqEnsemble combines Seq2Seq estimators, not {type(e).__name__}")
+            check_is_fitted(e, "model_")
+        first = estimators[0]
+        for e in estimators[1:]:
+            if (e.source_tokenizer_.to_json(), e.target_tokenizer_.to_json(), e.target_level) != \
+                    (first.source_tokenizer_.to_json(), first.target_tokenizer_.to_json(), first.target_level):
+                raise ValueError("the models were fitted on different tokens (vocabularies); fit them on the same data")
+        if not (isinstance(beam_size, int) and beam_size >= 1):
+            raise ValueError(f"beam_size must be a whole number >= 1 (got {beam_size!r})")
+        self.estimators, self.beam_size = estimators, beam_size
+        self.max_length = max_length or max(e.max_length for e in estimators)
+        device = next(first.model_.parameters()).device
+        self.model_ = Seq2SeqEnsembleModel([e.model_.to(device) for e in estimators]).eval()
+
+    def predict(self, X) -> list[str]:
+        first = self.estimators[0]
+        return _decode(self.model_, first.source_tokenizer_, first.target_tokenizer_, first.target_level, X,
+                       self.beam_size, self.max_length)
+
+    def score(self, X, y) -> float:
+        """Exact-match accuracy."""
+        return float(np.mean([p == t for p, t in zip(self.predict(X), strings(y, "y"))]))

@@ -13,6 +13,8 @@ previous attentional output, so the model knows what it has already looked at.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -21,7 +23,45 @@ from ..recurrent import Recurrent
 from .beam import Beams
 
 
-class Seq2SeqModel(nn.Module):
+class Decoding:
+    """Greedy and beam decoding over `encode` and `decode_step`, for one model or an ensemble. What
+    `encode` returns is tensors with the batch first (beams repeat and reorder rows of each)."""
+
+    @torch.no_grad()
+    def greedy(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int) -> list[list[int]]:
+        outputs, keys, mask, state, feed = self.encode(source, lengths)
+        token = torch.full((source.shape[0],), self.bos, dtype=torch.long, device=source.device)
+        result = [[] for _ in range(source.shape[0])]
+        done = torch.zeros(source.shape[0], dtype=torch.bool, device=source.device)
+        for _ in range(max_length):
+            logits, state, feed = self.decode_step(token, state, feed, outputs, keys, mask)
+            token = logits.argmax(dim=1)
+            for b in torch.nonzero(~done)[:, 0].tolist():
+                if token[b].item() != self.eos:
+                    result[b].append(token[b].item())
+            done |= token == self.eos
+            if done.all():
+                break
+        return result
+
+    @torch.no_grad()
+    def beam(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int, width: int) -> list[list[int]]:
+        """Beam search over all sources at once: every step runs the `width` beams of all B sources
+        as one batch of B * width rows (models/beam.py keeps the beams)."""
+        beams = Beams(source.shape[0], width, self.bos, self.eos, source.device)
+        outputs, keys, mask, state, feed = self.encode(source, lengths)
+        outputs, keys, mask, feed = beams.repeat(outputs), beams.repeat(keys), beams.repeat(mask), beams.repeat(feed)
+        state = tuple(beams.repeat(s) for s in state)
+        for _ in range(max_length):
+            logits, state, feed = self.decode_step(beams.last, state, feed, outputs, keys, mask)
+            origin = beams.advance(logits)
+            state, feed = tuple(s[origin] for s in state), feed[origin]
+            if beams.done:
+                break
+        return [output for _, output in beams.best()]
+
+
+class Seq2SeqModel(Decoding, nn.Module):
     def __init__(self, source_vocab: int, target_vocab: int, cell: str = "lstm", hidden_size: int = 128,
                  embedding_size: int = 64, dropout: float = 0.0, bos: int = 2, eos: int = 3) -> None:
         super().__init__()
@@ -64,35 +104,47 @@ class Seq2SeqModel(nn.Module):
             logits.append(step_logits)
         return torch.stack(logits, dim=1)
 
-    @torch.no_grad()
-    def greedy(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int) -> list[list[int]]:
-        outputs, keys, mask, state, feed = self.encode(source, lengths)
-        token = torch.full((source.shape[0],), self.bos, dtype=torch.long, device=source.device)
-        result = [[] for _ in range(source.shape[0])]
-        done = torch.zeros(source.shape[0], dtype=torch.bool, device=source.device)
-        for _ in range(max_length):
-            logits, state, feed = self.decode_step(token, state, feed, outputs, keys, mask)
-            token = logits.argmax(dim=1)
-            for b in torch.nonzero(~done)[:, 0].tolist():
-                if token[b].item() != self.eos:
-                    result[b].append(token[b].item())
-            done |= token == self.eos
-            if done.all():
-                break
-        return result
 
-    @torch.no_grad()
-    def beam(self, source: torch.Tensor, lengths: torch.Tensor, max_length: int, width: int) -> list[list[int]]:
-        """Beam search over all sources at once: every step runs the `width` beams of all B sources
-        as one batch of B * width rows (models/beam.py keeps the beams)."""
-        beams = Beams(source.shape[0], width, self.bos, self.eos, source.device)
-        outputs, keys, mask, state, feed = self.encode(source, lengths)
-        outputs, keys, mask, feed = beams.repeat(outputs), beams.repeat(keys), beams.repeat(mask), beams.repeat(feed)
-        state = tuple(beams.repeat(s) for s in state)
-        for _ in range(max_length):
-            logits, state, feed = self.decode_step(beams.last, state, feed, outputs, keys, mask)
-            origin = beams.advance(logits)
-            state, feed = tuple(s[origin] for s in state), feed[origin]
-            if beams.done:
-                break
-        return [output for _, output in beams.best()]
+class Seq2SeqEnsembleModel(Decoding, nn.Module):
+    """Several trained Seq2SeqModels with the same vocabularies decoding as one: each step's
+    distribution is the mean of the members' probabilities (averaging the members of an ensemble
+    is the standard way neural machine translation combines models; Sutskever et al. 2014 used 5).
+    Each member keeps its own encoder outputs, attention and state; they travel as one tensor per
+    kind, the members' parts side by side in the last dimension, so beams repeat and reorder them
+    like a single model's."""
+
+    def __init__(self, members: list[Seq2SeqModel]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one model")
+        first = members[0]
+        for m in members[1:]:
+            if (m.out.out_features, m.source_embed.num_embeddings, m.bos, m.eos) != \
+                    (first.out.out_features, first.source_embed.num_embeddings, first.bos, first.eos):
+                raise ValueError("the ensemble's models must share their vocabularies")
+            if type(m.decoder) is not type(first.decoder):
+                raise ValueError("the ensemble's models must share their cell")
+        self.members = nn.ModuleList(members)
+        self.bos, self.eos = first.bos, first.eos
+        self._sizes = [m.hidden_size for m in members]
+
+    def _split(self, x: torch.Tensor, scale: int = 1) -> tuple[torch.Tensor, ...]:
+        return torch.split(x, [scale * h for h in self._sizes], dim=-1)
+
+    def encode(self, source: torch.Tensor, lengths: torch.Tensor):
+        parts = [m.encode(source, lengths) for m in self.members]
+        outputs = torch.cat([p[0] for p in parts], dim=-1)  # (B, S, sum 2H)
+        keys = torch.cat([p[1] for p in parts], dim=-1)  # (B, S, sum H)
+        state = tuple(torch.cat(s, dim=-1) for s in zip(*(p[3] for p in parts)))  # each (B, sum H)
+        feed = torch.cat([p[4] for p in parts], dim=-1)  # (B, sum H)
+        return outputs, keys, parts[0][2], state, feed
+
+    def decode_step(self, token, state, feed, outputs, keys, mask):
+        """-> log of the members' mean probabilities (B, V), the new state and attentional outputs."""
+        columns = zip(*(self._split(s) for s in state))
+        steps = [m.decode_step(token, tuple(st), f, o, k, mask) for m, st, f, o, k in
+                 zip(self.members, columns, self._split(feed), self._split(outputs, 2), self._split(keys))]
+        logp = torch.stack([torch.log_softmax(s[0].float(), dim=1) for s in steps])  # (M, B, V)
+        mean = torch.logsumexp(logp, dim=0) - math.log(len(steps))
+        state = tuple(torch.cat(s, dim=-1) for s in zip(*(s[1] for s in steps)))
+        return mean, state, torch.cat([s[2] for s in steps], dim=-1)
