@@ -294,12 +294,15 @@ def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None, 
     Past a sequence's end (live false) its state is kept and its outputs are zero.
 
     The input projections of all T steps come from one (B*T, D) x (D, G*H) multiply; only the
-    recurrent part runs per step. `unbind` hands out the T slices as views whose gradients are
+    recurrent part runs per step, unless the cell runs the whole chunk itself (`recurrent_sequence`). `unbind` hands out the T slices as views whose gradients are
     stacked once in the backward pass (indexing xp[t] would allocate a full-size zero gradient
     per step: measured 5x slower at H=512)."""
-    projections = cell.input_projection(x).transpose(0, 1).contiguous().unbind(0)  # T x (B, G*H)
+    projections = cell.input_projection(x).transpose(0, 1).contiguous()  # (T, B, G*H)
+    whole = cell.recurrent_sequence(projections, s) if live is None and not zoneout else None
+    if whole is not None:
+        return whole[0].transpose(0, 1), whole[1]
     outputs = []
-    for t, xp in enumerate(projections):
+    for t, xp in enumerate(projections.unbind(0)):  # T x (B, G*H)
         if cell.reads_live:
             y, new = cell.recurrent_step(xp, s, live=None if live is None else live[t])
         else:

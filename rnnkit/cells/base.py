@@ -83,6 +83,12 @@ class Cell(nn.Module):
         If `record` is a dict, store the step's gate activations in it."""
         raise NotImplementedError
 
+    def recurrent_sequence(self, projections: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
+        """Hook: all T steps of a chunk at once, projections (T, B, G*H) -> outputs (T, B, H), final
+        state; for a cell with a hand-derived backward pass over the whole chunk. None (the default,
+        or where the hook does not apply) sends `Recurrent` to the loop over `recurrent_step`."""
+        return None
+
     def step(self, x: torch.Tensor, state: State, record: dict | None = None) -> tuple[torch.Tensor, State]:
         """One time step: x (B, D) -> y (B, H), new state (the fused one-step op unless gates are recorded)."""
         if self.fused_mode is None or record is not None:

@@ -7,8 +7,10 @@
 Normalising the summed inputs keeps every gate's pre-activation at unit scale whatever the
 weights do, which steadies training of long unrolls. Per-gate blocks (rather than one
 normalisation over all 4H rows) follow common practice: one gate's large inputs then cannot
-squash the others. No fused kernel computes this, so `Recurrent` runs it step by step, with the
-normalised input projection of a whole sequence computed in one call.
+squash the others. No fused kernel computes this. Over a chunk, the normalised input projection
+of all steps is one call and the recurrence runs as one autograd node with a hand-derived backward
+pass (`layernorm_sequence`); `recurrent_step` is the step path (sampling, padded batches, zoneout,
+bf16 autocast) and the reference the whole-chunk pass is checked against.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import State
+from .layernorm_sequence import BlockLayerNorm, LayerNormLSTMSequence, usable
 from .standard import LSTMCell
 
 
@@ -45,7 +48,10 @@ class LayerNormLSTMCell(LSTMCell):
         return torch.addcmul(bias, blocks.flatten(-2), gain)
 
     def input_projection(self, x: torch.Tensor) -> torch.Tensor:
-        return self._normalise_gates(F.linear(x, self.weight_ih), self.ln_ih_gain, self.bias_ih)
+        z = F.linear(x, self.weight_ih)
+        if z.dim() == 3 and usable(z):  # a whole chunk: the native kernel
+            return BlockLayerNorm.apply(z, self.ln_ih_gain, self.bias_ih, self.hidden_size)
+        return self._normalise_gates(z, self.ln_ih_gain, self.bias_ih)
 
     def recurrent_step(self, xp: torch.Tensor, state: State,
                        record: dict | None = None) -> tuple[torch.Tensor, State]:
@@ -58,3 +64,11 @@ class LayerNormLSTMCell(LSTMCell):
         if record is not None:
             record.update(input_gate=i, forget_gate=f, candidate=g, output_gate=o)
         return h, (h, c)
+
+    def recurrent_sequence(self, projections: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
+        if not usable(projections):  # no compiler, not CPU, bf16 autocast: the step path
+            return None
+        h0, c0 = state
+        out, h, c = LayerNormLSTMSequence.apply(projections, h0, c0, self.weight_hh, self.ln_hh_gain,
+                                                self.bias_hh, self.ln_c_gain, self.ln_c_bias)
+        return out, (h, c)

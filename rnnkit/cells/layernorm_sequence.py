@@ -1,0 +1,148 @@
+"""The layer-normalised LSTM over a whole chunk, as one autograd node with a hand-derived backward pass.
+
+Run step by step as PyTorch operations, each time step of `LayerNormLSTMCell` is about fifteen
+passes over (B, 4H) tensors forward and as many backward, each with its own allocation and graph
+node; at batch 64 and H = 256 those passes, not the matrix multiplies, set the speed.
+`LayerNormLSTMSequence` runs the multiplies in PyTorch and all the element-wise work of a step in
+one C call per row pass (`rnnkit/native/lnlstm.c`, whose header has the equations):
+
+- forward, per step: z = h_{t-1} W_hh^T (one mm), then the kernel: normalisations, gates, c_t, h_t,
+  writing what the backward pass needs into (T, ...) buffers;
+- backward, per step: the kernel (the gradients of the gates, of z and of c_{t-1}, and the
+  normalisation parameters' gradients accumulated), then dh_{t-1} = dz_t W_hh + the output's
+  gradient (one addmm); after the loop dW_hh = sum_t dz_t^T h_{t-1} is one
+  (4H x T·B) x (T·B x H) multiply instead of T small ones.
+
+It runs where the kernels are built (`rnnkit.native.library`) on CPU float32/float64 tensors;
+elsewhere the cell's step path runs instead. Checked against the step path and by finite
+differences in tests/test_cells.py.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..native import library
+
+
+def usable(projections: torch.Tensor) -> bool:
+    """Whether the native kernels can run a chunk of these input projections."""
+    return (projections.device.type == "cpu" and projections.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled("cpu")
+            # a tracer (ONNX export, torch.compile) records PyTorch operations; a C call is not one
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+            and library() is not None)
+
+
+def _kernel(name: str, dtype: torch.dtype):
+    return getattr(library(), name + ("_f32" if dtype == torch.float32 else "_f64"))
+
+
+class BlockLayerNorm(torch.autograd.Function):
+    """z (..., G·H) -> each H-wide block normalised on its own, times gain (G·H) plus bias (G·H): the
+    LN-LSTM's input projection for all steps at once. PyTorch's own layer_norm backward over
+    (B, T, 4, H) took longer than the whole recurrence at H = 256, so the kernel does this too."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor, H: int) -> torch.Tensor:
+        z = z.contiguous()
+        gain, bias = gain.detach().contiguous(), bias.detach().contiguous()
+        rows, blocks = z.numel() // H, gain.numel() // H
+        y, xhat, rstd = torch.empty_like(z), torch.empty_like(z), z.new_empty(rows)
+        _kernel("layer_norm_rows_forward", z.dtype)(rows, H, blocks, z.data_ptr(), gain.data_ptr(), bias.data_ptr(),
+                                                    y.data_ptr(), xhat.data_ptr(), rstd.data_ptr())
+        ctx.save_for_backward(gain)
+        ctx.buffers = (xhat, rstd, H)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (gain,) = ctx.saved_tensors
+        xhat, rstd, H = ctx.buffers
+        grad_y = grad_y.contiguous()
+        grad_x = torch.empty_like(grad_y)
+        _kernel("layer_norm_rows_backward", grad_y.dtype)(rstd.numel(), H, gain.numel() // H, grad_y.data_ptr(),
+                                                          xhat.data_ptr(), rstd.data_ptr(), gain.data_ptr(),
+                                                          grad_x.data_ptr())
+        flat_grad, flat_xhat = grad_y.view(-1, gain.numel()), xhat.view(-1, gain.numel())
+        return grad_x, (flat_grad * flat_xhat).sum(0), flat_grad.sum(0), None
+
+
+class _Slots:
+    """Addresses of the t-th (B, ...) slot of contiguous (T, B, ...) buffers, without making views."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        assert tensor.is_contiguous()
+        self.base = tensor.data_ptr()
+        self.stride = tensor[0].numel() * tensor.element_size() if tensor.dim() > 0 and len(tensor) else 0
+
+    def __getitem__(self, t: int) -> int:
+        return self.base + t * self.stride
+
+
+class LayerNormLSTMSequence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xp: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, weight_hh: torch.Tensor,
+                gain_hh: torch.Tensor, bias_hh: torch.Tensor, gain_c: torch.Tensor,
+                bias_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """xp (T, B, 4H) -> outputs (T, B, H), final h (B, H), final c (B, H)."""
+        T, B, G = xp.shape
+        H = G // 4
+        forward_kernel = _kernel("lnlstm_forward", xp.dtype)
+        gain_hh, gain_c, bias_c = (p.detach().contiguous() for p in (gain_hh, gain_c, bias_c))
+        w_t = weight_hh.detach().t()
+        shifted = (xp + bias_hh).contiguous()  # (T, B, 4H): b_hh added once for all steps
+        z = xp.new_empty(B, G)  # this step's h_{t-1} W_hh^T
+        # What the backward pass reads, one slot per step.
+        n = xp.new_empty(T, B, G)  # z normalised per gate block, before its gain
+        n_rstd = xp.new_empty(T, B, 4)  # 1 / deviation of each block
+        act = xp.new_empty(T, B, G)  # σ(i), σ(f), tanh(g), σ(o)
+        cells = xp.new_empty(T + 1, B, H)  # c_{-1} .. c_{T-1}
+        c_hat = xp.new_empty(T, B, H)  # LN(c) before its gain
+        c_rstd = xp.new_empty(T, B, 1)
+        squashed = xp.new_empty(T, B, H)  # tanh(LN(c) γ_c + β_c)
+        hs = xp.new_empty(T + 1, B, H)  # h_{-1} .. h_{T-1}
+        hs[0], cells[0] = h0, c0
+        slots = [_Slots(b) for b in (shifted, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)]
+        s_shifted, s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_hs = slots
+        params = (gain_hh.data_ptr(),)
+        for t in range(T):
+            torch.mm(hs[t], w_t, out=z)
+            forward_kernel(B, H, z.data_ptr(), s_shifted[t], *params, s_cells[t], gain_c.data_ptr(),
+                           bias_c.data_ptr(), s_n[t], s_rstd[t], s_act[t], s_cells[t + 1], s_chat[t],
+                           s_crstd[t], s_sq[t], s_hs[t + 1])
+        ctx.save_for_backward(weight_hh, gain_hh, gain_c)
+        ctx.buffers = (n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)
+        return hs[1:], hs[T].clone(), cells[T].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor | None, grad_h: torch.Tensor | None,
+                 grad_c: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        weight_hh, gain_hh, gain_c = ctx.saved_tensors
+        n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs = ctx.buffers
+        T, B, G = n.shape
+        H = G // 4
+        backward_kernel = _kernel("lnlstm_backward", n.dtype)
+        weight = weight_hh.detach()
+        grad_out = n.new_zeros(T, B, H) if grad_out is None else grad_out.contiguous()
+        dh = grad_out[T - 1] if grad_h is None else grad_out[T - 1] + grad_h
+        dc = n.new_zeros(B, H) if grad_c is None else grad_c.clone(memory_format=torch.contiguous_format)
+        grad_gates = n.new_empty(T, B, G)  # d loss / d a_t, which is also d loss / d xp_t
+        grad_z = n.new_empty(T, B, G)
+        scratch = n.new_empty(H)
+        grad_gain_hh, grad_bias_hh = n.new_zeros(G), n.new_zeros(G)
+        grad_gain_c, grad_bias_c = n.new_zeros(H), n.new_zeros(H)
+        slots = [_Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)]
+        s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_gates, s_z = slots
+        fixed = [p.data_ptr() for p in (scratch, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c)]
+        for t in range(T - 1, -1, -1):
+            dh = dh.contiguous()
+            backward_kernel(B, H, dh.data_ptr(), dc.data_ptr(), s_n[t], s_rstd[t], gain_hh.data_ptr(), s_act[t],
+                            s_cells[t], s_chat[t], s_crstd[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t],
+                            *fixed)
+            # dh_{t-1}: through the recurrent multiply, plus what the output at t-1 receives
+            dh = torch.addmm(grad_out[t - 1], grad_z[t], weight) if t > 0 else grad_z[0] @ weight
+        grad_weight = grad_z.view(T * B, G).t() @ hs[:-1].reshape(T * B, H)
+        return grad_gates, dh, dc, grad_weight, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c

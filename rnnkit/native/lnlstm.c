@@ -1,0 +1,192 @@
+/* The element-wise part of one time step of the layer-normalised LSTM, forward and backward,
+ * in one pass over each row. The matrix multiplies stay in PyTorch (rnnkit/cells/layernorm_sequence.py
+ * calls them); written out as PyTorch operations, this part is about a dozen passes over
+ * (B, 4H) tensors per step, each with its own allocation, and it, not the arithmetic, set the
+ * speed of the cell.
+ *
+ * Layout: row-major, B rows; gates in PyTorch's order i, f, g, o, each an H-wide block of a 4H row.
+ * Forward, per row b (z = h_prev W_hh^T, from PyTorch):
+ *   n    = LN(z) per gate block            (n and 1 / deviation per block saved)
+ *   a    = shifted + n * gain_hh            (shifted = x W_ih-side projection + b_hh)
+ *   act  = sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)
+ *   c    = f c_prev + i g
+ *   th   = tanh(LN(c) * gain_c + bias_c)   (LN(c) and 1 / deviation saved)
+ *   h    = o th
+ * Backward, per row b, given dh (the output's gradient plus the next step's) and dc (the next
+ * step's): the gradients of the gate pre-activations (which are also the input projection's), of z
+ * and of c_prev, and the step's share of the four normalisation parameters' gradients, added to
+ * accumulators. A layer normalisation's backward pass needs only its output before the gain
+ * (x̂) and 1 / deviation, which is why those are what the forward pass saves.
+ *
+ * REAL is float or double: kernels.c includes this file once for each, with SUFFIX in the names.
+ */
+#include <stddef.h>
+#include <math.h>
+
+#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+#define NAME(base) CAT(base, SUFFIX)
+
+#ifndef LNLSTM_EPS
+#define LNLSTM_EPS 1e-5 /* F.layer_norm's default */
+#endif
+
+#if REAL_IS_FLOAT
+/* e^x in float, written so the compiler vectorises it (libm's expf is a call per element, which
+ * made the kernel slower than PyTorch's vectorised passes). Cody-Waite reduction x = k ln2 + r,
+ * |r| <= ln2 / 2, and Cephes' degree-6 polynomial for e^r: about 2 ulp. NaN stays NaN (the
+ * comparisons below are false for it), so a diverged run still shows a NaN loss. */
+static inline float NAME(exp_)(float x) {
+    x = x > 88.0f ? 88.0f : x;
+    x = x < -87.0f ? -87.0f : x;
+    float k = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int i; float f; } scale = {.i = ((int)k + 127) << 23};
+    return p * scale.f;
+}
+#else
+static inline double NAME(exp_)(double x) { return exp(x); }
+#endif
+
+static inline REAL NAME(sigm)(REAL x) { return (REAL)1 / ((REAL)1 + NAME(exp_)(-x)); }
+/* tanh x = 2 σ(2x) - 1: absolute error a few float epsilons near 0, which is what a gate needs */
+static inline REAL NAME(tanh_)(REAL x) { return (REAL)2 / ((REAL)1 + NAME(exp_)(-2 * x)) - (REAL)1; }
+
+/* mean and 1 / sqrt(variance + eps) of n values (two passes, as PyTorch computes them) */
+static inline void NAME(moments)(const REAL *restrict x, ptrdiff_t n, REAL *mean, REAL *rstd) {
+    double m = 0, v = 0;
+    for (ptrdiff_t k = 0; k < n; k++) m += x[k];
+    m /= (double)n;
+    for (ptrdiff_t k = 0; k < n; k++) { double d = x[k] - m; v += d * d; }
+    v /= (double)n;
+    *mean = (REAL)m;
+    *rstd = (REAL)(1.0 / sqrt(v + LNLSTM_EPS));
+}
+
+void NAME(lnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, const REAL *restrict shifted, const REAL *restrict gain_hh,
+                          const REAL *restrict c_prev, const REAL *restrict gain_c, const REAL *restrict bias_c,
+                          REAL *restrict n, REAL *restrict n_rstd, REAL *restrict act, REAL *restrict c, REAL *restrict c_hat, REAL *restrict c_rstd,
+                          REAL *restrict squashed, REAL *restrict h) {
+    const ptrdiff_t G = 4 * H;
+    for (ptrdiff_t b = 0; b < B; b++) {
+        const REAL *restrict zb = z + b * G, *restrict sb = shifted + b * G;
+        REAL *restrict ab = act + b * G, *restrict nb = n + b * G;
+        for (int k = 0; k < 4; k++) {
+            REAL m, r;
+            NAME(moments)(zb + k * H, H, &m, &r);
+            n_rstd[b * 4 + k] = r;
+            for (ptrdiff_t j = k * H; j < (k + 1) * H; j++) {
+                nb[j] = (zb[j] - m) * r;
+                ab[j] = sb[j] + nb[j] * gain_hh[j]; /* the pre-activation, squashed below */
+            }
+        }
+        for (ptrdiff_t j = 0; j < 2 * H; j++) ab[j] = NAME(sigm)(ab[j]);
+        for (ptrdiff_t j = 2 * H; j < 3 * H; j++) ab[j] = NAME(tanh_)(ab[j]);
+        for (ptrdiff_t j = 3 * H; j < 4 * H; j++) ab[j] = NAME(sigm)(ab[j]);
+        const REAL *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H, *restrict o = ab + 3 * H;
+        const REAL *restrict cp = c_prev + b * H;
+        REAL *restrict cb = c + b * H, *restrict xb = c_hat + b * H, *restrict tb = squashed + b * H, *restrict hb = h + b * H;
+        for (ptrdiff_t j = 0; j < H; j++) cb[j] = f[j] * cp[j] + i[j] * g[j];
+        REAL m, r;
+        NAME(moments)(cb, H, &m, &r);
+        c_rstd[b] = r;
+        for (ptrdiff_t j = 0; j < H; j++) {
+            xb[j] = (cb[j] - m) * r;
+            tb[j] = NAME(tanh_)(xb[j] * gain_c[j] + bias_c[j]);
+            hb[j] = o[j] * tb[j];
+        }
+    }
+}
+
+/* d loss / d x of y = x̂ * gain with x̂ = LN(x), in place over grad (n values), from x̂ and r:
+ * r (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)) with dx̂ = grad * gain. */
+static inline void NAME(layer_norm_grad)(REAL *restrict grad, const REAL *restrict xhat, REAL r, const REAL *restrict gain, ptrdiff_t n) {
+    double s1 = 0, s2 = 0;
+    for (ptrdiff_t k = 0; k < n; k++) {
+        double d = grad[k] * gain[k];
+        s1 += d;
+        s2 += d * xhat[k];
+    }
+    s1 /= (double)n;
+    s2 /= (double)n;
+    for (ptrdiff_t k = 0; k < n; k++) grad[k] = (REAL)(r * (grad[k] * gain[k] - s1 - xhat[k] * s2));
+}
+
+/* dh (B, H): in, the gradient reaching h_t. dc (B, H): in, the gradient reaching c_t from step t+1;
+ * out, the gradient reaching c_{t-1}. grad_gates (B, 4H), grad_z (B, 4H): out. scratch: H values.
+ * acc_gain_hh, acc_bias_hh (4H), acc_gain_c, acc_bias_c (H): this step's share is added. */
+void NAME(lnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, REAL *restrict dc,
+                           const REAL *restrict n, const REAL *restrict n_rstd, const REAL *restrict gain_hh,
+                           const REAL *restrict act, const REAL *restrict c_prev, const REAL *restrict c_hat, const REAL *restrict c_rstd,
+                           const REAL *restrict gain_c, const REAL *restrict squashed, REAL *restrict grad_gates, REAL *restrict grad_z,
+                           REAL *restrict scratch, REAL *restrict acc_gain_hh, REAL *restrict acc_bias_hh, REAL *restrict acc_gain_c,
+                           REAL *restrict acc_bias_c) {
+    const ptrdiff_t G = 4 * H;
+    for (ptrdiff_t b = 0; b < B; b++) {
+        const REAL *restrict ab = act + b * G, *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H, *restrict o = ab + 3 * H;
+        const REAL *restrict dhb = dh + b * H, *restrict tb = squashed + b * H, *restrict xb = c_hat + b * H, *restrict cp = c_prev + b * H;
+        REAL *restrict dcb = dc + b * H, *restrict da = grad_gates + b * G;
+        for (ptrdiff_t j = 0; j < H; j++) {
+            REAL d_hat = dhb[j] * o[j] * ((REAL)1 - tb[j] * tb[j]); /* reaching LN(c) gain_c + bias_c */
+            acc_gain_c[j] += d_hat * xb[j];
+            acc_bias_c[j] += d_hat;
+            scratch[j] = d_hat;
+        }
+        NAME(layer_norm_grad)(scratch, xb, c_rstd[b], gain_c, H);
+        for (ptrdiff_t j = 0; j < H; j++) {
+            REAL d = dcb[j] + scratch[j]; /* the whole gradient reaching c_t */
+            da[j] = d * g[j] * i[j] * ((REAL)1 - i[j]);
+            da[H + j] = d * cp[j] * f[j] * ((REAL)1 - f[j]);
+            da[2 * H + j] = d * i[j] * ((REAL)1 - g[j] * g[j]);
+            da[3 * H + j] = dhb[j] * tb[j] * o[j] * ((REAL)1 - o[j]);
+            dcb[j] = d * f[j];
+        }
+        REAL *restrict dz = grad_z + b * G;
+        const REAL *restrict nb = n + b * G;
+        for (ptrdiff_t j = 0; j < G; j++) {
+            acc_gain_hh[j] += da[j] * nb[j];
+            acc_bias_hh[j] += da[j];
+            dz[j] = da[j];
+        }
+        for (int k = 0; k < 4; k++)
+            NAME(layer_norm_grad)(dz + k * H, nb + k * H, n_rstd[b * 4 + k], gain_hh + k * H, H);
+    }
+}
+
+/* Layer normalisation of `rows` H-wide rows, each on its own; the gain and bias have `blocks` x H
+ * values, row r taking block r mod blocks (the LN-LSTM's input projection: B·T rows of 4 gate
+ * blocks, blocks = 4). Forward saves x̂ and 1 / deviation; backward gives d loss / d x. */
+void NAME(layer_norm_rows_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t blocks, const REAL *restrict x,
+                                   const REAL *restrict gain, const REAL *restrict bias, REAL *restrict y,
+                                   REAL *restrict xhat, REAL *restrict rstd) {
+    for (ptrdiff_t row = 0; row < rows; row++) {
+        const REAL *restrict xr = x + row * H;
+        const REAL *restrict gr = gain + (row % blocks) * H, *restrict br = bias + (row % blocks) * H;
+        REAL *restrict hr = xhat + row * H, *restrict yr = y + row * H;
+        REAL m, r;
+        NAME(moments)(xr, H, &m, &r);
+        rstd[row] = r;
+        for (ptrdiff_t j = 0; j < H; j++) {
+            hr[j] = (xr[j] - m) * r;
+            yr[j] = hr[j] * gr[j] + br[j];
+        }
+    }
+}
+
+void NAME(layer_norm_rows_backward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t blocks, const REAL *restrict grad_y,
+                                    const REAL *restrict xhat, const REAL *restrict rstd,
+                                    const REAL *restrict gain, REAL *restrict grad_x) {
+    for (ptrdiff_t row = 0; row < rows; row++) {
+        REAL *restrict dx = grad_x + row * H;
+        const REAL *restrict dy = grad_y + row * H;
+        for (ptrdiff_t j = 0; j < H; j++) dx[j] = dy[j];
+        NAME(layer_norm_grad)(dx, xhat + row * H, rstd[row], gain + (row % blocks) * H, H);
+    }
+}
