@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnkit import native
+from rnnkit.cells import Cell
 from rnnkit.config import ModelConfig
 from rnnkit.models.language_model import LanguageModel
 from rnnkit.recurrent import detach_state
@@ -217,6 +219,17 @@ def bench_training(quick: bool) -> list[dict]:
     return rows
 
 
+def path_of(model: LanguageModel) -> str:
+    cell = model.recurrent.cells[0]
+    if model.recurrent.is_fused:
+        return "fused kernel"
+    if hasattr(cell, "scan"):
+        return "parallel scan"
+    if type(cell).recurrent_sequence is not Cell.recurrent_sequence and native.library() is not None:
+        return "native C kernels, input projection hoisted"
+    return "step path, input projection hoisted"
+
+
 def bench_custom_cells(quick: bool) -> list[dict]:
     rows = []
     for cell in ("lnlstm", "bnlstm", "gfrnn", "irnn", "indrnn", "mingru", "minlstm", "esn"):
@@ -228,8 +241,7 @@ def bench_custom_cells(quick: bool) -> list[dict]:
                 "naive_loop": training_step_fn(NaiveLoopModel(rnnkit_model(cell, hidden, 2))),
                 "torch_lstm": training_step_fn(RawModel("lstm", hidden, 2))}, quick)
             row = {"cell": cell, "hidden": hidden, "layers": 2,
-                   "path": ("fused kernel" if model.recurrent.is_fused else "parallel scan"
-                            if hasattr(model.recurrent.cells[0], "scan") else "step path, input projection hoisted"),
+                   "path": path_of(model),
                    "rnnkit": rates(seconds["rnnkit"], cell, hidden, 2),
                    "naive_loop": rates(seconds["naive_loop"], cell, hidden, 2),
                    "torch_lstm": rates(seconds["torch_lstm"], "lstm", hidden, 2)}

@@ -23,6 +23,9 @@ from __future__ import annotations
 import torch
 
 from ..native import library
+from ..native.workspace import Workspace
+
+_WORKSPACE = Workspace()
 
 
 def usable(projections: torch.Tensor) -> bool:
@@ -48,18 +51,19 @@ class BlockLayerNorm(torch.autograd.Function):
         z = z.contiguous()
         gain, bias = gain.detach().contiguous(), bias.detach().contiguous()
         rows, blocks = z.numel() // H, gain.numel() // H
-        y, xhat, rstd = torch.empty_like(z), torch.empty_like(z), z.new_empty(rows)
+        token, (xhat, rstd) = _WORKSPACE.take(("ln", z.shape, z.dtype), lambda: (torch.empty_like(z), z.new_empty(rows)))
+        y = torch.empty_like(z)
         _kernel("layer_norm_rows_forward", z.dtype)(rows, H, blocks, z.data_ptr(), gain.data_ptr(), bias.data_ptr(),
                                                     y.data_ptr(), xhat.data_ptr(), rstd.data_ptr())
         ctx.save_for_backward(gain)
-        ctx.buffers = (xhat, rstd, H)
+        ctx.buffers = (token, xhat, rstd, H)
         return y
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (gain,) = ctx.saved_tensors
-        xhat, rstd, H = ctx.buffers
+        _, xhat, rstd, H = ctx.buffers
         grad_y = grad_y.contiguous()
         grad_x = torch.empty_like(grad_y)
         _kernel("layer_norm_rows_backward", grad_y.dtype)(rstd.numel(), H, gain.numel() // H, grad_y.data_ptr(),
@@ -92,17 +96,24 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         forward_kernel = _kernel("lnlstm_forward", xp.dtype)
         gain_hh, gain_c, bias_c = (p.detach().contiguous() for p in (gain_hh, gain_c, bias_c))
         w_t = weight_hh.detach().t()
-        shifted = (xp + bias_hh).contiguous()  # (T, B, 4H): b_hh added once for all steps
+        # (T, B, 4H): b_hh added once for all steps; read by this call only
+        shifted_token, (shifted,) = _WORKSPACE.take(("lnlstm_shifted", xp.shape, xp.dtype),
+                                                    lambda: (torch.empty_like(xp),))
+        torch.add(xp, bias_hh.detach(), out=shifted)
         z = xp.new_empty(B, G)  # this step's h_{t-1} W_hh^T
-        # What the backward pass reads, one slot per step.
-        n = xp.new_empty(T, B, G)  # z normalised per gate block, before its gain
-        n_rstd = xp.new_empty(T, B, 4)  # 1 / deviation of each block
-        act = xp.new_empty(T, B, G)  # σ(i), σ(f), tanh(g), σ(o)
-        cells = xp.new_empty(T + 1, B, H)  # c_{-1} .. c_{T-1}
-        c_hat = xp.new_empty(T, B, H)  # LN(c) before its gain
-        c_rstd = xp.new_empty(T, B, 1)
-        squashed = xp.new_empty(T, B, H)  # tanh(LN(c) γ_c + β_c)
-        hs = xp.new_empty(T + 1, B, H)  # h_{-1} .. h_{T-1}
+        hs = xp.new_empty(T + 1, B, H)  # h_{-1} .. h_{T-1}; its slots 1.. are the outputs
+
+        def make() -> tuple[torch.Tensor, ...]:  # what the backward pass reads, one slot per step
+            return (xp.new_empty(T, B, G),  # n: z normalised per gate block, before its gain
+                    xp.new_empty(T, B, 4),  # 1 / deviation of each block
+                    xp.new_empty(T, B, G),  # act: σ(i), σ(f), tanh(g), σ(o)
+                    xp.new_empty(T + 1, B, H),  # cells: c_{-1} .. c_{T-1}
+                    xp.new_empty(T, B, H),  # LN(c) before its gain
+                    xp.new_empty(T, B, 1),  # its 1 / deviation
+                    xp.new_empty(T, B, H))  # squashed: tanh(LN(c) γ_c + β_c)
+
+        token, saved = _WORKSPACE.take(("lnlstm", xp.shape, xp.dtype), make)
+        n, n_rstd, act, cells, c_hat, c_rstd, squashed = saved
         hs[0], cells[0] = h0, c0
         slots = [_Slots(b) for b in (shifted, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)]
         s_shifted, s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_hs = slots
@@ -112,8 +123,9 @@ class LayerNormLSTMSequence(torch.autograd.Function):
             forward_kernel(B, H, z.data_ptr(), s_shifted[t], *params, s_cells[t], gain_c.data_ptr(),
                            bias_c.data_ptr(), s_n[t], s_rstd[t], s_act[t], s_cells[t + 1], s_chat[t],
                            s_crstd[t], s_sq[t], s_hs[t + 1])
+        del shifted_token  # free for the next chunk
         ctx.save_for_backward(weight_hh, gain_hh, gain_c)
-        ctx.buffers = (n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)
+        ctx.buffers = (token, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)
         return hs[1:], hs[T].clone(), cells[T].clone()
 
     @staticmethod
@@ -121,7 +133,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor | None, grad_h: torch.Tensor | None,
                  grad_c: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         weight_hh, gain_hh, gain_c = ctx.saved_tensors
-        n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs = ctx.buffers
+        _, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs = ctx.buffers
         T, B, G = n.shape
         H = G // 4
         backward_kernel = _kernel("lnlstm_backward", n.dtype)
@@ -130,7 +142,8 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         dh = grad_out[T - 1] if grad_h is None else grad_out[T - 1] + grad_h
         dc = n.new_zeros(B, H) if grad_c is None else grad_c.clone(memory_format=torch.contiguous_format)
         grad_gates = n.new_empty(T, B, G)  # d loss / d a_t, which is also d loss / d xp_t
-        grad_z = n.new_empty(T, B, G)
+        # grad_z never leaves this call: a workspace set, held for the call only
+        token, (grad_z,) = _WORKSPACE.take(("lnlstm_grad_z", n.shape, n.dtype), lambda: (n.new_empty(T, B, G),))
         scratch = n.new_empty(H)
         grad_gain_hh, grad_bias_hh = n.new_zeros(G), n.new_zeros(G)
         grad_gain_c, grad_bias_c = n.new_zeros(H), n.new_zeros(H)
