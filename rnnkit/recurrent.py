@@ -183,13 +183,12 @@ class Recurrent(nn.Module):
         cells, and the one the fused kernels and scans are checked against (`rnnkit gradcheck`).
         A cell with a ``scan`` runs each layer as one scan unless `scan` is False."""
         B, T = x.shape[:2]
-        lengths = torch.full((B,), T) if lengths is None and self.bidirectional else lengths
-        # (T, B, 1): which sequences still have a real step at time t
+        # (T, B, 1): which sequences still have a real step at time t; None: all of them, every step
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         if self.cells[0].feedback:
             return self._forward_feedback(x, state, live)
         if self.bidirectional:
-            flip = _within_length_flip(lengths, T, x.device)
+            flip = _within_length_flip(torch.full((B,), T) if lengths is None else lengths, T, x.device)
         layer_input = x
         final: list[State] = []
         for k in range(self.num_layers):

@@ -12,9 +12,9 @@ from rnnkit.recurrent import Recurrent
 pytestmark = pytest.mark.skipif(native.library() is None, reason="no C compiler: the native kernels are not built")
 
 
-def _perturbed_stack(dtype: torch.dtype) -> Recurrent:
+def _perturbed_stack(dtype: torch.dtype, bidirectional: bool = False) -> Recurrent:
     torch.manual_seed(5)
-    rec = Recurrent("lnlstm", 4, 6, num_layers=2).to(dtype)
+    rec = Recurrent("lnlstm", 4, 6, num_layers=2, bidirectional=bidirectional).to(dtype)
     with torch.no_grad():
         for p in rec.parameters():
             p.add_(0.2 * torch.randn_like(p))  # gains and biases away from 1 and 0
@@ -30,19 +30,21 @@ def _run(rec: Recurrent, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, t
     return out.detach(), tuple(s.detach() for s in new), [p.grad.clone() for p in rec.parameters()]
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
-def test_native_layer_norm_lstm_matches_the_step_path(monkeypatch, dtype, tol):
-    rec = _perturbed_stack(dtype)
+@pytest.mark.parametrize("dtype,tol,bidirectional", [(torch.float64, 1e-10, False), (torch.float32, 2e-5, False),
+                                                     (torch.float32, 2e-5, True)])
+def test_native_layer_norm_lstm_matches_the_step_path(monkeypatch, dtype, tol, bidirectional):
+    rec = _perturbed_stack(dtype, bidirectional)
     x = torch.randn(3, 9, 4, dtype=dtype)
-    state = tuple(0.5 * torch.randn(2, 3, 6, dtype=dtype) for _ in range(2))
+    state = tuple(0.5 * torch.randn(rec.num_layers * rec.directions, 3, 6, dtype=dtype) for _ in range(2))
     calls = []
     real_apply = LayerNormLSTMSequence.apply
     monkeypatch.setattr(LayerNormLSTMSequence, "apply", lambda *a: calls.append(1) or real_apply(*a))
     fast = _run(rec, x, state)
-    assert len(calls) == 2  # both layers ran on the kernels
+    runs = rec.num_layers * rec.directions
+    assert len(calls) == runs  # every layer and direction ran on the kernels
     monkeypatch.setattr(sequence, "library", lambda: None)
     slow = _run(rec, x, state)
-    assert len(calls) == 2  # and the reference did not
+    assert len(calls) == runs  # and the reference did not
     torch.testing.assert_close(fast[0], slow[0], atol=tol, rtol=tol)
     for a, b in zip(fast[1], slow[1]):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
