@@ -1,11 +1,14 @@
-"""The native kernels (rnnkit/native): the same numbers as the PyTorch step path, finite-difference
-gradients, NaN kept, and a clean fall-back where they cannot be built."""
+"""The native kernels (rnnkit/native) of the LN-LSTM and BN-LSTM: the same numbers as the PyTorch
+step path, finite-difference gradients, NaN kept, and a clean fall-back where they cannot be built."""
+
+import copy
 
 import pytest
 import torch
 
-import rnnkit.cells.layernorm_sequence as sequence
+import rnnkit.native.calls as native_calls
 from rnnkit import native
+from rnnkit.cells.batchnorm_sequence import BatchNormLSTMSequence
 from rnnkit.cells.layernorm_sequence import BlockLayerNorm, LayerNormLSTMSequence
 from rnnkit.recurrent import Recurrent
 
@@ -42,7 +45,7 @@ def test_native_layer_norm_lstm_matches_the_step_path(monkeypatch, dtype, tol, b
     fast = _run(rec, x, state)
     runs = rec.num_layers * rec.directions
     assert len(calls) == runs  # every layer and direction ran on the kernels
-    monkeypatch.setattr(sequence, "library", lambda: None)
+    monkeypatch.setattr(native_calls, "library", lambda: None)
     slow = _run(rec, x, state)
     assert len(calls) == runs  # and the reference did not
     torch.testing.assert_close(fast[0], slow[0], atol=tol, rtol=tol)
@@ -93,3 +96,66 @@ def test_native_kernels_fall_back_when_switched_off_or_unbuildable(monkeypatch, 
         assert len(list((tmp_path / "cache" / "native").glob("kernels-*.so"))) == 1
     finally:
         native.library.cache_clear()
+
+
+def _counting(monkeypatch, function) -> list:
+    calls = []
+    real_apply = function.apply
+    monkeypatch.setattr(function, "apply", lambda *a: calls.append(1) or real_apply(*a))
+    return calls
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+def test_native_batch_norm_lstm_trains_as_the_step_path_does(monkeypatch, dtype, tol):
+    torch.manual_seed(7)
+    rec = Recurrent("bnlstm", 4, 6, num_layers=2).to(dtype).train()
+    with torch.no_grad():
+        for p in rec.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    reference = copy.deepcopy(rec)
+    x = torch.randn(5, 9, 4, dtype=dtype)
+    # a carried state three steps in: the chunk's statistics are steps 3..11's
+    state = (torch.randn(2, 5, 6, dtype=dtype), torch.randn(2, 5, 6, dtype=dtype),
+             torch.full((2, 5, 6), 3.0, dtype=dtype))
+    calls = _counting(monkeypatch, BatchNormLSTMSequence)
+    fast = _run(rec, x, state)
+    assert len(calls) == 2
+    monkeypatch.setattr(native_calls, "library", lambda: None)
+    slow = _run(reference, x, state)
+    assert len(calls) == 2
+    torch.testing.assert_close(fast[0], slow[0], atol=tol, rtol=tol)
+    for a, b in zip(fast[1], slow[1]):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+    for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
+        torch.testing.assert_close(a, b, atol=tol * 10, rtol=tol * 10, msg=name)
+    # the running statistics, batch counts and steps seen moved exactly as the step path moved them
+    for (name, a), b in zip(rec.named_buffers(), reference.buffers()):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=name)
+    assert int(rec.cells[0].steps_seen) == 12 and int(rec.cells[0].batches[3]) == 1
+
+
+def test_native_batch_norm_lstm_leaves_other_cases_to_the_step_path(monkeypatch):
+    torch.manual_seed(8)
+    rec = Recurrent("bnlstm", 4, 6, num_layers=1)
+    calls = _counting(monkeypatch, BatchNormLSTMSequence)
+    x = torch.randn(3, 5, 4)
+    zeros = torch.zeros(1, 3, 6)
+    rec.eval()
+    rec(x)  # evaluation: running statistics
+    rec.train()
+    rec(x, (zeros, zeros, torch.tensor([0.0, 1.0, 2.0])[None, :, None].expand(1, 3, 6)))  # rows at different steps
+    rec(x, (zeros, zeros, torch.full((1, 3, 6), 1022.0)))  # would run past the last step with statistics
+    rec(x[:1])  # one row: no batch statistics
+    assert calls == []
+    rec(x)
+    assert calls == [1]
+
+
+def test_native_batch_norm_function_matches_finite_differences():
+    torch.manual_seed(9)
+    T, B, H = 4, 3, 2
+    d = dict(dtype=torch.float64, requires_grad=True)
+    inputs = (torch.randn(T, B, 4 * H, **d), torch.randn(B, H, **d), torch.randn(B, H, **d),
+              torch.randn(4 * H, H, **d), 1 + 0.3 * torch.randn(4 * H, **d), 1 + 0.3 * torch.randn(H, **d),
+              torch.randn(H, **d))
+    assert torch.autograd.gradcheck(lambda *a: BatchNormLSTMSequence.apply(*a)[:3], inputs)

@@ -21,6 +21,10 @@ Each row's step count is part of the state (``t``, (B, H), every column the same
 carried across truncated-BPTT chunks and restored with h and c: a carried state continues at the
 right step, and a padded row stops counting at its end. In training the statistics are taken over
 the rows that still have a real step (`live`), so padding never enters them.
+
+A training chunk whose rows are all real and at the same step runs as one autograd node on C
+kernels (`recurrent_sequence`, `batchnorm_sequence`); everything else, and evaluation, runs
+`recurrent_step`, the reference the kernels are tested against.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..native.calls import usable
 from .base import State
+from .batchnorm_sequence import BatchNormLSTMSequence
 from .standard import LSTMCell
 
 MAX_STEPS = 1024  # time steps with statistics of their own (784 pixels fit); later ones share the last
@@ -108,6 +114,42 @@ class BatchNormLSTMCell(LSTMCell):
         if record is not None:
             record.update(input_gate=i, forget_gate=f, candidate=g, output_gate=o)
         return h, (h, c, (t + 1).clamp(max=MAX_STEPS))
+
+    def recurrent_sequence(self, projections: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
+        """A training chunk, projections (T, B, 4H), on the native kernels; None where they do not apply
+        (evaluation, a single row, rows at different steps, a chunk running past MAX_STEPS)."""
+        h, c, t = state
+        T, B = projections.shape[:2]
+        if not self.training or B < 2 or not usable(projections):
+            return None
+        first = int(t[0, 0])
+        if first + T > MAX_STEPS or not bool((t == first).all()):
+            return None
+        # the input projection: each step normalised with its own batch statistics, all steps at once
+        mean_ih = projections.mean(1)  # (T, 4H)
+        var_ih = projections.var(1, unbiased=False)
+        normalised = (projections - mean_ih[:, None]) * torch.rsqrt(var_ih[:, None] + EPS) * self.bn_ih_gain
+        shifted = normalised + (self.bias_ih + self.bias_hh)
+        out, h, c, mean_hh, var_hh, mean_c, var_c = BatchNormLSTMSequence.apply(
+            shifted, h, c, self.weight_hh, self.bn_hh_gain, self.bn_c_gain, self.bn_c_bias)
+        steps = torch.arange(first, first + T, device=projections.device)
+        self._update_running(steps, B, {"ih": (mean_ih, var_ih), "hh": (mean_hh, var_hh), "c": (mean_c, var_c)})
+        return out, (h, c, (t + T).clamp(max=MAX_STEPS))
+
+    @torch.no_grad()
+    def _update_running(self, steps: torch.Tensor, batch: int, statistics: dict) -> None:
+        """What `_training_step` and F.batch_norm do for one step, for T distinct steps at once: count
+        the batch, then move each step's running averages towards its batch statistics (the
+        variance unbiased, as PyTorch keeps it)."""
+        self.steps_seen.clamp_(min=int(steps[-1]) + 1)
+        self.batches[steps] += 1
+        momentum = self.batches[steps].double().reciprocal().clamp(min=MOMENTUM)[:, None]  # (T, 1)
+        for name, (mean, var) in statistics.items():
+            means, variances = getattr(self, f"running_mean_{name}"), getattr(self, f"running_var_{name}")
+            m = momentum.to(means.dtype)
+            means[steps] = (1 - m) * means[steps] + m * mean.detach().to(means.dtype)
+            unbiased = var.detach().to(variances.dtype) * (batch / (batch - 1))
+            variances[steps] = (1 - m) * variances[steps] + m * unbiased
 
     def _training_step(self, step: torch.Tensor, rows: torch.Tensor | None) -> tuple[int | None, float]:
         """In training, the step k whose statistics this batch uses and updates, and the weight of

@@ -15,30 +15,19 @@ one C call per row pass (`rnnkit/native/lnlstm.c`, whose header has the equation
 
 It runs where the kernels are built (`rnnkit.native.library`) on CPU float32/float64 tensors;
 elsewhere the cell's step path runs instead. Checked against the step path and by finite
-differences in tests/test_cells.py.
+differences in tests/test_native.py.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..native import library
-from ..native.workspace import Workspace
+from ..native.calls import WORKSPACE as _WORKSPACE
+from ..native.calls import Slots as _Slots
+from ..native.calls import kernel as _kernel
+from ..native.calls import usable
 
-_WORKSPACE = Workspace()
-
-
-def usable(projections: torch.Tensor) -> bool:
-    """Whether the native kernels can run a chunk of these input projections."""
-    return (projections.device.type == "cpu" and projections.dtype in (torch.float32, torch.float64)
-            and not torch.is_autocast_enabled("cpu")
-            # a tracer (ONNX export, torch.compile) records PyTorch operations; a C call is not one
-            and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
-            and library() is not None)
-
-
-def _kernel(name: str, dtype: torch.dtype):
-    return getattr(library(), name + ("_f32" if dtype == torch.float32 else "_f64"))
+__all__ = ["BlockLayerNorm", "LayerNormLSTMSequence", "usable"]
 
 
 class BlockLayerNorm(torch.autograd.Function):
@@ -51,7 +40,8 @@ class BlockLayerNorm(torch.autograd.Function):
         z = z.contiguous()
         gain, bias = gain.detach().contiguous(), bias.detach().contiguous()
         rows, blocks = z.numel() // H, gain.numel() // H
-        token, (xhat, rstd) = _WORKSPACE.take(("ln", z.shape, z.dtype), lambda: (torch.empty_like(z), z.new_empty(rows)))
+        token, (xhat, rstd) = _WORKSPACE.take(("ln", z.shape, z.dtype),
+                                              lambda: (torch.empty_like(z), z.new_empty(rows)))
         y = torch.empty_like(z)
         _kernel("layer_norm_rows_forward", z.dtype)(rows, H, blocks, z.data_ptr(), gain.data_ptr(), bias.data_ptr(),
                                                     y.data_ptr(), xhat.data_ptr(), rstd.data_ptr())
@@ -71,18 +61,6 @@ class BlockLayerNorm(torch.autograd.Function):
                                                           grad_x.data_ptr())
         flat_grad, flat_xhat = grad_y.view(-1, gain.numel()), xhat.view(-1, gain.numel())
         return grad_x, (flat_grad * flat_xhat).sum(0), flat_grad.sum(0), None
-
-
-class _Slots:
-    """Addresses of the t-th (B, ...) slot of contiguous (T, B, ...) buffers, without making views."""
-
-    def __init__(self, tensor: torch.Tensor) -> None:
-        assert tensor.is_contiguous()
-        self.base = tensor.data_ptr()
-        self.stride = tensor[0].numel() * tensor.element_size() if tensor.dim() > 0 and len(tensor) else 0
-
-    def __getitem__(self, t: int) -> int:
-        return self.base + t * self.stride
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):

@@ -21,8 +21,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCES = ("kernels.c", "lnlstm.c")
-FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros", "-fPIC", "-shared", "-std=gnu11"]
+SOURCES = ("kernels.c", "common.h", "lnlstm.c", "bnlstm.c")
+# -fno-trapping-math lets the compiler vectorise the exp; -fassociative-math (with -fno-signed-zeros)
+# the reductions. NaN and infinity keep their meaning (no -ffinite-math-only).
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
+         "-fPIC", "-shared", "-std=gnu11"]
 
 
 def _cpu_signature() -> str:
@@ -82,11 +85,11 @@ def library() -> ctypes.CDLL | None:
     except OSError:
         return None
     pointers = {"lnlstm_forward": 14, "lnlstm_backward": 18, "layer_norm_rows_forward": 6,
-                "layer_norm_rows_backward": 5}
+                "layer_norm_rows_backward": 5, "bnlstm_forward": 19, "bnlstm_backward": 18}
     for name, count in pointers.items():
         for suffix in ("_f32", "_f64"):
             fn = getattr(lib, name + suffix)
             fn.restype = None
-            sizes = 2 if name.startswith("lnlstm") else 3  # (B, H) or (rows, H, blocks)
+            sizes = 3 if name.startswith("layer_norm") else 2  # (rows, H, blocks) or (B, H)
             fn.argtypes = [ctypes.c_ssize_t] * sizes + [ctypes.c_void_p] * count
     return lib

@@ -2,7 +2,9 @@
 #define REAL float
 #define REAL_IS_FLOAT 1
 #define SUFFIX _f32
+#include "common.h"
 #include "lnlstm.c"
+#include "bnlstm.c"
 #undef REAL
 #undef REAL_IS_FLOAT
 #undef SUFFIX
@@ -10,4 +12,6 @@
 #define REAL double
 #define REAL_IS_FLOAT 0
 #define SUFFIX _f64
+#include "common.h"
 #include "lnlstm.c"
+#include "bnlstm.c"

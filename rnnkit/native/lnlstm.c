@@ -18,61 +18,14 @@
  * accumulators. A layer normalisation's backward pass needs only its output before the gain
  * (x̂) and 1 / deviation, which is why those are what the forward pass saves.
  *
- * REAL is float or double: kernels.c includes this file once for each, with SUFFIX in the names.
+ * REAL is float or double: kernels.c includes this file once for each, with SUFFIX in the names,
+ * after common.h (exp, activations, moments).
  */
-#include <stddef.h>
-#include <math.h>
-
-#define CAT2(a, b) a##b
-#define CAT(a, b) CAT2(a, b)
-#define NAME(base) CAT(base, SUFFIX)
-
-#ifndef LNLSTM_EPS
-#define LNLSTM_EPS 1e-5 /* F.layer_norm's default */
-#endif
-
-#if REAL_IS_FLOAT
-/* e^x in float, written so the compiler vectorises it (libm's expf is a call per element, which
- * made the kernel slower than PyTorch's vectorised passes). Cody-Waite reduction x = k ln2 + r,
- * |r| <= ln2 / 2, and Cephes' degree-6 polynomial for e^r: about 2 ulp. NaN stays NaN (the
- * comparisons below are false for it), so a diverged run still shows a NaN loss. */
-static inline float NAME(exp_)(float x) {
-    x = x > 88.0f ? 88.0f : x;
-    x = x < -87.0f ? -87.0f : x;
-    float k = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - k * 0.693359375f + k * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union { int i; float f; } scale = {.i = ((int)k + 127) << 23};
-    return p * scale.f;
-}
-#else
-static inline double NAME(exp_)(double x) { return exp(x); }
-#endif
-
-static inline REAL NAME(sigm)(REAL x) { return (REAL)1 / ((REAL)1 + NAME(exp_)(-x)); }
-/* tanh x = 2 σ(2x) - 1: absolute error a few float epsilons near 0, which is what a gate needs */
-static inline REAL NAME(tanh_)(REAL x) { return (REAL)2 / ((REAL)1 + NAME(exp_)(-2 * x)) - (REAL)1; }
-
-/* mean and 1 / sqrt(variance + eps) of n values (two passes, as PyTorch computes them) */
-static inline void NAME(moments)(const REAL *restrict x, ptrdiff_t n, REAL *mean, REAL *rstd) {
-    double m = 0, v = 0;
-    for (ptrdiff_t k = 0; k < n; k++) m += x[k];
-    m /= (double)n;
-    for (ptrdiff_t k = 0; k < n; k++) { double d = x[k] - m; v += d * d; }
-    v /= (double)n;
-    *mean = (REAL)m;
-    *rstd = (REAL)(1.0 / sqrt(v + LNLSTM_EPS));
-}
-
-void NAME(lnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, const REAL *restrict shifted, const REAL *restrict gain_hh,
+void NAME(lnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, const REAL *restrict shifted,
+                          const REAL *restrict gain_hh,
                           const REAL *restrict c_prev, const REAL *restrict gain_c, const REAL *restrict bias_c,
-                          REAL *restrict n, REAL *restrict n_rstd, REAL *restrict act, REAL *restrict c, REAL *restrict c_hat, REAL *restrict c_rstd,
+                          REAL *restrict n, REAL *restrict n_rstd, REAL *restrict act, REAL *restrict c,
+                          REAL *restrict c_hat, REAL *restrict c_rstd,
                           REAL *restrict squashed, REAL *restrict h) {
     const ptrdiff_t G = 4 * H;
     for (ptrdiff_t b = 0; b < B; b++) {
@@ -92,7 +45,8 @@ void NAME(lnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, cons
         for (ptrdiff_t j = 3 * H; j < 4 * H; j++) ab[j] = NAME(sigm)(ab[j]);
         const REAL *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H, *restrict o = ab + 3 * H;
         const REAL *restrict cp = c_prev + b * H;
-        REAL *restrict cb = c + b * H, *restrict xb = c_hat + b * H, *restrict tb = squashed + b * H, *restrict hb = h + b * H;
+        REAL *restrict cb = c + b * H, *restrict xb = c_hat + b * H, *restrict tb = squashed + b * H,
+                     *restrict hb = h + b * H;
         for (ptrdiff_t j = 0; j < H; j++) cb[j] = f[j] * cp[j] + i[j] * g[j];
         REAL m, r;
         NAME(moments)(cb, H, &m, &r);
@@ -107,7 +61,8 @@ void NAME(lnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, cons
 
 /* d loss / d x of y = x̂ * gain with x̂ = LN(x), in place over grad (n values), from x̂ and r:
  * r (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)) with dx̂ = grad * gain. */
-static inline void NAME(layer_norm_grad)(REAL *restrict grad, const REAL *restrict xhat, REAL r, const REAL *restrict gain, ptrdiff_t n) {
+static inline void NAME(layer_norm_grad)(REAL *restrict grad, const REAL *restrict xhat, REAL r,
+                                         const REAL *restrict gain, ptrdiff_t n) {
     double s1 = 0, s2 = 0;
     for (ptrdiff_t k = 0; k < n; k++) {
         double d = grad[k] * gain[k];
@@ -124,14 +79,17 @@ static inline void NAME(layer_norm_grad)(REAL *restrict grad, const REAL *restri
  * acc_gain_hh, acc_bias_hh (4H), acc_gain_c, acc_bias_c (H): this step's share is added. */
 void NAME(lnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, REAL *restrict dc,
                            const REAL *restrict n, const REAL *restrict n_rstd, const REAL *restrict gain_hh,
-                           const REAL *restrict act, const REAL *restrict c_prev, const REAL *restrict c_hat, const REAL *restrict c_rstd,
-                           const REAL *restrict gain_c, const REAL *restrict squashed, REAL *restrict grad_gates, REAL *restrict grad_z,
-                           REAL *restrict scratch, REAL *restrict acc_gain_hh, REAL *restrict acc_bias_hh, REAL *restrict acc_gain_c,
+                           const REAL *restrict act, const REAL *restrict c_prev, const REAL *restrict c_hat,
+                           const REAL *restrict c_rstd, const REAL *restrict gain_c, const REAL *restrict squashed,
+                           REAL *restrict grad_gates, REAL *restrict grad_z, REAL *restrict scratch,
+                           REAL *restrict acc_gain_hh, REAL *restrict acc_bias_hh, REAL *restrict acc_gain_c,
                            REAL *restrict acc_bias_c) {
     const ptrdiff_t G = 4 * H;
     for (ptrdiff_t b = 0; b < B; b++) {
-        const REAL *restrict ab = act + b * G, *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H, *restrict o = ab + 3 * H;
-        const REAL *restrict dhb = dh + b * H, *restrict tb = squashed + b * H, *restrict xb = c_hat + b * H, *restrict cp = c_prev + b * H;
+        const REAL *restrict ab = act + b * G, *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H,
+                            *restrict o = ab + 3 * H;
+        const REAL *restrict dhb = dh + b * H, *restrict tb = squashed + b * H, *restrict xb = c_hat + b * H,
+                            *restrict cp = c_prev + b * H;
         REAL *restrict dcb = dc + b * H, *restrict da = grad_gates + b * G;
         for (ptrdiff_t j = 0; j < H; j++) {
             REAL d_hat = dhb[j] * o[j] * ((REAL)1 - tb[j] * tb[j]); /* reaching LN(c) gain_c + bias_c */
