@@ -8,7 +8,7 @@ import torch
 
 import rnnkit.native.calls as native_calls
 from rnnkit import native
-from rnnkit.cells.batchnorm_sequence import BatchNormLSTMSequence
+from rnnkit.cells.batchnorm_sequence import BatchNormLSTMSequence, StepBatchNorm
 from rnnkit.cells.layernorm_sequence import BlockLayerNorm, LayerNormLSTMSequence
 from rnnkit.recurrent import Recurrent
 
@@ -159,3 +159,5 @@ def test_native_batch_norm_function_matches_finite_differences():
               torch.randn(4 * H, H, **d), 1 + 0.3 * torch.randn(4 * H, **d), 1 + 0.3 * torch.randn(H, **d),
               torch.randn(H, **d))
     assert torch.autograd.gradcheck(lambda *a: BatchNormLSTMSequence.apply(*a)[:3], inputs)
+    x, gain, bias = torch.randn(T, B, 4 * H, **d), torch.randn(4 * H, **d), torch.randn(4 * H, **d)
+    assert torch.autograd.gradcheck(lambda *a: StepBatchNorm.apply(*a)[0], (x, gain, bias))

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..native.calls import usable
 from .base import State
-from .batchnorm_sequence import BatchNormLSTMSequence
+from .batchnorm_sequence import BatchNormLSTMSequence, StepBatchNorm
 from .standard import LSTMCell
 
 MAX_STEPS = 1024  # time steps with statistics of their own (784 pixels fit); later ones share the last
@@ -126,10 +126,7 @@ class BatchNormLSTMCell(LSTMCell):
         if first + T > MAX_STEPS or not bool((t == first).all()):
             return None
         # the input projection: each step normalised with its own batch statistics, all steps at once
-        mean_ih = projections.mean(1)  # (T, 4H)
-        var_ih = projections.var(1, unbiased=False)
-        normalised = (projections - mean_ih[:, None]) * torch.rsqrt(var_ih[:, None] + EPS) * self.bn_ih_gain
-        shifted = normalised + (self.bias_ih + self.bias_hh)
+        shifted, mean_ih, var_ih = StepBatchNorm.apply(projections, self.bn_ih_gain, self.bias_ih + self.bias_hh)
         out, h, c, mean_hh, var_hh, mean_c, var_c = BatchNormLSTMSequence.apply(
             shifted, h, c, self.weight_hh, self.bn_hh_gain, self.bn_c_gain, self.bn_c_bias)
         steps = torch.arange(first, first + T, device=projections.device)

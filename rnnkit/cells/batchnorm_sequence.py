@@ -4,16 +4,53 @@ normalisations, gates, cell) in one C call per direction (`rnnkit/native/bnlstm.
 has the equations). The same design as `layernorm_sequence`, where the reasons are measured.
 
 It covers the training case the step path spends its time on: every row real (no padding) and at
-the same step, so each time step has one set of batch statistics. `BatchNormLSTMCell` computes the
-input projection's normalisation for all steps at once beforehand and updates the running
-averages afterwards from the statistics this returns.
+the same step, so each time step has one set of batch statistics. `BatchNormLSTMCell` normalises
+the input projection of all steps beforehand (`StepBatchNorm`, one C call each way) and updates
+the running averages afterwards from the statistics both return.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..native.calls import WORKSPACE, Slots, kernel
+from ..native.calls import WORKSPACE, Slots, incoming_gradients, kernel, through_time
+
+
+class StepBatchNorm(torch.autograd.Function):
+    """x (T, B, W) -> BN(x) gain + bias with each step's own batch statistics, and those statistics
+    (means, biased variances, (T, W) each) for the running averages. Written as PyTorch operations
+    (a variance over the middle dimension and a dozen passes with autograd) it cost more than the
+    recurrence at H = 256."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        T, B, W = x.shape
+        x = x.contiguous()
+        gain, bias = gain.detach().contiguous(), bias.detach().contiguous()
+        y, mean, var, rstd = torch.empty_like(x), x.new_empty(T, W), x.new_empty(T, W), x.new_empty(T, W)
+        token, (xhat,) = WORKSPACE.take(("bn_input", x.shape, x.dtype), lambda: (torch.empty_like(x),))
+        sums = x.new_empty(2 * W, dtype=torch.float64)
+        kernel("batch_norm_steps_forward", x.dtype)(T, B, W, x.data_ptr(), gain.data_ptr(), bias.data_ptr(),
+                                                    sums.data_ptr(), y.data_ptr(), xhat.data_ptr(), mean.data_ptr(),
+                                                    var.data_ptr(), rstd.data_ptr())
+        ctx.save_for_backward(gain)
+        ctx.buffers = (token, xhat, rstd)
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_y: torch.Tensor, *unused) -> tuple[torch.Tensor, ...]:
+        (gain,) = ctx.saved_tensors
+        _, xhat, rstd = ctx.buffers
+        T, B, W = xhat.shape
+        grad_y = grad_y.contiguous()
+        grad_x, grad_gain, grad_bias = torch.empty_like(grad_y), gain.new_zeros(W), gain.new_zeros(W)
+        sums = grad_y.new_empty(2 * W, dtype=torch.float64)
+        kernel("batch_norm_steps_backward", grad_y.dtype)(T, B, W, grad_y.data_ptr(), xhat.data_ptr(), rstd.data_ptr(),
+                                                          gain.data_ptr(), sums.data_ptr(), grad_x.data_ptr(),
+                                                          grad_gain.data_ptr(), grad_bias.data_ptr())
+        return grad_x, grad_gain, grad_bias
 
 
 class BatchNormLSTMSequence(torch.autograd.Function):
@@ -67,10 +104,7 @@ class BatchNormLSTMSequence(torch.autograd.Function):
         T, B, G = n.shape
         H = G // 4
         backward_kernel = kernel("bnlstm_backward", n.dtype)
-        weight = weight_hh.detach()
-        grad_out = n.new_zeros(T, B, H) if grad_out is None else grad_out.contiguous()
-        dh = grad_out[T - 1] if grad_h is None else grad_out[T - 1] + grad_h
-        dc = n.new_zeros(B, H) if grad_c is None else grad_c.clone(memory_format=torch.contiguous_format)
+        grad_out, dh, dc = incoming_gradients(grad_out, grad_h, grad_c, n, T, B, H)
         grad_gates = n.new_empty(T, B, G)  # d loss / d a_t, which is also d loss / d shifted_t
         token, (grad_z,) = WORKSPACE.take(("bnlstm_grad_z", n.shape, n.dtype), lambda: (n.new_empty(T, B, G),))
         d_hat, sums = n.new_empty(B, H), n.new_empty(2 * H + 2 * G, dtype=torch.float64)
@@ -78,12 +112,11 @@ class BatchNormLSTMSequence(torch.autograd.Function):
         buffers = (n, z_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)
         s_n, s_zr, s_act, s_c, s_chat, s_cr, s_sq, s_gates, s_z = [Slots(b) for b in buffers]
         scratch = [p.data_ptr() for p in (d_hat, sums, grad_gain_hh, grad_gain_c, grad_bias_c)]
-        for t in range(T - 1, -1, -1):
-            dh = dh.contiguous()
-            backward_kernel(B, H, dh.data_ptr(), dc.data_ptr(), s_n[t], s_zr[t], gain_hh.data_ptr(), s_act[t],
-                            s_c[t], s_chat[t], s_cr[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t], *scratch)
-            # dh_{t-1}: through the recurrent multiply, plus what the output at t-1 receives
-            dh = torch.addmm(grad_out[t - 1], grad_z[t], weight) if t > 0 else grad_z[0] @ weight
-        grad_weight = grad_z.view(T * B, G).t() @ hs[:-1].reshape(T * B, H)
+
+        def step(t: int, dh_address: int) -> None:
+            backward_kernel(B, H, dh_address, dc.data_ptr(), s_n[t], s_zr[t], gain_hh.data_ptr(), s_act[t], s_c[t],
+                            s_chat[t], s_cr[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t], *scratch)
+
+        dh, grad_weight = through_time(step, grad_out, dh, grad_z, weight_hh, hs)
         del token
         return grad_gates, dh, dc, grad_weight, grad_gain_hh, grad_gain_c, grad_bias_c

@@ -25,7 +25,7 @@ import torch
 from ..native.calls import WORKSPACE as _WORKSPACE
 from ..native.calls import Slots as _Slots
 from ..native.calls import kernel as _kernel
-from ..native.calls import usable
+from ..native.calls import incoming_gradients, through_time, usable
 
 __all__ = ["BlockLayerNorm", "LayerNormLSTMSequence", "usable"]
 
@@ -115,10 +115,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         T, B, G = n.shape
         H = G // 4
         backward_kernel = _kernel("lnlstm_backward", n.dtype)
-        weight = weight_hh.detach()
-        grad_out = n.new_zeros(T, B, H) if grad_out is None else grad_out.contiguous()
-        dh = grad_out[T - 1] if grad_h is None else grad_out[T - 1] + grad_h
-        dc = n.new_zeros(B, H) if grad_c is None else grad_c.clone(memory_format=torch.contiguous_format)
+        grad_out, dh, dc = incoming_gradients(grad_out, grad_h, grad_c, n, T, B, H)
         grad_gates = n.new_empty(T, B, G)  # d loss / d a_t, which is also d loss / d xp_t
         # grad_z never leaves this call: a workspace set, held for the call only
         token, (grad_z,) = _WORKSPACE.take(("lnlstm_grad_z", n.shape, n.dtype), lambda: (n.new_empty(T, B, G),))
@@ -128,12 +125,11 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         slots = [_Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)]
         s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_gates, s_z = slots
         fixed = [p.data_ptr() for p in (scratch, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c)]
-        for t in range(T - 1, -1, -1):
-            dh = dh.contiguous()
-            backward_kernel(B, H, dh.data_ptr(), dc.data_ptr(), s_n[t], s_rstd[t], gain_hh.data_ptr(), s_act[t],
-                            s_cells[t], s_chat[t], s_crstd[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t],
-                            *fixed)
-            # dh_{t-1}: through the recurrent multiply, plus what the output at t-1 receives
-            dh = torch.addmm(grad_out[t - 1], grad_z[t], weight) if t > 0 else grad_z[0] @ weight
-        grad_weight = grad_z.view(T * B, G).t() @ hs[:-1].reshape(T * B, H)
+
+        def step(t: int, dh_address: int) -> None:
+            backward_kernel(B, H, dh_address, dc.data_ptr(), s_n[t], s_rstd[t], gain_hh.data_ptr(), s_act[t],
+                            s_cells[t], s_chat[t], s_crstd[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t], *fixed)
+
+        dh, grad_weight = through_time(step, grad_out, dh, grad_z, weight_hh, hs)
+        del token
         return grad_gates, dh, dc, grad_weight, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c

@@ -85,11 +85,12 @@ def library() -> ctypes.CDLL | None:
     except OSError:
         return None
     pointers = {"lnlstm_forward": 14, "lnlstm_backward": 18, "layer_norm_rows_forward": 6,
-                "layer_norm_rows_backward": 5, "bnlstm_forward": 19, "bnlstm_backward": 18}
+                "layer_norm_rows_backward": 5, "bnlstm_forward": 19, "bnlstm_backward": 18,
+                "batch_norm_steps_forward": 9, "batch_norm_steps_backward": 8}
     for name, count in pointers.items():
         for suffix in ("_f32", "_f64"):
             fn = getattr(lib, name + suffix)
             fn.restype = None
-            sizes = 3 if name.startswith("layer_norm") else 2  # (rows, H, blocks) or (B, H)
+            sizes = 3 if "norm" in name else 2  # (rows, H, blocks), (T, B, W) or (B, H)
             fn.argtypes = [ctypes.c_ssize_t] * sizes + [ctypes.c_void_p] * count
     return lib

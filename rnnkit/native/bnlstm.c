@@ -134,3 +134,53 @@ void NAME(bnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
             dz[j] = (REAL)(z_rstd[j] * (da[j] * gain_hh[j] - z1[j] - nb[j] * z2[j]));
     }
 }
+
+/* The input projection's batch normalisation for all T steps of a chunk, each step over its own B
+ * rows: y = BN(x) gain + bias (bias: b_ih + b_hh), x̂ and the statistics saved. sums: 2W doubles. */
+void NAME(batch_norm_steps_forward)(ptrdiff_t T, ptrdiff_t B, ptrdiff_t W, const REAL *restrict x,
+                                    const REAL *restrict gain, const REAL *restrict bias, double *restrict sums,
+                                    REAL *restrict y, REAL *restrict xhat, REAL *restrict mean, REAL *restrict var,
+                                    REAL *restrict rstd) {
+    for (ptrdiff_t t = 0; t < T; t++) {
+        const REAL *restrict xt = x + t * B * W;
+        REAL *restrict m = mean + t * W, *restrict r = rstd + t * W;
+        NAME(column_moments)(B, W, xt, sums, m, var + t * W, r);
+        for (ptrdiff_t b = 0; b < B; b++) {
+            const REAL *restrict xb = xt + b * W;
+            REAL *restrict hb = xhat + (t * B + b) * W, *restrict yb = y + (t * B + b) * W;
+            for (ptrdiff_t j = 0; j < W; j++) {
+                hb[j] = (xb[j] - m[j]) * r[j];
+                yb[j] = hb[j] * gain[j] + bias[j];
+            }
+        }
+    }
+}
+
+/* Its backward pass: dx from dy; the gain's and the bias's gradients added to acc_gain, acc_bias.
+ * sums: 2W doubles. */
+void NAME(batch_norm_steps_backward)(ptrdiff_t T, ptrdiff_t B, ptrdiff_t W, const REAL *restrict dy,
+                                     const REAL *restrict xhat, const REAL *restrict rstd, const REAL *restrict gain,
+                                     double *restrict sums, REAL *restrict dx, REAL *restrict acc_gain,
+                                     REAL *restrict acc_bias) {
+    double *restrict s1 = sums, *restrict s2 = sums + W;
+    for (ptrdiff_t t = 0; t < T; t++) {
+        for (ptrdiff_t j = 0; j < W; j++) s1[j] = s2[j] = 0;
+        for (ptrdiff_t b = 0; b < B; b++) {
+            const REAL *restrict db = dy + (t * B + b) * W, *restrict hb = xhat + (t * B + b) * W;
+            for (ptrdiff_t j = 0; j < W; j++) {
+                acc_gain[j] += db[j] * hb[j];
+                acc_bias[j] += db[j];
+                double d = (double)db[j] * gain[j];
+                s1[j] += d;
+                s2[j] += d * hb[j];
+            }
+        }
+        for (ptrdiff_t j = 0; j < W; j++) { s1[j] /= (double)B; s2[j] /= (double)B; }
+        const REAL *restrict r = rstd + t * W;
+        for (ptrdiff_t b = 0; b < B; b++) {
+            const REAL *restrict db = dy + (t * B + b) * W, *restrict hb = xhat + (t * B + b) * W;
+            REAL *restrict out = dx + (t * B + b) * W;
+            for (ptrdiff_t j = 0; j < W; j++) out[j] = (REAL)(r[j] * (db[j] * gain[j] - s1[j] - hb[j] * s2[j]));
+        }
+    }
+}

@@ -1,7 +1,9 @@
 """What the cells' autograd functions share to call the kernels: whether they can run, the
-kernel of a dtype, addresses of per-step slots, and the buffer workspace."""
+kernel of a dtype, addresses of per-step slots, the buffer workspace, and the backward loop."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
@@ -34,3 +36,28 @@ class Slots:
 
     def __getitem__(self, t: int) -> int:
         return self.base + t * self.stride
+
+
+def incoming_gradients(grad_out: torch.Tensor | None, grad_h: torch.Tensor | None, grad_c: torch.Tensor | None,
+                       like: torch.Tensor, T: int, B: int, H: int) -> tuple[torch.Tensor, ...]:
+    """The gradients reaching a chunk's outputs (T, B, H) and its final h and c, ready for the
+    backward loop: all outputs', dh at the last step (its output's plus the final h's), dc."""
+    grad_out = like.new_zeros(T, B, H) if grad_out is None else grad_out.contiguous()
+    dh = grad_out[T - 1] if grad_h is None else grad_out[T - 1] + grad_h
+    dc = like.new_zeros(B, H) if grad_c is None else grad_c.clone(memory_format=torch.contiguous_format)
+    return grad_out, dh, dc
+
+
+def through_time(step: Callable[[int, int], None], grad_out: torch.Tensor, dh: torch.Tensor, grad_z: torch.Tensor,
+                 weight_hh: torch.Tensor, hs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The backward loop of a recurrence whose step multiplies h_{t-1} by W_hh^T to get z_t:
+    step(t, address of dh_t) fills grad_z[t]; then dh_{t-1} = dz_t W_hh plus the output's gradient
+    at t-1 (one addmm). Returns dh_{-1} (the initial h's gradient) and dW_hh = sum_t dz_t^T h_{t-1},
+    one multiply over the whole chunk. hs (T + 1, B, H): h_{-1} .. h_{T-1}."""
+    T, B, G = grad_z.shape
+    weight = weight_hh.detach()
+    for t in range(T - 1, -1, -1):
+        dh = dh.contiguous()
+        step(t, dh.data_ptr())
+        dh = torch.addmm(grad_out[t - 1], grad_z[t], weight) if t > 0 else grad_z[0] @ weight
+    return dh, grad_z.view(T * B, G).t() @ hs[:-1].reshape(T * B, -1)
