@@ -75,6 +75,31 @@ void NAME(bnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, cons
     }
 }
 
+/* For the backward pass of y = BN(x) gain over B rows of W columns: the column means of
+ * dy gain and of dy gain x̂, into s (2W doubles). */
+static inline void NAME(bn_grad_means)(ptrdiff_t B, ptrdiff_t W, const REAL *restrict dy, const REAL *restrict xhat,
+                                       const REAL *restrict gain, double *restrict s) {
+    double *restrict s1 = s, *restrict s2 = s + W;
+    for (ptrdiff_t j = 0; j < W; j++) s1[j] = s2[j] = 0;
+    for (ptrdiff_t b = 0; b < B; b++)
+        for (ptrdiff_t j = 0; j < W; j++) {
+            double d = (double)dy[b * W + j] * gain[j];
+            s1[j] += d;
+            s2[j] += d * xhat[b * W + j];
+        }
+    for (ptrdiff_t j = 0; j < W; j++) { s1[j] /= (double)B; s2[j] /= (double)B; }
+}
+
+/* ... then dx = r (dy gain - mean(dy gain) - x̂ mean(dy gain x̂)) per column, r = 1 / deviation. */
+static inline void NAME(bn_grad_apply)(ptrdiff_t B, ptrdiff_t W, const REAL *restrict dy, const REAL *restrict xhat,
+                                       const REAL *restrict gain, const REAL *restrict rstd,
+                                       const double *restrict s, REAL *restrict dx) {
+    const double *restrict s1 = s, *restrict s2 = s + W;
+    for (ptrdiff_t b = 0; b < B; b++)
+        for (ptrdiff_t j = 0; j < W; j++)
+            dx[b * W + j] = (REAL)(rstd[j] * (dy[b * W + j] * gain[j] - s1[j] - xhat[b * W + j] * s2[j]));
+}
+
 /* dh (B, H): in, the gradient reaching h_t. dc (B, H): in, the gradient reaching c_t from step t+1;
  * out, the gradient reaching c_{t-1}. grad_gates (B, 4H), grad_z (B, 4H): out. d_hat (B, H) and
  * sums (2 * 4H + 2 * H doubles): scratch. acc_gain_hh (4H), acc_gain_c, acc_bias_c (H): this step's
@@ -87,9 +112,8 @@ void NAME(bnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
                            REAL *restrict d_hat, double *restrict sums, REAL *restrict acc_gain_hh,
                            REAL *restrict acc_gain_c, REAL *restrict acc_bias_c) {
     const ptrdiff_t G = 4 * H;
-    double *restrict c1 = sums, *restrict c2 = sums + H, *restrict z1 = sums + 2 * H, *restrict z2 = sums + 2 * H + G;
-    for (ptrdiff_t j = 0; j < 2 * H + 2 * G; j++) sums[j] = 0;
-    /* the gradient reaching BN(c) gain_c + bias_c, and the column sums its backward pass needs */
+    double *restrict c_sums = sums, *restrict z_sums = sums + 2 * H;
+    /* the gradient reaching BN(c) gain_c + bias_c, and what its backward pass needs */
     for (ptrdiff_t b = 0; b < B; b++) {
         const REAL *restrict o = act + b * G + 3 * H, *restrict tb = squashed + b * H, *restrict xb = c_hat + b * H;
         const REAL *restrict dhb = dh + b * H;
@@ -98,12 +122,10 @@ void NAME(bnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
             db[j] = dhb[j] * o[j] * ((REAL)1 - tb[j] * tb[j]);
             acc_gain_c[j] += db[j] * xb[j];
             acc_bias_c[j] += db[j];
-            double d = (double)db[j] * gain_c[j];
-            c1[j] += d;
-            c2[j] += d * xb[j];
         }
     }
-    for (ptrdiff_t j = 0; j < H; j++) { c1[j] /= (double)B; c2[j] /= (double)B; }
+    NAME(bn_grad_means)(B, H, d_hat, c_hat, gain_c, c_sums);
+    const double *restrict c1 = c_sums, *restrict c2 = c_sums + H;
     for (ptrdiff_t b = 0; b < B; b++) {
         const REAL *restrict ab = act + b * G, *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H,
                             *restrict o = ab + 3 * H;
@@ -119,20 +141,10 @@ void NAME(bnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
             da[3 * H + j] = dhb[j] * tb[j] * o[j] * ((REAL)1 - o[j]);
             dcb[j] = d * f[j];
         }
-        for (ptrdiff_t j = 0; j < G; j++) {
-            acc_gain_hh[j] += da[j] * nb[j];
-            double d = (double)da[j] * gain_hh[j];
-            z1[j] += d;
-            z2[j] += d * nb[j];
-        }
+        for (ptrdiff_t j = 0; j < G; j++) acc_gain_hh[j] += da[j] * nb[j];
     }
-    for (ptrdiff_t j = 0; j < G; j++) { z1[j] /= (double)B; z2[j] /= (double)B; }
-    for (ptrdiff_t b = 0; b < B; b++) {
-        const REAL *restrict da = grad_gates + b * G, *restrict nb = n + b * G;
-        REAL *restrict dz = grad_z + b * G;
-        for (ptrdiff_t j = 0; j < G; j++)
-            dz[j] = (REAL)(z_rstd[j] * (da[j] * gain_hh[j] - z1[j] - nb[j] * z2[j]));
-    }
+    NAME(bn_grad_means)(B, G, grad_gates, n, gain_hh, z_sums);
+    NAME(bn_grad_apply)(B, G, grad_gates, n, gain_hh, z_rstd, z_sums, grad_z);
 }
 
 /* The input projection's batch normalisation for all T steps of a chunk, each step over its own B
@@ -162,25 +174,14 @@ void NAME(batch_norm_steps_backward)(ptrdiff_t T, ptrdiff_t B, ptrdiff_t W, cons
                                      const REAL *restrict xhat, const REAL *restrict rstd, const REAL *restrict gain,
                                      double *restrict sums, REAL *restrict dx, REAL *restrict acc_gain,
                                      REAL *restrict acc_bias) {
-    double *restrict s1 = sums, *restrict s2 = sums + W;
     for (ptrdiff_t t = 0; t < T; t++) {
-        for (ptrdiff_t j = 0; j < W; j++) s1[j] = s2[j] = 0;
-        for (ptrdiff_t b = 0; b < B; b++) {
-            const REAL *restrict db = dy + (t * B + b) * W, *restrict hb = xhat + (t * B + b) * W;
+        const REAL *restrict dyt = dy + t * B * W, *restrict xt = xhat + t * B * W;
+        for (ptrdiff_t b = 0; b < B; b++)
             for (ptrdiff_t j = 0; j < W; j++) {
-                acc_gain[j] += db[j] * hb[j];
-                acc_bias[j] += db[j];
-                double d = (double)db[j] * gain[j];
-                s1[j] += d;
-                s2[j] += d * hb[j];
+                acc_gain[j] += dyt[b * W + j] * xt[b * W + j];
+                acc_bias[j] += dyt[b * W + j];
             }
-        }
-        for (ptrdiff_t j = 0; j < W; j++) { s1[j] /= (double)B; s2[j] /= (double)B; }
-        const REAL *restrict r = rstd + t * W;
-        for (ptrdiff_t b = 0; b < B; b++) {
-            const REAL *restrict db = dy + (t * B + b) * W, *restrict hb = xhat + (t * B + b) * W;
-            REAL *restrict out = dx + (t * B + b) * W;
-            for (ptrdiff_t j = 0; j < W; j++) out[j] = (REAL)(r[j] * (db[j] * gain[j] - s1[j] - hb[j] * s2[j]));
-        }
+        NAME(bn_grad_means)(B, W, dyt, xt, gain, sums);
+        NAME(bn_grad_apply)(B, W, dyt, xt, gain, rstd + t * W, sums, dx + t * B * W);
     }
 }
