@@ -183,6 +183,8 @@ class Recurrent(nn.Module):
         cells, and the one the fused kernels and scans are checked against (`rnnkit gradcheck`).
         A cell with a ``scan`` runs each layer as one scan unless `scan` is False."""
         B, T = x.shape[:2]
+        if lengths is not None and bool((lengths >= T).all()):
+            lengths = None  # no padding (equal-length sequences): no mask, so whole-chunk cell paths apply
         # (T, B, 1): which sequences still have a real step at time t; None: all of them, every step
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         if self.cells[0].feedback:

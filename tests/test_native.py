@@ -161,3 +161,17 @@ def test_native_batch_norm_function_matches_finite_differences():
     assert torch.autograd.gradcheck(lambda *a: BatchNormLSTMSequence.apply(*a)[:3], inputs)
     x, gain, bias = torch.randn(T, B, 4 * H, **d), torch.randn(4 * H, **d), torch.randn(4 * H, **d)
     assert torch.autograd.gradcheck(lambda *a: StepBatchNorm.apply(*a)[0], (x, gain, bias))
+
+
+def test_equal_lengths_take_the_kernels_and_padding_the_step_path(monkeypatch):
+    rec = _perturbed_stack(torch.float32)
+    calls = _counting(monkeypatch, LayerNormLSTMSequence)
+    x = torch.randn(3, 6, 4)
+    expected, _ = rec(x)
+    assert len(calls) == 2
+    full, _ = rec(x, lengths=torch.tensor([6, 6, 6]))  # a classifier's batch of equal lengths: no mask
+    assert len(calls) == 4
+    torch.testing.assert_close(full, expected)
+    padded, _ = rec(x, lengths=torch.tensor([6, 4, 2]))
+    assert len(calls) == 4  # padding: the step path, which masks
+    assert torch.all(padded[1, 4:] == 0) and torch.all(padded[2, 2:] == 0)
