@@ -295,9 +295,9 @@ def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None, 
     Past a sequence's end (live false) its state is kept and its outputs are zero.
 
     The input projections of all T steps come from one (B*T, D) x (D, G*H) multiply; only the
-    recurrent part runs per step, unless the cell runs the whole chunk itself (`recurrent_sequence`). `unbind` hands out the T slices as views whose gradients are
-    stacked once in the backward pass (indexing xp[t] would allocate a full-size zero gradient
-    per step: measured 5x slower at H=512)."""
+    recurrent part runs per step, unless the cell runs the whole chunk itself (`recurrent_sequence`).
+    `unbind` hands out the T slices as views whose gradients are stacked once in the backward pass
+    (indexing xp[t] would allocate a full-size zero gradient per step: measured 5x slower at H=512)."""
     projections = cell.input_projection(x).transpose(0, 1).contiguous()  # (T, B, G*H)
     whole = cell.recurrent_sequence(projections, s) if live is None and not zoneout else None
     if whole is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..native.calls import WORKSPACE, Slots, incoming_gradients, kernel, through_time
+from ..native.calls import WORKSPACE, Slots, backward_start, kernel, through_time
 
 
 class StepBatchNorm(torch.autograd.Function):
@@ -85,12 +85,11 @@ class BatchNormLSTMSequence(torch.autograd.Function):
         hs[0], cells[0] = h0, c0
         buffers = (shifted, n, z_mean, z_var, z_rstd, act, cells, c_hat, c_mean, c_var, c_rstd, squashed, hs)
         s_sh, s_n, s_zm, s_zv, s_zr, s_act, s_c, s_chat, s_cm, s_cv, s_cr, s_sq, s_hs = [Slots(b) for b in buffers]
-        fixed = [p.data_ptr() for p in (gain_hh,)]
         for t in range(T):
             torch.mm(hs[t], w_t, out=z)
-            forward_kernel(B, H, z.data_ptr(), s_sh[t], *fixed, s_c[t], gain_c.data_ptr(), bias_c.data_ptr(),
-                           sums.data_ptr(), s_n[t], s_zm[t], s_zv[t], s_zr[t], s_act[t], s_c[t + 1], s_chat[t],
-                           s_cm[t], s_cv[t], s_cr[t], s_sq[t], s_hs[t + 1])
+            forward_kernel(B, H, z.data_ptr(), s_sh[t], gain_hh.data_ptr(), s_c[t], gain_c.data_ptr(),
+                           bias_c.data_ptr(), sums.data_ptr(), s_n[t], s_zm[t], s_zv[t], s_zr[t], s_act[t],
+                           s_c[t + 1], s_chat[t], s_cm[t], s_cv[t], s_cr[t], s_sq[t], s_hs[t + 1])
         ctx.save_for_backward(weight_hh, gain_hh, gain_c)
         ctx.buffers = (token, n, z_rstd, act, cells, c_hat, c_rstd, squashed, hs)
         ctx.mark_non_differentiable(*stats)
@@ -104,9 +103,8 @@ class BatchNormLSTMSequence(torch.autograd.Function):
         T, B, G = n.shape
         H = G // 4
         backward_kernel = kernel("bnlstm_backward", n.dtype)
-        grad_out, dh, dc = incoming_gradients(grad_out, grad_h, grad_c, n, T, B, H)
-        grad_gates = n.new_empty(T, B, G)  # d loss / d a_t, which is also d loss / d shifted_t
-        token, (grad_z,) = WORKSPACE.take(("bnlstm_grad_z", n.shape, n.dtype), lambda: (n.new_empty(T, B, G),))
+        # grad_gates: d loss / d a_t, which is also d loss / d shifted_t
+        grad_out, dh, dc, grad_gates, token, grad_z = backward_start("bnlstm", n, grad_out, grad_h, grad_c)
         d_hat, sums = n.new_empty(B, H), n.new_empty(2 * H + 2 * G, dtype=torch.float64)
         grad_gain_hh, grad_gain_c, grad_bias_c = n.new_zeros(G), n.new_zeros(H), n.new_zeros(H)
         buffers = (n, z_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)

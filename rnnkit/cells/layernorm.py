@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..native.calls import usable
 from .base import State
-from .layernorm_sequence import BlockLayerNorm, LayerNormLSTMSequence, usable
+from .layernorm_sequence import BlockLayerNorm, LayerNormLSTMSequence
 from .standard import LSTMCell
 
 

@@ -22,12 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from ..native.calls import WORKSPACE as _WORKSPACE
-from ..native.calls import Slots as _Slots
-from ..native.calls import kernel as _kernel
-from ..native.calls import incoming_gradients, through_time, usable
-
-__all__ = ["BlockLayerNorm", "LayerNormLSTMSequence", "usable"]
+from ..native.calls import WORKSPACE, Slots, backward_start, kernel, through_time
 
 
 class BlockLayerNorm(torch.autograd.Function):
@@ -40,11 +35,10 @@ class BlockLayerNorm(torch.autograd.Function):
         z = z.contiguous()
         gain, bias = gain.detach().contiguous(), bias.detach().contiguous()
         rows, blocks = z.numel() // H, gain.numel() // H
-        token, (xhat, rstd) = _WORKSPACE.take(("ln", z.shape, z.dtype),
-                                              lambda: (torch.empty_like(z), z.new_empty(rows)))
+        token, (xhat, rstd) = WORKSPACE.take(("ln", z.shape, z.dtype), lambda: (torch.empty_like(z), z.new_empty(rows)))
         y = torch.empty_like(z)
-        _kernel("layer_norm_rows_forward", z.dtype)(rows, H, blocks, z.data_ptr(), gain.data_ptr(), bias.data_ptr(),
-                                                    y.data_ptr(), xhat.data_ptr(), rstd.data_ptr())
+        kernel("layer_norm_rows_forward", z.dtype)(rows, H, blocks, z.data_ptr(), gain.data_ptr(), bias.data_ptr(),
+                                                   y.data_ptr(), xhat.data_ptr(), rstd.data_ptr())
         ctx.save_for_backward(gain)
         ctx.buffers = (token, xhat, rstd, H)
         return y
@@ -56,9 +50,9 @@ class BlockLayerNorm(torch.autograd.Function):
         _, xhat, rstd, H = ctx.buffers
         grad_y = grad_y.contiguous()
         grad_x = torch.empty_like(grad_y)
-        _kernel("layer_norm_rows_backward", grad_y.dtype)(rstd.numel(), H, gain.numel() // H, grad_y.data_ptr(),
-                                                          xhat.data_ptr(), rstd.data_ptr(), gain.data_ptr(),
-                                                          grad_x.data_ptr())
+        kernel("layer_norm_rows_backward", grad_y.dtype)(rstd.numel(), H, gain.numel() // H, grad_y.data_ptr(),
+                                                         xhat.data_ptr(), rstd.data_ptr(), gain.data_ptr(),
+                                                         grad_x.data_ptr())
         flat_grad, flat_xhat = grad_y.view(-1, gain.numel()), xhat.view(-1, gain.numel())
         return grad_x, (flat_grad * flat_xhat).sum(0), flat_grad.sum(0), None
 
@@ -71,12 +65,12 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         """xp (T, B, 4H) -> outputs (T, B, H), final h (B, H), final c (B, H)."""
         T, B, G = xp.shape
         H = G // 4
-        forward_kernel = _kernel("lnlstm_forward", xp.dtype)
+        forward_kernel = kernel("lnlstm_forward", xp.dtype)
         gain_hh, gain_c, bias_c = (p.detach().contiguous() for p in (gain_hh, gain_c, bias_c))
         w_t = weight_hh.detach().t()
         # (T, B, 4H): b_hh added once for all steps; read by this call only
-        shifted_token, (shifted,) = _WORKSPACE.take(("lnlstm_shifted", xp.shape, xp.dtype),
-                                                    lambda: (torch.empty_like(xp),))
+        shifted_token, (shifted,) = WORKSPACE.take(("lnlstm_shifted", xp.shape, xp.dtype),
+                                                   lambda: (torch.empty_like(xp),))
         torch.add(xp, bias_hh.detach(), out=shifted)
         z = xp.new_empty(B, G)  # this step's h_{t-1} W_hh^T
         hs = xp.new_empty(T + 1, B, H)  # h_{-1} .. h_{T-1}; its slots 1.. are the outputs
@@ -90,15 +84,14 @@ class LayerNormLSTMSequence(torch.autograd.Function):
                     xp.new_empty(T, B, 1),  # its 1 / deviation
                     xp.new_empty(T, B, H))  # squashed: tanh(LN(c) γ_c + β_c)
 
-        token, saved = _WORKSPACE.take(("lnlstm", xp.shape, xp.dtype), make)
+        token, saved = WORKSPACE.take(("lnlstm", xp.shape, xp.dtype), make)
         n, n_rstd, act, cells, c_hat, c_rstd, squashed = saved
         hs[0], cells[0] = h0, c0
-        slots = [_Slots(b) for b in (shifted, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)]
+        slots = [Slots(b) for b in (shifted, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)]
         s_shifted, s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_hs = slots
-        params = (gain_hh.data_ptr(),)
         for t in range(T):
             torch.mm(hs[t], w_t, out=z)
-            forward_kernel(B, H, z.data_ptr(), s_shifted[t], *params, s_cells[t], gain_c.data_ptr(),
+            forward_kernel(B, H, z.data_ptr(), s_shifted[t], gain_hh.data_ptr(), s_cells[t], gain_c.data_ptr(),
                            bias_c.data_ptr(), s_n[t], s_rstd[t], s_act[t], s_cells[t + 1], s_chat[t],
                            s_crstd[t], s_sq[t], s_hs[t + 1])
         del shifted_token  # free for the next chunk
@@ -114,15 +107,13 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         _, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs = ctx.buffers
         T, B, G = n.shape
         H = G // 4
-        backward_kernel = _kernel("lnlstm_backward", n.dtype)
-        grad_out, dh, dc = incoming_gradients(grad_out, grad_h, grad_c, n, T, B, H)
-        grad_gates = n.new_empty(T, B, G)  # d loss / d a_t, which is also d loss / d xp_t
-        # grad_z never leaves this call: a workspace set, held for the call only
-        token, (grad_z,) = _WORKSPACE.take(("lnlstm_grad_z", n.shape, n.dtype), lambda: (n.new_empty(T, B, G),))
+        backward_kernel = kernel("lnlstm_backward", n.dtype)
+        # grad_gates: d loss / d a_t, which is also d loss / d xp_t
+        grad_out, dh, dc, grad_gates, token, grad_z = backward_start("lnlstm", n, grad_out, grad_h, grad_c)
         scratch = n.new_empty(H)
         grad_gain_hh, grad_bias_hh = n.new_zeros(G), n.new_zeros(G)
         grad_gain_c, grad_bias_c = n.new_zeros(H), n.new_zeros(H)
-        slots = [_Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)]
+        slots = [Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)]
         s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_gates, s_z = slots
         fixed = [p.data_ptr() for p in (scratch, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c)]
 

@@ -38,14 +38,19 @@ class Slots:
         return self.base + t * self.stride
 
 
-def incoming_gradients(grad_out: torch.Tensor | None, grad_h: torch.Tensor | None, grad_c: torch.Tensor | None,
-                       like: torch.Tensor, T: int, B: int, H: int) -> tuple[torch.Tensor, ...]:
-    """The gradients reaching a chunk's outputs (T, B, H) and its final h and c, ready for the
-    backward loop: all outputs', dh at the last step (its output's plus the final h's), dc."""
-    grad_out = like.new_zeros(T, B, H) if grad_out is None else grad_out.contiguous()
+def backward_start(name: str, n: torch.Tensor, grad_out: torch.Tensor | None, grad_h: torch.Tensor | None,
+                   grad_c: torch.Tensor | None) -> tuple:
+    """What a gated cell's backward loop starts from, n (T, B, 4H) being any saved per-step buffer
+    of the gates' width: the outputs' gradients (T, B, H), dh at the last step (its output's plus
+    the final h's), dc, a fresh grad_gates (it leaves the function), and grad_z (T, B, 4H) from the
+    workspace with the token that holds it for the call."""
+    T, B, G = n.shape
+    H = G // 4
+    grad_out = n.new_zeros(T, B, H) if grad_out is None else grad_out.contiguous()
     dh = grad_out[T - 1] if grad_h is None else grad_out[T - 1] + grad_h
-    dc = like.new_zeros(B, H) if grad_c is None else grad_c.clone(memory_format=torch.contiguous_format)
-    return grad_out, dh, dc
+    dc = n.new_zeros(B, H) if grad_c is None else grad_c.clone(memory_format=torch.contiguous_format)
+    token, (grad_z,) = WORKSPACE.take((name + "_grad_z", n.shape, n.dtype), lambda: (n.new_empty(T, B, G),))
+    return grad_out, dh, dc, n.new_empty(T, B, G), token, grad_z
 
 
 def through_time(step: Callable[[int, int], None], grad_out: torch.Tensor, dh: torch.Tensor, grad_z: torch.Tensor,
