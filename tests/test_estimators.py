@@ -610,7 +610,35 @@ def test_on_epoch_end_sees_each_epoch_and_can_stop_training():
 def test_regressor_on_an_echo_state_reservoir_learns_its_readout_only():
     X = np.random.default_rng(0).normal(size=(200, 10, 2)).astype(np.float32)
     target = X[:, :, 0].sum(1)  # the sum of one input over the sequence: the reservoir must hold it
-    model = RNNRegressor(cell="esn", epochs=20, hidden_size=64, random_state=0).fit(X, target)
+    model = RNNRegressor(cell="esn", hidden_size=64, random_state=0, validation_fraction=0.0)
+    model.fit(X[:150], target[:150])
     trained = [name for name, p in model.model_.named_parameters() if p.requires_grad]
     assert trained == ["head.weight", "head.bias"]  # the reservoir and the input layer stay fixed
-    assert model.score(X, target) > 0.5
+    assert model.n_steps_ == 0 and model.score(X[150:], target[150:]) > 0.8  # closed form, no gradient steps
+    # the readout is the least-squares one: no other head does better on the training rows than its
+    # penalty allows (the unpenalised solution is at most a little better)
+    states = torch.from_numpy(model._vectors(model._encode(list(X[:150])), "mean")).double()
+    scaled = (torch.from_numpy(target[:150]).double() - model.y_mean_) / model.y_scale_
+    ones = torch.cat([states, torch.ones(150, 1, dtype=torch.float64)], 1)
+    best = torch.linalg.lstsq(ones, scaled[:, None]).solution
+    head = torch.cat([model.model_.head.weight.double().T, model.model_.head.bias.double()[None]], 0)
+    error = lambda w: float(((ones @ w.detach())[:, 0] - scaled).pow(2).mean())  # noqa: E731
+    assert error(best) <= error(head) < error(best) + 0.05
+
+
+def test_classifier_on_an_echo_state_reservoir_fits_its_readout_in_closed_form(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 240)
+    t = np.arange(60)  # three frequencies, random phases, noise: the class is the period
+    X = np.stack([np.sin(2 * np.pi * t / (8 + 6 * c) + rng.uniform(0, 6)) + 0.8 * rng.standard_normal(60)
+                  for c in labels]).astype(np.float32)
+    model = RNNClassifier(cell="esn", hidden_size=64, random_state=0).fit(X[:160], labels[:160])
+    accuracy = model.score(X[160:], labels[160:])
+    assert model.n_steps_ == 0 and accuracy > 0.85  # closed form, no gradient steps
+    row = model.history_[-1]
+    assert set(row) >= {"train_loss", "val_loss", "val_accuracy"} and row["val_accuracy"] > 0.8
+    proba = model.predict_proba(X[160:])
+    # the logit scale is fitted on left-out rows: confidence near the accuracy, not 0/1 votes
+    assert np.allclose(proba.sum(1), 1) and abs(proba.max(1).mean() - accuracy) < 0.1
+    model.save(tmp_path / "esn")
+    assert np.array_equal(RNNClassifier.load(tmp_path / "esn").predict_proba(X[160:]), proba)

@@ -25,6 +25,7 @@ from ..models.classifier import SequencePredictor
 from ..tasks import LabelledSequencesTask
 from .base import RNNEstimator, init_from_config, strings
 from .configs import ClassifierConfig, RegressorConfig
+from .readout import fit_readout
 from .stacking import Stacker
 
 
@@ -125,6 +126,22 @@ class _TextEstimator(RNNEstimator):
     def _make_task(self, train, val, device):
         return LabelledSequencesTask(*train, *val, self.batch_size, self.loss, self.random_state, device,
                                      class_weights=self._class_weights(train[1]))
+
+    def _train(self, task, config, device, on_epoch_end=None, **train_config: Any) -> None:
+        """An echo state network's output layer is fitted in closed form (readout.py), not trained."""
+        if self.model_.recurrent.trainable:
+            return super()._train(task, config, device, on_epoch_end, **train_config)
+        fit = fit_readout(self.model_.head, self._vectors(task.sequences, self.pooling), task.targets, task.loss_name)
+        if task.class_weights is not None:
+            self._log("class_weight is not applied to a closed-form readout: every sequence counts once")
+        self._log(f"echo state readout: ridge penalty {fit['penalty']:.3g} (generalised cross-validation), "
+                  f"leave-one-out {task.loss_name} {fit['left_out_loss']:.4f}")
+        self.best_epoch_, self.n_steps_ = None, 0
+        validation = {"val_loss" if k == task.loss_name else f"val_{k}": v
+                      for k, v in task.evaluate(self.model_).items()}
+        self.history_ = [{"epoch": 1.0, "step": 0, "train_loss": fit["train_loss"], **validation}]
+        if on_epoch_end is not None:
+            on_epoch_end(self, self.history_[-1])
 
     def _class_weights(self, targets) -> torch.Tensor | None:
         """class_weight="balanced": n / (C x count) per class, from the training rows (a class absent
