@@ -119,6 +119,30 @@ def test_empirical_surprise_counts_the_past_by_hand():
     assert np.argmax(baselines.level_novelty(shifted, train=100)) == 200
 
 
+def test_range_breaks_by_hand():
+    from rnnkit.anomaly.scoring import range_breaks, value_range
+    values = np.array([1.0, 2.0, 3.0, 2.0, 3.05, 3.1, 0.5, np.nan, 5.0])
+    # step 4: 3.05 > 3 + 0.02 x (3 - 1); step 5: 3.1 > 3.05 + 0.02 x 2.05; step 6: 0.5 < 1 - 0.02 x 2.1
+    assert range_breaks(values, 0.02).astype(int).tolist() == [0, 1, 1, 0, 1, 1, 1, 0, 1]
+    assert range_breaks(values, 0.02, np.array([0.0]), np.array([4.0])).astype(int).tolist() == [0] * 8 + [1]
+    assert range_breaks(values, 0.2).astype(int).tolist() == [0, 1, 1, 0, 0, 0, 1, 0, 1]
+    two = np.stack([np.r_[0.0, 1, 0.5, 0.5], np.r_[5.0, 5, 5, 9]], axis=1)  # (T, 2): any column breaks
+    assert range_breaks(two, 0.0, *value_range([two[:2]])).astype(int).tolist() == [0, 0, 0, 1]
+    assert value_range([np.array([np.nan, np.nan])]) is None
+
+
+def test_quieten_keeps_only_scores_above_the_recent_past():
+    from rnnkit.anomaly.scoring import quieten
+    assert quieten(np.array([1.0, 3.0, 2.0, 3.0, 4.0, 0.5, 0.2, 0.1, 2.5]), 3).tolist() == \
+        [1.0, 3.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 2.5]
+    rng = np.random.default_rng(0)
+    for steps in (1, 2, 5, 64):
+        s = rng.random(300) * rng.integers(0, 3, 300)
+        expected = [s[t] if t == 0 or s[t] > s[max(0, t - steps):t].max() else 0.0 for t in range(300)]
+        assert quieten(s, steps).tolist() == expected
+    assert quieten(s, 0).tolist() == s.tolist()
+
+
 def test_isolation_forest_baseline_finds_a_spike():
     values = np.sin(np.arange(600) / 4)
     values[500] += 4
@@ -164,8 +188,12 @@ def injected(kind: str, n: int = 1500, seed: int = 0) -> np.ndarray:
     return values
 
 
-@pytest.fixture(scope="module", params=["reconstruction", "prediction"])
+@pytest.fixture(scope="module", params=["reconstruction", "prediction", "echo state"])
 def detector(request):
+    if request.param == "echo state":  # an echo state autoencoder: the readout in closed form, no gradient steps
+        fitted = RNNAnomalyDetector(cell="esn", hidden_size=64, random_state=0).fit(injected("none")[:1200])
+        assert fitted.model_.decoder is None and fitted.n_steps_ == 0 and fitted.history_[0]["val_loss"] < 0.05
+        return fitted
     return RNNAnomalyDetector(method=request.param, hidden_size=16, min_steps=250, epochs=1,
                               random_state=0).fit(injected("none")[:1200])
 
@@ -177,6 +205,25 @@ def test_detector_finds_injected_anomalies(detector, kind):
     assert scores[ONSET:ONSET + 32].max() > detector.threshold_, (kind, scores[ONSET:ONSET + 32].max())
     normal = np.r_[100:1290]
     assert flags[normal].mean() < 0.01  # few flags where nothing happened
+
+
+def test_range_breaks_and_quiet_steps_in_the_detector(detector):
+    from rnnkit.anomaly.scoring import RANGE_BREAK
+    shifted = injected("level shift")  # from ONSET on, peaks 1.5 above any normal value
+    scores = detector.score_samples(shifted)
+    detector.set_params(range_breaks=False)
+    try:
+        loud = detector.score_samples(shifted)
+        detector.set_params(quiet_steps=100)
+        quiet = detector.score_samples(shifted)
+    finally:
+        detector.set_params(range_breaks=True, quiet_steps=0)
+    added = scores - loud  # the range breaks: the shift's first peak, and nothing before it
+    assert added[ONSET] == RANGE_BREAK and not added[:ONSET].any() and set(np.unique(added)) <= {0, RANGE_BREAK}
+    alarms = np.flatnonzero(quiet[ONSET:] > detector.threshold_)
+    # the shift still raises an alarm, and fewer steps stay above the threshold than without quieting
+    assert len(alarms) and alarms[0] < 32 and len(alarms) < (loud[ONSET:] > detector.threshold_).sum()
+    assert np.all((quiet == loud) | (quiet == 0))
 
 
 def test_online_scores_depend_only_on_the_past(detector):
@@ -197,7 +244,7 @@ def test_detector_save_load_round_trip(detector, tmp_path):
     broken = injected("level shift")
     detector.save(tmp_path / "d")
     loaded = RNNAnomalyDetector.load(tmp_path / "d")
-    assert loaded.threshold_ == detector.threshold_
+    assert loaded.threshold_ == detector.threshold_ and np.array_equal(loaded.range_, detector.range_)
     assert np.allclose(loaded.score_samples(broken), detector.score_samples(broken))
     mean, low, high = loaded.expected(broken)[0]
     known = np.isfinite(mean[:, 0])
@@ -266,6 +313,9 @@ def test_cli_bad_inputs(cli, stream_files, tmp_path):
         message="no column 'when'")
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--short-window", "9000",
         message="--short-window must be shorter")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--range-margin", "-0.1",
+        message="--range-margin must be in [0, 100]")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--quiet-steps", "-1", message="--quiet-steps")
     short = tmp_path / "short.csv"
     short.write_text("t,load\n0,1\n1,2\n2,3\n")
     bad("anomaly", "train", short, *base, "--out", tmp_path / "x", message="needs at least")
@@ -298,7 +348,8 @@ def test_cli_many_series_in_one_file(cli, tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("spread", [[-1.0]]), ("location", "high"), ("reference", {"a": 1}),
-                                          ("scaling_ids", [1, 2]), ("threshold", None)])
+                                          ("scaling_ids", [1, 2]), ("threshold", None), ("range", [[0.0], [1.0], [2.0]]),
+                                          ("range", [["low"], ["high"]])])
 def test_a_tampered_detector_is_refused_in_one_line(cli, tmp_path, field, value):
     import json
     RNNAnomalyDetector(min_steps=2, epochs=1, hidden_size=4).fit(np.sin(np.arange(100.0))).save(tmp_path / "d")

@@ -205,6 +205,21 @@ def test_cli_train_predict_backtest(cli, sales, tmp_path):
     assert 0 <= result["summary"]["rnnkit"]["coverage80"] <= 1 and (tmp_path / "b.png").stat().st_size > 1000
 
 
+def test_cli_echo_state_networks_train_in_closed_form(cli, sales, tmp_path):
+    """`--cell esn` forecasters and anomaly detectors fit their readouts without gradient steps and
+    report a validation loss like any other run."""
+    data = ["--time-col", "month", "--value-col", "sales", "--id-col", "store"]
+    status, _, err = cli("forecast", "train", sales, *data, "--horizon", "6", "--cell", "esn", "--out", tmp_path / "f")
+    assert status == 0 and "validation loss" in err, err
+    status, out, err = cli("forecast", "predict", tmp_path / "f", sales)
+    assert status == 0 and len(out.splitlines()) == 13, err
+    status, _, err = cli("anomaly", "train", sales, *data, "--cell", "esn", "--context-length", "12", "--out",
+                         tmp_path / "a")
+    assert status == 0, err
+    status, out, err = cli("anomaly", "score", tmp_path / "a", sales)
+    assert status == 0 and len(out.splitlines()) == 145, err
+
+
 def _bad(cli, tmp_path, *argv, message):
     status, out, err = cli(*argv)
     assert status == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err, err

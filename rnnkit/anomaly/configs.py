@@ -36,6 +36,11 @@ class AnomalyConfig(ForecasterConfig):
     # --horizon steps before (a deviation that builds up over several steps shows in the longer ones)
     long_window: int = 8000  # with --tail gaussian: past steps whose errors give the typical error level
     short_window: int = 1  # recent steps whose mean error is compared with that level (1: each step alone)
+    range_breaks: bool = True  # a value beyond the range of every earlier value (the normal data's included) by more
+    # than --range-margin of its width scores 10 more, whatever the network says (as Numenta's detector does)
+    range_margin: float = 0.02  # share of the range's width a value must lie beyond it to break it
+    quiet_steps: int = 0  # a score that does not exceed every score of this many steps before it becomes 0, so
+    # one anomaly raises one alarm rather than a run of them (0: every score kept)
     contamination: float = 0.001  # expected share of anomalies in normal data: the threshold is the validation
     # window's (1 - contamination) score quantile, and at least -log10(contamination); 0: its highest score
     # --- online scoring (score --online)
@@ -55,5 +60,8 @@ class AnomalyConfig(ForecasterConfig):
             raise UsageError("--short-window must be shorter than --long-window")
         if not 0 <= self.contamination < 0.5:
             raise UsageError(f"--contamination must be in [0, 0.5) (got {self.contamination})")
+        if not 0 <= self.range_margin <= 100:
+            raise UsageError(f"--range-margin must be in [0, 100] (got {self.range_margin})")
+        _in_range(self, "quiet_steps", 0, 10_000_000)
         _in_range(self, "update_every", 1, 10_000_000)
         _in_range(self, "update_steps", 0, 1_000_000)

@@ -36,8 +36,9 @@ from ..timeseries.forecaster import RNNForecaster, _phases, as_series
 from ..timeseries.network import quantiles
 from ..timeseries.windows import MIN_CONTEXT, Windows
 from .configs import AnomalyConfig
-from .reconstruction import ReconstructionNetwork, ReconstructionTask, ScaledWindows, robust_scaling
-from .scoring import empirical_surprise, surprise, trailing_mean
+from .reconstruction import (ReconstructionNetwork, ReconstructionTask, ScaledWindows, fit_rebuild, rebuilt_saliency,
+                             robust_scaling)
+from .scoring import RANGE_BREAK, empirical_surprise, quieten, range_breaks, surprise, trailing_mean, value_range
 
 SCORE_BATCH = 4096
 REFERENCE = 4096
@@ -73,6 +74,7 @@ class RNNAnomalyDetector(RNNForecaster):
             super().fit(training, season)
             self.location_ = self.spread_ = np.zeros((0, self.num_values_))
             self.scaling_ids_, self.band_, self.reference_ = None, 0.0, np.zeros(0)
+        self.range_ = value_range(series)  # (2, D) or None: what every scored value is checked against
         self.threshold_ = np.inf
         scores = self._scores(y, online=False, start=0)
         held_out = np.concatenate([s[c:] for s, c in zip(scores, cut)])
@@ -98,11 +100,15 @@ class RNNAnomalyDetector(RNNForecaster):
         val, train = (pairs[order[:n_val]], pairs[order[n_val:]]) if n_val >= 2 else (pairs, pairs)
         device = resolve_device(config.device)
         self.model_ = self._build_model().to(device)
-        task = ReconstructionTask(windows, train, val, config.batch_size, config.random_state, device)
-        per_epoch = max(task.steps_per_epoch(), 1)
-        steps = max(config.min_steps, round(config.epochs * per_epoch))
-        self._train(task, config, device, time=config.max_time, epochs=None, max_steps=steps,
-                    eval_every=max(per_epoch, steps // 20))
+        if self.model_.decoder is None:  # an echo state autoencoder: its readout in closed form
+            fit = fit_rebuild(self.model_, windows, pairs, device)
+            self.history_, self.n_steps_, self.best_epoch_ = [{"epoch": 1.0, "step": 0, **fit}], 0, None
+        else:
+            task = ReconstructionTask(windows, train, val, config.batch_size, config.random_state, device)
+            per_epoch = max(task.steps_per_epoch(), 1)
+            steps = max(config.min_steps, round(config.epochs * per_epoch))
+            self._train(task, config, device, time=config.max_time, epochs=None, max_steps=steps,
+                        eval_every=max(per_epoch, steps // 20))
         errors = np.concatenate([self._rebuild_errors(self.model_, windows, windows.pairs(i))
                                  for i in range(len(series))])
         self.band_ = float(np.quantile(errors, 0.99))  # in spreads: the expected range of a rebuilt step
@@ -113,7 +119,7 @@ class RNNAnomalyDetector(RNNForecaster):
     def _build_model(self) -> torch.nn.Module:
         if self.method == "reconstruction":
             return ReconstructionNetwork(self.num_values_, self.cell, self.hidden_size, self.num_layers,
-                                         self.embedding_size, self.dropout)
+                                         self.embedding_size, self.dropout, self.context_length_)
         return super()._build_model()
 
     # ------------------------------------------------------------------ scoring
@@ -235,15 +241,11 @@ class RNNAnomalyDetector(RNNForecaster):
         if t < L - 1:
             raise ValueError(f"step {t} is inside the first window; reconstruction scores from step {L - 1} on")
         location, spread = self._scaling(y, 1)
-        windows = ScaledWindows(series, location, spread, L)
-        batch = windows.batch(np.array([[0, t]]), next(self.model_.parameters()).device).requires_grad_(True)
-        with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN's RNN backward needs train mode
-            rebuilt = self.model_(batch)[0, -1]  # (D,)
-            (gradient,) = torch.autograd.grad(rebuilt.sum(), batch)
-        expected = location[0] + spread[0] * rebuilt.detach().double().cpu().numpy()
-        return {"expected": expected, "low": expected - self.band_ * spread[0],
-                "high": expected + self.band_ * spread[0],
-                "contribution": (gradient * batch).detach()[0].double().cpu().numpy(), "steps": np.arange(t - L + 1, t + 1)}
+        rebuilt, contribution = rebuilt_saliency(self.model_, ScaledWindows(series, location, spread, L), t)
+        expected = location[0] + spread[0] * rebuilt
+        band = self.band_ * spread[0]
+        return {"expected": expected, "low": expected - band, "high": expected + band, "contribution": contribution,
+                "steps": np.arange(t - L + 1, t + 1)}
 
     def _keep_learning(self, model, optimizer, positions: np.ndarray, loss_of, generator: torch.Generator) -> None:
         """`update_steps` batches drawn from `positions` (cuts or window ends that only read the past)."""
@@ -282,9 +284,16 @@ class RNNAnomalyDetector(RNNForecaster):
         """(T,) scores of every series."""
         tail = self.tail or ("empirical" if self.method == "reconstruction" else "gaussian")
         if tail == "empirical":
-            return [empirical_surprise(trailing_mean(np.nan_to_num(e), self.short_window), self.reference_)
-                    for e in self.raw_errors(y, online, start)]
-        return [surprise(e, self.long_window, self.short_window) for e in self.raw_errors(y, online, start)]
+            scores = [empirical_surprise(trailing_mean(np.nan_to_num(e), self.short_window), self.reference_)
+                      for e in self.raw_errors(y, online, start)]
+        else:
+            scores = [surprise(e, self.long_window, self.short_window) for e in self.raw_errors(y, online, start)]
+        scores = [quieten(s, self.quiet_steps) for s in scores]
+        if self.range_breaks:  # values beyond everything seen before, whatever the network rebuilt or forecast
+            known = (None, None) if self.range_ is None else self.range_
+            scores = [s + RANGE_BREAK * range_breaks(v, self.range_margin, *known)
+                      for s, v in zip(scores, as_series(y)[0])]
+        return scores
 
     def raw_errors(self, y, online: bool = False, start: int = 0) -> list[np.ndarray]:
         """(T,) errors of every series (NaN where no error exists: the first steps). Reconstruction:
@@ -371,7 +380,8 @@ class RNNAnomalyDetector(RNNForecaster):
     def _fitted_state(self):
         return {**super()._fitted_state(), "threshold": self.threshold_, "location": self.location_.tolist(),
                 "spread": self.spread_.tolist(), "scaling_ids": self.scaling_ids_, "band": self.band_,
-                "reference": self.reference_.tolist()}
+                "reference": self.reference_.tolist(),
+                "range": None if self.range_ is None else self.range_.tolist()}
 
     def _restore_fitted(self, state) -> None:
         super()._restore_fitted(state)
@@ -387,6 +397,11 @@ class RNNAnomalyDetector(RNNForecaster):
         reference = np.asarray(state["reference"], dtype=np.float64).reshape(-1)
         if len(reference) > REFERENCE or not np.all(np.isfinite(reference)):
             raise ValueError(f"reference must hold at most {REFERENCE} finite errors")
+        known_range = state.get("range")  # absent from detectors saved before range breaks: no known range
+        if known_range is not None:
+            known_range = np.asarray(known_range, dtype=np.float64)
+            if known_range.shape != (2, self.num_values_) or not np.all(np.isfinite(known_range)):
+                raise ValueError(f"range must be two rows (lowest, highest) of {self.num_values_} finite values")
         ids = state["scaling_ids"]
         if ids is not None and (not isinstance(ids, list) or len(ids) != len(location)
                                 or not all(isinstance(i, str) for i in ids)):
@@ -395,3 +410,4 @@ class RNNAnomalyDetector(RNNForecaster):
             raise ValueError("a reconstruction model needs its series' scaling")
         self.threshold_, self.band_, self.location_, self.spread_, self.scaling_ids_, self.reference_ = \
             float(threshold), float(band), location, spread, ids, reference
+        self.range_ = known_range

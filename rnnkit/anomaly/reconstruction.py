@@ -21,26 +21,44 @@ import torch
 from torch import nn
 
 from ..recurrent import Recurrent
+from ..reservoir import ridge_readout
 from ..timeseries.task import PairsTask
 
 EVAL_BATCH = 1024
 
 
 class ReconstructionNetwork(nn.Module):
+    """An LSTM (or any trainable cell) encoder-decoder; with a fixed reservoir (`cell="esn"`) an
+    echo state autoencoder instead: no decoder, the window is read back linearly from the
+    reservoir's final state (B, H) -> (B, L * D), a readout fitted in closed form (fit_rebuild)."""
+
     def __init__(self, num_values: int, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
-                 input_size: int = 16, dropout: float = 0.0) -> None:
+                 input_size: int = 16, dropout: float = 0.0, window: int = 32) -> None:
         super().__init__()
         self.project = nn.Linear(num_values, input_size)
         self.encoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
-        self.decoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
+        self.decoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout) if self.encoder.trainable else None
         for layer in (self.encoder, self.decoder):
-            layer.reset_parameters("auto", 1.0)
+            if layer is not None:
+                layer.reset_parameters("auto", 1.0)
+        if self.decoder is None:
+            self.project.requires_grad_(False)  # a fixed reservoir reads a fixed projection
+            self.head = nn.Linear(hidden_size, window * num_values)
+            return
         self.start = nn.Parameter(torch.zeros(input_size))  # the decoder's input at every step: state only
         self.head = nn.Linear(hidden_size, num_values)
 
+    def encode(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> the encoder's final state: the top layer's h (B, H) for a reservoir, else the
+        whole state the decoder starts from."""
+        _, state = self.encoder(self.project(windows))
+        return state[0][-1] if self.decoder is None else state
+
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, L, D) scaled windows -> (B, L, D) their reconstruction, in time order."""
-        _, state = self.encoder(self.project(windows))
+        state = self.encode(windows)
+        if self.decoder is None:
+            return self.head(state).view(windows.shape)
         steps = self.start.expand(windows.shape[0], windows.shape[1], -1)
         decoded, _ = self.decoder(steps, state)
         return self.head(decoded).flip(1)  # decoded last step first
@@ -95,3 +113,45 @@ class ReconstructionTask(PairsTask):
             windows = self.windows.batch(self.val_pairs[start:start + EVAL_BATCH], self.device)
             total += (model(windows) - windows).pow(2).mean().item() * len(windows)
         return {"mse": total / max(len(self.val_pairs), 1)}
+
+
+READOUT_WINDOWS = 50_000  # at most this many training windows (evenly spaced) fit an echo state readout
+
+
+@torch.no_grad()
+def fit_rebuild(model: ReconstructionNetwork, windows: ScaledWindows, pairs: np.ndarray,
+                device: torch.device | str = "cpu") -> dict[str, float]:
+    """Fit the echo state autoencoder's readout: each window's L x D values ~ W h + b, h the
+    reservoir's final state, by ridge regression (`ridge_readout`). The penalty is the one whose
+    readout, fitted on windows that end at least L steps before each series' last fifth of windows
+    (no step shared with them), rebuilds that last fifth best; the readout kept is fitted on all.
+    Returns the penalty and the mean squared errors (scaled units) of the training windows and of
+    the last fifth, by the readout that chose the penalty."""
+    if len(pairs) > READOUT_WINDOWS:
+        pairs = pairs[np.linspace(0, len(pairs) - 1, READOUT_WINDOWS).round().astype(np.int64)]
+    states, targets = [], []
+    for start in range(0, len(pairs), EVAL_BATCH):
+        batch = windows.batch(pairs[start:start + EVAL_BATCH], device)
+        states.append(model.encode(batch).double().cpu().numpy())  # (B, H)
+        targets.append(batch.reshape(len(batch), -1).double().cpu().numpy())  # (B, L * D)
+    later, earlier = np.zeros(len(pairs), dtype=bool), np.zeros(len(pairs), dtype=bool)
+    for i in np.unique(pairs[:, 0]):
+        rows, ends = pairs[:, 0] == i, pairs[:, 1]
+        first = np.quantile(ends[rows], 0.8)
+        later[rows], earlier[rows] = ends[rows] >= first, ends[rows] <= first - windows.length
+    X, Y = np.concatenate(states), np.concatenate(targets)
+    W, b, penalty, held_out = ridge_readout(X, Y, earlier, later)
+    model.head.weight.copy_(torch.from_numpy(W.T).to(model.head.weight))
+    model.head.bias.copy_(torch.from_numpy(b).to(model.head.bias))
+    return {"penalty": penalty, "train_loss": float(((Y - X @ W - b) ** 2).mean()),
+            "val_loss": float((held_out ** 2).mean())}
+
+
+def rebuilt_saliency(model: nn.Module, windows: ScaledWindows, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rebuilt value (D,) of step t of the first series, from the window ending there, and the
+    gradient x input of it for every step of that window (L, D)."""
+    batch = windows.batch(np.array([[0, t]]), next(model.parameters()).device).requires_grad_(True)
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN's RNN backward needs train mode
+        rebuilt = model(batch)[0, -1]  # (D,)
+        (gradient,) = torch.autograd.grad(rebuilt.sum(), batch)
+    return rebuilt.detach().double().cpu().numpy(), (gradient * batch).detach()[0].double().cpu().numpy()

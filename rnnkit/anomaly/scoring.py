@@ -69,3 +69,53 @@ def empirical_surprise(values: np.ndarray, reference: np.ndarray | None = None, 
         out[start:start + len(chunk)] = -np.log10((1 + at_least) / (1 + seen))
         past = np.sort(np.concatenate([past, np.sort(chunk)]), kind="stable")  # merges two sorted runs
     return out
+
+
+RANGE_BREAK = 10.0  # added to the score of a range break: above any empirical surprise among fewer than 10^10 errors
+
+
+def value_range(series: list[np.ndarray]) -> np.ndarray | None:
+    """(2, D): the lowest and highest value of each column over all series (T, D); None when a
+    column has no finite value."""
+    values = np.concatenate([np.asarray(s, dtype=np.float64).reshape(len(s), -1) for s in series])
+    finite = np.where(np.isfinite(values), values, np.nan)
+    if len(values) == 0 or np.isnan(finite).all(axis=0).any():
+        return None
+    return np.stack([np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)])
+
+
+def range_breaks(values: np.ndarray, margin: float, low: np.ndarray | None = None,
+                 high: np.ndarray | None = None) -> np.ndarray:
+    """(T,) True where a step's value (any column of values (T, D)) lies outside the range of all
+    earlier values, and of [low, high] (D,) known before the first, by more than `margin` times that
+    range's width. Numenta's detector adds the same check to its network (a level never seen is an
+    anomaly whatever the sequence model says); a recurrent network trained on a narrower range can
+    rebuild an out-of-range value too well. Steps with nothing before them never break a range."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v.reshape(len(v), -1)
+    known = low is not None and high is not None and len(low) == v.shape[1]
+    first_low = np.asarray(low, dtype=np.float64) if known else np.full(v.shape[1], np.inf)
+    first_high = np.asarray(high, dtype=np.float64) if known else np.full(v.shape[1], -np.inf)
+    # NaN (a missing value) neither breaks nor widens a range
+    lowest = np.minimum.accumulate(np.vstack([first_low, np.where(np.isnan(v), np.inf, v)]))[:-1]
+    highest = np.maximum.accumulate(np.vstack([first_high, np.where(np.isnan(v), -np.inf, v)]))[:-1]
+    seen = np.isfinite(lowest) & np.isfinite(highest)
+    width = np.where(seen, highest - lowest, 0.0)
+    with np.errstate(invalid="ignore"):
+        broken = seen & ((v > highest + margin * width) | (v < lowest - margin * width))
+    return broken.any(axis=1)
+
+
+def quieten(scores: np.ndarray, steps: int) -> np.ndarray:
+    """Scores that do not exceed every score of the `steps` steps before them become 0 (0: no
+    change). An anomaly usually disturbs many steps in a row; the first and any rising scores
+    keep the alarm, the rest would be repeats of it, each a false alarm by the Numenta Anomaly
+    Benchmark's rules. O(T) whatever `steps` is (scipy's running maximum)."""
+    s = np.asarray(scores, dtype=np.float64)
+    if steps <= 0 or len(s) == 0:
+        return s.copy()
+    from scipy.ndimage import maximum_filter1d
+    padded = np.concatenate([np.full(steps, -np.inf), s])
+    # window [i, i + steps) of padded, i.e. scores[t - steps : t] for t = i
+    before = maximum_filter1d(padded, size=steps, mode="nearest", origin=-(steps // 2))[:len(s)]
+    return np.where(s > before, s, 0.0)

@@ -158,6 +158,14 @@ class RNNForecaster(RNNEstimator):
             bias[:, 2] = 30.0  # Student-t with ~32 degrees of freedom: the residuals are not modelled
         model.head.weight.copy_(weight.view_as(model.head.weight))
         model.head.bias.copy_(bias.view_as(model.head.bias))
+        # one row of history, as training would leave: the Gaussian NLL per value with the scales set
+        # above, of the training windows (the readout kept) and of the later windows (the one that chose)
+        scale = np.maximum(rms, 1e-3)
+
+        def nll(residuals: np.ndarray) -> float:
+            return float(np.mean(0.5 * np.log(2 * np.pi) + np.log(scale) + residuals ** 2 / (2 * scale ** 2)))
+        self.history_ = [{"epoch": 1.0, "step": 0, "train_loss": nll(Y - X @ W - b), "val_loss": nll(held_out)}]
+        self.n_steps_, self.best_epoch_ = 0, None
         self._log(f"echo state readout: ridge penalty {self.ridge_:.3g} (chosen on later windows), "
                   f"scaled RMSE on later windows {float(np.sqrt((rms ** 2).mean())):.4f}, {len(X)} windows")
 
