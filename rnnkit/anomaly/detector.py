@@ -33,14 +33,13 @@ from ..api import resolve_device
 from ..estimators.base import init_from_config
 from ..timeseries.data import Panel
 from ..timeseries.forecaster import RNNForecaster, _phases, as_series
-from ..timeseries.network import quantiles
 from ..timeseries.windows import MIN_CONTEXT, Windows
 from .configs import AnomalyConfig
-from .reconstruction import (ReconstructionNetwork, ReconstructionTask, ScaledWindows, fit_rebuild, rebuilt_saliency,
+from .explain import expected_values, explain_step
+from .reconstruction import (SCORE_BATCH, ReconstructionNetwork, ReconstructionTask, ScaledWindows, fit_rebuild,
                              robust_scaling)
 from .scoring import RANGE_BREAK, empirical_surprise, quieten, range_breaks, surprise, trailing_mean, value_range
 
-SCORE_BATCH = 4096
 REFERENCE = 4096
 
 
@@ -174,78 +173,15 @@ class RNNAnomalyDetector(RNNForecaster):
             out[start:start + len(chosen)] = np.where(inside, z, np.nan)
         return out
 
-    @torch.no_grad()
     def expected(self, y, level: float = 0.99) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """For every series, the fitted network's one-step forecast of each step: (mean, low, high)
-        as (T, D) arrays, [low, high] its central `level` interval (NaN for the first steps)."""
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1) (got {level})")
-        check_is_fitted(self, "model_")
-        series, _ = as_series(y)
-        if self.method == "reconstruction":
-            return self._expected_rebuilt(y, series, level)
-        windows = Windows(series, self.context_length_, 1, self.season_, _phases(y, self.season_))
-        device = next(self.model_.parameters()).device
-        out = []
-        for i, s in enumerate(series):
-            mean, low, high = (np.full(s.shape, np.nan) for _ in range(3))
-            rows = np.arange(MIN_CONTEXT, len(s))
-            for start in range(0, len(rows), SCORE_BATCH):
-                cuts = rows[start:start + SCORE_BATCH]
-                context, lengths, location, scale = windows.batch(np.stack([np.full(len(cuts), i), cuts], 1),
-                                                                  device, False)
-                predicted = self.model_.distribution(self.model_(context, lengths))
-                bands = quantiles(predicted, [(1 - level) / 2, (1 + level) / 2])[:, 0]  # (B, D, 2)
-                loc, sc = location.double().cpu().numpy(), scale.double().cpu().numpy()
-                mean[cuts] = loc + sc * predicted.mean[:, 0].double().cpu().numpy()
-                low[cuts], high[cuts] = loc + sc * bands[..., 0], loc + sc * bands[..., 1]
-            out.append((mean, low, high))
-        return out
-
-    def _expected_rebuilt(self, y, series: list[np.ndarray], level: float):
-        """Reconstruction: the rebuilt value of each step, and the range 99% of the training steps were
-        rebuilt within."""
-        if abs(level - 0.99) > 1e-9:
-            raise ValueError("a reconstruction model knows its 99% range only (level=0.99)")
-        location, spread = self._scaling(y, len(series))
-        windows = ScaledWindows(series, location, spread, self.context_length_)
-        out = []
-        for i, s in enumerate(series):
-            mean = np.full(s.shape, np.nan)
-            pairs = windows.pairs(i)
-            if len(pairs):
-                _, rebuilt = self._rebuild_errors(self.model_, windows, pairs, rebuilt=True)
-                mean[pairs[:, 1]] = location[i] + spread[i] * rebuilt
-            out.append((mean, mean - self.band_ * spread[i], mean + self.band_ * spread[i]))
-        return out
+        """For every series, (mean, low, high) (T, D): what the fitted network expected at each step
+        and its central `level` range (explain.expected_values)."""
+        return expected_values(self, y, level)
 
     def explain_step(self, y, t: int, level: float = 0.99) -> dict:
-        """Why step t of one series (y: one series, or a Panel of one) scored as it did: the value
-        `expected` there, its `level` range (`low`, `high`; per value column) and `contribution`, the
-        gradient x input of that expectation for each step the network read, (n, D) for the steps
-        `steps` (Simonyan et al. 2014; Shrikumar et al. 2017)."""
-        series, _ = as_series(y)
-        if len(series) != 1 or not 0 <= t < len(series[0]):
-            raise ValueError(f"explain_step needs one series and a step inside it (got {len(series)} series, step {t})")
-        if self.method == "prediction":
-            from ..timeseries.forecaster import saliency
-            if t < MIN_CONTEXT:
-                raise ValueError(f"step {t} has fewer than {MIN_CONTEXT} steps before it to forecast from")
-            before = y.subset([0], [t]) if isinstance(y, Panel) else [series[0][:t]]
-            contribution = saliency(self, before, 1)[0]  # (L, D), the last L steps before t
-            mean, bands = self.forecast(before, [(1 - level) / 2, (1 + level) / 2])
-            n = min(t, len(contribution))
-            return {"expected": mean[0, 0], "low": bands[0, 0, :, 0], "high": bands[0, 0, :, 1],
-                    "contribution": contribution[-n:], "steps": np.arange(t - n, t)}
-        L = self.context_length_
-        if t < L - 1:
-            raise ValueError(f"step {t} is inside the first window; reconstruction scores from step {L - 1} on")
-        location, spread = self._scaling(y, 1)
-        rebuilt, contribution = rebuilt_saliency(self.model_, ScaledWindows(series, location, spread, L), t)
-        expected = location[0] + spread[0] * rebuilt
-        band = self.band_ * spread[0]
-        return {"expected": expected, "low": expected - band, "high": expected + band, "contribution": contribution,
-                "steps": np.arange(t - L + 1, t + 1)}
+        """Why step t of one series scored as it did: its expected value, range and the steps that
+        set them (explain.explain_step)."""
+        return explain_step(self, y, t, level)
 
     def _keep_learning(self, model, optimizer, positions: np.ndarray, loss_of, generator: torch.Generator) -> None:
         """`update_steps` batches drawn from `positions` (cuts or window ends that only read the past)."""

@@ -25,6 +25,7 @@ from ..reservoir import ridge_readout
 from ..timeseries.task import PairsTask
 
 EVAL_BATCH = 1024
+SCORE_BATCH = 4096  # windows per network pass when scoring or explaining
 
 
 class ReconstructionNetwork(nn.Module):
