@@ -298,7 +298,9 @@ def _run_cell(cell: Cell, x: torch.Tensor, s: State, live: torch.Tensor | None, 
     recurrent part runs per step, unless the cell runs the whole chunk itself (`recurrent_sequence`).
     `unbind` hands out the T slices as views whose gradients are stacked once in the backward pass
     (indexing xp[t] would allocate a full-size zero gradient per step: measured 5x slower at H=512)."""
-    projections = cell.input_projection(x).transpose(0, 1).contiguous()  # (T, B, G*H)
+    # (T, B, G*H), time-major from the multiply itself: transposing x (D wide, and already time-major
+    # when it is the layer below's output) costs less than transposing the G*H-wide projections
+    projections = cell.input_projection(x.transpose(0, 1)).contiguous()
     whole = cell.recurrent_sequence(projections, s) if live is None and not zoneout else None
     if whole is not None:
         return whole[0].transpose(0, 1), whole[1]

@@ -175,3 +175,54 @@ def test_equal_lengths_take_the_kernels_and_padding_the_step_path(monkeypatch):
     padded, _ = rec(x, lengths=torch.tensor([6, 4, 2]))
     assert len(calls) == 4  # padding: the step path, which masks
     assert torch.all(padded[1, 4:] == 0) and torch.all(padded[2, 2:] == 0)
+
+
+def _kernel_run(function, inputs: tuple) -> list[torch.Tensor]:
+    """Outputs and input gradients of one native autograd function (the first three outputs)."""
+    leaves = tuple(t.detach().clone().requires_grad_() for t in inputs)
+    outs = function.apply(*leaves)[:3]
+    weights = [torch.linspace(-1, 1, o.numel(), dtype=o.dtype).view_as(o) for o in outs]
+    sum((o * w).sum() for o, w in zip(outs, weights)).backward()
+    return [o.detach() for o in outs] + [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("function", [LayerNormLSTMSequence, BatchNormLSTMSequence])
+def test_native_kernels_give_the_same_bits_on_any_number_of_threads(monkeypatch, function):
+    # large enough (B x 4H >= 16,384) that the kernels split rows and columns among threads
+    torch.manual_seed(10)
+    T, B, H = 4, 32, 128
+    inputs = [torch.randn(T, B, 4 * H), torch.randn(B, H), torch.randn(B, H), 0.1 * torch.randn(4 * H, H),
+              1 + 0.3 * torch.randn(4 * H)]
+    inputs += [torch.randn(4 * H)] if function is LayerNormLSTMSequence else []
+    inputs += [1 + 0.3 * torch.randn(H), torch.randn(H)]
+    mm_threads = torch.get_num_threads()  # PyTorch's own multiplies keep their count: only the kernels' varies
+    results = {}
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(native_calls.torch, "get_num_threads", lambda: threads)
+        results[threads] = _kernel_run(function, tuple(inputs))
+        monkeypatch.undo()
+        assert torch.get_num_threads() == mm_threads
+    for threads in (2, 3):
+        for a, b in zip(results[1], results[threads]):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("cell", ["lnlstm", "bnlstm"])
+def test_native_kernels_on_threads_match_the_step_path(monkeypatch, cell):
+    torch.manual_seed(11)
+    rec = Recurrent(cell, 8, 128, num_layers=2).double().train()
+    with torch.no_grad():
+        for p in rec.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    reference = copy.deepcopy(rec)
+    x = torch.randn(32, 4, 8, dtype=torch.float64)
+    state = tuple(0.5 * torch.randn(2, 32, 128, dtype=torch.float64) for _ in range(2))
+    if cell == "bnlstm":
+        state += (torch.zeros(2, 32, 128, dtype=torch.float64),)
+    monkeypatch.setattr(native_calls.torch, "get_num_threads", lambda: 2)
+    fast = _run(rec, x, state)
+    monkeypatch.setattr(native_calls, "library", lambda: None)
+    slow = _run(reference, x, state)
+    torch.testing.assert_close(fast[0], slow[0], atol=1e-10, rtol=1e-10)
+    for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9, msg=name)

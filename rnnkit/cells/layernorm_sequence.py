@@ -8,10 +8,11 @@ one C call per row pass (`rnnkit/native/lnlstm.c`, whose header has the equation
 
 - forward, per step: z = h_{t-1} W_hh^T (one mm), then the kernel: normalisations, gates, c_t, h_t,
   writing what the backward pass needs into (T, ...) buffers;
-- backward, per step: the kernel (the gradients of the gates, of z and of c_{t-1}, and the
-  normalisation parameters' gradients accumulated), then dh_{t-1} = dz_t W_hh + the output's
-  gradient (one addmm); after the loop dW_hh = sum_t dz_t^T h_{t-1} is one
-  (4H x T·B) x (T·B x H) multiply instead of T small ones.
+- backward, per step: the kernel (the gradients of the gates, of z and of c_{t-1}), then
+  dh_{t-1} = dz_t W_hh + the output's gradient (one addmm); after the loop dW_hh = sum_t dz_t^T h_{t-1}
+  is one (4H x T·B) x (T·B x H) multiply instead of T small ones, and the normalisation parameters'
+  gradients are column sums over all T·B rows (rows then share nothing within a step, so the
+  kernels split them among PyTorch's threads).
 
 It runs where the kernels are built (`rnnkit.native.library`) on CPU float32/float64 tensors;
 elsewhere the cell's step path runs instead. Checked against the step path and by finite
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from ..native.calls import WORKSPACE, Slots, backward_start, kernel, through_time
+from ..native.calls import WORKSPACE, Slots, backward_start, column_sums, kernel, through_time
 
 
 class BlockLayerNorm(torch.autograd.Function):
@@ -53,8 +54,8 @@ class BlockLayerNorm(torch.autograd.Function):
         kernel("layer_norm_rows_backward", grad_y.dtype)(rstd.numel(), H, gain.numel() // H, grad_y.data_ptr(),
                                                          xhat.data_ptr(), rstd.data_ptr(), gain.data_ptr(),
                                                          grad_x.data_ptr())
-        flat_grad, flat_xhat = grad_y.view(-1, gain.numel()), xhat.view(-1, gain.numel())
-        return grad_x, (flat_grad * flat_xhat).sum(0), flat_grad.sum(0), None
+        grad_gain, grad_bias = column_sums(grad_y.view(-1, gain.numel()), xhat.view(-1, gain.numel()))
+        return grad_x, grad_gain, grad_bias, None
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):
@@ -110,17 +111,20 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         backward_kernel = kernel("lnlstm_backward", n.dtype)
         # grad_gates: d loss / d a_t, which is also d loss / d xp_t
         grad_out, dh, dc, grad_gates, token, grad_z = backward_start("lnlstm", n, grad_out, grad_h, grad_c)
-        scratch = n.new_empty(H)
-        grad_gain_hh, grad_bias_hh = n.new_zeros(G), n.new_zeros(G)
-        grad_gain_c, grad_bias_c = n.new_zeros(H), n.new_zeros(H)
-        slots = [Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)]
-        s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_gates, s_z = slots
-        fixed = [p.data_ptr() for p in (scratch, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c)]
+        # d_hat (T, B, H): the gradient reaching LN(c) gain_c + bias_c; from_norm (B, H): scratch
+        d_token, (d_hat, from_norm) = WORKSPACE.take(("lnlstm_d_hat", c_hat.shape, n.dtype),
+                                                     lambda: (torch.empty_like(c_hat), n.new_empty(B, H)))
+        slots = [Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z, d_hat)]
+        s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_gates, s_z, s_dhat = slots
 
         def step(t: int, dh_address: int) -> None:
             backward_kernel(B, H, dh_address, dc.data_ptr(), s_n[t], s_rstd[t], gain_hh.data_ptr(), s_act[t],
-                            s_cells[t], s_chat[t], s_crstd[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t], *fixed)
+                            s_cells[t], s_chat[t], s_crstd[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t],
+                            s_dhat[t], from_norm.data_ptr())
 
         dh, grad_weight = through_time(step, grad_out, dh, grad_z, weight_hh, hs)
-        del token
+        # the normalisation parameters' gradients: sums over all T·B rows, once per chunk
+        grad_gain_hh, grad_bias_hh = column_sums(grad_gates.view(T * B, G), n.view(T * B, G))
+        grad_gain_c, grad_bias_c = column_sums(d_hat.view(T * B, H), c_hat.view(T * B, H))
+        del token, d_token
         return grad_gates, dh, dc, grad_weight, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c

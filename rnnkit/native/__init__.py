@@ -26,6 +26,10 @@ SOURCES = ("kernels.c", "common.h", "lnlstm.c", "bnlstm.c")
 # the reductions. NaN and infinity keep their meaning (no -ffinite-math-only).
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
          "-fPIC", "-shared", "-std=gnu11"]
+# OpenMP splits each kernel's rows among PyTorch's threads. The library links the OpenMP runtime by
+# its usual name (libgomp.so.1), which resolves to the one PyTorch has already loaded, so both use
+# one pool of threads. A compiler without OpenMP builds the kernels single-threaded instead.
+OPENMP = ["-fopenmp"]
 
 
 def _cpu_signature() -> str:
@@ -47,20 +51,22 @@ def cache_dir() -> Path:
 
 def _build(target: Path, compiler: str) -> bool:
     """Compile into a private temporary directory, then move into place in one rename, so two
-    processes building at once (torchrun) never load a half-written file."""
+    processes building at once (torchrun) never load a half-written file. With OpenMP if the
+    compiler has it, else without."""
     here = Path(__file__).parent
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as work:
         out = Path(work) / target.name
-        try:
-            done = subprocess.run([compiler, *FLAGS, str(here / "kernels.c"), "-o", str(out), "-lm"],
-                                  capture_output=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-        if done.returncode != 0 or not out.exists():
-            return False
-        os.replace(out, target)
-    return True
+        for extra in (OPENMP, []):
+            try:
+                done = subprocess.run([compiler, *FLAGS, *extra, str(here / "kernels.c"), "-o", str(out), "-lm"],
+                                      capture_output=True, timeout=120)
+            except (OSError, subprocess.TimeoutExpired):
+                return False
+            if done.returncode == 0 and out.exists():
+                os.replace(out, target)
+                return True
+    return False
 
 
 @functools.cache
@@ -75,7 +81,7 @@ def library() -> ctypes.CDLL | None:
     key = hashlib.sha256()
     for name in SOURCES:
         key.update((here / name).read_bytes())
-    key.update(" ".join([compiler, *FLAGS]).encode())
+    key.update(" ".join([compiler, *FLAGS, *OPENMP]).encode())
     key.update(_cpu_signature().encode())
     target = cache_dir() / "native" / f"kernels-{key.hexdigest()[:16]}.so"
     try:
@@ -84,13 +90,15 @@ def library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(target))
     except OSError:
         return None
-    pointers = {"lnlstm_forward": 14, "lnlstm_backward": 18, "layer_norm_rows_forward": 6,
+    lib.native_set_threads.restype = None
+    lib.native_set_threads.argtypes = [ctypes.c_int]
+    pointers = {"lnlstm_forward": 14, "lnlstm_backward": 15, "column_sums": 5, "layer_norm_rows_forward": 6,
                 "layer_norm_rows_backward": 5, "bnlstm_forward": 19, "bnlstm_backward": 18,
                 "batch_norm_steps_forward": 9, "batch_norm_steps_backward": 8}
     for name, count in pointers.items():
         for suffix in ("_f32", "_f64"):
             fn = getattr(lib, name + suffix)
             fn.restype = None
-            sizes = 3 if "norm" in name else 2  # (rows, H, blocks), (T, B, W) or (B, H)
+            sizes = 3 if "norm" in name else 2  # (rows, H, blocks), (T, B, W); (B, H) or (R, W)
             fn.argtypes = [ctypes.c_ssize_t] * sizes + [ctypes.c_void_p] * count
     return lib

@@ -23,7 +23,21 @@ def usable(projections: torch.Tensor) -> bool:
 
 
 def kernel(name: str, dtype: torch.dtype):
-    return getattr(library(), name + ("_f32" if dtype == torch.float32 else "_f64"))
+    """The kernel `name` for dtype, set to run on as many threads as PyTorch's operations do."""
+    lib = library()
+    lib.native_set_threads(torch.get_num_threads())
+    return getattr(lib, name + ("_f32" if dtype == torch.float32 else "_f64"))
+
+
+def column_sums(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over rows of a * b, sum over rows of a) of two contiguous (R, W) tensors: the gain's and
+    the bias's gradients of a normalisation, from its output's gradient a and its x̂ b."""
+    R, W = a.shape
+    sum_ab, sum_a = a.new_zeros(W), a.new_zeros(W)
+    sums = torch.empty(2 * W, dtype=torch.float64)
+    kernel("column_sums", a.dtype)(R, W, a.data_ptr(), b.data_ptr(), sums.data_ptr(), sum_ab.data_ptr(),
+                                   sum_a.data_ptr())
+    return sum_ab, sum_a
 
 
 class Slots:

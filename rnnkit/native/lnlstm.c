@@ -14,8 +14,8 @@
  *   h    = o th
  * Backward, per row b, given dh (the output's gradient plus the next step's) and dc (the next
  * step's): the gradients of the gate pre-activations (which are also the input projection's), of z
- * and of c_prev, and the step's share of the four normalisation parameters' gradients, added to
- * accumulators. A layer normalisation's backward pass needs only its output before the gain
+ * and of c_prev; the four normalisation parameters' gradients are column sums over the whole chunk
+ * afterwards (column_sums). A layer normalisation's backward pass needs only its output before the gain
  * (x̂) and 1 / deviation, which is why those are what the forward pass saves.
  *
  * REAL is float or double: kernels.c includes this file once for each, with SUFFIX in the names,
@@ -28,6 +28,7 @@ void NAME(lnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, cons
                           REAL *restrict c_hat, REAL *restrict c_rstd,
                           REAL *restrict squashed, REAL *restrict h) {
     const ptrdiff_t G = 4 * H;
+#pragma omp parallel for num_threads(team_for(B * G)) schedule(static)
     for (ptrdiff_t b = 0; b < B; b++) {
         const REAL *restrict zb = z + b * G, *restrict sb = shifted + b * G;
         REAL *restrict ab = act + b * G, *restrict nb = n + b * G;
@@ -59,47 +60,71 @@ void NAME(lnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict z, cons
     }
 }
 
-/* d loss / d x of y = x̂ * gain with x̂ = LN(x), in place over grad (n values), from x̂ and r:
- * r (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)) with dx̂ = grad * gain. */
-static inline void NAME(layer_norm_grad)(REAL *restrict grad, const REAL *restrict xhat, REAL r,
+/* d loss / d x of y = x̂ * gain with x̂ = LN(x), into dx (n values), from dy, x̂ and r:
+ * r (dx̂ - mean(dx̂) - x̂ mean(dx̂ x̂)) with dx̂ = dy * gain. dx may be dy. */
+static inline void NAME(layer_norm_grad)(REAL *dx, const REAL *dy, const REAL *restrict xhat, REAL r,
                                          const REAL *restrict gain, ptrdiff_t n) {
     double s1 = 0, s2 = 0;
     for (ptrdiff_t k = 0; k < n; k++) {
-        double d = grad[k] * gain[k];
+        double d = dy[k] * gain[k];
         s1 += d;
         s2 += d * xhat[k];
     }
     s1 /= (double)n;
     s2 /= (double)n;
-    for (ptrdiff_t k = 0; k < n; k++) grad[k] = (REAL)(r * (grad[k] * gain[k] - s1 - xhat[k] * s2));
+    for (ptrdiff_t k = 0; k < n; k++) dx[k] = (REAL)(r * (dy[k] * gain[k] - s1 - xhat[k] * s2));
+}
+
+/* sum_ab[j] += sum over rows of a[row, j] b[row, j], and sum_a[j] += sum over rows of a[row, j], for W
+ * columns of R rows: the normalisation parameters' gradients, taken once per chunk rather than per
+ * step so that the per-step kernels share nothing between rows (and run them in parallel). Threads
+ * take slices of columns, each summed over all rows in row order: the same result for any thread
+ * count. sums: 2W doubles of scratch. */
+void NAME(column_sums)(ptrdiff_t R, ptrdiff_t W, const REAL *restrict a, const REAL *restrict b,
+                       double *restrict sums, REAL *restrict sum_ab, REAL *restrict sum_a) {
+    const ptrdiff_t slice = 64; /* columns per piece of work: whole cache lines, enough pieces to share */
+#pragma omp parallel for num_threads(team_for(R * W)) schedule(static)
+    for (ptrdiff_t j0 = 0; j0 < W; j0 += slice) {
+        const ptrdiff_t j1 = j0 + slice < W ? j0 + slice : W;
+        double *restrict sab = sums + j0, *restrict sa = sums + W + j0;
+        for (ptrdiff_t j = 0; j < j1 - j0; j++) sab[j] = sa[j] = 0;
+        for (ptrdiff_t r = 0; r < R; r++) {
+            const REAL *restrict ar = a + r * W + j0, *restrict br = b + r * W + j0;
+            for (ptrdiff_t j = 0; j < j1 - j0; j++) {
+                sab[j] += (double)ar[j] * br[j];
+                sa[j] += ar[j];
+            }
+        }
+        for (ptrdiff_t j = 0; j < j1 - j0; j++) {
+            sum_ab[j0 + j] += (REAL)sab[j];
+            sum_a[j0 + j] += (REAL)sa[j];
+        }
+    }
 }
 
 /* dh (B, H): in, the gradient reaching h_t. dc (B, H): in, the gradient reaching c_t from step t+1;
- * out, the gradient reaching c_{t-1}. grad_gates (B, 4H), grad_z (B, 4H): out. scratch: H values.
- * acc_gain_hh, acc_bias_hh (4H), acc_gain_c, acc_bias_c (H): this step's share is added. */
+ * out, the gradient reaching c_{t-1}. grad_gates (B, 4H), grad_z (B, 4H), d_hat (B, H): out, d_hat
+ * being the gradient reaching LN(c) gain_c + bias_c (column_sums turns it and grad_gates into the
+ * normalisation parameters' gradients after the loop). Rows are independent: they run in parallel. */
 void NAME(lnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, REAL *restrict dc,
                            const REAL *restrict n, const REAL *restrict n_rstd, const REAL *restrict gain_hh,
                            const REAL *restrict act, const REAL *restrict c_prev, const REAL *restrict c_hat,
                            const REAL *restrict c_rstd, const REAL *restrict gain_c, const REAL *restrict squashed,
-                           REAL *restrict grad_gates, REAL *restrict grad_z, REAL *restrict scratch,
-                           REAL *restrict acc_gain_hh, REAL *restrict acc_bias_hh, REAL *restrict acc_gain_c,
-                           REAL *restrict acc_bias_c) {
+                           REAL *restrict grad_gates, REAL *restrict grad_z, REAL *restrict d_hat,
+                           REAL *restrict from_norm) {
     const ptrdiff_t G = 4 * H;
+#pragma omp parallel for num_threads(team_for(B * G)) schedule(static)
     for (ptrdiff_t b = 0; b < B; b++) {
         const REAL *restrict ab = act + b * G, *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H,
                             *restrict o = ab + 3 * H;
         const REAL *restrict dhb = dh + b * H, *restrict tb = squashed + b * H, *restrict xb = c_hat + b * H,
                             *restrict cp = c_prev + b * H;
-        REAL *restrict dcb = dc + b * H, *restrict da = grad_gates + b * G;
+        REAL *restrict dcb = dc + b * H, *restrict da = grad_gates + b * G, *restrict db = d_hat + b * H,
+                     *restrict fb = from_norm + b * H;
+        for (ptrdiff_t j = 0; j < H; j++) db[j] = dhb[j] * o[j] * ((REAL)1 - tb[j] * tb[j]);
+        NAME(layer_norm_grad)(fb, db, xb, c_rstd[b], gain_c, H);
         for (ptrdiff_t j = 0; j < H; j++) {
-            REAL d_hat = dhb[j] * o[j] * ((REAL)1 - tb[j] * tb[j]); /* reaching LN(c) gain_c + bias_c */
-            acc_gain_c[j] += d_hat * xb[j];
-            acc_bias_c[j] += d_hat;
-            scratch[j] = d_hat;
-        }
-        NAME(layer_norm_grad)(scratch, xb, c_rstd[b], gain_c, H);
-        for (ptrdiff_t j = 0; j < H; j++) {
-            REAL d = dcb[j] + scratch[j]; /* the whole gradient reaching c_t */
+            REAL d = dcb[j] + fb[j]; /* the whole gradient reaching c_t */
             da[j] = d * g[j] * i[j] * ((REAL)1 - i[j]);
             da[H + j] = d * cp[j] * f[j] * ((REAL)1 - f[j]);
             da[2 * H + j] = d * i[j] * ((REAL)1 - g[j] * g[j]);
@@ -108,13 +133,8 @@ void NAME(lnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
         }
         REAL *restrict dz = grad_z + b * G;
         const REAL *restrict nb = n + b * G;
-        for (ptrdiff_t j = 0; j < G; j++) {
-            acc_gain_hh[j] += da[j] * nb[j];
-            acc_bias_hh[j] += da[j];
-            dz[j] = da[j];
-        }
         for (int k = 0; k < 4; k++)
-            NAME(layer_norm_grad)(dz + k * H, nb + k * H, n_rstd[b * 4 + k], gain_hh + k * H, H);
+            NAME(layer_norm_grad)(dz + k * H, da + k * H, nb + k * H, n_rstd[b * 4 + k], gain_hh + k * H, H);
     }
 }
 
@@ -124,6 +144,7 @@ void NAME(lnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
 void NAME(layer_norm_rows_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t blocks, const REAL *restrict x,
                                    const REAL *restrict gain, const REAL *restrict bias, REAL *restrict y,
                                    REAL *restrict xhat, REAL *restrict rstd) {
+#pragma omp parallel for num_threads(team_for(rows * H)) schedule(static)
     for (ptrdiff_t row = 0; row < rows; row++) {
         const REAL *restrict xr = x + row * H;
         const REAL *restrict gr = gain + (row % blocks) * H, *restrict br = bias + (row % blocks) * H;
@@ -141,10 +162,8 @@ void NAME(layer_norm_rows_forward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t blocks
 void NAME(layer_norm_rows_backward)(ptrdiff_t rows, ptrdiff_t H, ptrdiff_t blocks, const REAL *restrict grad_y,
                                     const REAL *restrict xhat, const REAL *restrict rstd,
                                     const REAL *restrict gain, REAL *restrict grad_x) {
-    for (ptrdiff_t row = 0; row < rows; row++) {
-        REAL *restrict dx = grad_x + row * H;
-        const REAL *restrict dy = grad_y + row * H;
-        for (ptrdiff_t j = 0; j < H; j++) dx[j] = dy[j];
-        NAME(layer_norm_grad)(dx, xhat + row * H, rstd[row], gain + (row % blocks) * H, H);
-    }
+#pragma omp parallel for num_threads(team_for(rows * H)) schedule(static)
+    for (ptrdiff_t row = 0; row < rows; row++)
+        NAME(layer_norm_grad)(grad_x + row * H, grad_y + row * H, xhat + row * H, rstd[row],
+                              gain + (row % blocks) * H, H);
 }
