@@ -19,6 +19,7 @@ from typing import Sequence
 
 from .. import logs
 from ..errors import UsageError
+from ..memory import keep_freed_memory
 from ..version import __version__
 from . import anomaly, caption, embed, export, forecast, inspection, lm, music, tasks
 
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    keep_freed_memory()  # large per-step tensors reused, not faulted in afresh (rnnkit/memory.py)
     name = args.command if getattr(args, "action", None) is None else f"{args.command} {args.action}"
     try:
         with logs.command_console(quiet=bool(getattr(args, "quiet", False))):  # rnnkit's log lines on stderr

@@ -29,7 +29,7 @@ CELLS = ("lstm", "bnlstm", "irnn", "indrnn")
 # with tiny SGD steps; on the digits read by rows, 1e-4 learned nothing in 5 epochs, 1e-3 reached 0.70).
 LR = {"lstm": 2e-3, "bnlstm": 2e-3, "irnn": 1e-3, "indrnn": 2e-3}
 SIZES = {
-    "smoke": dict(train=1200, test=597, pixel_train=1200, hidden=32, epochs=4, pixel_epochs=2, batch=32,
+    "smoke": dict(train=1200, test=597, pixel_train=1200, hidden=32, epochs=4, pixel_epochs=4, batch=32,
                   permuted_cells=("lstm", "bnlstm")),
     "full": dict(train=20000, test=5000, pixel_train=3000, hidden=128, epochs=8, pixel_epochs=6, batch=64,
                  permuted_cells=("lstm", "bnlstm")),
