@@ -78,26 +78,26 @@ static inline void NAME(layer_norm_grad)(REAL *dx, const REAL *dy, const REAL *r
 /* sum_ab[j] += sum over rows of a[row, j] b[row, j], and sum_a[j] += sum over rows of a[row, j], for W
  * columns of R rows: the normalisation parameters' gradients, taken once per chunk rather than per
  * step so that the per-step kernels share nothing between rows (and run them in parallel). Threads
- * take slices of columns, each summed over all rows in row order: the same result for any thread
- * count. sums: 2W doubles of scratch. */
+ * take contiguous shares of the columns (`share`, as the BN-LSTM's reductions do), each summed over
+ * all rows in row order: the same result for any thread count. sums: 2W doubles of scratch. */
 void NAME(column_sums)(ptrdiff_t R, ptrdiff_t W, const REAL *restrict a, const REAL *restrict b,
                        double *restrict sums, REAL *restrict sum_ab, REAL *restrict sum_a) {
-    const ptrdiff_t slice = 64; /* columns per piece of work: whole cache lines, enough pieces to share */
-#pragma omp parallel for num_threads(team_for(R * W)) schedule(static)
-    for (ptrdiff_t j0 = 0; j0 < W; j0 += slice) {
-        const ptrdiff_t j1 = j0 + slice < W ? j0 + slice : W;
-        double *restrict sab = sums + j0, *restrict sa = sums + W + j0;
-        for (ptrdiff_t j = 0; j < j1 - j0; j++) sab[j] = sa[j] = 0;
+#pragma omp parallel num_threads(team_for(R * W))
+    {
+        ptrdiff_t lo, hi;
+        share(W, &lo, &hi);
+        double *restrict sab = sums + lo, *restrict sa = sums + W + lo;
+        for (ptrdiff_t j = 0; j < hi - lo; j++) sab[j] = sa[j] = 0;
         for (ptrdiff_t r = 0; r < R; r++) {
-            const REAL *restrict ar = a + r * W + j0, *restrict br = b + r * W + j0;
-            for (ptrdiff_t j = 0; j < j1 - j0; j++) {
+            const REAL *restrict ar = a + r * W + lo, *restrict br = b + r * W + lo;
+            for (ptrdiff_t j = 0; j < hi - lo; j++) {
                 sab[j] += (double)ar[j] * br[j];
                 sa[j] += ar[j];
             }
         }
-        for (ptrdiff_t j = 0; j < j1 - j0; j++) {
-            sum_ab[j0 + j] += (REAL)sab[j];
-            sum_a[j0 + j] += (REAL)sa[j];
+        for (ptrdiff_t j = 0; j < hi - lo; j++) {
+            sum_ab[lo + j] += (REAL)sab[j];
+            sum_a[lo + j] += (REAL)sa[j];
         }
     }
 }
