@@ -226,3 +226,40 @@ def test_native_kernels_on_threads_match_the_step_path(monkeypatch, cell):
     torch.testing.assert_close(fast[0], slow[0], atol=1e-10, rtol=1e-10)
     for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
         torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9, msg=name)
+
+
+def test_step_multiplier_packs_float32_weights_and_falls_back_to_mm(monkeypatch):
+    generator = torch.Generator().manual_seed(5)
+    weight = torch.randn(1024, 256, generator=generator)
+    x = torch.randn(8, 256, generator=generator)
+    exact = x.double() @ weight.double().t()
+    torch.testing.assert_close(native_calls.step_multiplier(weight, 8)(x).double(), exact, atol=1e-3, rtol=1e-5)
+    # float64 (the gradient checks' precision), narrow weights and a PyTorch without the packed
+    # operators take torch.mm
+    assert torch.equal(native_calls.step_multiplier(weight.double(), 8)(x.double()), exact)
+    assert torch.equal(native_calls.step_multiplier(weight[:, :64], 8)(x[:, :64]), x[:, :64] @ weight[:, :64].t())
+    monkeypatch.setattr(native_calls, "_packed_linear_works", lambda: False)
+    assert torch.equal(native_calls.step_multiplier(weight, 8)(x), x @ weight.t())
+
+
+@pytest.mark.parametrize("cell", ["lnlstm", "bnlstm"])
+def test_native_kernels_on_packed_weights_match_the_step_path(monkeypatch, cell):
+    # H = 256: wide enough for the recurrent multiplies to run on oneDNN's packed weights
+    if not native_calls._packed_linear_works():
+        pytest.skip("this PyTorch has no packed linear operators")
+    torch.manual_seed(12)
+    rec = Recurrent(cell, 8, 256, num_layers=2).train()
+    reference = copy.deepcopy(rec)
+    x = torch.randn(16, 5, 8)
+    state = tuple(0.5 * torch.randn(2, 16, 256) for _ in range(2))
+    if cell == "bnlstm":
+        state += (torch.zeros(2, 16, 256),)
+    packed = []  # consulted only once a weight is float32 and wide enough: then the packed branch runs
+    monkeypatch.setattr(native_calls, "_packed_linear_works", lambda: packed.append(1) or True)
+    fast = _run(rec, x, state)
+    assert len(packed) == 2 * 2  # each layer: W_hh forwards, W_hh^T backwards
+    monkeypatch.setattr(native_calls, "library", lambda: None)
+    slow = _run(reference, x, state)
+    torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-4)
+    for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3, msg=name)

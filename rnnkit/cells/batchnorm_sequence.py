@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..native.calls import WORKSPACE, Slots, backward_start, kernel, through_time
+from ..native.calls import WORKSPACE, Slots, backward_start, kernel, step_multiplier, through_time
 
 
 class StepBatchNorm(torch.autograd.Function):
@@ -64,8 +64,7 @@ class BatchNormLSTMSequence(torch.autograd.Function):
         forward_kernel = kernel("bnlstm_forward", shifted.dtype)
         shifted = shifted.contiguous()
         gain_hh, gain_c, bias_c = (p.detach().contiguous() for p in (gain_hh, gain_c, bias_c))
-        w_t = weight_hh.detach().t()
-        z = shifted.new_empty(B, G)  # this step's h_{t-1} W_hh^T
+        times_weight = step_multiplier(weight_hh, B)  # h_{t-1} -> h_{t-1} W_hh^T
         sums = shifted.new_empty(2 * G, dtype=torch.float64)  # the kernel's column sums
         hs = shifted.new_empty(T + 1, B, H)  # h_{-1} .. h_{T-1}; its slots 1.. are the outputs
         stats = [shifted.new_empty(T, G), shifted.new_empty(T, G), shifted.new_empty(T, H), shifted.new_empty(T, H)]
@@ -86,7 +85,7 @@ class BatchNormLSTMSequence(torch.autograd.Function):
         buffers = (shifted, n, z_mean, z_var, z_rstd, act, cells, c_hat, c_mean, c_var, c_rstd, squashed, hs)
         s_sh, s_n, s_zm, s_zv, s_zr, s_act, s_c, s_chat, s_cm, s_cv, s_cr, s_sq, s_hs = [Slots(b) for b in buffers]
         for t in range(T):
-            torch.mm(hs[t], w_t, out=z)
+            z = times_weight(hs[t])
             forward_kernel(B, H, z.data_ptr(), s_sh[t], gain_hh.data_ptr(), s_c[t], gain_c.data_ptr(),
                            bias_c.data_ptr(), sums.data_ptr(), s_n[t], s_zm[t], s_zv[t], s_zr[t], s_act[t],
                            s_c[t + 1], s_chat[t], s_cm[t], s_cv[t], s_cr[t], s_sq[t], s_hs[t + 1])

@@ -6,13 +6,14 @@ node; at batch 64 and H = 256 those passes, not the matrix multiplies, set the s
 `LayerNormLSTMSequence` runs the multiplies in PyTorch and all the element-wise work of a step in
 one C call per row pass (`rnnkit/native/lnlstm.c`, whose header has the equations):
 
-- forward, per step: z = h_{t-1} W_hh^T (one mm), then the kernel: normalisations, gates, c_t, h_t,
-  writing what the backward pass needs into (T, ...) buffers;
+- forward, per step: z = h_{t-1} W_hh^T (one multiply, on W_hh packed once per chunk for oneDNN
+  where PyTorch has it: `native.calls.step_multiplier`), then the kernel: normalisations, gates,
+  c_t, h_t, writing what the backward pass needs into (T, ...) buffers;
 - backward, per step: the kernel (the gradients of the gates, of z and of c_{t-1}), then
-  dh_{t-1} = dz_t W_hh + the output's gradient (one addmm); after the loop dW_hh = sum_t dz_t^T h_{t-1}
-  is one (4H x T·B) x (T·B x H) multiply instead of T small ones, and the normalisation parameters'
-  gradients are column sums over all T·B rows (rows then share nothing within a step, so the
-  kernels split them among PyTorch's threads).
+  dh_{t-1} = dz_t W_hh + the output's gradient (one multiply, packed the same way); after the
+  loop dW_hh = sum_t dz_t^T h_{t-1} is one (4H x T·B) x (T·B x H) multiply instead of T small
+  ones, and the normalisation parameters' gradients are column sums over all T·B rows (rows then
+  share nothing within a step, so the kernels split them among PyTorch's threads).
 
 It runs where the kernels are built (`rnnkit.native.library`) on CPU float32/float64 tensors;
 elsewhere the cell's step path runs instead. Checked against the step path and by finite
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import torch
 
-from ..native.calls import WORKSPACE, Slots, backward_start, column_sums, kernel, through_time
+from ..native.calls import (WORKSPACE, Slots, backward_start, column_sums, kernel, step_multiplier,
+                            through_time)
 
 
 class BlockLayerNorm(torch.autograd.Function):
@@ -68,12 +70,11 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         H = G // 4
         forward_kernel = kernel("lnlstm_forward", xp.dtype)
         gain_hh, gain_c, bias_c = (p.detach().contiguous() for p in (gain_hh, gain_c, bias_c))
-        w_t = weight_hh.detach().t()
+        times_weight = step_multiplier(weight_hh, B)  # h_{t-1} -> h_{t-1} W_hh^T
         # (T, B, 4H): b_hh added once for all steps; read by this call only
         shifted_token, (shifted,) = WORKSPACE.take(("lnlstm_shifted", xp.shape, xp.dtype),
                                                    lambda: (torch.empty_like(xp),))
         torch.add(xp, bias_hh.detach(), out=shifted)
-        z = xp.new_empty(B, G)  # this step's h_{t-1} W_hh^T
         hs = xp.new_empty(T + 1, B, H)  # h_{-1} .. h_{T-1}; its slots 1.. are the outputs
 
         def make() -> tuple[torch.Tensor, ...]:  # what the backward pass reads, one slot per step
@@ -91,7 +92,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         slots = [Slots(b) for b in (shifted, n, n_rstd, act, cells, c_hat, c_rstd, squashed, hs)]
         s_shifted, s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_hs = slots
         for t in range(T):
-            torch.mm(hs[t], w_t, out=z)
+            z = times_weight(hs[t])
             forward_kernel(B, H, z.data_ptr(), s_shifted[t], gain_hh.data_ptr(), s_cells[t], gain_c.data_ptr(),
                            bias_c.data_ptr(), s_n[t], s_rstd[t], s_act[t], s_cells[t + 1], s_chat[t],
                            s_crstd[t], s_sq[t], s_hs[t + 1])
