@@ -93,7 +93,7 @@ class ModelConfig:
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     # --- model
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised
-    # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; no fused kernel, ~1.5-3x slower),
+    # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; no fused kernel, ~1.3-1.7x slower),
     # bnlstm (batch-normalised LSTM, Cooijmans et al. 2016: statistics per time step, running averages
     # for evaluation and sampling), gfrnn (gated-feedback LSTM stack, Chung et al. 2015: every layer
     # reads all layers' previous states through learned reset gates),
