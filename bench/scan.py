@@ -1,8 +1,9 @@
 """Parallel scan against the sequential kernels: one training step (forward and backward) of a
 one-layer recurrent layer over sequences of 64 to 4,096 steps, side by side in one run.
 
-Compared: rnnkit's `mingru` and `minlstm` (Feng et al. 2024; the whole sequence is one chunked
-scan in linear space, rnnkit/cells/scan.py, no loop over every step) against PyTorch's fused
+Compared: rnnkit's `mingru` and `minlstm` (Feng et al. 2024; the whole sequence is one call of
+rnnkit/cells/scan.py: a C pass over time per column where rnnkit's kernels are built, else a chunked
+scan in linear space; no Python loop over every step) against PyTorch's fused
 `nn.GRU` and `nn.LSTM` (oneDNN on CPU), all at batch 8, input width 64, hidden 256, float32, this
 machine's threads. Time per step is the median of --repeats after one warm-up, the layers taking
 turns within each repeat; the ratio is nn.GRU's time over minGRU's. Writes

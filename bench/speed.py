@@ -224,8 +224,8 @@ def path_of(model: LanguageModel) -> str:
     cell = model.recurrent.cells[0]
     if model.recurrent.is_fused:
         return "fused kernel"
-    if hasattr(cell, "scan"):
-        return "parallel scan"
+    if hasattr(cell, "scan"):  # one call for the whole chunk: in C where the kernels are built, else chunked
+        return "whole-chunk scan, in C" if native.library() is not None else "whole-chunk scan, chunked"
     if type(cell).recurrent_sequence is not Cell.recurrent_sequence and native.library() is not None:
         return "native C kernels, input projection hoisted"
     return "step path, input projection hoisted"

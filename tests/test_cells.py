@@ -333,9 +333,16 @@ def test_configs_know_every_cell_and_which_refuse_zoneout():
     assert set(NO_ZONEOUT) == {name for name, cell in CELL_TYPES.items() if not cell.zoneout_ready}
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("T", [1, 2, 7, 50])
-def test_linear_recurrence_scan_equals_the_loop_and_finite_differences(T):
+def test_linear_recurrence_scan_equals_the_loop_and_finite_differences(T, native, monkeypatch):
+    from rnnkit.cells import scan
     from rnnkit.cells.scan import linear_recurrence
+    from rnnkit.native import library
+    if native and library() is None:
+        pytest.skip("the C kernels are not built here")
+    if not native:  # the chunked scan in PyTorch operations, the path off CPU or without a compiler
+        monkeypatch.setattr(scan, "usable", lambda tensor: False)
     torch.manual_seed(T)
     a = torch.rand(2, T, 3, dtype=torch.float64, requires_grad=True)  # chunks of ~sqrt(T), last one padded
     b = torch.randn(2, T, 3, dtype=torch.float64, requires_grad=True)

@@ -263,3 +263,26 @@ def test_native_kernels_on_packed_weights_match_the_step_path(monkeypatch, cell)
     torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-4)
     for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_native_linear_recurrence_covers_every_column_on_any_number_of_threads(monkeypatch):
+    from rnnkit.cells import scan
+    if native.library() is None:
+        pytest.skip("the C kernels are not built here")
+    torch.manual_seed(3)
+    # B·T·H = 77,700: threads split the 111 columns at multiples of 16, across sequence boundaries
+    a = torch.rand(3, 700, 37, dtype=torch.float64)
+    b, h0 = torch.randn_like(a), torch.randn(3, 37, dtype=torch.float64)
+
+    def both() -> tuple[torch.Tensor, torch.Tensor]:  # forwards, and backwards as the gradient runs
+        return scan._scan(a, b, h0), scan._scan(a, b, torch.zeros_like(h0), reverse=True, shifted=True)
+
+    monkeypatch.setattr(scan, "usable", lambda tensor: False)
+    expected = both()  # the chunked scan in PyTorch operations
+    monkeypatch.undo()
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(native_calls.torch, "get_num_threads", lambda: threads)
+        got = both()
+        monkeypatch.undo()
+        for g, e in zip(got, expected):
+            torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)

@@ -14,6 +14,12 @@ only products and sums of the a's and b's, so nothing overflows and nothing is d
 product of many a's in (0, 1) underflows to an exact-enough 0, where a closed form would divide
 by it or need a log-space `logcumsumexp`, measured 2-3x slower on CPU).
 
+On CPU, where rnnkit's C kernels are built (`rnnkit.native`), the recurrence is instead one C pass
+over time (`rnnkit/native/scan.c`): every column of B x H is its own recurrence, so threads split
+the columns and each walks its share through time, reading a and b once and writing h once (1.1-1.2x
+faster per minGRU training step than the chunked scan at 256-4,096 steps). The chunked scan is the
+path everywhere else (GPU, float16/bfloat16, no compiler) and is tested against the same loop.
+
 The backward pass is the same recurrence run backwards (`LinearRecurrence.backward`):
 g_t = dL/dh_t + a_{t+1} g_{t+1}; then dL/db_t = g_t, dL/da_t = g_t h_{t-1}, dL/dh0 = a_0 g_0.
 """
@@ -25,15 +31,24 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..native.calls import kernel, usable
+
 
 def _scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, reverse: bool = False,
           shifted: bool = False) -> torch.Tensor:
-    """The recurrence, chunked as the module docstring says; no autograd of its own. With
+    """The recurrence, in C or chunked as the module docstring says; no autograd of its own. With
     `reverse`, time runs from the last step to the first (h_t = a_t h_{t+1} + b_t, h0 after the
     last step): the backward pass's recurrence, without flipping three whole tensors. With
     `shifted` (and `reverse`) step t reads a_{t+1} instead of a_t, as the backward pass needs,
     without a shifted copy of a; the last step's coefficient is then 1, so h0 must be 0."""
     B, T, H = a.shape
+    if reverse == shifted and a.dtype == b.dtype == h0.dtype and usable(b):
+        # where the C kernels run: one pass over time per column (rnnkit/native/scan.c)
+        a, b = a.contiguous(), b.contiguous()
+        h = torch.empty_like(b)
+        kernel("linear_recurrence", b.dtype)(B, T, H, int(reverse), a.data_ptr(), b.data_ptr(),
+                                             h0.contiguous().data_ptr(), h.data_ptr())
+        return h
     C = max(1, math.isqrt(T))  # steps per chunk
     n = -(-T // C)  # chunks
     pad = n * C - T  # identity steps (a = 1, b = 0) to fill the last chunk; in reverse they come first

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCES = ("kernels.c", "common.h", "lnlstm.c", "bnlstm.c")
+SOURCES = ("kernels.c", "common.h", "lnlstm.c", "bnlstm.c", "scan.c")
 # -fno-trapping-math lets the compiler vectorise the exp; -fassociative-math (with -fno-signed-zeros)
 # the reductions. NaN and infinity keep their meaning (no -ffinite-math-only).
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
@@ -92,13 +92,15 @@ def library() -> ctypes.CDLL | None:
         return None
     lib.native_set_threads.restype = None
     lib.native_set_threads.argtypes = [ctypes.c_int]
-    pointers = {"lnlstm_forward": 14, "lnlstm_backward": 15, "column_sums": 5, "layer_norm_rows_forward": 6,
-                "layer_norm_rows_backward": 5, "bnlstm_forward": 19, "bnlstm_backward": 18,
-                "batch_norm_steps_forward": 9, "batch_norm_steps_backward": 8}
-    for name, count in pointers.items():
+    # name: (size arguments, pointer arguments); sizes: (B, H), (R, W), (rows, H, blocks), (T, B, W),
+    # (B, T, H, reverse)
+    signatures = {"lnlstm_forward": (2, 14), "lnlstm_backward": (2, 15), "column_sums": (2, 5),
+                  "layer_norm_rows_forward": (3, 6), "layer_norm_rows_backward": (3, 5), "bnlstm_forward": (2, 19),
+                  "bnlstm_backward": (2, 18), "batch_norm_steps_forward": (3, 9), "batch_norm_steps_backward": (3, 8),
+                  "linear_recurrence": (4, 4)}
+    for name, (sizes, count) in signatures.items():
         for suffix in ("_f32", "_f64"):
             fn = getattr(lib, name + suffix)
             fn.restype = None
-            sizes = 3 if "norm" in name else 2  # (rows, H, blocks), (T, B, W); (B, H) or (R, W)
             fn.argtypes = [ctypes.c_ssize_t] * sizes + [ctypes.c_void_p] * count
     return lib

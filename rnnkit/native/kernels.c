@@ -37,6 +37,7 @@ static inline void share(ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi) {
 #include "common.h"
 #include "lnlstm.c"
 #include "bnlstm.c"
+#include "scan.c"
 #undef REAL
 #undef REAL_IS_FLOAT
 #undef SUFFIX
@@ -47,3 +48,4 @@ static inline void share(ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi) {
 #include "common.h"
 #include "lnlstm.c"
 #include "bnlstm.c"
+#include "scan.c"
