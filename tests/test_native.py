@@ -238,6 +238,10 @@ def test_step_multiplier_packs_float32_weights_and_falls_back_to_mm(monkeypatch)
     # operators take torch.mm
     assert torch.equal(native_calls.step_multiplier(weight.double(), 8)(x.double()), exact)
     assert torch.equal(native_calls.step_multiplier(weight[:, :64], 8)(x[:, :64]), x[:, :64] @ weight[:, :64].t())
+    monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)  # the user's switch for oneDNN is respected
+    assert torch.equal(native_calls.step_multiplier(weight, 8)(x), x @ weight.t())
+    monkeypatch.undo()
+    assert torch.backends.mkldnn.enabled
     monkeypatch.setattr(native_calls, "_packed_linear_works", lambda: False)
     assert torch.equal(native_calls.step_multiplier(weight, 8)(x), x @ weight.t())
 

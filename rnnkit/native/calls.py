@@ -53,7 +53,9 @@ def step_multiplier(weight: torch.Tensor, rows: int) -> Callable[[torch.Tensor],
     one step's multiply, once per chunk. At H = 128 (32 rows) it gained nothing forwards and lost
     backwards (115 against 137 GFLOP/s), hence PACKED_MIN_WIDTH."""
     weight = weight.detach()
-    if weight.dtype == torch.float32 and min(weight.shape) >= PACKED_MIN_WIDTH and _packed_linear_works():
+    # torch.backends.mkldnn.enabled = False is how a user turns oneDNN off: then torch.mm
+    if (weight.dtype == torch.float32 and min(weight.shape) >= PACKED_MIN_WIDTH and torch.backends.mkldnn.enabled
+            and _packed_linear_works()):
         packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows)
         return lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
     weight_t = weight.t()
