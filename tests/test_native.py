@@ -207,6 +207,25 @@ def test_native_kernels_give_the_same_bits_on_any_number_of_threads(monkeypatch,
             assert torch.equal(a, b)
 
 
+def _stack_state(cell: str, batch: int, hidden: int, dtype: torch.dtype) -> tuple:
+    """A random initial (h, c) of a 2-layer stack, plus the BN-LSTM's step count at 0."""
+    state = tuple(0.5 * torch.randn(2, batch, hidden, dtype=dtype) for _ in range(2))
+    return state + ((torch.zeros(2, batch, hidden, dtype=dtype),) if cell == "bnlstm" else ())
+
+
+def _assert_native_matches_step_path(monkeypatch, rec: Recurrent, x: torch.Tensor, state: tuple,
+                                     output_tol: tuple[float, float], grad_tol: tuple[float, float]) -> None:
+    """rec run on the native kernels, then a copy of it on the step path: outputs and every gradient
+    agree within (atol, rtol)."""
+    reference = copy.deepcopy(rec)
+    fast = _run(rec, x, state)
+    monkeypatch.setattr(native_calls, "library", lambda: None)
+    slow = _run(reference, x, state)
+    torch.testing.assert_close(fast[0], slow[0], atol=output_tol[0], rtol=output_tol[1])
+    for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
+        torch.testing.assert_close(a, b, atol=grad_tol[0], rtol=grad_tol[1], msg=name)
+
+
 @pytest.mark.parametrize("cell", ["lnlstm", "bnlstm"])
 def test_native_kernels_on_threads_match_the_step_path(monkeypatch, cell):
     torch.manual_seed(11)
@@ -214,18 +233,10 @@ def test_native_kernels_on_threads_match_the_step_path(monkeypatch, cell):
     with torch.no_grad():
         for p in rec.parameters():
             p.add_(0.1 * torch.randn_like(p))
-    reference = copy.deepcopy(rec)
     x = torch.randn(32, 4, 8, dtype=torch.float64)
-    state = tuple(0.5 * torch.randn(2, 32, 128, dtype=torch.float64) for _ in range(2))
-    if cell == "bnlstm":
-        state += (torch.zeros(2, 32, 128, dtype=torch.float64),)
+    state = _stack_state(cell, 32, 128, torch.float64)
     monkeypatch.setattr(native_calls.torch, "get_num_threads", lambda: 2)
-    fast = _run(rec, x, state)
-    monkeypatch.setattr(native_calls, "library", lambda: None)
-    slow = _run(reference, x, state)
-    torch.testing.assert_close(fast[0], slow[0], atol=1e-10, rtol=1e-10)
-    for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
-        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-9, msg=name)
+    _assert_native_matches_step_path(monkeypatch, rec, x, state, (1e-10, 1e-10), (1e-9, 1e-9))
 
 
 def test_step_multiplier_packs_float32_weights_and_falls_back_to_mm(monkeypatch):
@@ -253,20 +264,12 @@ def test_native_kernels_on_packed_weights_match_the_step_path(monkeypatch, cell)
         pytest.skip("this PyTorch has no packed linear operators")
     torch.manual_seed(12)
     rec = Recurrent(cell, 8, 256, num_layers=2).train()
-    reference = copy.deepcopy(rec)
     x = torch.randn(16, 5, 8)
-    state = tuple(0.5 * torch.randn(2, 16, 256) for _ in range(2))
-    if cell == "bnlstm":
-        state += (torch.zeros(2, 16, 256),)
+    state = _stack_state(cell, 16, 256, torch.float32)
     packed = []  # consulted only once a weight is float32 and wide enough: then the packed branch runs
     monkeypatch.setattr(native_calls, "_packed_linear_works", lambda: packed.append(1) or True)
-    fast = _run(rec, x, state)
-    assert len(packed) == 2 * 2  # each layer: W_hh forwards, W_hh^T backwards
-    monkeypatch.setattr(native_calls, "library", lambda: None)
-    slow = _run(reference, x, state)
-    torch.testing.assert_close(fast[0], slow[0], atol=1e-5, rtol=1e-4)
-    for (name, _), a, b in zip(rec.named_parameters(), fast[2], slow[2]):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3, msg=name)
+    _assert_native_matches_step_path(monkeypatch, rec, x, state, (1e-5, 1e-4), (1e-4, 1e-3))
+    assert len(packed) == 2 * 2  # each layer: W_hh forwards, W_hh^T backwards (the step path packs nothing)
 
 
 def test_native_linear_recurrence_covers_every_column_on_any_number_of_threads(monkeypatch):

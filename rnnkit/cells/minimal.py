@@ -8,9 +8,10 @@ read only the input, so a whole sequence is one parallel scan instead of a loop 
 with g(v) = v + 1/2 for v >= 0 and σ(v) below (positive and continuous: the paper's choice, so
 that states stay positive and its log-space form applies). Every step is h_t = a_t h_{t-1} + b_t
 with a_t in (0, 1) and b_t > 0, so a whole sequence is one call of `scan.linear_recurrence` (one
-C pass over time on CPU, else a chunked scan in linear space, forward and backward; see there). Sampling runs `recurrent_step`,
-the same equations one step at a time with O(1) state; tests check that the two agree. There are
-no recurrent weights: the cell keeps only weight_ih and bias_ih (gate blocks stacked as above).
+C pass over time on CPU, else a chunked scan in linear space, forward and backward; see there).
+Sampling runs `recurrent_step`, the same equations one step at a time with O(1) state; tests check
+that the two agree. There are no recurrent weights: the cell keeps only weight_ih and bias_ih (gate
+blocks stacked as above).
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ PACKED_MIN_WIDTH = 256  # both sides of a weight at least this wide: below it `t
 
 
 def step_multiplier(weight: torch.Tensor, rows: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """x -> x weight^T for the many (rows, in) x of one chunk, all with the same weight (out, in).
+    """x -> x weight^T for the many (rows, in) x of one chunk, all with the same weight (out, in),
+    which may be a transposed view (then only the packed branch copies it).
 
     oneDNN's linear with the weight packed once for the chunk (its own blocked layout), where this
     PyTorch has it, else `torch.mm`. Measured on (64 x 512) x (512 x 2048) at float32, 2 cores:
@@ -56,7 +57,7 @@ def step_multiplier(weight: torch.Tensor, rows: int) -> Callable[[torch.Tensor],
     # torch.backends.mkldnn.enabled = False is how a user turns oneDNN off: then torch.mm
     if (weight.dtype == torch.float32 and min(weight.shape) >= PACKED_MIN_WIDTH and torch.backends.mkldnn.enabled
             and _packed_linear_works()):
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows)
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
         return lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
     weight_t = weight.t()
     return lambda x: torch.mm(x, weight_t)
@@ -112,7 +113,7 @@ def through_time(step: Callable[[int, int], None], grad_out: torch.Tensor, dh: t
     at t-1 (one multiply, `step_multiplier`). Returns dh_{-1} (the initial h's gradient) and
     dW_hh = sum_t dz_t^T h_{t-1}, one multiply over the whole chunk. hs (T + 1, B, H): h_{-1} .. h_{T-1}."""
     T, B, G = grad_z.shape
-    times_weight = step_multiplier(weight_hh.detach().t().contiguous(), B)  # dz_t -> dz_t W_hh
+    times_weight = step_multiplier(weight_hh.detach().t(), B)  # dz_t -> dz_t W_hh
     for t in range(T - 1, -1, -1):
         dh = dh.contiguous()
         step(t, dh.data_ptr())
