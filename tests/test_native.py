@@ -8,6 +8,7 @@ import torch
 
 import rnnkit.native.calls as native_calls
 from rnnkit import native
+from rnnkit.cells.batchnorm import MAX_STEPS
 from rnnkit.cells.batchnorm_sequence import BatchNormLSTMSequence, StepBatchNorm
 from rnnkit.cells.layernorm_sequence import BlockLayerNorm, LayerNormLSTMSequence
 from rnnkit.recurrent import Recurrent
@@ -105,18 +106,26 @@ def _counting(monkeypatch, function) -> list:
     return calls
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
-def test_native_batch_norm_lstm_trains_as_the_step_path_does(monkeypatch, dtype, tol):
+@pytest.mark.parametrize("dtype,tol,start", [(torch.float64, 1e-10, 3), (torch.float32, 2e-5, 3),
+                                             (torch.float64, 1e-10, MAX_STEPS - 6), (torch.float32, 2e-5, MAX_STEPS)])
+def test_native_batch_norm_lstm_trains_as_the_step_path_does(monkeypatch, dtype, tol, start):
+    """A carried state `start` steps in: the chunk's statistics are steps start..start+8's. From
+    MAX_STEPS - 6 on, five steps have rows of their own and the last row is updated four times in
+    turn; at MAX_STEPS, nine times. The last row starts at 8 batches, so the momentum goes from
+    1 / count to its floor within the chunk."""
     torch.manual_seed(7)
     rec = Recurrent("bnlstm", 4, 6, num_layers=2).to(dtype).train()
     with torch.no_grad():
         for p in rec.parameters():
             p.add_(0.2 * torch.randn_like(p))
+        for cell in rec.cells:
+            cell.batches[MAX_STEPS - 1] = 8
+            cell.running_mean_hh[MAX_STEPS - 1].normal_()
+            cell.running_var_c[MAX_STEPS - 1].uniform_(0.5, 2)
     reference = copy.deepcopy(rec)
     x = torch.randn(5, 9, 4, dtype=dtype)
-    # a carried state three steps in: the chunk's statistics are steps 3..11's
     state = (torch.randn(2, 5, 6, dtype=dtype), torch.randn(2, 5, 6, dtype=dtype),
-             torch.full((2, 5, 6), 3.0, dtype=dtype))
+             torch.full((2, 5, 6), float(start), dtype=dtype))
     calls = _counting(monkeypatch, BatchNormLSTMSequence)
     fast = _run(rec, x, state)
     assert len(calls) == 2
@@ -131,7 +140,9 @@ def test_native_batch_norm_lstm_trains_as_the_step_path_does(monkeypatch, dtype,
     # the running statistics, batch counts and steps seen moved exactly as the step path moved them
     for (name, a), b in zip(rec.named_buffers(), reference.buffers()):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=name)
-    assert int(rec.cells[0].steps_seen) == 12 and int(rec.cells[0].batches[3]) == 1
+    assert int(rec.cells[0].steps_seen) == min(start + 9, MAX_STEPS)
+    assert int(rec.cells[0].batches[MAX_STEPS - 1]) == 8 + 9 - min(9, max(0, MAX_STEPS - 1 - start))
+    assert int(rec.cells[0].batches[min(start, MAX_STEPS - 2)]) == (start < MAX_STEPS - 1)
 
 
 def test_native_batch_norm_lstm_leaves_other_cases_to_the_step_path(monkeypatch):
@@ -144,7 +155,6 @@ def test_native_batch_norm_lstm_leaves_other_cases_to_the_step_path(monkeypatch)
     rec(x)  # evaluation: running statistics
     rec.train()
     rec(x, (zeros, zeros, torch.tensor([0.0, 1.0, 2.0])[None, :, None].expand(1, 3, 6)))  # rows at different steps
-    rec(x, (zeros, zeros, torch.full((1, 3, 6), 1022.0)))  # would run past the last step with statistics
     rec(x[:1])  # one row: no batch statistics
     assert calls == []
     rec(x)

@@ -117,36 +117,55 @@ class BatchNormLSTMCell(LSTMCell):
 
     def recurrent_sequence(self, projections: torch.Tensor, state: State) -> tuple[torch.Tensor, State] | None:
         """A training chunk, projections (T, B, 4H), on the native kernels; None where they do not apply
-        (evaluation, a single row, rows at different steps, a chunk running past MAX_STEPS)."""
+        (evaluation, a single row, rows at different steps). A chunk at or past MAX_STEPS runs here too:
+        training normalises with each step's batch statistics whatever its index, and only the running
+        averages differ (the steps from MAX_STEPS - 1 on all update its row, one after another)."""
         h, c, t = state
         T, B = projections.shape[:2]
         if not self.training or B < 2 or not usable(projections):
             return None
         first = int(t[0, 0])
-        if first + T > MAX_STEPS or not bool((t == first).all()):
+        if not bool((t == first).all()):
             return None
         # the input projection: each step normalised with its own batch statistics, all steps at once
         shifted, mean_ih, var_ih = StepBatchNorm.apply(projections, self.bn_ih_gain, self.bias_ih + self.bias_hh)
         out, h, c, mean_hh, var_hh, mean_c, var_c = BatchNormLSTMSequence.apply(
             shifted, h, c, self.weight_hh, self.bn_hh_gain, self.bn_c_gain, self.bn_c_bias)
-        steps = torch.arange(first, first + T, device=projections.device)
-        self._update_running(steps, B, {"ih": (mean_ih, var_ih), "hh": (mean_hh, var_hh), "c": (mean_c, var_c)})
+        self._update_running(first, B, {"ih": (mean_ih, var_ih), "hh": (mean_hh, var_hh), "c": (mean_c, var_c)})
         return out, (h, c, (t + T).clamp(max=MAX_STEPS))
 
     @torch.no_grad()
-    def _update_running(self, steps: torch.Tensor, batch: int, statistics: dict) -> None:
-        """What `_training_step` and F.batch_norm do for one step, for T distinct steps at once: count
-        the batch, then move each step's running averages towards its batch statistics (the
-        variance unbiased, as PyTorch keeps it)."""
-        self.steps_seen.clamp_(min=int(steps[-1]) + 1)
+    def _update_running(self, first: int, batch: int, statistics: dict) -> None:
+        """What `_training_step` and F.batch_norm do step by step, for the T steps of a chunk starting
+        at step `first` at once; statistics: name -> (means, biased variances), (T, W) each. Each step
+        counts its batch, then moves its row's running averages towards its batch statistics (the
+        variance unbiased, as PyTorch keeps it). Steps before the last row (MAX_STEPS - 1) each have
+        a row of their own: one vectorised update. The rest all update the last row in turn, r
+        exponential averages in a row, which is one weighted sum: with m_j the j-th update's
+        momentum, the old value keeps prod_j (1 - m_j) and the j-th statistics get m_j prod_{l>j} (1 - m_l)."""
+        T = next(iter(statistics.values()))[0].shape[0]
+        last = MAX_STEPS - 1
+        own = max(0, min(T, last - first))  # steps first .. first + own - 1 have rows of their own
+        self.steps_seen.clamp_(min=min(first + T, MAX_STEPS))
+        steps = torch.arange(first, first + own, device=self.batches.device)
         self.batches[steps] += 1
-        momentum = self.batches[steps].double().reciprocal().clamp(min=MOMENTUM)[:, None]  # (T, 1)
+        momentum = self.batches[steps].double().reciprocal().clamp(min=MOMENTUM)[:, None]  # (own, 1)
+        repeats = T - own  # updates of the last row, one after another
+        counts = int(self.batches[last]) + torch.arange(1, repeats + 1, dtype=torch.float64, device=steps.device)
+        self.batches[last] += repeats
+        m_last = counts.reciprocal().clamp(min=MOMENTUM)  # (repeats,)
+        # kept[j] = prod_{l >= j} (1 - m_l); kept[repeats] = 1
+        kept = torch.cat([torch.flip(torch.cumprod(torch.flip(1 - m_last, [0]), 0), [0]), m_last.new_ones(1)])
+        weights = (m_last * kept[1:])[:, None]  # (repeats, 1): each update's share of the final value
         for name, (mean, var) in statistics.items():
-            means, variances = getattr(self, f"running_mean_{name}"), getattr(self, f"running_var_{name}")
-            m = momentum.to(means.dtype)
-            means[steps] = (1 - m) * means[steps] + m * mean.detach().to(means.dtype)
-            unbiased = var.detach().to(variances.dtype) * (batch / (batch - 1))
-            variances[steps] = (1 - m) * variances[steps] + m * unbiased
+            unbiased = var.detach() * (batch / (batch - 1))
+            for buffer, value in ((getattr(self, f"running_mean_{name}"), mean.detach()),
+                                  (getattr(self, f"running_var_{name}"), unbiased)):
+                m = momentum.to(buffer.dtype)
+                buffer[steps] = (1 - m) * buffer[steps] + m * value[:own].to(buffer.dtype)
+                if repeats:
+                    tail = (weights * value[own:].double()).sum(0)
+                    buffer[last] = (kept[0] * buffer[last].double() + tail).to(buffer.dtype)
 
     def _training_step(self, step: torch.Tensor, rows: torch.Tensor | None) -> tuple[int | None, float]:
         """In training, the step k whose statistics this batch uses and updates, and the weight of
