@@ -9,7 +9,7 @@ import torch
 import rnnkit.native.calls as native_calls
 from rnnkit import native
 from rnnkit.cells.batchnorm import MAX_STEPS
-from rnnkit.cells.batchnorm_sequence import BatchNormLSTMSequence, StepBatchNorm
+from rnnkit.cells.batchnorm_sequence import BatchNormLSTMSequence
 from rnnkit.cells.layernorm_sequence import BlockLayerNorm, LayerNormLSTMSequence
 from rnnkit.recurrent import Recurrent
 
@@ -166,11 +166,9 @@ def test_native_batch_norm_function_matches_finite_differences():
     T, B, H = 4, 3, 2
     d = dict(dtype=torch.float64, requires_grad=True)
     inputs = (torch.randn(T, B, 4 * H, **d), torch.randn(B, H, **d), torch.randn(B, H, **d),
-              torch.randn(4 * H, H, **d), 1 + 0.3 * torch.randn(4 * H, **d), 1 + 0.3 * torch.randn(H, **d),
-              torch.randn(H, **d))
+              torch.randn(4 * H, H, **d), 1 + 0.3 * torch.randn(4 * H, **d), torch.randn(4 * H, **d),
+              1 + 0.3 * torch.randn(4 * H, **d), 1 + 0.3 * torch.randn(H, **d), torch.randn(H, **d))
     assert torch.autograd.gradcheck(lambda *a: BatchNormLSTMSequence.apply(*a)[:3], inputs)
-    x, gain, bias = torch.randn(T, B, 4 * H, **d), torch.randn(4 * H, **d), torch.randn(4 * H, **d)
-    assert torch.autograd.gradcheck(lambda *a: StepBatchNorm.apply(*a)[0], (x, gain, bias))
 
 
 def test_equal_lengths_take_the_kernels_and_padding_the_step_path(monkeypatch):
@@ -203,7 +201,8 @@ def test_native_kernels_give_the_same_bits_on_any_number_of_threads(monkeypatch,
     T, B, H = 4, 32, 128
     inputs = [torch.randn(T, B, 4 * H), torch.randn(B, H), torch.randn(B, H), 0.1 * torch.randn(4 * H, H),
               1 + 0.3 * torch.randn(4 * H)]
-    inputs += [torch.randn(4 * H)] if function is LayerNormLSTMSequence else []
+    # LN-LSTM: gain_hh, bias_hh; BN-LSTM: gain_ih, bias, gain_hh
+    inputs += [torch.randn(4 * H)] + ([1 + 0.3 * torch.randn(4 * H)] if function is BatchNormLSTMSequence else [])
     inputs += [1 + 0.3 * torch.randn(H), torch.randn(H)]
     mm_threads = torch.get_num_threads()  # PyTorch's own multiplies keep their count: only the kernels' varies
     results = {}

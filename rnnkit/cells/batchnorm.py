@@ -35,7 +35,7 @@ from torch import nn
 
 from ..native.calls import usable
 from .base import State
-from .batchnorm_sequence import BatchNormLSTMSequence, StepBatchNorm
+from .batchnorm_sequence import BatchNormLSTMSequence
 from .standard import LSTMCell
 
 MAX_STEPS = 1024  # time steps with statistics of their own (784 pixels fit); later ones share the last
@@ -127,10 +127,9 @@ class BatchNormLSTMCell(LSTMCell):
         first = int(t[0, 0])
         if not bool((t == first).all()):
             return None
-        # the input projection: each step normalised with its own batch statistics, all steps at once
-        shifted, mean_ih, var_ih = StepBatchNorm.apply(projections, self.bn_ih_gain, self.bias_ih + self.bias_hh)
-        out, h, c, mean_hh, var_hh, mean_c, var_c = BatchNormLSTMSequence.apply(
-            shifted, h, c, self.weight_hh, self.bn_hh_gain, self.bn_c_gain, self.bn_c_bias)
+        out, h, c, mean_ih, var_ih, mean_hh, var_hh, mean_c, var_c = BatchNormLSTMSequence.apply(
+            projections, h, c, self.weight_hh, self.bn_ih_gain, self.bias_ih + self.bias_hh, self.bn_hh_gain,
+            self.bn_c_gain, self.bn_c_bias)
         self._update_running(first, B, {"ih": (mean_ih, var_ih), "hh": (mean_hh, var_hh), "c": (mean_c, var_c)})
         return out, (h, c, (t + T).clamp(max=MAX_STEPS))
 

@@ -92,12 +92,10 @@ def library() -> ctypes.CDLL | None:
         return None
     lib.native_set_threads.restype = None
     lib.native_set_threads.argtypes = [ctypes.c_int]
-    # name: (size arguments, pointer arguments); sizes: (B, H), (R, W), (rows, H, blocks), (T, B, W),
-    # (B, T, H, reverse)
+    # name: (size arguments, pointer arguments); sizes: (B, H), (R, W), (rows, H, blocks), (B, T, H, reverse)
     signatures = {"lnlstm_forward": (2, 14), "lnlstm_backward": (2, 15), "column_sums": (2, 5),
-                  "layer_norm_rows_forward": (3, 6), "layer_norm_rows_backward": (3, 5), "bnlstm_forward": (2, 19),
-                  "bnlstm_backward": (2, 18), "batch_norm_steps_forward": (3, 9), "batch_norm_steps_backward": (3, 8),
-                  "linear_recurrence": (4, 4)}
+                  "layer_norm_rows_forward": (3, 6), "layer_norm_rows_backward": (3, 5), "bnlstm_forward": (2, 25),
+                  "bnlstm_backward": (2, 24), "linear_recurrence": (4, 4)}
     for name, (sizes, count) in signatures.items():
         for suffix in ("_f32", "_f64"):
             fn = getattr(lib, name + suffix)
