@@ -75,7 +75,7 @@ class BatchNormLSTMSequence(torch.autograd.Function):
         backward_kernel = kernel("bnlstm_backward", n.dtype)
         # grad_x: d loss / d projections (it leaves the function)
         grad_out, dh, dc, grad_x, token, grad_z = backward_start("bnlstm", n, grad_out, grad_h, grad_c)
-        gates, d_hat, sums = n.new_empty(B, G), n.new_empty(B, H), n.new_empty(2 * H + 4 * G, dtype=torch.float64)
+        gates, d_hat, sums = n.new_empty(B, G), n.new_empty(B, H), n.new_empty(2 * H + 3 * G, dtype=torch.float64)
         grads = [n.new_zeros(G), n.new_zeros(G), n.new_zeros(G), n.new_zeros(H), n.new_zeros(H)]
         grad_gain_ih, grad_bias, grad_gain_hh, grad_gain_c, grad_bias_c = grads
         buffers = (x_hat, x_rstd, n, z_rstd, act, cells, c_hat, c_rstd, squashed, grad_x, grad_z)

@@ -25,22 +25,23 @@
  */
 
 /* mean, biased variance and 1 / sqrt(variance + eps) of each of w columns over B rows (x: the first
- * column, rows `stride` apart); s and q (w doubles each) are scratch. */
+ * column, rows `stride` apart), in one pass: sums of x and x^2 in double, variance = E[x^2] - mean^2
+ * (clamped at 0). Double keeps the cancellation harmless for what reaches these kernels (its error
+ * is about 1e-16 mean^2, far below eps unless |mean| > 1e5 std); one pass reads the (B, 4H) slice
+ * once instead of twice. s and q (w doubles each) are scratch. */
 static inline void NAME(column_moments)(ptrdiff_t B, ptrdiff_t stride, ptrdiff_t w, const REAL *restrict x,
                                         double *restrict s, double *restrict q, REAL *restrict mean,
                                         REAL *restrict var, REAL *restrict rstd) {
     for (ptrdiff_t j = 0; j < w; j++) s[j] = q[j] = 0;
     for (ptrdiff_t b = 0; b < B; b++)
-        for (ptrdiff_t j = 0; j < w; j++) s[j] += x[b * stride + j];
-    for (ptrdiff_t j = 0; j < w; j++) s[j] /= (double)B;
-    for (ptrdiff_t b = 0; b < B; b++)
         for (ptrdiff_t j = 0; j < w; j++) {
-            double d = x[b * stride + j] - s[j];
-            q[j] += d * d;
+            const double v = x[b * stride + j];
+            s[j] += v;
+            q[j] += v * v;
         }
     for (ptrdiff_t j = 0; j < w; j++) {
-        double v = q[j] / (double)B;
-        mean[j] = (REAL)s[j];
+        const double m = s[j] / (double)B, d = q[j] / (double)B - m * m, v = d > 0 ? d : 0;
+        mean[j] = (REAL)m;
         var[j] = (REAL)v;
         rstd[j] = (REAL)(1.0 / sqrt(v + NORM_EPS));
     }
@@ -67,15 +68,40 @@ static inline void NAME(gradient_sums)(ptrdiff_t B, ptrdiff_t stride, ptrdiff_t 
     }
 }
 
-/* dx = r gain (dy - mean_b(dy) - x̂ mean_b(dy x̂)) per column, the means from gradient_sums. */
-static inline void NAME(bn_grad_apply)(ptrdiff_t B, ptrdiff_t stride, ptrdiff_t w, const REAL *restrict dy,
-                                       const REAL *restrict xhat, const REAL *restrict gain,
-                                       const REAL *restrict rstd, const double *restrict mean_a,
-                                       const double *restrict mean_ax, REAL *restrict dx) {
+/* The backward passes of both normalisations feeding the gates, a = x̂ gain_ih + n gain_hh + ...,
+ * over B rows of w of the 4H columns (rows `stride` apart), given da: the column sums Σ da (the bias's
+ * gradient, and the mean both passes need), Σ da x̂ and Σ da n (the gains' gradients), added to
+ * acc_*, then dx = r_x gain_ih (da - mean(da) - x̂ mean(da x̂)) and dz likewise with n. Two passes
+ * over the slice in all, reading da once in each for both. m (3w doubles): scratch. */
+static inline void NAME(gates_input_grads)(ptrdiff_t B, ptrdiff_t stride, ptrdiff_t w, const REAL *restrict da,
+                                           const REAL *restrict x_hat, const REAL *restrict n,
+                                           const REAL *restrict gain_ih, const REAL *restrict gain_hh,
+                                           const REAL *restrict x_rstd, const REAL *restrict z_rstd,
+                                           double *restrict m, REAL *restrict acc_bias, REAL *restrict acc_gain_ih,
+                                           REAL *restrict acc_gain_hh, REAL *restrict dx, REAL *restrict dz) {
+    double *restrict ma = m, *restrict mx = m + w, *restrict mz = m + 2 * w;
+    for (ptrdiff_t j = 0; j < w; j++) ma[j] = mx[j] = mz[j] = 0;
     for (ptrdiff_t b = 0; b < B; b++)
-        for (ptrdiff_t j = 0; j < w; j++)
-            dx[b * stride + j] = (REAL)((double)rstd[j] * gain[j] *
-                                        (dy[b * stride + j] - mean_a[j] - xhat[b * stride + j] * mean_ax[j]));
+        for (ptrdiff_t j = 0; j < w; j++) {
+            const double d = da[b * stride + j];
+            ma[j] += d;
+            mx[j] += d * x_hat[b * stride + j];
+            mz[j] += d * n[b * stride + j];
+        }
+    for (ptrdiff_t j = 0; j < w; j++) {
+        acc_bias[j] += (REAL)ma[j];
+        acc_gain_ih[j] += (REAL)mx[j];
+        acc_gain_hh[j] += (REAL)mz[j];
+        ma[j] /= (double)B;
+        mx[j] /= (double)B;
+        mz[j] /= (double)B;
+    }
+    for (ptrdiff_t b = 0; b < B; b++)
+        for (ptrdiff_t j = 0; j < w; j++) {
+            const double d = (double)da[b * stride + j] - ma[j];
+            dx[b * stride + j] = (REAL)((double)x_rstd[j] * gain_ih[j] * (d - x_hat[b * stride + j] * mx[j]));
+            dz[b * stride + j] = (REAL)((double)z_rstd[j] * gain_hh[j] * (d - n[b * stride + j] * mz[j]));
+        }
 }
 
 /* sums: 4 * 4H doubles of scratch. */
@@ -131,7 +157,7 @@ void NAME(bnlstm_forward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict x, cons
 
 /* dh (B, H): in, the gradient reaching h_t. dc (B, H): in, the gradient reaching c_t from step t+1;
  * out, the gradient reaching c_{t-1}. grad_x, grad_z (B, 4H): out, the gradients reaching x and z.
- * grad_gates (B, 4H), d_hat (B, H) and sums (2 * H + 4 * 4H doubles): scratch. acc_gain_ih, acc_bias,
+ * grad_gates (B, 4H), d_hat (B, H) and sums (2 * H + 3 * 4H doubles): scratch. acc_gain_ih, acc_bias,
  * acc_gain_hh (4H), acc_gain_c, acc_bias_c (H): this step's share is added. */
 void NAME(bnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, REAL *restrict dc,
                            const REAL *restrict x_hat, const REAL *restrict x_rstd, const REAL *restrict gain_ih,
@@ -143,8 +169,7 @@ void NAME(bnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
                            REAL *restrict acc_gain_ih, REAL *restrict acc_bias, REAL *restrict acc_gain_hh,
                            REAL *restrict acc_gain_c, REAL *restrict acc_bias_c) {
     const ptrdiff_t G = 4 * H;
-    double *restrict c1 = sums, *restrict c2 = sums + H, *restrict x1 = sums + 2 * H, *restrict x2 = x1 + G,
-                     *restrict z1 = x2 + G, *restrict z2 = z1 + G;
+    double *restrict c1 = sums, *restrict c2 = sums + H, *restrict m = sums + 2 * H;
 #pragma omp parallel num_threads(team_for(B * G))
     {
         /* the gradient reaching BN(c) gain_c + bias_c, and what its backward pass needs */
@@ -177,12 +202,8 @@ void NAME(bnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, RE
         }
         /* both normalisations of the gates' inputs, in this thread's columns of the step's (B, 4H) */
         share(G, &lo, &hi);
-        const ptrdiff_t w = hi - lo;
-        NAME(gradient_sums)(B, G, w, grad_gates + lo, x_hat + lo, x1 + lo, x2 + lo, acc_bias + lo, acc_gain_ih + lo);
-        NAME(bn_grad_apply)(B, G, w, grad_gates + lo, x_hat + lo, gain_ih + lo, x_rstd + lo, x1 + lo, x2 + lo,
-                            grad_x + lo);
-        NAME(gradient_sums)(B, G, w, grad_gates + lo, n + lo, z1 + lo, z2 + lo, NULL, acc_gain_hh + lo);
-        NAME(bn_grad_apply)(B, G, w, grad_gates + lo, n + lo, gain_hh + lo, z_rstd + lo, z1 + lo, z2 + lo,
-                            grad_z + lo);
+        NAME(gates_input_grads)(B, G, hi - lo, grad_gates + lo, x_hat + lo, n + lo, gain_ih + lo, gain_hh + lo,
+                                x_rstd + lo, z_rstd + lo, m + 3 * lo, acc_bias + lo, acc_gain_ih + lo,
+                                acc_gain_hh + lo, grad_x + lo, grad_z + lo);
     }
 }
