@@ -12,8 +12,8 @@ one C call per row pass (`rnnkit/native/lnlstm.c`, whose header has the equation
 - backward, per step: the kernel (the gradients of the gates, of z and of c_{t-1}), then
   dh_{t-1} = dz_t W_hh + the output's gradient (one multiply, packed the same way); after the
   loop dW_hh = sum_t dz_t^T h_{t-1} is one (4H x T·B) x (T·B x H) multiply instead of T small
-  ones, and the normalisation parameters' gradients are column sums over all T·B rows (rows then
-  share nothing within a step, so the kernels split them among PyTorch's threads).
+  ones. The kernel splits a step's rows among PyTorch's threads, then its columns for the
+  normalisation parameters' gradients (each step's column sums, added while its slices are in cache).
 
 It runs where the kernels are built (`rnnkit.native.library`) on CPU float32/float64 tensors;
 elsewhere the cell's step path runs instead. Checked against the step path and by finite
@@ -112,20 +112,19 @@ class LayerNormLSTMSequence(torch.autograd.Function):
         backward_kernel = kernel("lnlstm_backward", n.dtype)
         # grad_gates: d loss / d a_t, which is also d loss / d xp_t
         grad_out, dh, dc, grad_gates, token, grad_z = backward_start("lnlstm", n, grad_out, grad_h, grad_c)
-        # d_hat (T, B, H): the gradient reaching LN(c) gain_c + bias_c; from_norm (B, H): scratch
-        d_token, (d_hat, from_norm) = WORKSPACE.take(("lnlstm_d_hat", c_hat.shape, n.dtype),
-                                                     lambda: (torch.empty_like(c_hat), n.new_empty(B, H)))
-        slots = [Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z, d_hat)]
-        s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_gates, s_z, s_dhat = slots
+        # scratch: d_hat (the gradient reaching LN(c) gain_c + bias_c) and from_norm (B, H), the column sums
+        d_hat, from_norm, sums = n.new_empty(B, H), n.new_empty(B, H), n.new_empty(2 * G + 2 * H, dtype=torch.float64)
+        # the normalisation parameters' gradients, each step's share added by the kernel
+        grads = [n.new_zeros(G), n.new_zeros(G), n.new_zeros(H), n.new_zeros(H)]
+        slots = [Slots(b) for b in (n, n_rstd, act, cells, c_hat, c_rstd, squashed, grad_gates, grad_z)]
+        s_n, s_rstd, s_act, s_cells, s_chat, s_crstd, s_sq, s_gates, s_z = slots
+        scratch = [p.data_ptr() for p in (d_hat, from_norm, sums, *grads)]
 
         def step(t: int, dh_address: int) -> None:
             backward_kernel(B, H, dh_address, dc.data_ptr(), s_n[t], s_rstd[t], gain_hh.data_ptr(), s_act[t],
                             s_cells[t], s_chat[t], s_crstd[t], gain_c.data_ptr(), s_sq[t], s_gates[t], s_z[t],
-                            s_dhat[t], from_norm.data_ptr())
+                            *scratch)
 
         dh, grad_weight = through_time(step, grad_out, dh, grad_z, weight_hh, hs)
-        # the normalisation parameters' gradients: sums over all T·B rows, once per chunk
-        grad_gain_hh, grad_bias_hh = column_sums(grad_gates.view(T * B, G), n.view(T * B, G))
-        grad_gain_c, grad_bias_c = column_sums(d_hat.view(T * B, H), c_hat.view(T * B, H))
-        del token, d_token
-        return grad_gates, dh, dc, grad_weight, grad_gain_hh, grad_bias_hh, grad_gain_c, grad_bias_c
+        del token
+        return (grad_gates, dh, dc, grad_weight, *grads)

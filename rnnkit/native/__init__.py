@@ -93,7 +93,7 @@ def library() -> ctypes.CDLL | None:
     lib.native_set_threads.restype = None
     lib.native_set_threads.argtypes = [ctypes.c_int]
     # name: (size arguments, pointer arguments); sizes: (B, H), (R, W), (rows, H, blocks), (B, T, H, reverse)
-    signatures = {"lnlstm_forward": (2, 14), "lnlstm_backward": (2, 15), "column_sums": (2, 5),
+    signatures = {"lnlstm_forward": (2, 14), "lnlstm_backward": (2, 20), "column_sums": (2, 5),
                   "layer_norm_rows_forward": (3, 6), "layer_norm_rows_backward": (3, 5), "bnlstm_forward": (2, 25),
                   "bnlstm_backward": (2, 24), "linear_recurrence": (4, 4)}
     for name, (sizes, count) in signatures.items():

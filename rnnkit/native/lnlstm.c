@@ -14,9 +14,11 @@
  *   h    = o th
  * Backward, per row b, given dh (the output's gradient plus the next step's) and dc (the next
  * step's): the gradients of the gate pre-activations (which are also the input projection's), of z
- * and of c_prev; the four normalisation parameters' gradients are column sums over the whole chunk
- * afterwards (column_sums). A layer normalisation's backward pass needs only its output before the gain
- * (x̂) and 1 / deviation, which is why those are what the forward pass saves.
+ * and of c_prev, then the step's share of the four normalisation parameters' gradients (column sums
+ * over the rows, while the step's slices are still in cache: a pass over the whole chunk's buffers
+ * afterwards cost 18-28 ms of a 2 x 256 training step, this 3-4). A layer normalisation's backward
+ * pass needs only its output before the gain (x̂) and 1 / deviation, which is why those are what
+ * the forward pass saves.
  *
  * REAL is float or double: kernels.c includes this file once for each, with SUFFIX in the names,
  * after common.h (exp, activations, moments).
@@ -76,10 +78,10 @@ static inline void NAME(layer_norm_grad)(REAL *dx, const REAL *dy, const REAL *r
 }
 
 /* sum_ab[j] += sum over rows of a[row, j] b[row, j], and sum_a[j] += sum over rows of a[row, j], for W
- * columns of R rows: the normalisation parameters' gradients, taken once per chunk rather than per
- * step so that the per-step kernels share nothing between rows (and run them in parallel). Threads
- * take contiguous shares of the columns (`share`, as the BN-LSTM's reductions do), each summed over
- * all rows in row order: the same result for any thread count. sums: 2W doubles of scratch. */
+ * columns of R rows: a normalisation's gain and bias gradients over a whole chunk (the LN-LSTM's
+ * input projection). Threads take contiguous shares of the columns (`share`, as the BN-LSTM's
+ * reductions do), each summed over all rows in row order: the same result for any thread count.
+ * sums: 2W doubles of scratch. */
 void NAME(column_sums)(ptrdiff_t R, ptrdiff_t W, const REAL *restrict a, const REAL *restrict b,
                        double *restrict sums, REAL *restrict sum_ab, REAL *restrict sum_a) {
 #pragma omp parallel num_threads(team_for(R * W))
@@ -102,39 +104,70 @@ void NAME(column_sums)(ptrdiff_t R, ptrdiff_t W, const REAL *restrict a, const R
     }
 }
 
+/* acc_ab[j] += Σ_b a[b, j] x[b, j] and acc_a[j] += Σ_b a[b, j] over B rows of w columns (rows `stride`
+ * apart), summed in row order in double (s: 2w doubles of scratch) and added once. */
+static inline void NAME(add_column_sums)(ptrdiff_t B, ptrdiff_t stride, ptrdiff_t w, const REAL *restrict a,
+                                         const REAL *restrict x, double *restrict s, REAL *restrict acc_ax,
+                                         REAL *restrict acc_a) {
+    double *restrict sax = s, *restrict sa = s + w;
+    for (ptrdiff_t j = 0; j < w; j++) sax[j] = sa[j] = 0;
+    for (ptrdiff_t b = 0; b < B; b++)
+        for (ptrdiff_t j = 0; j < w; j++) {
+            sax[j] += (double)a[b * stride + j] * x[b * stride + j];
+            sa[j] += a[b * stride + j];
+        }
+    for (ptrdiff_t j = 0; j < w; j++) {
+        acc_ax[j] += (REAL)sax[j];
+        acc_a[j] += (REAL)sa[j];
+    }
+}
+
 /* dh (B, H): in, the gradient reaching h_t. dc (B, H): in, the gradient reaching c_t from step t+1;
- * out, the gradient reaching c_{t-1}. grad_gates (B, 4H), grad_z (B, 4H), d_hat (B, H): out, d_hat
- * being the gradient reaching LN(c) gain_c + bias_c (column_sums turns it and grad_gates into the
- * normalisation parameters' gradients after the loop). Rows are independent: they run in parallel. */
+ * out, the gradient reaching c_{t-1}. grad_gates (B, 4H), grad_z (B, 4H): out. d_hat (B, H), the
+ * gradient reaching LN(c) gain_c + bias_c, from_norm (B, H) and sums (2 * 4H + 2 * H doubles):
+ * scratch. acc_gain_hh, acc_bias_hh (4H), acc_gain_c, acc_bias_c (H): this step's share of the
+ * normalisation parameters' gradients is added, column sums over the rows taken while the step's
+ * slices are in cache (threads split the columns, after the row pass, in which they split the rows). */
 void NAME(lnlstm_backward)(ptrdiff_t B, ptrdiff_t H, const REAL *restrict dh, REAL *restrict dc,
                            const REAL *restrict n, const REAL *restrict n_rstd, const REAL *restrict gain_hh,
                            const REAL *restrict act, const REAL *restrict c_prev, const REAL *restrict c_hat,
                            const REAL *restrict c_rstd, const REAL *restrict gain_c, const REAL *restrict squashed,
                            REAL *restrict grad_gates, REAL *restrict grad_z, REAL *restrict d_hat,
-                           REAL *restrict from_norm) {
+                           REAL *restrict from_norm, double *restrict sums, REAL *restrict acc_gain_hh,
+                           REAL *restrict acc_bias_hh, REAL *restrict acc_gain_c, REAL *restrict acc_bias_c) {
     const ptrdiff_t G = 4 * H;
-#pragma omp parallel for num_threads(team_for(B * G)) schedule(static)
-    for (ptrdiff_t b = 0; b < B; b++) {
-        const REAL *restrict ab = act + b * G, *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H,
-                            *restrict o = ab + 3 * H;
-        const REAL *restrict dhb = dh + b * H, *restrict tb = squashed + b * H, *restrict xb = c_hat + b * H,
-                            *restrict cp = c_prev + b * H;
-        REAL *restrict dcb = dc + b * H, *restrict da = grad_gates + b * G, *restrict db = d_hat + b * H,
-                     *restrict fb = from_norm + b * H;
-        for (ptrdiff_t j = 0; j < H; j++) db[j] = dhb[j] * o[j] * ((REAL)1 - tb[j] * tb[j]);
-        NAME(layer_norm_grad)(fb, db, xb, c_rstd[b], gain_c, H);
-        for (ptrdiff_t j = 0; j < H; j++) {
-            REAL d = dcb[j] + fb[j]; /* the whole gradient reaching c_t */
-            da[j] = d * g[j] * i[j] * ((REAL)1 - i[j]);
-            da[H + j] = d * cp[j] * f[j] * ((REAL)1 - f[j]);
-            da[2 * H + j] = d * i[j] * ((REAL)1 - g[j] * g[j]);
-            da[3 * H + j] = dhb[j] * tb[j] * o[j] * ((REAL)1 - o[j]);
-            dcb[j] = d * f[j];
-        }
-        REAL *restrict dz = grad_z + b * G;
-        const REAL *restrict nb = n + b * G;
-        for (int k = 0; k < 4; k++)
-            NAME(layer_norm_grad)(dz + k * H, da + k * H, nb + k * H, n_rstd[b * 4 + k], gain_hh + k * H, H);
+#pragma omp parallel num_threads(team_for(B * G))
+    {
+#pragma omp for schedule(static)
+        for (ptrdiff_t b = 0; b < B; b++) {
+            const REAL *restrict ab = act + b * G, *restrict i = ab, *restrict f = ab + H, *restrict g = ab + 2 * H,
+                                *restrict o = ab + 3 * H;
+            const REAL *restrict dhb = dh + b * H, *restrict tb = squashed + b * H, *restrict xb = c_hat + b * H,
+                                *restrict cp = c_prev + b * H;
+            REAL *restrict dcb = dc + b * H, *restrict da = grad_gates + b * G, *restrict db = d_hat + b * H,
+                         *restrict fb = from_norm + b * H;
+            for (ptrdiff_t j = 0; j < H; j++) db[j] = dhb[j] * o[j] * ((REAL)1 - tb[j] * tb[j]);
+            NAME(layer_norm_grad)(fb, db, xb, c_rstd[b], gain_c, H);
+            for (ptrdiff_t j = 0; j < H; j++) {
+                REAL d = dcb[j] + fb[j]; /* the whole gradient reaching c_t */
+                da[j] = d * g[j] * i[j] * ((REAL)1 - i[j]);
+                da[H + j] = d * cp[j] * f[j] * ((REAL)1 - f[j]);
+                da[2 * H + j] = d * i[j] * ((REAL)1 - g[j] * g[j]);
+                da[3 * H + j] = dhb[j] * tb[j] * o[j] * ((REAL)1 - o[j]);
+                dcb[j] = d * f[j];
+            }
+            REAL *restrict dz = grad_z + b * G;
+            const REAL *restrict nb = n + b * G;
+            for (int k = 0; k < 4; k++)
+                NAME(layer_norm_grad)(dz + k * H, da + k * H, nb + k * H, n_rstd[b * 4 + k], gain_hh + k * H, H);
+        } /* (the end of an omp for waits for every thread) */
+        ptrdiff_t lo, hi;
+        share(G, &lo, &hi);
+        NAME(add_column_sums)(B, G, hi - lo, grad_gates + lo, n + lo, sums + 2 * lo, acc_gain_hh + lo,
+                              acc_bias_hh + lo);
+        share(H, &lo, &hi);
+        NAME(add_column_sums)(B, H, hi - lo, d_hat + lo, c_hat + lo, sums + 2 * G + 2 * lo, acc_gain_c + lo,
+                              acc_bias_c + lo);
     }
 }
 
