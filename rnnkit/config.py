@@ -172,6 +172,9 @@ class TrainConfig:
     # --- training
     seq_length: int = 64  # characters per truncated-BPTT chunk
     batch_size: int = 32  # parallel streams through the text (per process under torchrun)
+    state_reset: float = 0.05  # chance that a stream's carried state starts afresh (from zero) at each chunk,
+    # so the model also learns to start from nothing, as `rnnkit sample --prime` and evaluation do; 0 carries
+    # it through each epoch (a model trained so may write garbage for its first characters from a short prime)
     optimizer: str = "adam"  # the optimizer
     lr: float = 6e-3  # peak learning rate
     momentum: float = 0.9  # momentum of sgd and rmsprop; ignored by the others
@@ -219,6 +222,7 @@ class TrainConfig:
         if not 0 <= self.warmup < 1:
             raise UsageError(f"--warmup must be in [0, 1) (got {self.warmup})")
         _in_range(self, "min_lr_ratio", 0, 1)
+        _in_range(self, "state_reset", 0, 1)
         _in_range(self, "max_vocab", 300, 1_000_000)  # bpe starts from 256 byte tokens
         if self.tensorboard is not None and not 0 < len(self.tensorboard) <= 4096:
             raise UsageError("--tensorboard needs a folder name")

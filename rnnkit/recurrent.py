@@ -241,6 +241,14 @@ class Recurrent(nn.Module):
             outputs.append(y)
         return torch.stack(outputs, dim=1), self.stack_states(states)
 
+    def fresh_rows(self, state: State, rows: torch.Tensor) -> State:
+        """state with the rows marked in rows (B,) bool set back to the zero state a stream starts from;
+        step counters (``Cell.counter_states``) are kept, so every row stays at the same step."""
+        # (1, B, 1): 0 where a row starts afresh
+        fresh = (~rows).to(device=state[0].device, dtype=state[0].dtype)[None, :, None]
+        counters = self.cells[0].counter_states
+        return tuple(s if name in counters else s * fresh for name, s in zip(self.state_names, state))
+
     # ---------------------------------------------------------------- one step at a time
     # Stepping code (sampling, activation capture, diagnostics) keeps the state per layer, a list
     # of L States of (B, H) tensors, so no step slices and re-stacks the (L, B, H) layout.

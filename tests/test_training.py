@@ -350,3 +350,48 @@ def test_several_inputs_become_one_text_with_blank_lines_between(corpus_file, tm
         (tmp_path / "empty-dir").mkdir(exist_ok=True)
         with pytest.raises(UsageError, match=message):
             rnnkit.train([corpus_file, bad], out=tmp_path / "bad", max_steps=2, **quiet)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "bnlstm"])
+def test_fresh_rows_restart_from_zero_and_keep_step_counts(cell):
+    from rnnkit.recurrent import Recurrent
+    rec = Recurrent(cell, 3, 4, num_layers=2)
+    state = tuple(torch.rand(2, 5, 4) + 1 for _ in rec.state_names)
+    rows = torch.tensor([True, False, False, True, False])
+    fresh = rec.fresh_rows(state, rows)
+    for name, old, new in zip(rec.state_names, state, fresh):
+        if name == "t":  # the BN-LSTM's step count: every row stays at the same step
+            assert torch.equal(new, old)
+        else:
+            assert torch.all(new[:, rows] == 0) and torch.equal(new[:, ~rows], old[:, ~rows])
+
+
+@pytest.mark.parametrize("chance, restarted", [(0.0, 0), (1.0, 8), (0.5, None)])
+def test_language_model_streams_restart_from_zero_at_the_state_reset_rate(chance, restarted):
+    """Which carried states the model receives: all carried at 0, all zero at 1, about half at 0.5."""
+    import numpy as np
+    from rnnkit.config import ModelConfig
+    from rnnkit.models.language_model import LanguageModel
+    from rnnkit.tasks.language_model import LanguageModelTask
+
+    torch.manual_seed(0)
+    model = LanguageModel(ModelConfig(vocab_size=5, hidden_size=4, num_layers=1, embedding_size=3))
+    received = []
+    real_forward = model.forward
+    model.forward = lambda x, state=None: received.append(state) or real_forward(x, state)
+    tokens = np.random.default_rng(0).integers(0, 5, 4000)
+    task = LanguageModelTask(tokens, tokens[:100], batch_size=8, seq_length=10, eval_chars=100,
+                             device=torch.device("cpu"), state_reset=chance).bind(model)
+    for _ in range(40):
+        task.training_loss(model)
+    assert received[0] is None  # each epoch starts every stream afresh anyway
+    zero_rows = [int((s[0][0].abs().sum(1) == 0).sum()) for s in received[1:]]
+    if restarted is not None:
+        assert zero_rows == [restarted] * 39
+    else:
+        assert 0.35 < sum(zero_rows) / (39 * 8) < 0.65
+
+
+def test_state_reset_outside_0_to_1_is_refused():
+    with pytest.raises(UsageError, match="--state-reset"):
+        TrainConfig(state_reset=1.5)

@@ -197,7 +197,8 @@ def _task(tokens: np.ndarray, vocab: Vocabulary, corpus_info: dict[str, Any], tr
     if corpus_info.get("documents") is None:
         a, b = distributed.shard(a, b, world)  # each rank trains on its own share of the text
         return LanguageModelTask(tokens[a:b], tokens[c:d], train_config.batch_size, train_config.seq_length,
-                                 train_config.eval_chars, device, vocab if vocab.kind in subwords.KINDS else None)
+                                 train_config.eval_chars, device, vocab if vocab.kind in subwords.KINDS else None,
+                                 train_config.state_reset)
     train_ends = documents.document_ends(tokens[a:b], vocab.end_id)
     val_ends = documents.document_ends(tokens[c:d], vocab.end_id)
     if len(train_ends) < 2 or len(val_ends) < 2 or train_ends[0] != 0 or val_ends[0] != 0:

@@ -50,6 +50,7 @@ STATISTICS = ("running_mean_ih", "running_var_ih", "running_mean_hh", "running_v
 class BatchNormLSTMCell(LSTMCell):
     fused_mode = None
     state_names = ("h", "c", "t")
+    counter_states = ("t",)  # a fresh start keeps the step: rows at one step share their statistics (and kernels)
     reads_live = True  # `Recurrent` passes which rows have a real step: batch statistics skip padding
     zoneout_ready = False  # keeping a unit's old value at random would also freeze the step count
 
