@@ -122,17 +122,21 @@ def test_export_refuses_bad_input_in_one_line(cli, trained_run, tmp_path, monkey
 
 
 # ---------------------------------------------------------------------------- int8
-def _top1_agreement(model, text: str) -> float:
-    """Share of positions of `text` where the int8 and float steps pick the same next token."""
+def _top1_agreement(model, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """At each position of `text`: whether the int8 and float steps pick the same next token, and the
+    float model's margin between its two best logits there."""
     tokens = torch.from_numpy(model.encode(text, "text"))[None]  # (1, T)
     quantized = model.int8().module
     with torch.no_grad():
         logits, state = model.module(tokens[:, :1])
         exact, fast = model.module.generator(state), quantized.generator(state)
-        same = []
+        same, margins = [], []
         for t in range(1, tokens.shape[1]):
-            same.append(int(exact.step(tokens[:, t]).argmax()) == int(fast.step(tokens[:, t]).argmax()))
-    return float(np.mean(same))
+            float_logits, int8_logits = exact.step(tokens[:, t])[0], fast.step(tokens[:, t])[0]
+            best_two = float_logits.topk(2).values
+            same.append(int(float_logits.argmax()) == int(int8_logits.argmax()))
+            margins.append(float(best_two[0] - best_two[1]))
+    return np.array(same), np.array(margins)
 
 
 @pytest.mark.parametrize("which", ["lstm", "gru"])
@@ -140,7 +144,11 @@ def test_int8_steps_choose_the_same_next_character_almost_everywhere(trained_run
     if not [e for e in torch.backends.quantized.supported_engines if e != "none"]:
         pytest.skip("this PyTorch build has no quantised kernels for this CPU")
     model = rnnkit.load(trained_run if which == "lstm" else gru_run, device="cpu")
-    assert _top1_agreement(model, corpus_file.read_text()[:3000]) >= 0.995
+    same, margins = _top1_agreement(model, corpus_file.read_text()[:3000])
+    # The grammar has true ties (two verbs equally likely): there the rounding of int8 may pick the
+    # other one. Wherever the float model prefers one token by 0.05 in logit or more, int8 must agree.
+    assert same.mean() >= 0.99
+    assert same[margins > 0.05].all(), margins[~same]
 
 
 def test_sample_int8_writes_text_and_refuses_what_it_cannot_do(cli, trained_run, corpus_file, tmp_path):
