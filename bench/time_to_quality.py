@@ -5,7 +5,8 @@ Two protocols, both with default model and training settings:
   default    the run validates on the last 10% of its own training text (rnnkit's default)
   val-file   all of the first 90% trains and the last 10% validates (--val-file), as nanoGPT does
 
-Beside every val-file run, in the same command, the plain PyTorch loop of bench/plain_loop.py
+Every val-file run is also scored by dynamic evaluation (`rnnkit eval --dynamic`), reported as a
+separate number. Beside every val-file run, in the same command, the plain PyTorch loop of bench/plain_loop.py
 trains for the same budget and is scored on the same text, so the gain is a ratio measured on
 one machine in one run. `--corpus python` runs the same on the bundled Python corpus (its first
 1,115,394 characters, tiny Shakespeare's length, cut 90/10 the same way), to show the defaults
@@ -63,8 +64,14 @@ def run_once(train_txt: Path, val_txt: Path, out: Path, budget: float, protocol:
     wall = time.perf_counter() - started
     score = json.loads(rnnkit("eval", str(out), str(val_txt), "--json").stdout)
     info = json.loads(rnnkit("info", str(out), "--json").stdout)
+    dynamic = {}
+    if protocol == "val-file":  # a separate number: the model keeps learning from the text it scores
+        started = time.perf_counter()
+        score_dynamic = json.loads(rnnkit("eval", str(out), str(val_txt), "--json", "--dynamic").stdout)
+        dynamic = {"dynamic_val_nats_per_char": round(score_dynamic["nats_per_char"], 4),
+                   "dynamic": score_dynamic["dynamic"], "dynamic_eval_s": round(time.perf_counter() - started, 1)}
     return {"time_budget_s": budget, "protocol": protocol, "wall_s": round(wall, 1),
-            "val_nats_per_char": round(score["nats_per_char"], 4),
+            "val_nats_per_char": round(score["nats_per_char"], 4), **dynamic,
             "val_bits_per_char": round(score["bits_per_char"], 4), "steps": info["step"],
             "model": info["model_config"], "train": info["train_config"]}
 

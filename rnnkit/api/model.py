@@ -17,6 +17,7 @@ from ..data import UnknownSymbols, Vocabulary, check_text_file, encode_tokens
 from ..data.corpus import InvalidUTF8
 from ..data.subwords import KINDS as SUBWORDS, encode_subwords
 from ..data.vocab import vocabulary_from_json
+from ..dynamic import DynamicConfig, dynamic_token_nats
 from ..errors import UsageError
 from ..models.language_model import LanguageModel
 from ..data.documents import encode_documents, iter_documents, join_documents, split_documents
@@ -98,15 +99,16 @@ class Model:
             stream(decoder.flush())  # a byte model may end inside a multi-byte character
         return [self.vocab.decode(until_end(row.tolist(), end)) for row in tokens]
 
-    def evaluate(self, text: str | bytes) -> dict[str, float | int]:
+    def evaluate(self, text: str | bytes, dynamic: DynamicConfig | None = None) -> dict[str, float | int]:
         """Cross-entropy of the model on `text`: nats and bits per character. A model trained on
         documents cuts the text as it cut its corpus and scores each document from a fresh state,
-        its end included."""
+        its end included. `dynamic`: score by dynamic evaluation (rnnkit.dynamic) instead."""
+        self._check_dynamic(dynamic)
         if self.documents is None:
             tokens = self.encode(text, "the text")
             if self.vocab.kind in SUBWORDS:
-                return self._score(tokens, len(text if isinstance(text, str) else text.decode("utf-8")))
-            return self._score(tokens)
+                return self._score(tokens, len(text if isinstance(text, str) else text.decode("utf-8")), dynamic)
+            return self._score(tokens, dynamic=dynamic)
         kind = self.vocab.kind
         if kind != "bytes" and isinstance(text, bytes):
             text = text.decode("utf-8")
@@ -120,9 +122,10 @@ class Model:
         chars = sum(len(d) + 1 for d in docs) if kind in SUBWORDS else None  # each end counts as one
         return self._score_documents(tokens, np.flatnonzero(tokens == end), chars)
 
-    def evaluate_file(self, path: str | os.PathLike) -> dict[str, float | int]:
+    def evaluate_file(self, path: str | os.PathLike, dynamic: DynamicConfig | None = None) -> dict[str, float | int]:
         """Like `evaluate`, for a file of any size: it is encoded in chunks to a temporary
         token file and read through a memory map."""
+        self._check_dynamic(dynamic)
         path = check_text_file(path)
         with tempfile.TemporaryDirectory() as tmp:
             try:
@@ -136,7 +139,7 @@ class Model:
                 if self.vocab.kind in SUBWORDS:
                     (count, chars), = encode_subwords([[path]], self.vocab, Path(tmp) / "tokens.bin")
                     tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
-                    return self._score(tokens, chars)
+                    return self._score(tokens, chars, dynamic)
                 count = encode_tokens([path], self.vocab, Path(tmp) / "tokens.bin")
             except UnknownSymbols as e:
                 raise UsageError(f"{path} contains characters outside the model's vocabulary: {e}") from None
@@ -144,7 +147,7 @@ class Model:
                 raise InvalidUTF8(e.path, e.offset, "this model reads UTF-8 text (a model trained "
                                                     "with --bytes reads any file)") from None
             tokens = np.memmap(Path(tmp) / "tokens.bin", dtype=self.vocab.token_dtype, mode="r", shape=(count,))
-            return self._score(tokens)
+            return self._score(tokens, dynamic=dynamic)
 
     def file_tokens(self, path: str | os.PathLike, limit: int) -> np.ndarray:
         """Token ids of the first `limit` characters (or bytes) of a file, for tools that look at
@@ -174,12 +177,26 @@ class Model:
             return None
         return np.asarray(tokens[start:min(end, start + limit)], dtype=np.int64)
 
-    def _score(self, tokens: np.ndarray, chars: int | None = None) -> dict[str, float | int]:
+    def _check_dynamic(self, dynamic: DynamicConfig | None) -> None:
+        if dynamic is None:
+            return
+        if self.documents is not None:
+            raise UsageError(f"--dynamic reads one continuous text, and this model was trained on documents "
+                             f"(--documents {self.documents}); score it without --dynamic")
+        if not any(p.requires_grad for p in self.module.parameters()):
+            raise UsageError("--dynamic needs a model with trainable weights; drop it")
+
+    def _score(self, tokens: np.ndarray, chars: int | None = None,
+               dynamic: DynamicConfig | None = None) -> dict[str, float | int]:
         """Nats and bits per character; for word and BPE models (`chars` given: the text's
         characters) per token as well, the characters' share of the same total."""
         if len(tokens) < 2:
             raise UsageError("the text is too short to evaluate; it needs at least 2 tokens")
-        nats, count = self.module.evaluate_tokens(tokens, device=self.device)
+        if dynamic is None:
+            nats, count = self.module.evaluate_tokens(tokens, device=self.device)
+        else:
+            per_token = dynamic_token_nats(self.module, tokens, dynamic, self.device)
+            nats, count = float(per_token.mean()), len(per_token)
         if chars is None:
             return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count}
         per_char = nats * count / max(chars - 1, 1)  # the first token is context, not predicted

@@ -4,6 +4,7 @@ and sampling flags are generated from ModelConfig, TrainConfig and SamplingConfi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from ..config import ModelConfig, TrainConfig
 from ..data import BUNDLED
 from ..data.documents import output_separator
+from ..dynamic import DynamicConfig
 from ..errors import UsageError
 from ..sampling import SamplingConfig
 from .flags import S, add_command, add_config_flags, config_values
@@ -86,6 +88,18 @@ def _add_eval(sub) -> None:
                     "Score FILE with a trained model: cross-entropy in nats and bits per character.",
                     run_dir=True, file="text to score", which=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    defaults = DynamicConfig()
+    p.add_argument("--dynamic", action="store_true",
+                   help="dynamic evaluation (Krause et al. 2018): read FILE in order as one stream and learn from "
+                        "each segment after scoring it, so every character is scored by weights that saw only "
+                        "the text before it; slower (batch 1), and a different number from the plain score")
+    p.add_argument("--dynamic-lr", type=float, default=defaults.lr, metavar="LR",
+                   help=f"--dynamic: step per weight in units of its gradient's running RMS (default {defaults.lr:g})")
+    p.add_argument("--dynamic-decay", type=float, default=defaults.decay, metavar="D",
+                   help=f"--dynamic: pull towards the trained weights per segment, in [0, 1) "
+                        f"(default {defaults.decay:g})")
+    p.add_argument("--dynamic-segment", type=int, default=defaults.segment, metavar="N",
+                   help=f"--dynamic: tokens scored between updates (default {defaults.segment})")
 
 
 def _add_info(sub) -> None:
@@ -168,16 +182,19 @@ def _interactive(model, config: SamplingConfig, out) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..api import load
-    result = load(args.run_dir, which=args.which, device=args.device).evaluate_file(args.file)
+    dynamic = DynamicConfig(args.dynamic_lr, args.dynamic_decay, args.dynamic_segment) if args.dynamic else None
+    result = load(args.run_dir, which=args.which, device=args.device).evaluate_file(args.file, dynamic)
     if args.json:
-        print(json.dumps({"file": args.file, **result}))
+        extra = {"dynamic": dataclasses.asdict(dynamic)} if dynamic else {}
+        print(json.dumps({"file": args.file, **result, **extra}))
     else:
         per_token = (f", {result['nats_per_token']:.4f} nats/token over {result['tokens']:,} tokens"
                      if "tokens" in result else "")
         print(f"{args.file}: {result['bits_per_char']:.4f} bits/char, {result['nats_per_char']:.4f} nats/char "
               f"over {result['chars']:,} characters{per_token}"
               + (f" in {result['documents']:,} documents (each end counted as a character)" if "documents" in result
-                 else ""))
+                 else "")
+              + (" (dynamic evaluation)" if dynamic else ""))
     return 0
 
 
