@@ -130,11 +130,11 @@ def time_to_quality(r: dict) -> str:
         mc, plain = row["model"], row.get("plain_loop")
         out.append([corpus, f"{row['time_budget_s']:g} s", row["protocol"],
                     f"{mc['cell']} {mc['num_layers']} x {mc['hidden_size']}" + (f" `{row['flags']}`" if row.get("flags") else ""),
-                    row["steps"], row["val_nats_per_char"],
+                    row["steps"], row["val_nats_per_char"], row.get("dynamic_val_nats_per_char", ""),
                     f"<= {goal} ({verdict(row['val_nats_per_char'] <= goal)})" if goal else "",
                     f"{plain['val_nats_per_char']} ({plain['steps']} steps)" if plain else "not run",
                     f"{row['plain_over_rnnkit']:.3f}" if plain else "", row.get("date", "before 2026-12-01")])
-    return table(["corpus", "budget", "protocol", "model", "steps", "val nats/char", "goal",
+    return table(["corpus", "budget", "protocol", "model", "steps", "val nats/char", "dynamic eval", "goal",
                   "plain PyTorch loop, same budget", "plain / rnnkit", "measured"], out)
 
 

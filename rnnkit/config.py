@@ -88,18 +88,21 @@ def _in_range(obj: Any, name: str, low: float, high: float) -> None:
 @dataclass(frozen=True)
 class ModelConfig:
     # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md,
-    # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead
-    # unless told otherwise (api.training.LONG_BUDGET_MODEL: measured better at that budget).
+    # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead, and on
+    # the CPU the LN-LSTM, unless told otherwise (api.training.LONG_BUDGET_MODEL and long_budget_cell:
+    # measured better at that budget).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     # --- model
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised
-    # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; no fused kernel, ~1.3-1.7x slower),
+    # recurrence), lnlstm (layer-normalised LSTM, Ba et al. 2016; on rnnkit's C kernels, 1.4-1.7x slower
+    # per step than lstm on the CPU),
     # bnlstm (batch-normalised LSTM, Cooijmans et al. 2016: statistics per time step, running averages
     # for evaluation and sampling), gfrnn (gated-feedback LSTM stack, Chung et al. 2015: every layer
     # reads all layers' previous states through learned reset gates),
     # indrnn (ReLU, one bounded recurrent weight per unit, Li et al. 2018), mingru, minlstm (gates from the
     # input only, Feng et al. 2024: a sequence is one parallel scan), esn (echo state network: a fixed random
-    # reservoir, Jaeger 2001; only the output layer learns, with no backpropagation through time)
+    # reservoir, Jaeger 2001; only the output layer learns, with no backpropagation through time); lnlstm
+    # when --time >= 600 on the CPU with rnnkit's C kernels, where it measured better
     hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better)
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 = one-hot input

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import rnnkit
+from rnnkit import native
 from rnnkit.precision import onednn_bf16_rnn
 from rnnkit.config import TrainConfig
 from rnnkit.errors import UsageError
@@ -207,9 +208,29 @@ def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tm
     rnnkit.train(corpus_file, out=tmp_path / "a", time=600, **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "b", time=600, hidden_size=64, **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "c", time=130, **quiet)
-    assert (seen[0].hidden_size, seen[0].dropout) == (384, 0.2)
-    assert (seen[1].hidden_size, seen[1].dropout) == (64, 0.2)  # what the user gave is kept
-    assert (seen[2].hidden_size, seen[2].dropout) == (256, 0.0)
+    rnnkit.train(corpus_file, out=tmp_path / "d", time=600, cell="gru", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "e", time=600, autocast="bf16", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "f", time=600, zoneout=0.1, **quiet)
+    long_cell = "lnlstm" if native.library() is not None else "lstm"
+    monkeypatch.setenv("RNNKIT_NATIVE", "0")  # without the C kernels the LN-LSTM would run step by step
+    native.library.cache_clear()
+    try:
+        rnnkit.train(corpus_file, out=tmp_path / "g", time=600, **quiet)
+    finally:
+        native.library.cache_clear()  # loaded again once RNNKIT_NATIVE is restored
+    assert (seen[0].cell, seen[0].hidden_size, seen[0].dropout) == (long_cell, 384, 0.2)
+    assert (seen[1].cell, seen[1].hidden_size, seen[1].dropout) == (long_cell, 64, 0.2)  # what the user gave is kept
+    assert (seen[2].cell, seen[2].hidden_size, seen[2].dropout) == ("lstm", 256, 0.0)
+    assert [c.cell for c in seen[3:]] == ["gru", "lstm", "lstm", "lstm"]
+
+
+@pytest.mark.skipif(native.library() is None, reason="the C kernels could not be built here")
+def test_the_long_budget_cell_is_named_in_the_log(corpus_file, tmp_path, monkeypatch):
+    from rnnkit.api import training
+    monkeypatch.setattr(training, "_run", lambda *a, **k: None)
+    lines = []
+    rnnkit.train(corpus_file, out=tmp_path / "a", time=600, log=lines.append)
+    assert any("long-budget defaults" in line and "--cell lnlstm" in line for line in lines), lines
 
 
 def test_metrics_file_has_every_step_once_across_an_interruption(corpus_file, tmp_path):
