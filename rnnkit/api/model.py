@@ -178,13 +178,9 @@ class Model:
         return np.asarray(tokens[start:min(end, start + limit)], dtype=np.int64)
 
     def _check_dynamic(self, dynamic: DynamicConfig | None) -> None:
-        if dynamic is None:
-            return
-        if self.documents is not None:
+        if dynamic is not None and self.documents is not None:
             raise UsageError(f"--dynamic reads one continuous text, and this model was trained on documents "
                              f"(--documents {self.documents}); score it without --dynamic")
-        if not any(p.requires_grad for p in self.module.parameters()):
-            raise UsageError("--dynamic needs a model with trainable weights; drop it")
 
     def _score(self, tokens: np.ndarray, chars: int | None = None,
                dynamic: DynamicConfig | None = None) -> dict[str, float | int]:

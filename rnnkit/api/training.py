@@ -113,8 +113,9 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
         check_log_dir(train_config.tensorboard)
     device, world = _join(train_config)
     if long_budget:
-        long_budget.update(long_budget_cell(model_options, train_config, device))
-        model_options.update(long_budget)
+        cell = long_budget_cell(model_options, train_config, device)
+        long_budget.update(cell)
+        model_options.update(cell)
     if world.active and train_config.documents is not None:
         raise UsageError("--documents does not train data-parallel yet; run it in one process (without torchrun)")
     if not world.is_main:  # rank 0 reads and encodes the corpus; the others take its results
