@@ -228,6 +228,8 @@ def path_of(model: LanguageModel) -> str:
         return "whole-chunk scan, in C" if native.library() is not None else "whole-chunk scan, chunked"
     if type(cell).recurrent_sequence is not Cell.recurrent_sequence and native.library() is not None:
         return "native C kernels, input projection hoisted"
+    if cell.feedback and native.library() is not None:  # the whole stack and chunk as one node
+        return "native C kernels, whole stack per step"
     return "step path, input projection hoisted"
 
 

@@ -23,7 +23,9 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .cells import CELL_TYPES, Cell, State
+from .cells.feedback_sequence import MAX_LAYERS, GatedFeedbackSequence, stacked_weights
 from .errors import UsageError
+from .native.calls import usable
 from .precision import rnn_kernel_context
 
 _FUSED_MODULES = {
@@ -188,6 +190,8 @@ class Recurrent(nn.Module):
         # (T, B, 1): which sequences still have a real step at time t; None: all of them, every step
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         if self.cells[0].feedback:
+            if scan and live is None and _whole_stack_usable(x, self.num_layers):  # no padding: the whole chunk in one node
+                return self._forward_feedback_chunk(x, state)
             return self._forward_feedback(x, state, live)
         if self.bidirectional:
             flip = _within_length_flip(torch.full((B,), T) if lengths is None else lengths, T, x.device)
@@ -240,6 +244,19 @@ class Recurrent(nn.Module):
             states = new
             outputs.append(y)
         return torch.stack(outputs, dim=1), self.stack_states(states)
+
+    def _forward_feedback_chunk(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The same stack as `_forward_feedback`, as one autograd node (`GatedFeedbackSequence`)."""
+        h0, c0 = state
+        T, B, L, H = x.shape[1], x.shape[0], self.num_layers, self.hidden_size
+        xp = self.cells[0].input_projection(x).transpose(0, 1).contiguous()  # (T, B, 4H + L)
+        masks = None
+        if self.training and self.dropout > 0 and L > 1:  # dropout on each upper layer's input, as per step
+            masks = F.dropout(x.new_ones(L - 1, T, B, H), self.dropout, True)
+        weights = [w for group in stacked_weights(list(self.cells)) for w in group]
+        biases = torch.stack([c.bias_hh for c in self.cells])
+        out, h, c = GatedFeedbackSequence.apply(xp, h0.contiguous(), c0.contiguous(), masks, biases, *weights)
+        return out.transpose(0, 1), (h, c)
 
     def fresh_rows(self, state: State, rows: torch.Tensor) -> State:
         """state with the rows marked in rows (B,) bool set back to the zero state a stream starts from;
@@ -358,3 +375,9 @@ def detach_state(state: State) -> State:
     through the whole history and memory would grow without bound.
     """
     return tuple(s.detach() for s in state)
+
+
+def _whole_stack_usable(x: torch.Tensor, num_layers: int) -> bool:
+    """Whether a gated-feedback chunk can run as one node: where the native kernels run (CPU,
+    float32/64, no autocast, no tracer: `native.calls.usable`)."""
+    return usable(x) and num_layers <= MAX_LAYERS

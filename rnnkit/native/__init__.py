@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCES = ("kernels.c", "common.h", "lnlstm.c", "bnlstm.c", "scan.c")
+SOURCES = ("kernels.c", "common.h", "lnlstm.c", "bnlstm.c", "scan.c", "gfrnn.c")
 # -fno-trapping-math lets the compiler vectorise the exp; -fassociative-math (with -fno-signed-zeros)
 # the reductions. NaN and infinity keep their meaning (no -ffinite-math-only).
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
@@ -92,10 +92,12 @@ def library() -> ctypes.CDLL | None:
         return None
     lib.native_set_threads.restype = None
     lib.native_set_threads.argtypes = [ctypes.c_int]
-    # name: (size arguments, pointer arguments); sizes: (B, H), (R, W), (rows, H, blocks), (B, T, H, reverse)
+    # name: (size arguments, pointer arguments); sizes: (B, H), (R, W), (rows, H, blocks), (B, T, H, reverse),
+    # (B, H, L, layer[, source stride])
     signatures = {"lnlstm_forward": (2, 14), "lnlstm_backward": (2, 20), "column_sums": (2, 5),
                   "layer_norm_rows_forward": (3, 6), "layer_norm_rows_backward": (3, 5), "bnlstm_forward": (2, 25),
-                  "bnlstm_backward": (2, 24), "linear_recurrence": (4, 4)}
+                  "bnlstm_backward": (2, 24), "linear_recurrence": (4, 4), "gfrnn_forward": (4, 9),
+                  "gfrnn_backward": (5, 13)}
     for name, (sizes, count) in signatures.items():
         for suffix in ("_f32", "_f64"):
             fn = getattr(lib, name + suffix)

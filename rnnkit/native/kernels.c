@@ -38,6 +38,7 @@ static inline void share(ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi) {
 #include "lnlstm.c"
 #include "bnlstm.c"
 #include "scan.c"
+#include "gfrnn.c"
 #undef REAL
 #undef REAL_IS_FLOAT
 #undef SUFFIX
@@ -49,3 +50,4 @@ static inline void share(ptrdiff_t n, ptrdiff_t *lo, ptrdiff_t *hi) {
 #include "lnlstm.c"
 #include "bnlstm.c"
 #include "scan.c"
+#include "gfrnn.c"
