@@ -190,7 +190,7 @@ class Recurrent(nn.Module):
         # (T, B, 1): which sequences still have a real step at time t; None: all of them, every step
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         if self.cells[0].feedback:
-            if scan and live is None and _whole_stack_usable(x, self.num_layers):  # no padding: the whole chunk in one node
+            if scan and live is None and _whole_stack_usable(x, self.num_layers):  # no padding: one node
                 return self._forward_feedback_chunk(x, state)
             return self._forward_feedback(x, state, live)
         if self.bidirectional:

@@ -57,8 +57,9 @@ void NAME(gfrnn_forward)(ptrdiff_t B, ptrdiff_t H, ptrdiff_t L, ptrdiff_t j,
 /* dh (B, H): the gradient reaching h_t through the next step; out (or NULL): the output's gradient;
  * above (or NULL): through the layer above's input, times mask (or NULL: no dropout). dc (B, H): in,
  * from step t+1; out, to c_{t-1}. d_a (B, 4H + L): out. d_rec: the gradient of rec, one (B, R) block
- * per source, source s at d_rec + s * d_rec_stride; this layer's columns of every source's block are written: its own four blocks (the
- * candidate's gated by g_j), its feedback slot in every other source, its L reset columns in all. */
+ * per source, source s at d_rec + s * d_rec_stride. Of every source's block, this layer's columns are
+ * written: its own four blocks (the candidate's gated by g_j), its feedback slot in every other
+ * source, its L reset columns in all. */
 void NAME(gfrnn_backward)(ptrdiff_t B, ptrdiff_t H, ptrdiff_t L, ptrdiff_t j, ptrdiff_t d_rec_stride,
                           const REAL *restrict dh, const REAL *restrict out, const REAL *restrict above,
                           const REAL *restrict mask, REAL *restrict dc, const REAL *restrict act,
