@@ -18,6 +18,8 @@ differences in tests/test_feedback_sequence.py.
 
 from __future__ import annotations
 
+import ctypes
+
 import torch
 
 from ..native.calls import kernel, step_multiplier
@@ -62,7 +64,7 @@ class GatedFeedbackSequence(torch.autograd.Function):
         hs[:, 0], cells[:, 0] = h0, c0
         # rec[t][i] (B, R): what h^i_{t-1} contributes at step t, R = 4H + (L-1)H + L·L; the kernel reads
         # the L arrays of a step through their addresses (addresses[t])
-        rec, addresses = [[times_rec[i](h0[i]) for i in range(L)]], torch.empty(T, L, dtype=torch.int64)
+        rec, addresses = [[times_rec[i](h0[i]) for i in range(L)]], []
         # each upper layer's input after dropout; without dropout, the outputs of the layer below
         inputs = xp.new_empty(L - 1, T, B, H) if masks is not None else hs[:L - 1, 1:]
         act = xp.new_empty(L, T, B, 4 * H)  # σ(i), σ(f), tanh(content), σ(o)
@@ -70,7 +72,7 @@ class GatedFeedbackSequence(torch.autograd.Function):
         tanh_c = xp.new_empty(L, T, B, H)
         biases = recurrent_biases.detach().contiguous()
         for t in range(T):
-            addresses[t] = torch.tensor([r.data_ptr() for r in rec[t]])
+            addresses.append((ctypes.c_void_p * L)(*(r.data_ptr() for r in rec[t])))
             for j in range(L):
                 if j == 0:
                     a = xp[t]
@@ -78,7 +80,7 @@ class GatedFeedbackSequence(torch.autograd.Function):
                     below = hs[j - 1, t + 1] if masks is None else torch.mul(hs[j - 1, t + 1], masks[j - 1, t],
                                                                              out=inputs[j - 1, t])
                     a = times_in[j - 1](below).add_(b_in[j - 1])
-                forward_kernel(B, H, L, j, a.data_ptr(), addresses[t].data_ptr(), biases[j].data_ptr(),
+                forward_kernel(B, H, L, j, a.data_ptr(), addresses[t], biases[j].data_ptr(),
                                cells[j, t].data_ptr(), act[j, t].data_ptr(), resets[j, t].data_ptr(),
                                cells[j, t + 1].data_ptr(), tanh_c[j, t].data_ptr(), hs[j, t + 1].data_ptr())
             if t + 1 < T:
@@ -112,7 +114,7 @@ class GatedFeedbackSequence(torch.autograd.Function):
                 backward_kernel(B, H, L, j, T * B * R, dh[j].data_ptr(), out,
                                 above.data_ptr() if above is not None else None, mask, dc[j].data_ptr(),
                                 act[j, t].data_ptr(), resets[j, t].data_ptr(), cells[j, t].data_ptr(),
-                                tanh_c[j, t].data_ptr(), addresses[t].data_ptr(), biases[j].data_ptr(),
+                                tanh_c[j, t].data_ptr(), addresses[t], biases[j].data_ptr(),
                                 d_a[j, t].data_ptr(), d_rec[0, t].data_ptr())
                 del above
             dh = [times_rec[i](d_rec[i, t]) for i in range(L)]  # to h^i_{t-1}, through rec[t][i]

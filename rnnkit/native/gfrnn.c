@@ -46,11 +46,9 @@ void NAME(gfrnn_forward)(ptrdiff_t B, ptrdiff_t H, ptrdiff_t L, ptrdiff_t j,
         for (ptrdiff_t k = 0; k < H; k++) content[k] = NAME(tanh_)(content[k]);
         const REAL *restrict cp = c_prev + b * H, *restrict i = xb, *restrict f = xb + H, *restrict o = xb + 3 * H;
         REAL *restrict cb = c + b * H, *restrict tb = tanh_c + b * H, *restrict hb = h + b * H;
-        for (ptrdiff_t k = 0; k < H; k++) {
-            cb[k] = f[k] * cp[k] + i[k] * content[k];
-            tb[k] = NAME(tanh_)(cb[k]);
-            hb[k] = o[k] * tb[k];
-        }
+        for (ptrdiff_t k = 0; k < H; k++) cb[k] = f[k] * cp[k] + i[k] * content[k];
+        for (ptrdiff_t k = 0; k < H; k++) tb[k] = NAME(tanh_)(cb[k]);
+        for (ptrdiff_t k = 0; k < H; k++) hb[k] = o[k] * tb[k];
     }
 }
 
@@ -72,27 +70,35 @@ void NAME(gfrnn_backward)(ptrdiff_t B, ptrdiff_t H, ptrdiff_t L, ptrdiff_t j, pt
         const REAL *restrict xb = act + b * 4 * H, *restrict gb = resets + b * L, *restrict tb = tanh_c + b * H,
                    *restrict cp = c_prev + b * H, *restrict own = rec[j] + b * R;
         const REAL *restrict i = xb, *restrict f = xb + H, *restrict content = xb + 2 * H, *restrict o = xb + 3 * H;
-        REAL *restrict db = d_a + b * A, *restrict dcb = dc + b * H, *restrict d_own = d_rec + j * d_rec_stride + b * R;
+        REAL *restrict db = d_a + b * A, *restrict dcb = dc + b * H;
+        REAL *restrict d_own = d_rec + j * d_rec_stride + b * R;
         REAL d_gate[64]; /* d loss / d g_s: L is at most 64 (checked where the stack is built) */
-        for (ptrdiff_t s = 0; s < L; s++) d_gate[s] = 0;
-        const REAL gj = gb[j];
+        /* the gradient reaching h_t, gathered first into d_o's place, which the pass below overwrites
+         * after reading (separate loops, without branches, so that the compiler vectorises them) */
+        REAL *restrict d_h = db + 3 * H;
+        for (ptrdiff_t k = 0; k < H; k++) d_h[k] = dh[b * H + k];
+        if (out)
+            for (ptrdiff_t k = 0; k < H; k++) d_h[k] += out[b * H + k];
+        if (above && mask)
+            for (ptrdiff_t k = 0; k < H; k++) d_h[k] += above[b * H + k] * mask[b * H + k];
+        else if (above)
+            for (ptrdiff_t k = 0; k < H; k++) d_h[k] += above[b * H + k];
+        const REAL gj = gb[j], *restrict own_c = own + 2 * H, *restrict bias_c = bias + 2 * H;
+        REAL own_sum = 0;
         for (ptrdiff_t k = 0; k < H; k++) {
-            REAL d_h = dh[b * H + k];
-            if (out) d_h += out[b * H + k];
-            if (above) d_h += mask ? above[b * H + k] * mask[b * H + k] : above[b * H + k];
-            const REAL d_c = dcb[k] + d_h * o[k] * (1 - tb[k] * tb[k]);
+            const REAL d_c = dcb[k] + d_h[k] * o[k] * (1 - tb[k] * tb[k]);
             const REAL d_content = d_c * i[k] * (1 - content[k] * content[k]);
             db[k] = d_c * content[k] * i[k] * (1 - i[k]);
             db[H + k] = d_c * cp[k] * f[k] * (1 - f[k]);
             db[2 * H + k] = d_content;
-            db[3 * H + k] = d_h * tb[k] * o[k] * (1 - o[k]);
+            d_h[k] = d_h[k] * tb[k] * o[k] * (1 - o[k]); /* now d_o */
             dcb[k] = d_c * f[k];
-            d_gate[j] += d_content * (own[2 * H + k] + bias[2 * H + k]);
-            d_own[k] = db[k];
-            d_own[H + k] = db[H + k];
-            d_own[2 * H + k] = d_content * gj;
-            d_own[3 * H + k] = db[3 * H + k];
+            own_sum += d_content * (own_c[k] + bias_c[k]);
         }
+        d_gate[j] = own_sum;
+        for (ptrdiff_t k = 0; k < 2 * H; k++) d_own[k] = db[k];
+        for (ptrdiff_t k = 0; k < H; k++) d_own[2 * H + k] = db[2 * H + k] * gj;
+        for (ptrdiff_t k = 0; k < H; k++) d_own[3 * H + k] = d_h[k];
         for (ptrdiff_t s = 0; s < L; s++) {
             if (s == j) continue;
             const ptrdiff_t slot = NAME(feedback_slot)(H, s, j);
