@@ -16,7 +16,8 @@ it (the paper's motivation: layers settle on different timescales). Weights keep
 layers' U_c^{i->j} are ``weight_feedback`` (L-1, H, H), the reset gates' input weights extend
 the input projection (so a whole chunk's input part is still one multiply) and their weights on h*
 are ``reset_weight_hh`` (L, L*H). A stack of these cells is run time step by time step with all
-layers inside the step (`Recurrent._forward_feedback`), since layer j at step t reads layer j+1 at t-1.
+layers inside the step (`Recurrent._forward_feedback`), since layer j at step t reads layer j+1 at t-1;
+where the C kernels run, a chunk of the whole stack is one node instead (`feedback_sequence.py`).
 """
 
 from __future__ import annotations

@@ -2,18 +2,19 @@
 
 Run as PyTorch operations inside the step loop (`GatedFeedbackLSTMCell.recurrent_step`), each layer
 and step costs five small multiplies and some thirty element-wise operations, each with its graph
-node; at H = 256 those, not the arithmetic, set the speed (0.24-0.29 of nn.LSTM's GFLOP/s). Here
-every multiply that reads a layer's new state h^i_t is one multiply by that layer's stacked weight,
-and the backward pass is written out, so no graph is built per step:
+node; those, not the arithmetic, set the speed (0.24-0.29 of nn.LSTM's GFLOP/s). Here every
+multiply that reads a layer's new state h^i_t is one multiply by that layer's stacked weight,
 
-    rec^i_t = h^i_t W_rec^i^T        (B, 4H + (L-1)H + L·L), W_rec^i stacks, for source layer i:
-        [ U^i (its own four gate blocks) | U_c^{i->k} for every other layer k | u^{.->k} columns of h^i for every k ]
+    rec^i_t = h^i_t W_rec^i^T   (B, R), R = 4H + (L-1)H + L·L, W_rec^i stacking for source layer i
+        [U^i (its own four gate blocks) | U_c^{i->k} for each other layer k | u^{.->k}'s columns of h^i for each k]
 
 so per step there is one multiply per layer for the recurrence (read at t+1 by every layer), one
-per layer above the first for its input (the layer below's output after dropout), and the same
-counts backwards, plus the weights' gradients as one multiply per weight over all T steps.
-Equations and weight layout: `feedback.py`. Checked against the step path and by finite
-differences in tests/test_feedback_sequence.py.
+per layer above the first for its input (the layer below's output after dropout), the same counts
+backwards, and the weights' gradients as one multiply per weight over all T steps. The
+element-wise work of a layer's step, forwards and backwards, is one C call (`rnnkit/native/gfrnn.c`,
+whose header has the equations; their derivation is in `feedback.py`). It runs where the kernels
+are built (`native.calls.usable`); elsewhere, and for padded batches, the step path runs. Checked
+against the step path and by finite differences in tests/test_feedback_sequence.py.
 """
 
 from __future__ import annotations
