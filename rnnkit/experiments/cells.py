@@ -4,7 +4,8 @@ corpus (the 37 plays, 5 M characters) at an equal wall-clock budget, each with t
 
 - gated feedback (Chung et al. 2015): a GF-LSTM stack beats an equally sized stacked LSTM on
   character-level language modelling (their Table 2, per step, on a GPU); here at equal time on a
-  CPU, where the LSTM runs on a fused kernel and the GF-LSTM on rnnkit's step path;
+  CPU, where the LSTM runs on a fused kernel and the GF-LSTM on rnnkit's C kernels (or its step
+  path where no compiler built them);
 - minGRU / minLSTM (Feng et al. 2024): trained by a parallel scan, close to the LSTM (the paper's
   1.548 for minGRU on Shakespeare);
 - an echo state reservoir (Jaeger 2001) with only its softmax readout trained: how far a fixed
