@@ -204,24 +204,33 @@ def test_bytes_model_trains_and_samples(tmp_path):
 def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tmp_path, monkeypatch):
     from rnnkit.api import training
     seen = []
-    monkeypatch.setattr(training, "_run", lambda run_dir, model, *a, **k: seen.append(model.config))
+    monkeypatch.setattr(training, "_run", lambda run_dir, model, vocab, info, config, *a, **k:
+                        seen.append(model.config) or trained.append((config.optimizer, config.weight_decay)))
+    trained = []
     rnnkit.train(corpus_file, out=tmp_path / "a", time=600, **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "b", time=600, hidden_size=64, **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "c", time=130, **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "d", time=600, cell="gru", **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "e", time=600, autocast="bf16", **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "f", time=600, zoneout=0.1, **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "h", time=600, optimizer="adam", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "i", time=600, weight_decay=0.01, **quiet)
     long_cell = "lnlstm" if native.library() is not None else "lstm"
     monkeypatch.setenv("RNNKIT_NATIVE", "0")  # without the C kernels the LN-LSTM would run step by step
     native.library.cache_clear()
     try:
-        rnnkit.train(corpus_file, out=tmp_path / "g", time=600, **quiet)
+        rnnkit.train(corpus_file, out=tmp_path / "g", time=600, **quiet)  # seen[8]
     finally:
         native.library.cache_clear()  # loaded again once RNNKIT_NATIVE is restored
     assert (seen[0].cell, seen[0].hidden_size, seen[0].dropout) == (long_cell, 384, 0.2)
     assert (seen[1].cell, seen[1].hidden_size, seen[1].dropout) == (long_cell, 64, 0.2)  # what the user gave is kept
     assert (seen[2].cell, seen[2].hidden_size, seen[2].dropout) == ("lstm", 256, 0.0)
-    assert [c.cell for c in seen[3:]] == ["gru", "lstm", "lstm", "lstm"]
+    assert [c.cell for c in seen[3:6]] == ["gru", "lstm", "lstm"]
+    # the LN-LSTM default trains with AdamW and weight decay, unless the user chose either
+    long_training = ("adamw", 0.1) if long_cell == "lnlstm" else ("adam", 0.0)
+    assert trained[:2] == [long_training] * 2 and trained[2:6] == [("adam", 0.0)] * 4
+    assert [c.cell for c in seen[6:8]] == [long_cell] * 2 and trained[6:8] == [("adam", 0.0), ("adam", 0.01)]
+    assert (seen[8].cell, trained[8]) == ("lstm", ("adam", 0.0))  # RNNKIT_NATIVE=0
 
 
 @pytest.mark.skipif(native.library() is None, reason="the C kernels could not be built here")
@@ -230,7 +239,8 @@ def test_the_long_budget_cell_is_named_in_the_log(corpus_file, tmp_path, monkeyp
     monkeypatch.setattr(training, "_run", lambda *a, **k: None)
     lines = []
     rnnkit.train(corpus_file, out=tmp_path / "a", time=600, log=lines.append)
-    assert any("long-budget defaults" in line and "--cell lnlstm" in line for line in lines), lines
+    assert any("long-budget defaults" in line and "--cell lnlstm" in line and "--optimizer adamw" in line
+               and "--weight-decay 0.1" in line for line in lines), lines
 
 
 def test_metrics_file_has_every_step_once_across_an_interruption(corpus_file, tmp_path):
