@@ -90,7 +90,7 @@ class ModelConfig:
     # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md,
     # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead, and on
     # the CPU the LN-LSTM trained by AdamW with weight decay 0.1, unless told otherwise
-    # (api.training.LONG_BUDGET_MODEL and long_budget_cell: measured better at that budget).
+    # (api.training.LONG_BUDGET_MODEL and long_budget_cpu_defaults: measured better at that budget).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     # --- model
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised

@@ -190,7 +190,8 @@ class Recurrent(nn.Module):
         # (T, B, 1): which sequences still have a real step at time t; None: all of them, every step
         live = None if lengths is None else (torch.arange(T, device=x.device)[:, None] < lengths.to(x.device))[..., None]
         if self.cells[0].feedback:
-            if scan and live is None and _whole_stack_usable(x, self.num_layers):  # no padding: one node
+            # no padding, where the C kernels run (CPU, float32/64, no autocast, no tracer): one node
+            if scan and live is None and usable(x) and self.num_layers <= MAX_LAYERS:
                 return self._forward_feedback_chunk(x, state)
             return self._forward_feedback(x, state, live)
         if self.bidirectional:
@@ -375,9 +376,3 @@ def detach_state(state: State) -> State:
     through the whole history and memory would grow without bound.
     """
     return tuple(s.detach() for s in state)
-
-
-def _whole_stack_usable(x: torch.Tensor, num_layers: int) -> bool:
-    """Whether a gated-feedback chunk can run as one node: where the native kernels run (CPU,
-    float32/64, no autocast, no tracer: `native.calls.usable`)."""
-    return usable(x) and num_layers <= MAX_LAYERS

@@ -57,8 +57,8 @@ LONG_BUDGET_CPU_CELL = "lnlstm"
 LONG_BUDGET_CPU_TRAIN = {"optimizer": "adamw", "weight_decay": 0.1}
 
 
-def long_budget_cell(model_options: dict[str, Any], train_options: dict[str, Any], train_config: TrainConfig,
-                     device: torch.device) -> tuple[dict, dict]:
+def long_budget_cpu_defaults(model_options: dict[str, Any], train_options: dict[str, Any],
+                             train_config: TrainConfig, device: torch.device) -> tuple[dict, dict]:
     """({"cell": LONG_BUDGET_CPU_CELL}, its training settings the user left open) where a long --time
     budget should use the LN-LSTM, else ({}, {})."""
     from ..native import library
@@ -121,7 +121,7 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
         check_log_dir(train_config.tensorboard)
     device, world = _join(train_config)
     if long_budget:
-        cell, training = long_budget_cell(model_options, train_options, train_config, device)
+        cell, training = long_budget_cpu_defaults(model_options, train_options, train_config, device)
         long_budget.update(cell | training)
         model_options.update(cell)
         train_config = dataclasses.replace(train_config, **training)

@@ -117,7 +117,6 @@ class GatedFeedbackSequence(torch.autograd.Function):
                                 act[j, t].data_ptr(), resets[j, t].data_ptr(), cells[j, t].data_ptr(),
                                 tanh_c[j, t].data_ptr(), addresses[t], biases[j].data_ptr(),
                                 d_a[j, t].data_ptr(), d_rec[0, t].data_ptr())
-                del above
             dh = [times_rec[i](d_rec[i, t]) for i in range(L)]  # to h^i_{t-1}, through rec[t][i]
         # the weights' gradients, one multiply each over all steps
         flat = lambda x: x.reshape(-1, x.shape[-1])  # noqa: E731
