@@ -115,6 +115,9 @@ class ModelConfig:
     residual: bool = False  # layers above the first read LayerNorm of their input and add their output to it,
     # the top is normalised (pre-norm residual stacking, as Feng et al. 2024 stack minGRU/minLSTM); with
     # lstm/gru/rnn this leaves the fused kernel for the step path
+    feed_forward: int = 0  # with --residual: after each recurrent layer a feed-forward block (LayerNorm, a GELU
+    # layer this many times the hidden size wide, back to the hidden size, added to its input), as Feng et al.
+    # 2024 stack minGRU/minLSTM; 0 = none
     spectral_radius: float = 0.95  # --cell esn: largest absolute eigenvalue of the fixed recurrent weights,
     # > 0 (about 0.8-1.2 is usual; below 1 the reservoir forgets its start)
 
@@ -126,6 +129,11 @@ class ModelConfig:
         check_dropout(self.dropout)
         if not 0.0 <= self.zoneout < 1.0:
             raise UsageError(f"--zoneout must be in [0, 1) (got {self.zoneout})")
+        if self.feed_forward < 0:
+            raise UsageError(f"--feed-forward must be >= 0 (got {self.feed_forward}; 0 = no feed-forward blocks)")
+        if self.feed_forward and not (self.residual and self.num_layers > 1):
+            raise UsageError("--feed-forward adds a block after each layer of a residual stack: add --residual "
+                             "and --num-layers 2 or more, or leave it out")
         if self.residual and self.cell == "gfrnn":
             raise UsageError("the gfrnn cell already connects every layer to every other; leave out --residual")
         if self.zoneout and self.cell in NO_ZONEOUT:
@@ -147,6 +155,8 @@ class ModelConfig:
         total = V * E + H * V + V  # embedding (none for one-hot), output layer
         if self.residual and self.num_layers > 1:  # a LayerNorm (gain, shift) per layer above the first, and the top's
             total += 2 * H * self.num_layers
+            if self.feed_forward:  # per layer: a LayerNorm, H -> mH and mH -> H with biases
+                total += self.num_layers * (2 * self.feed_forward * H * H + self.feed_forward * H + 3 * H)
         if self.cell == "esn":  # the reservoir's weights are fixed buffers
             return total
         biases = 1 if self.cell in ("mingru", "minlstm") else 2

@@ -55,11 +55,12 @@ class StepByStep(nn.Module):
 def torch_module(recurrent) -> nn.Module:
     """The same stack as one `torch.nn` LSTM, GRU or RNN module (batch first) holding copies of its
     weights, when its cells are standard; else the stack run step by step. The exporter turns the
-    torch.nn module into ONNX's own recurrent operators, with the sequence length left free."""
-    modes = {cell.fused_mode for cell in recurrent.cells}
-    if len(modes) != 1 or None in modes:
+    torch.nn module into ONNX's own recurrent operators, with the sequence length left free.
+    A stack of standard cells that the layer itself does not run fused (residual stacking, zoneout's
+    expectation at evaluation) is exported step by step too: a torch.nn module would drop that arithmetic."""
+    if not recurrent.is_fused:
         return StepByStep(recurrent)
-    mode = modes.pop()
+    mode = recurrent.cells[0].fused_mode
     kind = {"LSTM": nn.LSTM, "GRU": nn.GRU}.get(mode, nn.RNN)
     extra = {} if mode in ("LSTM", "GRU") else {"nonlinearity": "tanh" if mode == "RNN_TANH" else "relu"}
     module = kind(recurrent.cells[0].weight_ih.shape[1], recurrent.hidden_size, recurrent.num_layers,

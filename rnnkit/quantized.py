@@ -60,6 +60,9 @@ class Int8LanguageModel(nn.Module):
         modes = [cell.fused_mode for cell in model.recurrent.cells]
         if any(mode not in SUPPORTED for mode in modes):
             raise UsageError(f"--int8 covers lstm, gru, rnn and irnn cells; this model's cell is {model.config.cell}")
+        if not model.recurrent.is_fused:  # its int8 steps would leave out the norms or the zoneout average
+            raise UsageError("--int8 covers plain stacks of lstm, gru, rnn and irnn cells; this model was trained "
+                             "with --residual or --zoneout: sample without --int8")
         self.model, self.config, self.modes = model.eval(), model.config, modes
         cells = model.recurrent.cells
         with torch.no_grad():

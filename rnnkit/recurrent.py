@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .cells import CELL_TYPES, Cell, State
 from .cells.feedback_sequence import MAX_LAYERS, GatedFeedbackSequence, stacked_weights
 from .errors import UsageError
+from .feed_forward import FeedForward
 from .native.calls import usable
 from .precision import rnn_kernel_context
 
@@ -41,7 +42,7 @@ _FUSED_MODULES = {
 class Recurrent(nn.Module):
     def __init__(self, cell: str | type[Cell], input_size: int, hidden_size: int,
                  num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
-                 zoneout: float = 0.0, residual: bool = False) -> None:
+                 zoneout: float = 0.0, residual: bool = False, feed_forward: int = 0) -> None:
         super().__init__()
         cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
         if zoneout and not cell_type.zoneout_ready:
@@ -70,6 +71,14 @@ class Recurrent(nn.Module):
         if self.residual:
             self.norms = nn.ModuleList(nn.LayerNorm(self.output_size) for _ in range(num_layers - 1))
             self.final_norm = nn.LayerNorm(self.output_size)
+        # Feed-forward blocks (`feed_forward` times the width inside; 0 = none): after each layer of a
+        # residual stack, as Feng et al. 2024 follow each minGRU/minLSTM layer, Transformer-style.
+        if feed_forward and not self.residual:
+            raise UsageError("--feed-forward adds a block after each layer of a residual stack: add --residual "
+                             "and --num-layers 2 or more, or leave it out")
+        self.feed_forward = feed_forward
+        if feed_forward:
+            self.feed_forwards = nn.ModuleList(FeedForward(self.output_size, feed_forward) for _ in range(num_layers))
         self.state_names = cell_type.state_names
         widths = [input_size] + [self.output_size] * (num_layers - 1)  # each layer's input width
         self.cells = nn.ModuleList(cell_type(widths[k], hidden_size) for k in range(num_layers))
@@ -217,6 +226,8 @@ class Recurrent(nn.Module):
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)  # (B, T, H * directions)
             if shortcut is not None:
                 layer_input = layer_input + shortcut  # zero past each end, as the outputs
+            if self.feed_forward:  # not zero past an end: the mask below clears it
+                layer_input = self.feed_forwards[k](layer_input, self.dropout if self.training else 0.0)
         if self.residual:
             layer_input = self.final_norm(layer_input)
             if live is not None:  # outputs past a sequence's end stay zero
@@ -309,6 +320,8 @@ class Recurrent(nn.Module):
                 x = s[0]
             if shortcut is not None:
                 x = x + shortcut
+            if self.feed_forward:
+                x = self.feed_forwards[k](x)
             new.append(s)
             if records is not None:
                 records.append(record)

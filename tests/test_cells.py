@@ -315,6 +315,9 @@ def test_zoneout_keeps_units_at_random_in_training_and_its_expectation_in_evalua
     (dict(cell="esn", spectral_radius=0.0), "--spectral-radius must be in"),
     (dict(cell="esn", spectral_radius=-1.0), "--spectral-radius must be in"),
     (dict(cell="gfrnn", residual=True), "leave out --residual"),
+    (dict(cell="mingru", feed_forward=2), "add --residual"),
+    (dict(cell="mingru", residual=True, num_layers=1, feed_forward=2), "--num-layers 2 or more"),
+    (dict(cell="mingru", residual=True, feed_forward=-1), "--feed-forward must be >= 0"),
 ])
 def test_zoneout_bad_values(options, message):
     from rnnkit.config import ModelConfig
@@ -446,9 +449,10 @@ def test_batch_norm_lstm_keeps_statistics_per_step_and_ignores_padding():
 def test_config_counts_the_parameters_of_every_cell(cell):
     from rnnkit.config import ModelConfig
     from rnnkit.models.language_model import LanguageModel
-    for layers, embedding, residual in ((1, 5, False), (3, 0, False), (3, 4, cell != "gfrnn")):
+    for layers, embedding, residual, feed_forward in ((1, 5, False, 0), (3, 0, False, 0), (3, 4, cell != "gfrnn", 0),
+                                                      (2, 4, cell != "gfrnn", 3 if cell != "gfrnn" else 0)):
         config = ModelConfig(vocab_size=7, cell=cell, hidden_size=6, num_layers=layers, embedding_size=embedding,
-                             residual=residual)
+                             residual=residual, feed_forward=feed_forward)
         assert config.num_parameters() == sum(p.numel() for p in LanguageModel(config).parameters())
 
 
@@ -504,19 +508,42 @@ def test_residual_stack_adds_each_layer_to_its_normalised_input(cell):
     torch.manual_seed(11)
     rec = Recurrent(cell, 3, 4, num_layers=3, residual=True).double()
     assert not rec.is_fused  # per-layer arithmetic: layer by layer
-    rec.eval()
+    _matches_hand_wiring(rec.eval(), lambda k, v: v)
+
+
+def test_feed_forward_blocks_follow_each_layer_of_a_residual_stack():
+    from rnnkit.errors import UsageError
+    torch.manual_seed(12)
+    rec = Recurrent("mingru", 3, 4, num_layers=3, residual=True, feed_forward=2).double().eval()
+
+    def block(k, v):  # v + W2 GELU(W1 LayerNorm(v))
+        ff = rec.feed_forwards[k]
+        return v + ff.down(torch.nn.functional.gelu(ff.up(ff.norm(v))))
+
+    _matches_hand_wiring(rec, block)
+    v = torch.randn(5, 4, dtype=torch.float64)  # a block's dropout acts on its output only
+    kept = rec.feed_forwards[0](v, 0.5) - v
+    full = block(0, v) - v
+    assert torch.all((kept == 0) | torch.isclose(kept, 2 * full)) and (kept == 0).any()
+    with pytest.raises(UsageError, match="add --residual"):
+        Recurrent("mingru", 3, 4, num_layers=2, feed_forward=2)
+
+
+def _matches_hand_wiring(rec: Recurrent, block) -> None:
+    """A 3-layer residual stack against its layers wired by hand: layer 0, then each layer above adds
+    its output on a LayerNorm of its input to that input; block(k, v) follows layer k; the top is
+    normalised. Sampling's step path and padded batches give the same outputs."""
     x = torch.randn(2, 6, 3, dtype=torch.float64)
     out, _ = rec(x)
-    plain = copy.deepcopy(rec)  # the same layers, wired by hand
-    plain.residual = False
+    plain = copy.deepcopy(rec)
     state = plain.init_state(2, dtype=torch.float64)
-    below, _ = Recurrent.forward(_one_layer(plain, 0), x, tuple(s[:1] for s in state))
+    below = block(0, Recurrent.forward(_one_layer(plain, 0), x, tuple(s[:1] for s in state))[0])
     for k in (1, 2):
         layer_out, _ = _one_layer(plain, k)(rec.norms[k - 1](below), tuple(s[k:k + 1] for s in state))
-        below = below + layer_out
+        below = block(k, below + layer_out)
     torch.testing.assert_close(out, rec.final_norm(below))
     states = rec.layer_states(rec.init_state(2, dtype=torch.float64))
-    for t in range(6):  # sampling's step path does the same
+    for t in range(6):
         y, states = rec.step(x[:, t], states)
         torch.testing.assert_close(y, out[:, t])
     lengths = torch.tensor([6, 3])

@@ -324,6 +324,7 @@ def test_quiet_training_prints_nothing(cli, corpus_file, tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--cell", "esn", "--spectral-radius", "0"], "--spectral-radius must be in"),
     (["--cell", "gfrnn", "--residual"], "leave out --residual"),
+    (["--cell", "mingru", "--feed-forward", "2"], "add --residual"),
     (["--cell", "bnlstm", "--zoneout", "0.1"], "--zoneout does not apply to the bnlstm cell"),
 ])
 def test_new_cell_options_refuse_bad_values_in_one_line_and_write_nothing(cli, corpus_file, tmp_path, flags, message):

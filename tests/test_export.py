@@ -85,14 +85,19 @@ def test_a_classifier_exports_with_the_same_outputs(cli, tmp_path):
     assert status == 2 and "--ensemble none" in err and not (tmp_path / "s.onnx").exists()
 
 
-@pytest.mark.parametrize("cell", ["lnlstm", "indrnn", "mingru", "minlstm", "gfrnn", "esn", "bnlstm"])
-def test_custom_cells_export_with_the_same_steps(cell):
+@pytest.mark.parametrize("options", [
+    *(dict(cell=cell) for cell in ["lnlstm", "indrnn", "mingru", "minlstm", "gfrnn", "esn", "bnlstm"]),
+    # standard cells the layer runs step by step: the norms, or zoneout's average, must not be dropped
+    dict(cell="lstm", residual=True), dict(cell="gru", zoneout=0.3),
+    dict(cell="mingru", residual=True, feed_forward=2),
+], ids=str)
+def test_custom_cells_export_with_the_same_steps(options):
     from types import SimpleNamespace
     from rnnkit.config import ModelConfig
     from rnnkit.export import language_model_onnx
     from rnnkit.models.language_model import LanguageModel
     torch.manual_seed(0)
-    module = LanguageModel(ModelConfig(vocab_size=7, cell=cell, hidden_size=8, num_layers=2, embedding_size=4))
+    module = LanguageModel(ModelConfig(vocab_size=7, hidden_size=8, num_layers=2, embedding_size=4, **options))
     for _ in range(12):  # batch-normalised cells: running statistics for each of 6 steps
         module(torch.randint(0, 7, (16, 6)))
     module.eval()
@@ -162,3 +167,9 @@ def test_sample_int8_writes_text_and_refuses_what_it_cannot_do(cli, trained_run,
                  **TINY)
     with pytest.raises(UsageError, match="--int8 covers lstm, gru, rnn and irnn"):
         rnnkit.load(tmp_path / "ln").int8()
+    from rnnkit.config import ModelConfig
+    from rnnkit.models.language_model import LanguageModel
+    from rnnkit.quantized import Int8LanguageModel
+    for options in (dict(residual=True), dict(zoneout=0.2)):  # its int8 steps would leave those out
+        with pytest.raises(UsageError, match="--residual or --zoneout"):
+            Int8LanguageModel(LanguageModel(ModelConfig(vocab_size=7, hidden_size=8, **options)))

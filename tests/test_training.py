@@ -41,6 +41,17 @@ def test_zoneout_lstm_learns(corpus_file, tmp_path):
     assert len(model.generate(length=20, seed=0)) == 20  # sampling steps with the expectation
 
 
+def test_residual_min_gru_with_feed_forward_blocks_learns_and_reloads(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "ff", cell="mingru", residual=True, feed_forward=2,
+                         max_steps=150, **{**TINY, "lr": 1e-2, "num_layers": 2}, **quiet)
+    assert model.meta["best_val"] < 1.0, model.meta["metrics"]
+    again = rnnkit.load(tmp_path / "ff")
+    assert again.config.feed_forward == 2 and len(again.module.recurrent.feed_forwards) == 2
+    text = "the cat sees the moon.\n" * 10
+    assert again.evaluate(text) == model.evaluate(text)
+    assert again.generate(prime="the cat", length=20, seed=1) == model.generate(prime="the cat", length=20, seed=1)
+
+
 def test_layer_norm_lstm_learns(corpus_file, tmp_path):
     model = rnnkit.train(corpus_file, out=tmp_path / "ln", cell="lnlstm", max_steps=150, **TINY, **quiet)
     assert model.meta["best_val"] < 1.0, model.meta["metrics"]
