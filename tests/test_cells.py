@@ -535,11 +535,10 @@ def _matches_hand_wiring(rec: Recurrent, block) -> None:
     normalised. Sampling's step path and padded batches give the same outputs."""
     x = torch.randn(2, 6, 3, dtype=torch.float64)
     out, _ = rec(x)
-    plain = copy.deepcopy(rec)
-    state = plain.init_state(2, dtype=torch.float64)
-    below = block(0, Recurrent.forward(_one_layer(plain, 0), x, tuple(s[:1] for s in state))[0])
+    state = rec.init_state(2, dtype=torch.float64)
+    below = block(0, Recurrent.forward(_one_layer(rec, 0), x, tuple(s[:1] for s in state))[0])
     for k in (1, 2):
-        layer_out, _ = _one_layer(plain, k)(rec.norms[k - 1](below), tuple(s[k:k + 1] for s in state))
+        layer_out, _ = _one_layer(rec, k)(rec.norms[k - 1](below), tuple(s[k:k + 1] for s in state))
         below = block(k, below + layer_out)
     torch.testing.assert_close(out, rec.final_norm(below))
     states = rec.layer_states(rec.init_state(2, dtype=torch.float64))
