@@ -8,7 +8,8 @@ Conventions: character LM, vocabulary 65, embedding 64, batch 64, seq 100, Adam,
 gradient clipping at norm 1, carried state (truncated BPTT), every implementation running the
 same loop. Throughput is characters (time steps x batch) per second of full training steps.
 FLOPs per character = 3 x forward, forward = the recurrent matrix multiplies
-2 G H (D + H) per layer plus the output layer 2 H V (G gates; element-wise work not counted).
+2 G H (D + H) per layer plus the output layer 2 H V (G gates; element-wise work not counted); the
+gated-feedback LSTM's multiplies by the other layers' states are counted too.
 
 usage: python bench/speed.py [--quick] [--only sgemm,train,custom,sample,deploy,scale,ddp]
 """
@@ -71,6 +72,8 @@ def flops_per_char(cell: str, hidden: int, layers: int) -> float:
     G, total, width = GATES[cell], 0.0, E
     for _ in range(layers):
         total += 2 * G * hidden * (width + hidden)
+        if cell == "gfrnn":  # U_c^{i->j} h^i for the L - 1 other layers; reset gates on the input and on h*
+            total += 2 * (layers - 1) * hidden * hidden + 2 * layers * (width + layers * hidden)
         width = hidden
     return total + 2 * hidden * V
 

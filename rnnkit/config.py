@@ -17,6 +17,7 @@ from .errors import UsageError
 
 CELLS = ("lstm", "gru", "rnn", "irnn", "lnlstm", "bnlstm", "gfrnn", "indrnn", "mingru", "minlstm", "esn")
 NO_ZONEOUT = ("bnlstm", "gfrnn", "mingru", "minlstm")  # cells that refuse --zoneout (Cell.zoneout_ready)
+NO_WEIGHT_DROP = ("indrnn", "mingru", "minlstm", "esn")  # cells without a learnt W_hh (Cell.recurrent_matrix)
 INIT_SCHEMES = ("auto", "orthogonal", "identity", "glorot", "uniform", "pytorch")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adagrad", "sgd")
 SCHEDULES = ("cosine", "constant", "step")
@@ -109,6 +110,9 @@ class ModelConfig:
     dropout: float = 0.0  # dropout between layers and before the output, in [0, 1) (0.2 when --time >= 600)
     zoneout: float = 0.0  # zoneout probability in [0, 1) (Krueger et al. 2016): in training each unit keeps
     # its previous state with this probability; runs on the step path (slower than the fused kernels)
+    weight_drop: float = 0.0  # weight drop in [0, 1) (DropConnect on the recurrent matrices, as AWD-LSTM,
+    # Merity et al. 2018): in training each element of every W_hh is zeroed with this probability, one mask
+    # per batch shared by all its time steps; keeps the fused and C kernels
     init: str = "auto"  # weight init: auto (orthogonal recurrence, identity for irnn), orthogonal,
     # identity, glorot, uniform (+-0.08, as char-rnn), pytorch
     forget_bias: float = 1.0  # LSTM forget-gate bias at init (Gers et al. 2000; Jozefowicz et al. 2015)
@@ -136,6 +140,11 @@ class ModelConfig:
                              "and --num-layers 2 or more, or leave it out")
         if self.residual and self.cell == "gfrnn":
             raise UsageError("the gfrnn cell already connects every layer to every other; leave out --residual")
+        if not 0.0 <= self.weight_drop < 1.0:
+            raise UsageError(f"--weight-drop must be in [0, 1) (got {self.weight_drop})")
+        if self.weight_drop and self.cell in NO_WEIGHT_DROP:
+            raise UsageError(f"--weight-drop drops elements of a recurrent matrix, which the {self.cell} cell does "
+                             "not learn; leave it out or choose a cell with one (lstm, gru, lnlstm, ...)")
         if self.zoneout and self.cell in NO_ZONEOUT:
             raise UsageError(f"--zoneout does not apply to the {self.cell} cell; leave it out or choose lstm or gru")
         _in_range(self, "forget_bias", -1000, 1000)

@@ -28,6 +28,7 @@ from .errors import UsageError
 from .feed_forward import FeedForward
 from .native.calls import usable
 from .precision import rnn_kernel_context
+from .weight_drop import dropped_recurrent_weights
 
 _FUSED_MODULES = {
     "LSTM": lambda D, H, L, p, bi: nn.LSTM(D, H, L, dropout=p, bidirectional=bi, batch_first=True, device="meta"),
@@ -42,7 +43,8 @@ _FUSED_MODULES = {
 class Recurrent(nn.Module):
     def __init__(self, cell: str | type[Cell], input_size: int, hidden_size: int,
                  num_layers: int = 1, dropout: float = 0.0, bidirectional: bool = False,
-                 zoneout: float = 0.0, residual: bool = False, feed_forward: int = 0) -> None:
+                 zoneout: float = 0.0, residual: bool = False, feed_forward: int = 0,
+                 weight_drop: float = 0.0) -> None:
         super().__init__()
         cell_type = CELL_TYPES[cell] if isinstance(cell, str) else cell
         if zoneout and not cell_type.zoneout_ready:
@@ -53,6 +55,11 @@ class Recurrent(nn.Module):
                              "another cell")
         if residual and cell_type.feedback:
             raise UsageError(f"the {cell} cell already connects every layer to every other; leave out --residual")
+        if weight_drop and not cell_type.recurrent_matrix:
+            raise UsageError(f"--weight-drop drops elements of a recurrent matrix, which the {cell} cell does not "
+                             "learn; leave it out or choose a cell with one (lstm, gru, lnlstm, ...)")
+        self.weight_drop = weight_drop  # see weight_drop.py
+        self._dropping = False  # True inside the call that runs on the dropped weights
         # Zoneout (Krueger et al. 2016): during training each unit of each state keeps its previous
         # value with probability p instead of updating; at evaluation the expectation,
         # p * old + (1 - p) * new. No fused kernel does this, so such a stack runs on the step path.
@@ -130,6 +137,13 @@ class Recurrent(nn.Module):
         changes a result (the fused kernels get a packed sequence, the step path a mask).
         final_state=False, for callers that read only the outputs: a padded batch on a fused kernel
         then runs unpacked (`_forward_padded`), and the state returned is None."""
+        if self.weight_drop and self.training and not self._dropping:
+            self._dropping = True
+            try:
+                dropped = dropped_recurrent_weights(self, self.weight_drop)
+                return functional_call(self, dropped, (x, state, lengths, final_state))
+            finally:
+                self._dropping = False
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
         if self._fused and lengths is not None and not final_state:

@@ -308,6 +308,51 @@ def test_zoneout_keeps_units_at_random_in_training_and_its_expectation_in_evalua
     torch.testing.assert_close(y, out[:, 0])
 
 
+@pytest.mark.parametrize("cell", ["lstm", "irnn", "lnlstm", "gfrnn"])  # fused, C kernels, whole-stack node
+def test_weight_drop_drops_recurrent_weights_once_per_call_and_never_in_evaluation(cell):
+    from rnnkit.weight_drop import dropped_recurrent_weights
+    torch.manual_seed(3)
+    rec = Recurrent(cell, 3, 16, num_layers=2, weight_drop=0.4)
+    plain = Recurrent(cell, 3, 16, num_layers=2)
+    plain.load_state_dict(rec.state_dict())
+    x = torch.randn(4, 9, 3)
+    rec.eval()
+    torch.testing.assert_close(rec(x)[0], plain(x)[0])  # evaluation: W_hh whole
+    rec.train()
+    torch.manual_seed(5)
+    out, _ = rec(x)
+    torch.manual_seed(5)  # the same masks, applied by hand: one matrix per layer for every step and row
+    dropped = dropped_recurrent_weights(plain, 0.4)
+    for name, weight in dropped.items():
+        whole = plain.get_parameter(name)
+        kept = weight != 0
+        assert 0.45 < kept[whole != 0].float().mean() < 0.75, name  # (the IRNN's identity is mostly zeros)
+        torch.testing.assert_close(weight[kept], whole[kept] / 0.6)
+    hand = torch.func.functional_call(plain.train(), dropped, (x,))[0]
+    torch.testing.assert_close(out, hand)
+    assert not torch.allclose(out, plain(x)[0], atol=1e-3)
+    out.pow(2).sum().backward()  # the gradient reaches W_hh through the mask only
+    for name, weight in dropped.items():
+        grad, dropped_out = rec.get_parameter(name).grad, (weight == 0) & (plain.get_parameter(name) != 0)
+        assert torch.all(grad[dropped_out] == 0) and grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(weight_drop=1.0), "--weight-drop must be in"), (dict(weight_drop=-0.2), "--weight-drop must be in"),
+    (dict(weight_drop=0.2, cell="mingru"), "which the mingru cell does not learn"),
+    (dict(weight_drop=0.2, cell="indrnn"), "which the indrnn cell does not learn"),
+    (dict(weight_drop=0.2, cell="esn"), "which the esn cell does not learn"),
+])
+def test_weight_drop_bad_values(options, message):
+    from rnnkit.config import ModelConfig
+    from rnnkit.errors import UsageError
+    with pytest.raises(UsageError, match=message):
+        ModelConfig(vocab_size=5, **options)
+    if "cell" in options:  # the layer refuses it too, whoever builds one
+        with pytest.raises(UsageError, match=message):
+            Recurrent(options["cell"], 3, 4, weight_drop=0.2)
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(zoneout=1.0), "--zoneout must be in"), (dict(zoneout=-0.1), "--zoneout must be in"),
     (dict(zoneout=0.1, cell="mingru"), "does not apply to the mingru cell"),
@@ -329,11 +374,12 @@ def test_zoneout_bad_values(options, message):
             Recurrent(options["cell"], 3, 4, zoneout=0.1)
 
 
-def test_configs_know_every_cell_and_which_refuse_zoneout():
+def test_configs_know_every_cell_and_which_refuse_zoneout_or_weight_drop():
     from rnnkit.config import CELLS as CONFIG_CELLS
-    from rnnkit.config import NO_ZONEOUT
+    from rnnkit.config import NO_WEIGHT_DROP, NO_ZONEOUT
     assert set(CONFIG_CELLS) == set(CELL_TYPES)
     assert set(NO_ZONEOUT) == {name for name, cell in CELL_TYPES.items() if not cell.zoneout_ready}
+    assert set(NO_WEIGHT_DROP) == {name for name, cell in CELL_TYPES.items() if not cell.recurrent_matrix}
 
 
 @pytest.mark.parametrize("native", [True, False])

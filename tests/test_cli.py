@@ -326,6 +326,8 @@ def test_quiet_training_prints_nothing(cli, corpus_file, tmp_path):
     (["--cell", "gfrnn", "--residual"], "leave out --residual"),
     (["--cell", "mingru", "--feed-forward", "2"], "add --residual"),
     (["--cell", "bnlstm", "--zoneout", "0.1"], "--zoneout does not apply to the bnlstm cell"),
+    (["--weight-drop", "1"], "--weight-drop must be in [0, 1)"),
+    (["--cell", "minlstm", "--weight-drop", "0.2"], "which the minlstm cell does not learn"),
 ])
 def test_new_cell_options_refuse_bad_values_in_one_line_and_write_nothing(cli, corpus_file, tmp_path, flags, message):
     status, out, err = cli("train", corpus_file, "--out", tmp_path / "run", "--max-steps", "2", *flags)

@@ -41,6 +41,16 @@ def test_zoneout_lstm_learns(corpus_file, tmp_path):
     assert len(model.generate(length=20, seed=0)) == 20  # sampling steps with the expectation
 
 
+def test_weight_dropped_layer_norm_lstm_learns_and_reloads(corpus_file, tmp_path):
+    model = rnnkit.train(corpus_file, out=tmp_path / "wd", cell="lnlstm", weight_drop=0.2, max_steps=150, **TINY,
+                         **quiet)
+    assert model.meta["best_val"] < 1.0, model.meta["metrics"]
+    again = rnnkit.load(tmp_path / "wd")
+    assert again.config.weight_drop == 0.2
+    text = "the cat sees the moon.\n" * 10
+    assert again.evaluate(text) == model.evaluate(text)  # evaluation uses the whole matrices: no randomness
+
+
 def test_residual_min_gru_with_feed_forward_blocks_learns_and_reloads(corpus_file, tmp_path):
     model = rnnkit.train(corpus_file, out=tmp_path / "ff", cell="mingru", residual=True, feed_forward=2,
                          max_steps=150, **{**TINY, "lr": 1e-2, "num_layers": 2}, **quiet)

@@ -52,6 +52,8 @@ class Cell(nn.Module):
     feedback: ClassVar[bool] = False
     # False where zoneout cannot apply: a state that is not a unit's value (a step count), or no steps.
     zoneout_ready: ClassVar[bool] = True
+    # False for a cell without a learnt recurrent matrix weight_hh (G*H, H), which --weight-drop needs
+    recurrent_matrix: ClassVar[bool] = True
     # States that count steps rather than hold units' values: a row sent back to a fresh start keeps them
     counter_states: ClassVar[tuple[str, ...]] = ()
 

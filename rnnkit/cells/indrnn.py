@@ -26,6 +26,7 @@ GAMMA = 2.0  # the largest gradient growth a unit may have over MAX_STEPS steps
 
 
 class IndRNNCell(Cell):
+    recurrent_matrix = False  # one recurrent weight per unit, not a matrix
     state_names = ("h",)
     default_init = "glorot"  # for W_ih; u has its own initialisation (reset_parameters)
 

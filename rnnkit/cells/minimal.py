@@ -75,6 +75,7 @@ class MinimalCell(Cell):
     gate_names = ()
     default_init = "glorot"
     zoneout_ready = False  # a sequence is one scan: there is no step at which to keep a unit's value
+    recurrent_matrix = False  # gates read the input only: there is no W_hh
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         nn.Module.__init__(self)  # not Cell.__init__: there are no recurrent weights to create

@@ -29,6 +29,7 @@ LEAK = 1.0
 class EchoStateCell(Cell):
     state_names = ("h",)
     trainable = False  # nothing in the cell learns; models freeze their input embedding with it
+    recurrent_matrix = False  # its W_hh is a fixed buffer
     spectral_radius = 0.95  # a subclass made by `with_spectral_radius` sets another
 
     @classmethod

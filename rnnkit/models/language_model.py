@@ -37,7 +37,7 @@ class LanguageModel(nn.Module):
         cell = EchoStateCell.with_spectral_radius(config.spectral_radius) if config.cell == "esn" else config.cell
         self.recurrent = Recurrent(cell, E if E > 0 else V, H, config.num_layers, config.dropout,
                                    zoneout=config.zoneout, residual=config.residual,
-                                   feed_forward=config.feed_forward)
+                                   feed_forward=config.feed_forward, weight_drop=config.weight_drop)
         if not self.recurrent.trainable:  # a fixed reservoir reads a fixed embedding: only the head learns
             self.embed.requires_grad_(False)
         self.dropout = nn.Dropout(config.dropout)
