@@ -28,7 +28,7 @@ from .errors import UsageError
 from .feed_forward import FeedForward
 from .native.calls import usable
 from .precision import rnn_kernel_context
-from .weight_drop import dropped_recurrent_weights
+from .weight_drop import run_on_dropped_weights
 
 _FUSED_MODULES = {
     "LSTM": lambda D, H, L, p, bi: nn.LSTM(D, H, L, dropout=p, bidirectional=bi, batch_first=True, device="meta"),
@@ -138,12 +138,7 @@ class Recurrent(nn.Module):
         final_state=False, for callers that read only the outputs: a padded batch on a fused kernel
         then runs unpacked (`_forward_padded`), and the state returned is None."""
         if self.weight_drop and self.training and not self._dropping:
-            self._dropping = True
-            try:
-                dropped = dropped_recurrent_weights(self, self.weight_drop)
-                return functional_call(self, dropped, (x, state, lengths, final_state))
-            finally:
-                self._dropping = False
+            return run_on_dropped_weights(self, self.weight_drop, (x, state, lengths, final_state))
         if state is None:
             state = self.init_state(x.shape[0], x.device, x.dtype)
         if self._fused and lengths is not None and not final_state:

@@ -12,9 +12,22 @@ unchanged, and the gradient reaches W_hh through the mask. Evaluation and sampli
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
+
+
+def run_on_dropped_weights(recurrent: nn.Module, p: float, args: tuple) -> Any:
+    """recurrent(*args) with every W_hh dropped; `recurrent._dropping` marks the inner call, which runs
+    the layer's forward pass itself on the swapped-in matrices."""
+    recurrent._dropping = True
+    try:
+        return functional_call(recurrent, dropped_recurrent_weights(recurrent, p), args)
+    finally:
+        recurrent._dropping = False
 
 
 def dropped_recurrent_weights(recurrent: nn.Module, p: float) -> dict[str, torch.Tensor]:
