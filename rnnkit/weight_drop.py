@@ -34,4 +34,4 @@ def dropped_recurrent_weights(recurrent: nn.Module, p: float) -> dict[str, torch
     """{parameter name: W_hh with elements dropped} for every cell of `recurrent`, both directions.
     A gated-feedback cell's other recurrent weights (feedback and reset matrices) stay whole."""
     return {name: F.dropout(param, p, training=True)
-            for name, param in recurrent.named_parameters() if name.endswith("weight_hh")}
+            for name, param in recurrent.named_parameters() if name.rpartition(".")[2] == "weight_hh"}

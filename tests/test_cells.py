@@ -323,6 +323,7 @@ def test_weight_drop_drops_recurrent_weights_once_per_call_and_never_in_evaluati
     out, _ = rec(x)
     torch.manual_seed(5)  # the same masks, applied by hand: one matrix per layer for every step and row
     dropped = dropped_recurrent_weights(plain, 0.4)
+    assert sorted(dropped) == ["cells.0.weight_hh", "cells.1.weight_hh"]  # a gfrnn's reset_weight_hh stays whole
     for name, weight in dropped.items():
         whole = plain.get_parameter(name)
         kept = weight != 0
