@@ -140,11 +140,7 @@ class ModelConfig:
                              "and --num-layers 2 or more, or leave it out")
         if self.residual and self.cell == "gfrnn":
             raise UsageError("the gfrnn cell already connects every layer to every other; leave out --residual")
-        if not 0.0 <= self.weight_drop < 1.0:
-            raise UsageError(f"--weight-drop must be in [0, 1) (got {self.weight_drop})")
-        if self.weight_drop and self.cell in NO_WEIGHT_DROP:
-            raise UsageError(f"--weight-drop drops elements of a recurrent matrix, which the {self.cell} cell does "
-                             "not learn; leave it out or choose a cell with one (lstm, gru, lnlstm, ...)")
+        check_weight_drop(self.weight_drop, self.cell)
         if self.zoneout and self.cell in NO_ZONEOUT:
             raise UsageError(f"--zoneout does not apply to the {self.cell} cell; leave it out or choose lstm or gru")
         _in_range(self, "forget_bias", -1000, 1000)
@@ -279,6 +275,14 @@ def check_fits_in_memory(needed: int, what: str) -> None:
 def check_dropout(dropout: float) -> None:
     if not 0.0 <= dropout < 1.0:
         raise UsageError(f"--dropout must be in [0, 1) (got {dropout})")
+
+
+def check_weight_drop(weight_drop: float, cell: str) -> None:
+    if not 0.0 <= weight_drop < 1.0:
+        raise UsageError(f"--weight-drop must be in [0, 1) (got {weight_drop})")
+    if weight_drop and cell in NO_WEIGHT_DROP:
+        raise UsageError(f"--weight-drop drops elements of a recurrent matrix, which the {cell} cell does "
+                         "not learn; leave it out or choose a cell with one (lstm, gru, lnlstm, ...)")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

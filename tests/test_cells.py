@@ -347,8 +347,12 @@ def test_weight_drop_drops_recurrent_weights_once_per_call_and_never_in_evaluati
 def test_weight_drop_bad_values(options, message):
     from rnnkit.config import ModelConfig
     from rnnkit.errors import UsageError
+    from rnnkit.estimators.configs import ClassifierConfig, RegressorConfig, TaggerConfig
     with pytest.raises(UsageError, match=message):
         ModelConfig(vocab_size=5, **options)
+    for config in (ClassifierConfig, RegressorConfig, TaggerConfig):  # the estimators' configs, and flags
+        with pytest.raises(UsageError, match=message):
+            config(**options)
     if "cell" in options:  # the layer refuses it too, whoever builds one
         with pytest.raises(UsageError, match=message):
             Recurrent(options["cell"], 3, 4, weight_drop=0.2)

@@ -333,3 +333,17 @@ def test_new_cell_options_refuse_bad_values_in_one_line_and_write_nothing(cli, c
     status, out, err = cli("train", corpus_file, "--out", tmp_path / "run", "--max-steps", "2", *flags)
     assert status == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--weight-drop", "1"], "--weight-drop must be in [0, 1)"),
+    (["--cell", "esn", "--weight-drop", "0.2"], "which the esn cell does not learn"),
+])
+def test_task_commands_refuse_bad_weight_drop_in_one_line_and_write_nothing(cli, tmp_path, flags, message):
+    (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t{i % 3},{i % 2}\n" for i in range(20)))
+    (tmp_path / "t.csv").write_text("tokens,tags\n" + "a b,X Y\n" * 10)
+    for command, columns, data in ((["classify"], ["--text-col", "text", "--label-col", "label"], "d.csv"),
+                                   (["tag"], ["--tokens-col", "tokens", "--tags-col", "tags"], "t.csv")):
+        status, out, err = cli(*command, "train", tmp_path / data, *columns, "--out", tmp_path / "m", *flags)
+        assert status == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1, command
+        assert not (tmp_path / "m").exists()

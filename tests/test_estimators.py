@@ -273,6 +273,24 @@ def test_bidirectional_tagger_sees_the_future(tmp_path):
     assert clone(both).get_params() == both.get_params()
 
 
+def test_weight_dropped_tagger_learns_drops_only_in_training_and_reloads(tmp_path):
+    X, Y = lookahead_tagging(1500, 0)
+    Xt, Yt = lookahead_tagging(300, 1)
+    tagger = RNNTagger(**NETWORK, weight_drop=0.3).fit(X, Y)
+    assert tagger.score(Xt, Yt) > 0.95
+    network, tokens = tagger.model_, torch.tensor([[1, 2, 3, 4, 2]])
+    lengths = torch.tensor([5])
+    network.train()
+    torch.manual_seed(0)
+    first, second = network(tokens, lengths), network(tokens, lengths)
+    assert not torch.allclose(first, second)  # a new mask on W_hh for every call
+    network.eval()
+    assert torch.equal(network(tokens, lengths), network(tokens, lengths))
+    tagger.save(tmp_path / "tagger")
+    again = RNNTagger.load(tmp_path / "tagger")
+    assert again.weight_drop == 0.3 and again.predict(Xt[:20]) == tagger.predict(Xt[:20])
+
+
 def test_tagger_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="item 1 has 2 tokens but 1 labels"):
         RNNTagger(**NETWORK).fit([["a"], ["b", "c"]], [["X"], ["Y"]])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import (ENSEMBLES, MAX_SEED, _at_least, _in_range, _positive, check_dropout, check_fits_in_memory,
-                      check_types)
+                      check_types, check_weight_drop)
 from ..errors import UsageError
 
 
@@ -68,6 +68,9 @@ class SequenceConfig(NetworkConfig):
     # --- model
     num_layers: int = 1  # stacked recurrent layers
     bidirectional: bool = False  # read each sequence both ways
+    weight_drop: float = 0.0  # weight drop in [0, 1) (DropConnect on the recurrent matrices, as AWD-LSTM,
+    # Merity et al. 2018): in training each element of every W_hh is zeroed with this probability, one mask
+    # per batch
     # --- tokens
     lowercase: bool = False  # lowercase the text first
     min_df: int = 1  # keep tokens seen in at least this many rows
@@ -76,6 +79,7 @@ class SequenceConfig(NetworkConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive(self, "num_layers", "min_df", "max_features")
+        check_weight_drop(self.weight_drop, self.cell)
 
     def recurrent_parameters(self) -> int:
         H = self.hidden_size

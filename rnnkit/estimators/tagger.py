@@ -56,7 +56,8 @@ class RNNTagger(RNNEstimator):
 
     def _build_model(self) -> torch.nn.Module:
         return SequenceTagger(len(self.tokenizer_), len(self.classes_), self.cell, self.hidden_size,
-                              self.num_layers, self.embedding_size, self.dropout, self.bidirectional)
+                              self.num_layers, self.embedding_size, self.dropout, self.bidirectional,
+                              weight_drop=self.weight_drop)
 
     def _make_task(self, train, val, device):
         return LabelledSequencesTask(*train, *val, self.batch_size, "nats", self.random_state, device)

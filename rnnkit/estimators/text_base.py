@@ -120,7 +120,8 @@ class TextEstimator(RNNEstimator):
         return SequencePredictor(len(self.tokenizer_) if self.tokenizer_ else 0, self._num_outputs(), arch["cell"],
                                  arch["hidden_size"], arch["num_layers"], arch["embedding_size"], self.dropout,
                                  self.pooling, arch.get("bidirectional", self.bidirectional),
-                                 input_features=self.features_.size if self.features_ else None)
+                                 input_features=self.features_.size if self.features_ else None,
+                                 weight_drop=self.weight_drop)
 
     def _make_task(self, train, val, device):
         return LabelledSequencesTask(*train, *val, self.batch_size, self.loss, self.random_state, device,

@@ -23,12 +23,13 @@ class _TokenRecurrentHead(nn.Module):
 
     def __init__(self, vocab_size: int, num_outputs: int, cell: str, hidden_size: int, num_layers: int,
                  embedding_size: int, dropout: float, bidirectional: bool, init: str, forget_bias: float,
-                 input_features: int | None = None) -> None:
+                 input_features: int | None = None, weight_drop: float = 0.0) -> None:
         super().__init__()
         # numeric sequences (input_features values per step) are projected instead of looked up
         self.embed = nn.Linear(input_features, embedding_size) if input_features else \
             nn.Embedding(vocab_size, embedding_size, padding_idx=0)
-        self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional)
+        self.recurrent = Recurrent(cell, embedding_size, hidden_size, num_layers, dropout, bidirectional,
+                                   weight_drop=weight_drop)
         self.recurrent.reset_parameters(init, forget_bias)
         if not self.recurrent.trainable:  # a fixed reservoir reads a fixed input layer: only the head learns
             self.embed.requires_grad_(False)
@@ -59,11 +60,11 @@ class SequencePredictor(_TokenRecurrentHead):
     def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
                  num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last",
                  bidirectional: bool = False, init: str = "auto", forget_bias: float = 1.0,
-                 input_features: int | None = None) -> None:
+                 input_features: int | None = None, weight_drop: float = 0.0) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
         super().__init__(vocab_size, num_outputs, cell, hidden_size, num_layers, embedding_size, dropout,
-                         bidirectional, init, forget_bias, input_features)
+                         bidirectional, init, forget_bias, input_features, weight_drop)
         self.pooling = pooling
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -80,9 +81,9 @@ class SequenceTagger(_TokenRecurrentHead):
 
     def __init__(self, vocab_size: int, num_labels: int, cell: str = "lstm", hidden_size: int = 128,
                  num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, bidirectional: bool = True,
-                 init: str = "auto", forget_bias: float = 1.0) -> None:
+                 init: str = "auto", forget_bias: float = 1.0, weight_drop: float = 0.0) -> None:
         super().__init__(vocab_size, num_labels, cell, hidden_size, num_layers, embedding_size, dropout,
-                         bidirectional, init, forget_bias)
+                         bidirectional, init, forget_bias, weight_drop=weight_drop)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.outputs(tokens, lengths)))  # (B, T, C)
