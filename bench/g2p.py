@@ -15,7 +15,12 @@ decoding together (Seq2SeqEnsemble). Beside them, in the same run and on the sam
 Phonetisaurus (Novak et al. 2016; the `phonetisaurus` wheel's own aligner, MITLM n-gram estimator
 and FST decoder, its default settings), the joint-sequence baseline a practitioner would try first.
 
+With --tagger-epochs N, one more rnnkit row: Yao & Zweig's (2015) other design, a bidirectional LSTM
+tagger (RNNTagger) that emits one label per letter, trained on the letter-phoneme alignments
+Phonetisaurus's aligner made of the training words while it trained (so it needs that wheel).
+
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 1 5] [--ensemble 3]
+                                  [--tagger-epochs 0] [--tagger-weight-drop 0]
 
 Prints the table and stores the result as "g2p" in bench/results.json (not with --no-write).
 """
@@ -32,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit.estimators import Seq2Seq, Seq2SeqEnsemble
+from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store import record  # noqa: E402
@@ -81,6 +86,10 @@ def main() -> None:
                         "(1: greedy); the first is stored as the headline")
     parser.add_argument("--ensemble", type=int, default=3, help="models decoding together (seeds 0..N-1); "
                         "1: the first model alone")
+    parser.add_argument("--tagger-epochs", type=float, default=0.0, help="also train the aligned tagger for this "
+                        "many epochs (0: its row is left out)")
+    parser.add_argument("--tagger-weight-drop", type=float, default=0.0, help="the tagger's weight drop "
+                        "(DropConnect on its recurrent matrices)")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.json alone")
     args = parser.parse_args()
@@ -119,13 +128,21 @@ def main() -> None:
                          "predicted": predicted})
     baseline = phonetisaurus(train, test, entries)
     if baseline:
-        predicted, fit_s, predict_s = baseline
+        predicted, fit_s, predict_s, alignments = baseline
         rows.append({"system": "Phonetisaurus (joint n-gram FST)", "decoding": "best path", "beam_size": None,
                      **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
                      "predict_seconds": round(predict_s, 1), "predicted": predicted})
+        if args.tagger_epochs > 0:
+            predicted, fit_s, predict_s = aligned_tagger(alignments, test, args.tagger_epochs,
+                                                         args.tagger_weight_drop)
+            rows.insert(len(rows) - 1, {
+                "system": "rnnkit, aligned tagger (one model)", "decoding": "one label per letter", "beam_size": None,
+                **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
+                "predict_seconds": round(predict_s, 1), "predicted": predicted})
     best = min((r for r in rows if r["system"].startswith("rnnkit")), key=lambda r: r["word_error_rate"])
     result = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs, "ensemble": len(members),
-              "hidden_size": args.hidden_size, "dropout": args.dropout,
+              "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
+              "tagger_weight_drop": args.tagger_weight_drop,
               **{k: v for k, v in best.items() if k != "predicted"},
               "rows": [{k: v for k, v in r.items() if k != "predicted"} for r in rows],
               "examples": [{"word": w, "reference": entries[w], "predicted": p}
@@ -165,8 +182,9 @@ def error_rates(test: list[str], predicted: list[str], entries: dict[str, str],
 
 
 def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str]):
-    """(guesses, fit seconds, decode seconds) of Phonetisaurus trained on the same words, or None
-    when its wheel is not installed (`make bench` installs it)."""
+    """(guesses, fit seconds, decode seconds, its aligner's alignments of the training words) of
+    Phonetisaurus trained on the same words, or None when its wheel is not installed (`make bench`
+    installs it)."""
     if importlib.util.find_spec("phonetisaurus") is None:
         print("g2p.py: the phonetisaurus wheel is not installed (pip install --no-deps phonetisaurus==0.3.0); "
               "its row is left out", file=sys.stderr)
@@ -175,13 +193,51 @@ def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str]):
 
     import phonetisaurus as P
     with tempfile.TemporaryDirectory() as scratch:
-        model = Path(scratch) / "model.fst"
+        model, corpus = Path(scratch) / "model.fst", Path(scratch) / "model.corpus"
         started = time.perf_counter()
-        P.train({w: [entries[w].split()] for w in train}, model)
+        P.train({w: [entries[w].split()] for w in train}, model, corpus_path=corpus)
         fit_s = time.perf_counter() - started
         started = time.perf_counter()
         guesses = {word: " ".join(phonemes) for word, phonemes in P.predict(test, model)}
-        return [guesses.get(w, "") for w in test], fit_s, time.perf_counter() - started
+        predict_s = time.perf_counter() - started
+        return [guesses.get(w, "") for w in test], fit_s, predict_s, corpus.read_text(encoding="utf-8").splitlines()
+
+
+def letter_labels(alignments: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """Phonetisaurus's alignments, one word per line (`p|h}F o}OW1 n}N e}_`: letters joined by | left
+    of each }, the phonemes they spell right of it, joined by |, _ for none), as one label per letter:
+    a chunk's phonemes go to its first letter and the chunk's other letters get _, so that reading
+    the labels in order and dropping the _s spells the pronunciation."""
+    letters, labels = [], []
+    for line in alignments:
+        word, tags = [], []
+        for chunk in line.split():
+            spelling, sound = chunk.rsplit("}", 1)
+            parts = spelling.split("|")
+            word += parts
+            tags += [sound] + ["_"] * (len(parts) - 1)
+        if word:
+            letters.append(word)
+            labels.append(tags)
+    return letters, labels
+
+
+def aligned_tagger(alignments: list[str], test: list[str], epochs: float, weight_drop: float):
+    """(guesses, fit seconds, predict seconds) of a 2 x 256 bidirectional LSTM tagger trained on the
+    letter labels of the aligned training words (the aligned bidirectional LSTM of Yao & Zweig 2015):
+    no decoder, each letter's label read from both directions of the whole word."""
+    letters, labels = letter_labels(alignments)
+    print(f"aligned tagger: {len(letters):,} aligned words, {len({t for row in labels for t in row})} labels",
+          flush=True)
+    model = RNNTagger(hidden_size=256, num_layers=2, embedding_size=64, dropout=0.2, weight_drop=weight_drop,
+                      epochs=epochs, batch_size=128, lr=3e-3, validation_fraction=0.02, random_state=0, verbose=1)
+    started = time.perf_counter()
+    model.fit(letters, labels)
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    guessed = model.predict([list(word) for word in test])
+    predicted = [" ".join(t.replace("|", " ") for t in tags if t != "_") for tags in guessed]
+    return predicted, fit_s, time.perf_counter() - started
 
 
 if __name__ == "__main__":
