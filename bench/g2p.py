@@ -129,16 +129,16 @@ def main() -> None:
     baseline = phonetisaurus(train, test, entries)
     if baseline:
         predicted, fit_s, predict_s, alignments = baseline
+        if args.tagger_epochs > 0:  # its row goes with rnnkit's, before the baseline's
+            guessed, tagger_fit_s, tagger_predict_s = aligned_tagger(alignments, test, args.tagger_epochs,
+                                                                     args.tagger_weight_drop)
+            rows.append({"system": "rnnkit, aligned tagger (one model)", "decoding": "one label per letter",
+                         "beam_size": None, **error_rates(test, guessed, entries, pronunciations),
+                         "fit_seconds": round(tagger_fit_s), "predict_seconds": round(tagger_predict_s, 1),
+                         "predicted": guessed})
         rows.append({"system": "Phonetisaurus (joint n-gram FST)", "decoding": "best path", "beam_size": None,
                      **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
                      "predict_seconds": round(predict_s, 1), "predicted": predicted})
-        if args.tagger_epochs > 0:
-            predicted, fit_s, predict_s = aligned_tagger(alignments, test, args.tagger_epochs,
-                                                         args.tagger_weight_drop)
-            rows.insert(len(rows) - 1, {
-                "system": "rnnkit, aligned tagger (one model)", "decoding": "one label per letter", "beam_size": None,
-                **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
-                "predict_seconds": round(predict_s, 1), "predicted": predicted})
     best = min((r for r in rows if r["system"].startswith("rnnkit")), key=lambda r: r["word_error_rate"])
     result = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs, "ensemble": len(members),
               "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,

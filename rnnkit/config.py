@@ -281,8 +281,13 @@ def check_weight_drop(weight_drop: float, cell: str) -> None:
     if not 0.0 <= weight_drop < 1.0:
         raise UsageError(f"--weight-drop must be in [0, 1) (got {weight_drop})")
     if weight_drop and cell in NO_WEIGHT_DROP:
-        raise UsageError(f"--weight-drop drops elements of a recurrent matrix, which the {cell} cell does "
-                         "not learn; leave it out or choose a cell with one (lstm, gru, lnlstm, ...)")
+        raise no_matrix_to_drop(cell)
+
+
+def no_matrix_to_drop(cell: str) -> UsageError:
+    """The refusal of --weight-drop for a cell without a learnt W_hh (configs and `Recurrent` alike)."""
+    return UsageError(f"--weight-drop drops elements of a recurrent matrix, which the {cell} cell does not learn; "
+                      "leave it out or choose a cell with one (lstm, gru, lnlstm, ...)")
 
 
 def to_dict(config: Any) -> dict[str, Any]:

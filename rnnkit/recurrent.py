@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .cells import CELL_TYPES, Cell, State
 from .cells.feedback_sequence import MAX_LAYERS, GatedFeedbackSequence, stacked_weights
+from .config import no_matrix_to_drop
 from .errors import UsageError
 from .feed_forward import FeedForward
 from .native.calls import usable
@@ -56,8 +57,7 @@ class Recurrent(nn.Module):
         if residual and cell_type.feedback:
             raise UsageError(f"the {cell} cell already connects every layer to every other; leave out --residual")
         if weight_drop and not cell_type.recurrent_matrix:
-            raise UsageError(f"--weight-drop drops elements of a recurrent matrix, which the {cell} cell does not "
-                             "learn; leave it out or choose a cell with one (lstm, gru, lnlstm, ...)")
+            raise no_matrix_to_drop(cell)
         self.weight_drop = weight_drop  # see weight_drop.py
         self._dropping = False  # True inside the call that runs on the dropped weights
         # Zoneout (Krueger et al. 2016): during training each unit of each state keeps its previous
