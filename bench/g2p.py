@@ -15,14 +15,17 @@ decoding together (Seq2SeqEnsemble). Beside them, in the same run and on the sam
 Phonetisaurus (Novak et al. 2016; the `phonetisaurus` wheel's own aligner, MITLM n-gram estimator
 and FST decoder, its default settings), the joint-sequence baseline a practitioner would try first.
 
-With --tagger-epochs N, one more rnnkit row: Yao & Zweig's (2015) other design, a bidirectional LSTM
+With --tagger-epochs N, more rnnkit rows: Yao & Zweig's (2015) other design, a bidirectional LSTM
 tagger (RNNTagger) that emits one label per letter, trained on the letter-phoneme alignments
-Phonetisaurus's aligner made of the training words while it trained (so it needs that wheel).
+Phonetisaurus's aligner made of the training words while it trained (so it needs that wheel): the
+first tagger alone and, with --tagger-ensemble N, N taggers (seeds 0..N-1) deciding together by the
+mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq models out.
 
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 1 5] [--ensemble 3]
-                                  [--tagger-epochs 0] [--tagger-weight-drop 0]
+                                  [--tagger-epochs 0] [--tagger-ensemble 1] [--tagger-weight-drop 0]
 
-Prints the table and stores the result as "g2p" in bench/results.json (not with --no-write).
+Prints the table and stores the best seq2seq row as "g2p" and the best tagger row as "g2p_tagger" in
+bench/results.json (each only when its models ran; nothing with --no-write).
 """
 
 from __future__ import annotations
@@ -85,9 +88,11 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, nargs="+", default=[1, 5], help="decode with each width "
                         "(1: greedy); the first is stored as the headline")
     parser.add_argument("--ensemble", type=int, default=3, help="models decoding together (seeds 0..N-1); "
-                        "1: the first model alone")
+                        "1: the first model alone; 0: no seq2seq model")
     parser.add_argument("--tagger-epochs", type=float, default=0.0, help="also train the aligned tagger for this "
                         "many epochs (0: its row is left out)")
+    parser.add_argument("--tagger-ensemble", type=int, default=1, help="taggers deciding together (seeds "
+                        "0..N-1, the mean of their label probabilities); 1: one tagger")
     parser.add_argument("--tagger-weight-drop", type=float, default=0.0, help="the tagger's weight drop "
                         "(DropConnect on its recurrent matrices)")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
@@ -106,14 +111,16 @@ def main() -> None:
     print(f"{len(entries):,} words: {len(train):,} train, {len(test):,} held out", flush=True)
 
     members, fit_seconds = [], []
-    for seed in range(max(1, args.ensemble)):
+    for seed in range(max(0, args.ensemble)):
         model = Seq2Seq(hidden_size=args.hidden_size, embedding_size=64, source_level="char", target_level="word",
                         epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, dropout=args.dropout,
                         max_length=30, random_state=seed, verbose=1)
         started = time.perf_counter()
         members.append(model.fit(train, [entries[w] for w in train]))
         fit_seconds.append(time.perf_counter() - started)
-    systems = [("rnnkit, one model", lambda width: members[0].set_params(beam_size=width), fit_seconds[0])]
+    systems = []
+    if members:
+        systems.append(("rnnkit, one model", lambda width: members[0].set_params(beam_size=width), fit_seconds[0]))
     if len(members) > 1:
         systems.append((f"rnnkit, {len(members)} models together",
                         lambda width: Seq2SeqEnsemble(members, beam_size=width), sum(fit_seconds)))
@@ -130,33 +137,39 @@ def main() -> None:
     if baseline:
         predicted, fit_s, predict_s, alignments = baseline
         if args.tagger_epochs > 0:  # its row goes with rnnkit's, before the baseline's
-            guessed, tagger_fit_s, tagger_predict_s = aligned_tagger(alignments, test, args.tagger_epochs,
-                                                                     args.tagger_weight_drop)
-            rows.append({"system": "rnnkit, aligned tagger (one model)", "decoding": "one label per letter",
-                         "beam_size": None, **error_rates(test, guessed, entries, pronunciations),
-                         "fit_seconds": round(tagger_fit_s), "predict_seconds": round(tagger_predict_s, 1),
-                         "predicted": guessed})
+            for name, guessed, tagger_fit_s, tagger_predict_s in aligned_taggers(
+                    alignments, test, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop):
+                rows.append({"system": f"rnnkit, aligned {name}", "decoding": "one label per letter",
+                             "beam_size": None, **error_rates(test, guessed, entries, pronunciations),
+                             "fit_seconds": round(tagger_fit_s), "predict_seconds": round(tagger_predict_s, 1),
+                             "predicted": guessed})
         rows.append({"system": "Phonetisaurus (joint n-gram FST)", "decoding": "best path", "beam_size": None,
                      **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
                      "predict_seconds": round(predict_s, 1), "predicted": predicted})
-    best = min((r for r in rows if r["system"].startswith("rnnkit")), key=lambda r: r["word_error_rate"])
-    result = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs, "ensemble": len(members),
-              "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
-              "tagger_weight_drop": args.tagger_weight_drop,
-              **{k: v for k, v in best.items() if k != "predicted"},
-              "rows": [{k: v for k, v in r.items() if k != "predicted"} for r in rows],
-              "examples": [{"word": w, "reference": entries[w], "predicted": p}
-                           for w, p in zip(test[:8], best["predicted"][:8])]}
-    if not args.no_write:
-        record("g2p", result)
+    settings = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs, "ensemble": len(members),
+                "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
+                "tagger_ensemble": args.tagger_ensemble, "tagger_weight_drop": args.tagger_weight_drop}
+    for key, tagger in (("g2p", False), ("g2p_tagger", True)):
+        own = [r for r in rows if r["system"].startswith("rnnkit") and ("aligned" in r["system"]) == tagger]
+        if not own:
+            continue
+        best = min(own, key=lambda r: r["word_error_rate"])
+        result = {**settings, **{k: v for k, v in best.items() if k != "predicted"},
+                  "rows": [{k: v for k, v in r.items() if k != "predicted"} for r in rows],
+                  "examples": [{"word": w, "reference": entries[w], "predicted": p}
+                               for w, p in zip(test[:8], best["predicted"][:8])]}
+        if not args.no_write:
+            record(key, result)
     print("| system | decoding | WER | PER | WER, stress ignored | PER, stress ignored | WER, any listed "
           "pronunciation | fit s | decode s |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['system']} | {r['decoding']} | {r['word_error_rate']:.3f} | {r['phoneme_error_rate']:.3f} | "
               f"{r['word_error_rate_without_stress']:.3f} | {r['phoneme_error_rate_without_stress']:.3f} | "
               f"{r['word_error_rate_any_listed']:.3f} | {r['fit_seconds']} | {r['predict_seconds']:g} |")
-    for example in result["examples"]:
-        print(f"  {example['word']:>16}  {example['reference']:<28} -> {example['predicted']}")
+    best = min((r for r in rows if r["system"].startswith("rnnkit")), key=lambda r: r["word_error_rate"])
+    print(f"best rnnkit row: {best['system']}")
+    for word, guess in zip(test[:8], best["predicted"][:8]):
+        print(f"  {word:>16}  {entries[word]:<28} -> {guess}")
 
 
 def error_rates(test: list[str], predicted: list[str], entries: dict[str, str],
@@ -222,22 +235,37 @@ def letter_labels(alignments: list[str]) -> tuple[list[list[str]], list[list[str
     return letters, labels
 
 
-def aligned_tagger(alignments: list[str], test: list[str], epochs: float, weight_drop: float):
-    """(guesses, fit seconds, predict seconds) of a 2 x 256 bidirectional LSTM tagger trained on the
-    letter labels of the aligned training words (the aligned bidirectional LSTM of Yao & Zweig 2015):
-    no decoder, each letter's label read from both directions of the whole word."""
+def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count: int, weight_drop: float):
+    """Rows (name, guesses, fit seconds, predict seconds) of 2 x 256 bidirectional LSTM taggers
+    trained on the letter labels of the aligned training words (the aligned bidirectional LSTM of Yao
+    & Zweig 2015; no decoder, each letter's label read from both directions of the whole word): the
+    first alone, then all `count` (seeds 0..count-1) by the mean of their label probabilities."""
     letters, labels = letter_labels(alignments)
     print(f"aligned tagger: {len(letters):,} aligned words, {len({t for row in labels for t in row})} labels",
           flush=True)
-    model = RNNTagger(hidden_size=256, num_layers=2, embedding_size=64, dropout=0.2, weight_drop=weight_drop,
-                      epochs=epochs, batch_size=128, lr=3e-3, validation_fraction=0.02, random_state=0, verbose=1)
-    started = time.perf_counter()
-    model.fit(letters, labels)
-    fit_s = time.perf_counter() - started
-    started = time.perf_counter()
-    guessed = model.predict([list(word) for word in test])
-    predicted = [" ".join(t.replace("|", " ") for t in tags if t != "_") for tags in guessed]
-    return predicted, fit_s, time.perf_counter() - started
+    words = [list(word) for word in test]
+    probabilities, fit_seconds, predict_seconds = [], [], []
+    for seed in range(count):
+        model = RNNTagger(hidden_size=256, num_layers=2, embedding_size=64, dropout=0.2, weight_drop=weight_drop,
+                          epochs=epochs, batch_size=128, lr=3e-3, validation_fraction=0.02, random_state=seed,
+                          verbose=1)
+        started = time.perf_counter()
+        model.fit(letters, labels)
+        fit_seconds.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        probabilities.append(model.predict_proba(words))
+        predict_seconds.append(time.perf_counter() - started)
+        if seed == 0:
+            classes = model.classes_  # the labels of all training words, whatever the seed: the same columns
+        assert list(model.classes_) == list(classes)
+    rows = []
+    for name, used in (("tagger (one model)", 1), (f"taggers ({count} together)", count)):
+        if used == 1 or count > 1:
+            mean = [sum(p[i] for p in probabilities[:used]) / used for i in range(len(words))]
+            guessed = [[classes[j] for j in m.argmax(axis=1)] for m in mean]
+            predicted = [" ".join(t.replace("|", " ") for t in tags if t != "_") for tags in guessed]
+            rows.append((name, predicted, sum(fit_seconds[:used]), sum(predict_seconds[:used])))
+    return rows
 
 
 if __name__ == "__main__":

@@ -554,6 +554,30 @@ def test_gated_feedback_stack_carries_state_ignores_padding_and_refuses_to_run_b
         Recurrent("gfrnn", 3, 4, num_layers=2, bidirectional=True)
 
 
+def test_batch_norm_lstm_population_statistics_are_plain_means_over_the_batches_run():
+    from rnnkit.cells.batchnorm import population_statistics
+    torch.manual_seed(9)
+    rec = Recurrent("bnlstm", 3, 4).double()
+    net = torch.nn.ModuleDict({"recurrent": rec, "dropout": torch.nn.Dropout(0.5)})
+    cell = rec.cells[0]
+    for _ in range(30):  # running averages over 6 steps: an exponential average of the last batches
+        rec(torch.randn(16, 6, 3, dtype=torch.float64))
+    before = {name: getattr(cell, name).clone() for name in ("running_mean_ih", "running_var_ih", "batches")}
+    batches = [torch.randn(16, 4, 3, dtype=torch.float64) * (i + 1) for i in range(4)]  # 4 steps of 6
+    with population_statistics(net) as counting:
+        assert counting and cell.training and not rec.training and not net["dropout"].training
+        for x in batches:
+            rec(x)
+    assert net.training and cell.population_start is None  # modes as they were
+    projections = torch.stack([x @ cell.weight_ih.t() for x in batches])  # (batches, B, 4 steps, 4H)
+    torch.testing.assert_close(cell.running_mean_ih[:4], projections.mean(1).mean(0))
+    torch.testing.assert_close(cell.running_var_ih[:4], projections.var(1).mean(0))  # unbiased, as PyTorch keeps
+    assert torch.equal(cell.running_mean_ih[4:6], before["running_mean_ih"][4:6])  # not reached: kept
+    assert cell.batches[:4].tolist() == (before["batches"][:4] + 4).tolist()
+    with population_statistics(torch.nn.Linear(2, 2)) as counting:
+        assert not counting
+
+
 @pytest.mark.parametrize("cell", ["mingru", "lstm", "bnlstm"])
 def test_residual_stack_adds_each_layer_to_its_normalised_input(cell):
     torch.manual_seed(11)

@@ -268,6 +268,10 @@ def test_bidirectional_tagger_sees_the_future(tmp_path):
     assert forward_only.score(Xt, Yt) < 0.8  # it cannot know whether a 'y' follows
     predicted = both.predict(Xt[:20])
     assert [len(p) for p in predicted] == [len(x) for x in Xt[:20]]
+    probabilities = both.predict_proba(Xt[:20])
+    assert [p.shape for p in probabilities] == [(len(x), len(both.classes_)) for x in Xt[:20]]
+    assert all(np.allclose(p.sum(axis=1), 1.0, atol=1e-5) for p in probabilities)
+    assert [list(both.classes_[p.argmax(axis=1)]) for p in probabilities] == predicted
     both.save(tmp_path / "tagger")
     assert RNNTagger.load(tmp_path / "tagger").predict(Xt[:20]) == predicted
     assert clone(both).get_params() == both.get_params()
@@ -289,6 +293,25 @@ def test_weight_dropped_tagger_learns_drops_only_in_training_and_reloads(tmp_pat
     tagger.save(tmp_path / "tagger")
     again = RNNTagger.load(tmp_path / "tagger")
     assert again.weight_drop == 0.3 and again.predict(Xt[:20]) == tagger.predict(Xt[:20])
+
+
+def test_initial_state_noise_acts_only_in_training_and_the_tagger_still_learns():
+    from rnnkit.errors import UsageError
+    X, Y = lookahead_tagging(1500, 0)
+    Xt, Yt = lookahead_tagging(300, 1)
+    tagger = RNNTagger(**NETWORK, initial_state_noise=0.1).fit(X, Y)
+    assert tagger.score(Xt, Yt) > 0.95
+    network, tokens, lengths = tagger.model_, torch.tensor([[1, 2, 3, 4, 2]]), torch.tensor([5])
+    network.train()
+    first, second = network(tokens, lengths), network(tokens, lengths)
+    assert not torch.allclose(first, second)  # a new random start for every batch
+    network.initial_state_noise = 0.0
+    assert torch.equal(network(tokens, lengths), network(tokens, lengths))
+    network.initial_state_noise = 0.1
+    network.eval()  # evaluation starts from zeros
+    assert torch.equal(network(tokens, lengths), network(tokens, lengths))
+    with pytest.raises(UsageError, match="--initial-state-noise must be in 0..10"):
+        RNNClassifier(initial_state_noise=-1.0).fit(["a b", "b a"], [0, 1])
 
 
 def test_tagger_rejects_mismatched_lengths():

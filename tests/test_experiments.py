@@ -50,11 +50,10 @@ SMOKE_CLAIMS = {
     "cells": lambda r: set(r["runs"]) == {"lstm", "gfrnn", "mingru", "minlstm", "esn"}
     and all(run["val_nats"][-1] < run["val_nats"][0] for run in r["runs"].values()),
     # every cell learns the 8 x 8 digits read row by row well above chance (0.1), and the gated cells
-    # pixel by pixel too. The BN-LSTM is the weak one in pixel order (docs/experiments.md): 0.19 at
-    # smoke size on an AVX2 machine, 0.2+ on an AVX-512 one, so its bar is 0.15, four standard errors
-    # of chance on the 597 test digits above 0.1
+    # pixel by pixel too (0.49 and 0.45 on an AVX2 machine; the BN-LSTM evaluated on its running
+    # averages instead of population statistics made 0.19)
     "sequential-images": lambda r: all(run["test_accuracy"] > 0.5 for run in r["runs"]["rows"].values())
-    and r["runs"]["pixels"]["lstm"]["test_accuracy"] > 0.2 and r["runs"]["pixels"]["bnlstm"]["test_accuracy"] > 0.15,
+    and all(r["runs"]["pixels"][cell]["test_accuracy"] > 0.3 for cell in ("lstm", "bnlstm")),
 }
 
 

@@ -71,6 +71,9 @@ class SequenceConfig(NetworkConfig):
     weight_drop: float = 0.0  # weight drop in [0, 1) (DropConnect on the recurrent matrices, as AWD-LSTM,
     # Merity et al. 2018): in training each element of every W_hh is zeroed with this probability, one mask
     # per batch
+    initial_state_noise: float = 0.0  # in training, start every sequence from a random h with this standard
+    # deviation instead of zeros (evaluation starts from zeros); 0.1 is what Cooijmans et al. 2016 did for the
+    # BN-LSTM on pixel MNIST, whose batches otherwise begin with dozens of identical steps (blank pixels)
     # --- tokens
     lowercase: bool = False  # lowercase the text first
     min_df: int = 1  # keep tokens seen in at least this many rows
@@ -80,6 +83,7 @@ class SequenceConfig(NetworkConfig):
         super().__post_init__()
         _positive(self, "num_layers", "min_df", "max_features")
         check_weight_drop(self.weight_drop, self.cell)
+        _in_range(self, "initial_state_noise", 0, 10)
 
     def recurrent_parameters(self) -> int:
         H = self.hidden_size

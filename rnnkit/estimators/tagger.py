@@ -57,7 +57,7 @@ class RNNTagger(RNNEstimator):
     def _build_model(self) -> torch.nn.Module:
         return SequenceTagger(len(self.tokenizer_), len(self.classes_), self.cell, self.hidden_size,
                               self.num_layers, self.embedding_size, self.dropout, self.bidirectional,
-                              weight_drop=self.weight_drop)
+                              weight_drop=self.weight_drop, initial_state_noise=self.initial_state_noise)
 
     def _make_task(self, train, val, device):
         return LabelledSequencesTask(*train, *val, self.batch_size, "nats", self.random_state, device)
@@ -68,6 +68,16 @@ class RNNTagger(RNNEstimator):
         labels = [logits.argmax(dim=2) for logits in self._network_outputs([self.tokenizer_.encode(r) for r in rows])]
         best = [row for chunk in labels for row in chunk]  # (T,) per row, padding included
         return [[self.classes_[i] for i in b[:len(r)].tolist()] for b, r in zip(best, rows)]
+
+    def predict_proba(self, X) -> list[np.ndarray]:
+        """Per token list, its label probabilities (len(tokens), len(classes_)), columns in the order
+        of `classes_`: what several taggers average to decide together."""
+        check_is_fitted(self, "model_")
+        rows = _token_lists(X)
+        chunks = [torch.softmax(logits.float(), dim=2)
+                  for logits in self._network_outputs([self.tokenizer_.encode(r) for r in rows])]
+        padded = [row for chunk in chunks for row in chunk]  # (T, C) per row, padding included
+        return [p[:len(r)].numpy() for p, r in zip(padded, rows)]
 
     def transform(self, X) -> np.ndarray:
         """One vector per token list (N, H * directions): the recurrent outputs averaged over its tokens."""

@@ -121,7 +121,7 @@ class TextEstimator(RNNEstimator):
                                  arch["hidden_size"], arch["num_layers"], arch["embedding_size"], self.dropout,
                                  self.pooling, arch.get("bidirectional", self.bidirectional),
                                  input_features=self.features_.size if self.features_ else None,
-                                 weight_drop=self.weight_drop)
+                                 weight_drop=self.weight_drop, initial_state_noise=self.initial_state_noise)
 
     def _make_task(self, train, val, device):
         return LabelledSequencesTask(*train, *val, self.batch_size, self.loss, self.random_state, device,

@@ -23,7 +23,7 @@ class _TokenRecurrentHead(nn.Module):
 
     def __init__(self, vocab_size: int, num_outputs: int, cell: str, hidden_size: int, num_layers: int,
                  embedding_size: int, dropout: float, bidirectional: bool, init: str, forget_bias: float,
-                 input_features: int | None = None, weight_drop: float = 0.0) -> None:
+                 input_features: int | None = None, weight_drop: float = 0.0, initial_state_noise: float = 0.0) -> None:
         super().__init__()
         # numeric sequences (input_features values per step) are projected instead of looked up
         self.embed = nn.Linear(input_features, embedding_size) if input_features else \
@@ -35,10 +35,21 @@ class _TokenRecurrentHead(nn.Module):
             self.embed.requires_grad_(False)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.recurrent.output_size, num_outputs)
+        self.initial_state_noise = initial_state_noise
 
     def outputs(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, T), (B,) -> the top layer's outputs (B, T, H * directions), zero past each end."""
-        return self.recurrent(self.embed(tokens), lengths=lengths, final_state=False)[0]
+        x = self.embed(tokens)
+        return self.recurrent(x, self._initial_state(x), lengths=lengths, final_state=False)[0]
+
+    def _initial_state(self, x: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
+        """None (zeros) except in training with initial_state_noise: then h ~ N(0, noise²) for every
+        row and layer, other states (c, step counters) zero (Cooijmans et al. 2016, pixel MNIST)."""
+        if not (self.training and self.initial_state_noise):
+            return None
+        state = self.recurrent.init_state(x.shape[0], x.device, x.dtype)
+        return tuple(s + self.initial_state_noise * torch.randn_like(s) if name == "h" else s
+                     for name, s in zip(self.recurrent.state_names, state))
 
 
 def pool_outputs(out: torch.Tensor, lengths: torch.Tensor, pooling: str, hidden_size: int) -> torch.Tensor:
@@ -60,11 +71,11 @@ class SequencePredictor(_TokenRecurrentHead):
     def __init__(self, vocab_size: int, num_outputs: int, cell: str = "lstm", hidden_size: int = 128,
                  num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, pooling: str = "last",
                  bidirectional: bool = False, init: str = "auto", forget_bias: float = 1.0,
-                 input_features: int | None = None, weight_drop: float = 0.0) -> None:
+                 input_features: int | None = None, weight_drop: float = 0.0, initial_state_noise: float = 0.0) -> None:
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (got {pooling!r})")
         super().__init__(vocab_size, num_outputs, cell, hidden_size, num_layers, embedding_size, dropout,
-                         bidirectional, init, forget_bias, input_features, weight_drop)
+                         bidirectional, init, forget_bias, input_features, weight_drop, initial_state_noise)
         self.pooling = pooling
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -81,9 +92,11 @@ class SequenceTagger(_TokenRecurrentHead):
 
     def __init__(self, vocab_size: int, num_labels: int, cell: str = "lstm", hidden_size: int = 128,
                  num_layers: int = 1, embedding_size: int = 64, dropout: float = 0.0, bidirectional: bool = True,
-                 init: str = "auto", forget_bias: float = 1.0, weight_drop: float = 0.0) -> None:
+                 init: str = "auto", forget_bias: float = 1.0, weight_drop: float = 0.0,
+                 initial_state_noise: float = 0.0) -> None:
         super().__init__(vocab_size, num_labels, cell, hidden_size, num_layers, embedding_size, dropout,
-                         bidirectional, init, forget_bias, weight_drop=weight_drop)
+                         bidirectional, init, forget_bias, weight_drop=weight_drop,
+                         initial_state_noise=initial_state_noise)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.outputs(tokens, lengths)))  # (B, T, C)

@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cells.batchnorm import population_statistics
 from ..data.sequences import bucketed_batches, pad
 from .base import EpochCursor
 
 IGNORE = -100  # the label of padding positions; cross_entropy skips it
 EVAL_BATCH = 256
+POPULATION_BATCHES = 50  # training batches a BN-LSTM's statistics are recomputed from before each validation
 
 
 def _targets(targets, chosen, device) -> torch.Tensor:
@@ -77,6 +79,7 @@ class LabelledSequencesTask(EpochCursor):
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """The loss per sequence (per token for tagging) and, for classes, the accuracy."""
+        self.refresh_statistics(model)
         model.eval()
         loss_sum, right, counted, n = 0.0, 0, 0, len(self.val_sequences)
         for start in range(0, n, EVAL_BATCH):
@@ -91,6 +94,16 @@ class LabelledSequencesTask(EpochCursor):
         if self.loss_name == "nats":
             metrics["accuracy"] = right / max(counted, 1)
         return metrics
+
+
+    def refresh_statistics(self, model: nn.Module) -> None:
+        """Cells that normalise with batch statistics (the BN-LSTM) get population statistics from
+        up to POPULATION_BATCHES training batches, the weights as they are, before each validation:
+        the validation, the choice of the best epoch and the model that fit returns all use them."""
+        with population_statistics(model) as counting:
+            if counting:
+                for chosen in self.batches[:POPULATION_BATCHES]:
+                    self._outputs(model, self.sequences, self.targets, chosen)
 
 
 class Seq2SeqTask(LabelledSequencesTask):
