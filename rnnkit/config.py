@@ -107,7 +107,8 @@ class ModelConfig:
     hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better)
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 = one-hot input
-    dropout: float = 0.0  # dropout between layers and before the output, in [0, 1) (0.2 when --time >= 600)
+    dropout: float = 0.0  # dropout between layers and before the output, in [0, 1) (0.2 when --time >= 600;
+    # 0.1 for mingru and minlstm there)
     zoneout: float = 0.0  # zoneout probability in [0, 1) (Krueger et al. 2016): in training each unit keeps
     # its previous state with this probability; runs on the step path (slower than the fused kernels)
     weight_drop: float = 0.0  # weight drop in [0, 1) (DropConnect on the recurrent matrices, as AWD-LSTM,
