@@ -341,7 +341,7 @@ def test_new_cell_options_refuse_bad_values_in_one_line_and_write_nothing(cli, c
     (["--initial-state-noise", "-0.1"], "--initial-state-noise must be in 0..10"),
     (["--initial-state-noise", "nan"], "--initial-state-noise must be a finite number"),
 ])
-def test_task_commands_refuse_bad_weight_drop_or_state_noise_in_one_line_and_write_nothing(cli, tmp_path, flags, message):
+def test_task_commands_refuse_bad_weight_drop_or_noise_in_one_line_and_write_nothing(cli, tmp_path, flags, message):
     (tmp_path / "d.csv").write_text("text,label\n" + "".join(f"t{i % 3},{i % 2}\n" for i in range(20)))
     (tmp_path / "t.csv").write_text("tokens,tags\n" + "a b,X Y\n" * 10)
     for command, columns, data in ((["classify"], ["--text-col", "text", "--label-col", "label"], "d.csv"),
