@@ -316,6 +316,8 @@ def test_cli_bad_inputs(cli, stream_files, tmp_path):
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--range-margin", "-0.1",
         message="--range-margin must be in [0, 100]")
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--quiet-steps", "-1", message="--quiet-steps")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--weight-drop", "-0.1",
+        message="--weight-drop must be in [0, 1)")
     assert not (tmp_path / "x").exists()  # nothing written for a refused command
     short = tmp_path / "short.csv"
     short.write_text("t,load\n0,1\n1,2\n2,3\n")

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from rnnkit.errors import UsageError
 from rnnkit.timeseries import RNNForecaster, read_panel
@@ -130,6 +131,23 @@ def test_save_load_round_trip_and_shapes(tmp_path):
         RNNForecaster(horizon=10).fit(y[:8])
 
 
+def test_weight_drop_acts_in_training_only_and_is_saved(tmp_path):
+    y = seasonal(100, season=4)
+    model = RNNForecaster(horizon=2, hidden_size=16, min_steps=20, epochs=1, weight_drop=0.4).fit(y)
+    network = model.model_
+    context, lengths = torch.randn(3, 8, network.project.in_features), torch.tensor([8, 8, 5])
+    network.train()
+    assert not torch.allclose(network(context, lengths), network(context, lengths))  # a new mask per call
+    network.eval()
+    assert torch.equal(network(context, lengths), network(context, lengths))
+    model.save(tmp_path / "m")
+    loaded = RNNForecaster.load(tmp_path / "m")
+    assert loaded.weight_drop == 0.4 and np.allclose(loaded.predict(y), model.predict(y))
+    from rnnkit.anomaly.reconstruction import ReconstructionNetwork  # the anomaly detector's other network
+    rebuild = ReconstructionNetwork(1, weight_drop=0.4)
+    assert rebuild.encoder.weight_drop == rebuild.decoder.weight_drop == 0.4
+
+
 def test_log_transform_models_growing_seasonal_swings(tmp_path):
     """A series whose seasonal swing grows with its level (multiplicative): under transform log the
     forecasts and quantiles come back in the series' units, ordered and positive, and the choice is
@@ -230,6 +248,9 @@ def test_cli_bad_inputs(cli, sales, tmp_path):
     base = ["--time-col", "month", "--value-col", "sales", "--id-col", "store"]
     train = ["forecast", "train", sales, *base, "--out", tmp_path / "new"]
     _bad(cli, tmp_path, *train, "--horizon", "0", message="--horizon must be in 1..")
+    _bad(cli, tmp_path, *train, "--horizon", "2", "--weight-drop", "1", message="--weight-drop must be in [0, 1)")
+    _bad(cli, tmp_path, *train, "--horizon", "2", "--cell", "esn", "--weight-drop", "0.2",
+         message="which the esn cell does not learn")
     _bad(cli, tmp_path, *train[:3], "--time-col", "when", *base[2:], "--horizon", "3", "--out", tmp_path / "new",
          message="no column 'when'")
     _bad(cli, tmp_path, *train, "--horizon", "70", message="needs at least")

@@ -118,7 +118,8 @@ class RNNAnomalyDetector(RNNForecaster):
     def _build_model(self) -> torch.nn.Module:
         if self.method == "reconstruction":
             return ReconstructionNetwork(self.num_values_, self.cell, self.hidden_size, self.num_layers,
-                                         self.embedding_size, self.dropout, self.context_length_)
+                                         self.embedding_size, self.dropout, self.context_length_,
+                                         weight_drop=self.weight_drop)
         return super()._build_model()
 
     # ------------------------------------------------------------------ scoring

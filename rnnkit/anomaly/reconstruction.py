@@ -34,11 +34,12 @@ class ReconstructionNetwork(nn.Module):
     reservoir's final state (B, H) -> (B, L * D), a readout fitted in closed form (fit_rebuild)."""
 
     def __init__(self, num_values: int, cell: str = "lstm", hidden_size: int = 32, num_layers: int = 1,
-                 input_size: int = 16, dropout: float = 0.0, window: int = 32) -> None:
+                 input_size: int = 16, dropout: float = 0.0, window: int = 32, weight_drop: float = 0.0) -> None:
         super().__init__()
         self.project = nn.Linear(num_values, input_size)
-        self.encoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
-        self.decoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout) if self.encoder.trainable else None
+        self.encoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout, weight_drop=weight_drop)
+        self.decoder = Recurrent(cell, input_size, hidden_size, num_layers, dropout,
+                                 weight_drop=weight_drop) if self.encoder.trainable else None
         for layer in (self.encoder, self.decoder):
             if layer is not None:
                 layer.reset_parameters("auto", 1.0)

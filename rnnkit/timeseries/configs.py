@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import CHOICES, _in_range, _positive
+from ..config import CHOICES, _in_range, _positive, check_weight_drop
 from ..estimators.configs import NetworkConfig
 from .network import LIKELIHOODS
 from .seasonal import MODES
@@ -24,6 +24,9 @@ class ForecasterConfig(NetworkConfig):
     num_layers: int = 1  # stacked recurrent layers
     embedding_size: int = 16  # width of the linear projection of each step's values before the recurrent layer
     likelihood: str = "gaussian"  # predictive distribution of every future step: gaussian or studentt
+    weight_drop: float = 0.0  # weight drop in [0, 1) (DropConnect on the recurrent matrices, as AWD-LSTM,
+    # Merity et al. 2018): in training each element of every W_hh is zeroed with this probability, one mask
+    # per batch
     # --- training
     epochs: float = 50.0  # passes over the training windows (every cut of every series)
     batch_size: int = 64  # windows per batch
@@ -63,6 +66,7 @@ class ForecasterConfig(NetworkConfig):
             _in_range(self, "season", 1, 100_000)
         _in_range(self, "num_layers", 1, 64)
         _in_range(self, "min_steps", 0, 1e9)
+        check_weight_drop(self.weight_drop, self.cell)
 
     def recurrent_parameters(self) -> int:
         H = self.hidden_size

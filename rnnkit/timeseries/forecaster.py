@@ -218,7 +218,7 @@ class RNNForecaster(RNNEstimator):
     def _build_model(self) -> torch.nn.Module:
         return ForecastNetwork(self.num_values_, self.horizon, self.likelihood, self.cell, self.hidden_size,
                                self.num_layers, self.embedding_size, self.dropout,
-                               extra_inputs=2 if self.season_ > 1 else 0)
+                               extra_inputs=2 if self.season_ > 1 else 0, weight_drop=self.weight_drop)
 
     # ------------------------------------------------------------------ predicting
     def _final_windows(self, y):

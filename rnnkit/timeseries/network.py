@@ -21,14 +21,14 @@ _PARAMETERS = {"gaussian": 2, "studentt": 3}
 class ForecastNetwork(nn.Module):
     def __init__(self, num_values: int, horizon: int, likelihood: str = "gaussian", cell: str = "lstm",
                  hidden_size: int = 64, num_layers: int = 1, input_size: int = 16, dropout: float = 0.0,
-                 extra_inputs: int = 0) -> None:
+                 extra_inputs: int = 0, weight_drop: float = 0.0) -> None:
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {', '.join(LIKELIHOODS)} (got {likelihood!r})")
         self.num_values, self.horizon, self.likelihood = num_values, horizon, likelihood
         # each step's D values (and `extra_inputs` features, such as the place in the season) -> input_size
         self.project = nn.Linear(num_values + extra_inputs, input_size)
-        self.recurrent = Recurrent(cell, input_size, hidden_size, num_layers, dropout)
+        self.recurrent = Recurrent(cell, input_size, hidden_size, num_layers, dropout, weight_drop=weight_drop)
         self.recurrent.reset_parameters("auto", 1.0)
         if not self.recurrent.trainable:  # a fixed reservoir reads a fixed projection: only the head is fitted
             self.project.requires_grad_(False)
