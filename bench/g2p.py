@@ -259,12 +259,12 @@ def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count
             classes = model.classes_  # the labels of all training words, whatever the seed: the same columns
         assert list(model.classes_) == list(classes)
     rows = []
-    for name, used in (("tagger (one model)", 1), (f"taggers ({count} together)", count)):
-        if used == 1 or count > 1:
-            mean = [sum(p[i] for p in probabilities[:used]) / used for i in range(len(words))]
-            guessed = [[classes[j] for j in m.argmax(axis=1)] for m in mean]
-            predicted = [" ".join(t.replace("|", " ") for t in tags if t != "_") for tags in guessed]
-            rows.append((name, predicted, sum(fit_seconds[:used]), sum(predict_seconds[:used])))
+    for used in sorted({1, count}):  # the first tagger alone, then all of them
+        mean = [sum(p[i] for p in probabilities[:used]) / used for i in range(len(words))]
+        guessed = [[classes[j] for j in m.argmax(axis=1)] for m in mean]
+        predicted = [" ".join(t.replace("|", " ") for t in tags if t != "_") for tags in guessed]
+        name = "tagger (one model)" if used == 1 else f"taggers ({used} together)"
+        rows.append((name, predicted, sum(fit_seconds[:used]), sum(predict_seconds[:used])))
     return rows
 
 

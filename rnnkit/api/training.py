@@ -117,7 +117,8 @@ def train(text_file: str | os.PathLike | list[str | os.PathLike] | None = None, 
         train_options["time"] = DEFAULT_TIME
     time_only = ((train_options.get("time") or 0) >= LONG_BUDGET and not {"max_steps", "epochs"} & set(train_options)
                  and base is None)
-    long_model = {**LONG_BUDGET_MODEL, "dropout": LONG_BUDGET_DROPOUT.get(model_options.get("cell"), 0.2)}
+    long_model = {**LONG_BUDGET_MODEL,
+                  "dropout": LONG_BUDGET_DROPOUT.get(model_options.get("cell"), LONG_BUDGET_MODEL["dropout"])}
     long_budget = {k: v for k, v in long_model.items() if k not in model_options} if time_only else {}
     model_options.update(long_budget)
     train_config = TrainConfig(**train_options)

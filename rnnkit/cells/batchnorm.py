@@ -162,7 +162,7 @@ class BatchNormLSTMCell(LSTMCell):
         repeats = T - own  # updates of the last row, one after another
         counts = int(self.batches[last]) + torch.arange(1, repeats + 1, dtype=torch.float64, device=steps.device)
         self.batches[last] += repeats
-        m_last = self._momentum(counts, torch.full_like(counts, last, dtype=torch.long))  # (repeats,)
+        m_last = self._momentum(counts, last)  # (repeats,)
         # kept[j] = prod_{l >= j} (1 - m_l); kept[repeats] = 1
         kept = torch.cat([torch.flip(torch.cumprod(torch.flip(1 - m_last, [0]), 0), [0]), m_last.new_ones(1)])
         weights = (m_last * kept[1:])[:, None]  # (repeats, 1): each update's share of the final value
@@ -188,11 +188,11 @@ class BatchNormLSTMCell(LSTMCell):
         k = int(real.max())
         self.steps_seen.clamp_(min=k + 1)
         self.batches[k] += 1
-        return k, float(self._momentum(self.batches[k:k + 1].double(), torch.tensor([k]))[0])
+        return k, float(self._momentum(self.batches[k].double(), k))
 
-    def _momentum(self, counts: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        """The weight of the batch that brought step `steps[i]`'s count to `counts[i]` (float64) in
-        its running averages: the plain mean over a step's first 1 / MOMENTUM batches, then an
+    def _momentum(self, counts: torch.Tensor, steps: torch.Tensor | int) -> torch.Tensor:
+        """The weight of the batch that brought each step's count to `counts` (float64; `steps`: the
+        step of each count, or one step for all) in its running averages: the plain mean over a step's first 1 / MOMENTUM batches, then an
         exponential average; while population statistics are counted, the plain mean over the
         batches of that count (the first of them replaces what the step had)."""
         if self.population_start is None:

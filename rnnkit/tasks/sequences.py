@@ -95,7 +95,6 @@ class LabelledSequencesTask(EpochCursor):
             metrics["accuracy"] = right / max(counted, 1)
         return metrics
 
-
     def refresh_statistics(self, model: nn.Module) -> None:
         """Cells that normalise with batch statistics (the BN-LSTM) get population statistics from
         up to POPULATION_BATCHES training batches, the weights as they are, before each validation:
