@@ -21,11 +21,21 @@ Phonetisaurus's aligner made of the training words while it trained (so it needs
 first tagger alone and, with --tagger-ensemble N, N taggers (seeds 0..N-1) deciding together by the
 mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq models out.
 
+With --rescore N (10 by default; 0: off), one more row combines the two kinds of model, as Rao et
+al. (2015) combined an LSTM with a joint n-gram model: each word's candidates are Phonetisaurus's N
+best pronunciations and rnnkit's own best guess, and the candidate with the highest
+log P_rnnkit(candidate | word) - w * (Phonetisaurus's cost of it) wins, where the cost is its
+negative natural log-probability (a candidate outside the N best costs as much as the N-th) and
+w = --rescore-weight (1: the product of the two models' probabilities; fixed in advance, not tuned
+on the held-out words). rnnkit's side is its best seq2seq system of the run.
+
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 1 5] [--ensemble 3]
                                   [--tagger-epochs 0] [--tagger-ensemble 1] [--tagger-weight-drop 0]
+                                  [--rescore 10] [--rescore-weight 1] [--write-keys g2p g2p_rescored ...]
 
-Prints the table and stores the best seq2seq row as "g2p" and the best tagger row as "g2p_tagger" in
-bench/results.json (each only when its models ran; nothing with --no-write).
+Prints the table and stores, in bench/results.json, the best seq2seq row as "g2p", the best tagger
+row as "g2p_tagger" and the rescored row as "g2p_rescored" (each only when its models ran, and only
+the keys named by --write-keys when given; nothing with --no-write).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from store import record  # noqa: E402
 
 WORD = re.compile(r"^[a-z']+$")
+KEYS = ("g2p", "g2p_tagger", "g2p_rescored")  # bench/results.json keys: seq2seq, aligned tagger, rescored rows
 
 
 def dictionary_file() -> Path:
@@ -95,6 +107,11 @@ def main() -> None:
                         "0..N-1, the mean of their label probabilities); 1: one tagger")
     parser.add_argument("--tagger-weight-drop", type=float, default=0.0, help="the tagger's weight drop "
                         "(DropConnect on its recurrent matrices)")
+    parser.add_argument("--rescore", type=int, default=10, help="rescore Phonetisaurus's N best and rnnkit's best "
+                        "seq2seq guess by both models (0: no such row)")
+    parser.add_argument("--rescore-weight", type=float, default=1.0, help="weight of Phonetisaurus's log-probability "
+                        "against rnnkit's when rescoring")
+    parser.add_argument("--write-keys", nargs="+", choices=KEYS, help="store only these results (default: all that ran)")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.json alone")
     args = parser.parse_args()
@@ -129,33 +146,47 @@ def main() -> None:
         for width in args.beam_size:
             started = time.perf_counter()
             predicted = decoder(width).predict(test)
-            rows.append({"system": name, "decoding": "greedy" if width == 1 else f"beam {width}", "beam_size": width,
+            rows.append({"key": "g2p", "system": name, "decoding": "greedy" if width == 1 else f"beam {width}",
+                         "beam_size": width,
                          **error_rates(test, predicted, entries, pronunciations),
                          "fit_seconds": round(fit_s), "predict_seconds": round(time.perf_counter() - started, 1),
                          "predicted": predicted})
-    baseline = phonetisaurus(train, test, entries)
+    baseline = phonetisaurus(train, test, entries, args.rescore)
     if baseline:
-        predicted, fit_s, predict_s, alignments = baseline
+        predicted, fit_s, predict_s, alignments, nbest = baseline
+        if nbest and rows:  # rnnkit's best seq2seq system scores Phonetisaurus's candidates and its own guess
+            own = min(rows, key=lambda r: r["word_error_rate"])
+            name, decoder, fit_own = next(system for system in systems if system[0] == own["system"])
+            started = time.perf_counter()
+            guessed = rescore(decoder(own["beam_size"]), test, nbest, own["predicted"], args.rescore_weight)
+            rows.append({"key": "g2p_rescored", "system": f"{name} x Phonetisaurus, {args.rescore}-best rescored",
+                         "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
+                         **error_rates(test, guessed, entries, pronunciations), "fit_seconds": round(fit_own + fit_s),
+                         "predict_seconds": round(own["predict_seconds"] + predict_s + time.perf_counter() - started,
+                                                  1), "predicted": guessed})
         if args.tagger_epochs > 0:  # its row goes with rnnkit's, before the baseline's
             for name, guessed, tagger_fit_s, tagger_predict_s in aligned_taggers(
                     alignments, test, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop):
-                rows.append({"system": f"rnnkit, aligned {name}", "decoding": "one label per letter",
+                rows.append({"key": "g2p_tagger", "system": f"rnnkit, aligned {name}",
+                             "decoding": "one label per letter",
                              "beam_size": None, **error_rates(test, guessed, entries, pronunciations),
                              "fit_seconds": round(tagger_fit_s), "predict_seconds": round(tagger_predict_s, 1),
                              "predicted": guessed})
-        rows.append({"system": "Phonetisaurus (joint n-gram FST)", "decoding": "best path", "beam_size": None,
+        rows.append({"key": None, "system": "Phonetisaurus (joint n-gram FST)", "decoding": "best path",
+                     "beam_size": None,
                      **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
                      "predict_seconds": round(predict_s, 1), "predicted": predicted})
     settings = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs, "ensemble": len(members),
                 "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
-                "tagger_ensemble": args.tagger_ensemble, "tagger_weight_drop": args.tagger_weight_drop}
-    for key, tagger in (("g2p", False), ("g2p_tagger", True)):
-        own = [r for r in rows if r["system"].startswith("rnnkit") and ("aligned" in r["system"]) == tagger]
+                "tagger_ensemble": args.tagger_ensemble, "tagger_weight_drop": args.tagger_weight_drop,
+                "rescore": args.rescore, "rescore_weight": args.rescore_weight}
+    for key in args.write_keys or KEYS:
+        own = [r for r in rows if r["key"] == key]
         if not own:
             continue
         best = min(own, key=lambda r: r["word_error_rate"])
-        result = {**settings, **{k: v for k, v in best.items() if k != "predicted"},
-                  "rows": [{k: v for k, v in r.items() if k != "predicted"} for r in rows],
+        result = {**settings, **{k: v for k, v in best.items() if k not in ("predicted", "key")},
+                  "rows": [{k: v for k, v in r.items() if k not in ("predicted", "key")} for r in rows],
                   "examples": [{"word": w, "reference": entries[w], "predicted": p}
                                for w, p in zip(test[:8], best["predicted"][:8])]}
         if not args.no_write:
@@ -194,10 +225,11 @@ def error_rates(test: list[str], predicted: list[str], entries: dict[str, str],
     return out
 
 
-def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str]):
-    """(guesses, fit seconds, decode seconds, its aligner's alignments of the training words) of
-    Phonetisaurus trained on the same words, or None when its wheel is not installed (`make bench`
-    installs it)."""
+def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str], nbest: int = 0):
+    """(guesses, fit seconds, decode seconds, its aligner's alignments of the training words, and
+    with nbest > 0 each test word's `nbest` best pronunciations as {pronunciation: cost}, the cost its
+    negative natural log-probability) of Phonetisaurus trained on the same words, or None when its
+    wheel is not installed (`make bench` installs it)."""
     if importlib.util.find_spec("phonetisaurus") is None:
         print("g2p.py: the phonetisaurus wheel is not installed (pip install --no-deps phonetisaurus==0.3.0); "
               "its row is left out", file=sys.stderr)
@@ -213,7 +245,44 @@ def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str]):
         started = time.perf_counter()
         guesses = {word: " ".join(phonemes) for word, phonemes in P.predict(test, model)}
         predict_s = time.perf_counter() - started
-        return [guesses.get(w, "") for w in test], fit_s, predict_s, corpus.read_text(encoding="utf-8").splitlines()
+        listed = n_best(P, model, test, Path(scratch) / "words.txt", nbest) if nbest > 0 else None
+        return ([guesses.get(w, "") for w in test], fit_s, predict_s, corpus.read_text(encoding="utf-8").splitlines(),
+                listed)
+
+
+def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str, dict[str, float]]:
+    """word -> {pronunciation: cost} for Phonetisaurus's n best of each word (its decoder with
+    probabilities summed over the alignments of a pronunciation)."""
+    scratch.write_text("\n".join(words) + "\n", encoding="utf-8")
+    printed = subprocess.run(["phonetisaurus-g2pfst", f"--model={model}", f"--wordlist={scratch}", f"--nbest={n}",
+                              "--accumulate=true"], env=P.guess_environment(), capture_output=True, text=True,
+                             check=True).stdout
+    listed: dict[str, dict[str, float]] = {}
+    for line in printed.splitlines():
+        word, cost, pronunciation = line.split("\t")
+        listed.setdefault(word, {})[pronunciation] = float(cost)
+    return listed
+
+
+def rescore(decoder, test: list[str], nbest: dict[str, dict[str, float]], own: list[str], weight: float) -> list[str]:
+    """For each word, the candidate (Phonetisaurus's n best and rnnkit's guess `own`) with the highest
+    log P(candidate | word) under `decoder` (a Seq2Seq or Seq2SeqEnsemble) minus weight x its
+    Phonetisaurus cost (a guess outside the n best costs as much as the n-th)."""
+    words, candidates, costs = [], [], []
+    for word, guess in zip(test, own):
+        listed = dict(nbest.get(word, {}))
+        if guess:
+            listed.setdefault(guess, max(listed.values(), default=0.0))
+        for pronunciation, cost in listed.items():
+            words.append(word)
+            candidates.append(pronunciation)
+            costs.append(cost)
+    scores = decoder.log_likelihood(words, candidates) - weight * np.asarray(costs)
+    best: dict[str, tuple[float, str]] = {}
+    for word, candidate, score in zip(words, candidates, scores):
+        if word not in best or score > best[word][0]:
+            best[word] = (score, candidate)
+    return [best[w][1] if w in best else guess for w, guess in zip(test, own)]
 
 
 def letter_labels(alignments: list[str]) -> tuple[list[list[str]], list[list[str]]]:

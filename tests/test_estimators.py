@@ -369,6 +369,21 @@ def test_seq2seq_learns_to_reverse_strings(tmp_path):
     tokens, lengths = pad([encode(x) for x in Xt[:12]], "cpu")
     assert net.beam(tokens, lengths, 20, 3) == [net.beam(*pad([encode(x)], "cpu"), 20, 3)[0] for x in Xt[:12]]
     assert net.beam(tokens, lengths, 20, 1) == net.greedy(tokens, lengths, 20)
+    # log_likelihood ranks given outputs: the right one above a wrong one, and it is the teacher-forced
+    # log-probability of training (the end token included), the same in a batch as alone
+    right, wrong = model.log_likelihood(Xt, yt), model.log_likelihood(Xt, [x[::-1][1:] + x[-1] for x in Xt])
+    assert np.all(right <= 0) and np.mean(right > wrong) > 0.95
+    ids = [model._target_ids(t) + [Seq2Seq.EOS] for t in yt[:5]]
+    target, _ = pad(ids, "cpu")
+    start = torch.full((5, 1), Seq2Seq.BOS, dtype=torch.long)
+    with torch.no_grad():
+        logits = net(*pad([encode(x) for x in Xt[:5]], "cpu"), torch.cat([start, target[:, :-1]], dim=1))
+        picked = torch.log_softmax(logits.double(), dim=2).gather(2, target[:, :, None])[:, :, 0]
+    assert np.allclose(right[:5], (picked * (target != 0)).sum(dim=1).numpy(), atol=1e-5)
+    assert np.allclose(model.log_likelihood(Xt[3:4], yt[3:4]), right[3:4], atol=1e-6)
+    assert model.log_likelihood(["abc"], ["cbz"])[0] == -np.inf  # z: never seen as an output
+    with pytest.raises(ValueError, match="X has 2 items but y has 1"):
+        model.log_likelihood(["ab", "cd"], ["ba"])
     model.save(tmp_path / "s2s")
     assert Seq2Seq.load(tmp_path / "s2s").predict(Xt[:20]) == model.predict(Xt[:20])
     with pytest.raises(ValueError, match="X has 2 items but y has 1"):
@@ -387,6 +402,7 @@ def test_seq2seq_ensemble_decodes_with_the_mean_of_its_members_probabilities():
     # one member alone decodes exactly as that model does, greedily and with beams
     alone = Seq2SeqEnsemble(members[:1])
     assert alone.predict(X[:30]) == members[0].predict(X[:30])
+    assert np.allclose(alone.log_likelihood(X[:30], y[:30]), members[0].log_likelihood(X[:30], y[:30]), atol=1e-6)
     assert Seq2SeqEnsemble(members[:1], beam_size=3).predict(X[:30]) == \
         members[0].set_params(beam_size=3).predict(X[:30])
     # two: every step's distribution is the mean of the members' distributions

@@ -65,6 +65,13 @@ class Seq2Seq(RNNEstimator):
     def score(self, X, y) -> float:
         return _exact_match(self.predict(X), y)
 
+    def log_likelihood(self, X, y) -> np.ndarray:
+        """(n,) the natural log-probability the model gives output y[i] for input X[i], its end
+        included: how likely it finds a given guess, e.g. to rank another system's candidates. -inf
+        where y[i] holds a token the model never saw in training."""
+        check_is_fitted(self, "model_")
+        return _log_likelihood(self.model_, self, X, y)
+
     def _fitted_state(self) -> dict[str, Any]:
         return {"source_tokenizer": self.source_tokenizer_.to_json(), "target_tokenizer": self.target_tokenizer_.to_json()}
 
@@ -128,6 +135,32 @@ class Seq2SeqEnsemble:
     def score(self, X, y) -> float:
         """Exact-match accuracy."""
         return _exact_match(self.predict(X), y)
+
+    def log_likelihood(self, X, y) -> np.ndarray:
+        """(n,) log-probability of each y[i] under the ensemble (each step: the mean of the models'
+        probabilities), as Seq2Seq.log_likelihood."""
+        return _log_likelihood(self.model_, self.estimators[0], X, y)
+
+
+def _log_likelihood(model, estimator: Seq2Seq, X, y) -> np.ndarray:
+    """log P(y[i] | X[i]) for every pair, in batches; `estimator` holds the tokenizers."""
+    sources, targets = strings(X), strings(y, "y")
+    if len(sources) != len(targets):
+        raise ValueError(f"X has {len(sources)} items but y has {len(targets)}")
+    empty = next((i for i, a in enumerate(sources) if not a.strip()), None)
+    if empty is not None:
+        raise ValueError(f"item {empty} has an empty source")
+    device = next(model.parameters()).device
+    outputs = [estimator._target_ids(t) + [Seq2Seq.EOS] for t in targets]
+    out = np.empty(len(sources))
+    for start in range(0, len(sources), PREDICT_BATCH):
+        chunk = slice(start, start + PREDICT_BATCH)
+        tokens, lengths = pad([estimator.source_tokenizer_.encode(s) for s in sources[chunk]], device)
+        target, _ = pad(outputs[chunk], device)
+        out[chunk] = model.log_likelihood(tokens, lengths, target).cpu().numpy()
+    unknown = np.array([1 in ids for ids in outputs], dtype=bool)  # 1: a token outside the vocabulary
+    out[unknown] = -np.inf
+    return out
 
 
 def _exact_match(predicted: list[str], y) -> float:

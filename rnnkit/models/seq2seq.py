@@ -60,6 +60,21 @@ class Decoding:
                 break
         return [output for _, output in beams.best()]
 
+    @torch.no_grad()
+    def log_likelihood(self, source: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(B,) natural log-probability of each given output: target (B, T) holds each one's ids and
+        then EOS, padded with 0. Teacher forcing, as in training, so guesses of any origin (another
+        system's n-best list, say) can be ranked by this model."""
+        outputs, keys, mask, state, feed = self.encode(source, lengths)
+        token = torch.full((source.shape[0],), self.bos, dtype=torch.long, device=source.device)
+        total = torch.zeros(source.shape[0], dtype=torch.float64, device=source.device)
+        for t in range(target.shape[1]):
+            logits, state, feed = self.decode_step(token, state, feed, outputs, keys, mask)
+            logp = torch.log_softmax(logits.float(), dim=1).gather(1, target[:, t:t + 1])[:, 0]  # (B,)
+            total += torch.where(target[:, t] != 0, logp.double(), torch.zeros_like(total))
+            token = target[:, t]
+        return total
+
 
 class Seq2SeqModel(Decoding, nn.Module):
     def __init__(self, source_vocab: int, target_vocab: int, cell: str = "lstm", hidden_size: int = 128,
