@@ -111,7 +111,8 @@ def main() -> None:
                         "seq2seq guess by both models (0: no such row)")
     parser.add_argument("--rescore-weight", type=float, default=1.0, help="weight of Phonetisaurus's log-probability "
                         "against rnnkit's when rescoring")
-    parser.add_argument("--write-keys", nargs="+", choices=KEYS, help="store only these results (default: all that ran)")
+    parser.add_argument("--write-keys", nargs="+", choices=KEYS,
+                        help="store only these results (default: all that ran)")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.json alone")
     args = parser.parse_args()
@@ -154,16 +155,6 @@ def main() -> None:
     baseline = phonetisaurus(train, test, entries, args.rescore)
     if baseline:
         predicted, fit_s, predict_s, alignments, nbest = baseline
-        if nbest and rows:  # rnnkit's best seq2seq system scores Phonetisaurus's candidates and its own guess
-            own = min(rows, key=lambda r: r["word_error_rate"])
-            name, decoder, fit_own = next(system for system in systems if system[0] == own["system"])
-            started = time.perf_counter()
-            guessed = rescore(decoder(own["beam_size"]), test, nbest, own["predicted"], args.rescore_weight)
-            rows.append({"key": "g2p_rescored", "system": f"{name} x Phonetisaurus, {args.rescore}-best rescored",
-                         "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
-                         **error_rates(test, guessed, entries, pronunciations), "fit_seconds": round(fit_own + fit_s),
-                         "predict_seconds": round(own["predict_seconds"] + predict_s + time.perf_counter() - started,
-                                                  1), "predicted": guessed})
         if args.tagger_epochs > 0:  # its row goes with rnnkit's, before the baseline's
             for name, guessed, tagger_fit_s, tagger_predict_s in aligned_taggers(
                     alignments, test, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop):
@@ -172,6 +163,21 @@ def main() -> None:
                              "beam_size": None, **error_rates(test, guessed, entries, pronunciations),
                              "fit_seconds": round(tagger_fit_s), "predict_seconds": round(tagger_predict_s, 1),
                              "predicted": guessed})
+        if nbest and systems:  # rnnkit's best seq2seq system scores Phonetisaurus's candidates and rnnkit's guesses
+            own = min((r for r in rows if r["key"] == "g2p"), key=lambda r: r["word_error_rate"])
+            taggers = [r for r in rows if r["key"] == "g2p_tagger"]
+            tagger = [min(taggers, key=lambda r: r["word_error_rate"])] if taggers else []  # its guesses join in
+            name, decoder, fit_own = next(system for system in systems if system[0] == own["system"])
+            started = time.perf_counter()
+            guesses = [own["predicted"]] + [t["predicted"] for t in tagger]
+            guessed = rescore(decoder(own["beam_size"]), test, nbest, guesses, args.rescore_weight)
+            also = " and the taggers' guesses" if tagger else ""
+            rows.append({"key": "g2p_rescored", "system": f"{name} x Phonetisaurus, {args.rescore}-best{also} rescored",
+                         "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
+                         **error_rates(test, guessed, entries, pronunciations),
+                         "fit_seconds": round(fit_own + fit_s + sum(t["fit_seconds"] for t in tagger)),
+                         "predict_seconds": round(own["predict_seconds"] + predict_s + time.perf_counter() - started,
+                                                  1), "predicted": guessed})
         rows.append({"key": None, "system": "Phonetisaurus (joint n-gram FST)", "decoding": "best path",
                      "beam_size": None,
                      **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
@@ -264,15 +270,20 @@ def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str,
     return listed
 
 
-def rescore(decoder, test: list[str], nbest: dict[str, dict[str, float]], own: list[str], weight: float) -> list[str]:
-    """For each word, the candidate (Phonetisaurus's n best and rnnkit's guess `own`) with the highest
-    log P(candidate | word) under `decoder` (a Seq2Seq or Seq2SeqEnsemble) minus weight x its
-    Phonetisaurus cost (a guess outside the n best costs as much as the n-th)."""
+def rescore(decoder, test: list[str], nbest: dict[str, dict[str, float]], guesses: list[list[str]],
+            weight: float) -> list[str]:
+    """For each word, the candidate (Phonetisaurus's n best and rnnkit's guesses: one list per system,
+    the first the decoder's own) with the highest log P(candidate | word) under `decoder` (a Seq2Seq or
+    Seq2SeqEnsemble) minus weight x its Phonetisaurus cost (a guess outside the n best costs as much
+    as the n-th)."""
+    own = guesses[0]
     words, candidates, costs = [], [], []
-    for word, guess in zip(test, own):
+    for i, word in enumerate(test):
         listed = dict(nbest.get(word, {}))
-        if guess:
-            listed.setdefault(guess, max(listed.values(), default=0.0))
+        floor = max(listed.values(), default=0.0)
+        for guess in (system[i] for system in guesses):
+            if guess:
+                listed.setdefault(guess, floor)
         for pronunciation, cost in listed.items():
             words.append(word)
             candidates.append(pronunciation)
