@@ -431,6 +431,8 @@ def test_seq2seq_ensemble_decodes_with_the_mean_of_its_members_probabilities():
 
 def test_seq2seq_cli(cli, tmp_path):
     import csv
+
+    from rnnkit.estimators import Seq2Seq
     rng = np.random.default_rng(1)
     words = ["".join(rng.choice(list("abcdefg"), rng.integers(3, 7))) for _ in range(300)]
     data = tmp_path / "pairs.csv"
@@ -445,6 +447,19 @@ def test_seq2seq_cli(cli, tmp_path):
     assert status == 0, err
     rows = list(csv.DictReader(out.splitlines()))
     assert len(rows) == 300 and list(rows[0]) == ["word", "reversed", "prediction"]
+    # --score-col: the model's log-probability of a given output per row, the estimator's, -inf for unknown tokens
+    scored = tmp_path / "scored.csv"
+    scored.write_text("word,guess\nabc,cba\nabc,abc\nabc,cbz\n")
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", scored, "--score-col", "guess")
+    assert status == 0, err
+    rows = list(csv.DictReader(out.splitlines()))
+    assert list(rows[0]) == ["word", "guess", "prediction", "log_likelihood"]
+    model = Seq2Seq.load(tmp_path / "model")
+    expected = model.log_likelihood(["abc", "abc"], ["cba", "abc"])
+    assert np.allclose([float(r["log_likelihood"]) for r in rows[:2]], expected, rtol=1e-5)
+    assert rows[2]["log_likelihood"] == "-inf"
+    status, out, err = cli("seq2seq", "predict", tmp_path / "model", scored, "--score-col", "nope")
+    assert status == 2 and "has no column 'nope'" in err and out == ""
     status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--beam-size", "0")
     assert status == 2 and "--beam-size must be >= 1" in err
     status, out, err = cli("seq2seq", "predict", tmp_path / "model", data, "--beam-size", str(10**11))

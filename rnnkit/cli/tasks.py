@@ -7,6 +7,7 @@
     rnnkit seq2seq train DATA.csv --source-col word --target-col phonemes --target-level word --out DIR
     rnnkit seq2seq predict DIR DATA.csv --beam-size 4 > out.csv
     rnnkit seq2seq predict DIR DATA.csv --with DIR2 DIR3 > out.csv   (three models decoding together)
+    rnnkit seq2seq predict DIR DATA.csv --score-col guess > out.csv  (how likely each guess is)
 
 `predict` writes the input rows, in order, with a `prediction` column added, as CSV on stdout
 (for tagging: the space-separated tags). Bad input (a missing file or column, an empty cell, tokens
@@ -140,6 +141,11 @@ def _add(sub, parser_class, command: TaskCommand) -> None:
         pr.add_argument("--with", dest="also", nargs="+", default=[], metavar="DIR",
                         help="more models trained on the same data (another --seed, say) that decode "
                              "together with DIR: each step reads the mean of all the models' probabilities")
+        pr.add_argument("--score-col", default=None, metavar="NAME",
+                        help="also write a log_likelihood column: the natural log-probability the model (with "
+                             "--with, the models together) gives the string in this column as the output for the "
+                             "row's input, to rank guesses of any origin; -inf where it holds a token the model "
+                             "never saw")
 
 
 def run(command: TaskCommand, args: argparse.Namespace) -> int:
@@ -214,12 +220,18 @@ def _predict(command: TaskCommand, args: argparse.Namespace) -> int:
     column = getattr(args, key) or meta.get(key, command.input[0])
     if not isinstance(column, str):
         raise UsageError(f"{args.model_dir} is corrupted: its {key} is not a column name")
-    header, rows = read_rows(args.data, [column])
-    predictions = _predictions(model, [command.read_input(r[column]) for r in rows], args.data)
-    writer = csv.DictWriter(sys.stdout, fieldnames=[*header, "prediction"], lineterminator="\n")
+    scored = getattr(args, "score_col", None)
+    header, rows = read_rows(args.data, [column] + ([scored] if scored else []))
+    inputs = [command.read_input(r[column]) for r in rows]
+    predictions = _predictions(model, inputs, args.data)
+    added = {"prediction": [command.show(p) for p in predictions]}
+    if scored:
+        added["log_likelihood"] = [f"{x:.6g}" for x in _predictions(model, inputs, args.data,
+                                                                     [r[scored] for r in rows])]
+    writer = csv.DictWriter(sys.stdout, fieldnames=[*header, *added], lineterminator="\n")
     writer.writeheader()
-    for row, prediction in zip(rows, predictions):
-        writer.writerow({**row, "prediction": command.show(prediction)})
+    for i, row in enumerate(rows):
+        writer.writerow({**row, **{name: values[i] for name, values in added.items()}})
     return 0
 
 
@@ -240,9 +252,10 @@ def _ensemble(command: TaskCommand, model, args: argparse.Namespace):
         raise UsageError(f"--with: {e}") from None
 
 
-def _predictions(model, inputs: list, data: str):
+def _predictions(model, inputs: list, data: str, outputs: list | None = None):
+    """model.predict(inputs), or with outputs its log-likelihood of each."""
     try:
-        return model.predict(inputs)
+        return model.predict(inputs) if outputs is None else model.log_likelihood(inputs, outputs)
     except UsageError:
         raise
     except ValueError as e:  # inputs of another kind than the model's (text for a numeric model, ...)
