@@ -191,8 +191,7 @@ def main() -> None:
         if not own:
             continue
         best = min(own, key=lambda r: r["word_error_rate"])
-        result = {**settings, **{k: v for k, v in best.items() if k not in ("predicted", "key")},
-                  "rows": [{k: v for k, v in r.items() if k not in ("predicted", "key")} for r in rows],
+        result = {**settings, **stored(best), "rows": [stored(r) for r in rows],
                   "examples": [{"word": w, "reference": entries[w], "predicted": p}
                                for w, p in zip(test[:8], best["predicted"][:8])]}
         if not args.no_write:
@@ -207,6 +206,11 @@ def main() -> None:
     print(f"best rnnkit row: {best['system']}")
     for word, guess in zip(test[:8], best["predicted"][:8]):
         print(f"  {word:>16}  {entries[word]:<28} -> {guess}")
+
+
+def stored(row: dict) -> dict:
+    """A table row as results.json keeps it: without its guesses and its results key."""
+    return {k: v for k, v in row.items() if k not in ("predicted", "key")}
 
 
 def error_rates(test: list[str], predicted: list[str], entries: dict[str, str],

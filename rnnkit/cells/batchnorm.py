@@ -192,9 +192,10 @@ class BatchNormLSTMCell(LSTMCell):
 
     def _momentum(self, counts: torch.Tensor, steps: torch.Tensor | int) -> torch.Tensor:
         """The weight of the batch that brought each step's count to `counts` (float64; `steps`: the
-        step of each count, or one step for all) in its running averages: the plain mean over a step's first 1 / MOMENTUM batches, then an
-        exponential average; while population statistics are counted, the plain mean over the
-        batches of that count (the first of them replaces what the step had)."""
+        step of each count, or one step for all) in its running averages: the plain mean over a
+        step's first 1 / MOMENTUM batches, then an exponential average; while population statistics
+        are counted, the plain mean over the batches of that count (the first of them replaces what
+        the step had)."""
         if self.population_start is None:
             return counts.reciprocal().clamp(min=MOMENTUM)
         return (counts - self.population_start[steps].double()).reciprocal()

@@ -71,7 +71,7 @@ class Decoding:
         for t in range(target.shape[1]):
             logits, state, feed = self.decode_step(token, state, feed, outputs, keys, mask)
             logp = torch.log_softmax(logits.float(), dim=1).gather(1, target[:, t:t + 1])[:, 0]  # (B,)
-            total += torch.where(target[:, t] != 0, logp.double(), torch.zeros_like(total))
+            total += logp.double().masked_fill(target[:, t] == 0, 0.0)  # padding after EOS adds nothing
             token = target[:, t]
         return total
 
