@@ -22,16 +22,21 @@ first tagger alone and, with --tagger-ensemble N, N taggers (seeds 0..N-1) decid
 mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq models out.
 
 With --rescore N (10 by default; 0: off), one more row combines the two kinds of model, as Rao et
-al. (2015) combined an LSTM with a joint n-gram model: each word's candidates are Phonetisaurus's N
-best pronunciations and rnnkit's own best guess, and the candidate with the highest
-log P_rnnkit(candidate | word) - w * (Phonetisaurus's cost of it) wins, where the cost is its
-negative natural log-probability (a candidate outside the N best costs as much as the N-th) and
-w = --rescore-weight (1: the product of the two models' probabilities; fixed in advance, not tuned
-on the held-out words). rnnkit's side is its best seq2seq system of the run.
+al. (2015) combined an LSTM with a joint n-gram model (bench/g2p_rescore.py): each word's
+candidates are Phonetisaurus's N best pronunciations and rnnkit's guesses, and the candidate with
+the largest weighted sum of log P_rnnkit(candidate | word), the log-probability that --backward
+models (seq2seq models trained on right-to-left pronunciations, which also add their own guess)
+give it, and minus Phonetisaurus's cost of it (its negative natural log-probability; a candidate
+outside the N best costs as much as the N-th) wins. With --dev-words N, N training words are held
+out of every system's training and the weights are those with the fewest word errors on them;
+without, every weight is --rescore-weight (1: the product of the models' probabilities). Either
+way nothing is tuned on the test words. rnnkit's side is its best seq2seq system of the run (best on
+the dev words when there are any).
 
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 1 5] [--ensemble 3]
                                   [--tagger-epochs 0] [--tagger-ensemble 1] [--tagger-weight-drop 0]
-                                  [--rescore 10] [--rescore-weight 1] [--write-keys g2p g2p_rescored ...]
+                                  [--rescore 10] [--backward 0] [--dev-words 0] [--rescore-weight 1]
+                                  [--write-keys g2p g2p_rescored ...]
 
 Prints the table and stores, in bench/results.json, the best seq2seq row as "g2p", the best tagger
 row as "g2p_tagger" and the rescored row as "g2p_rescored" (each only when its models ran, and only
@@ -43,7 +48,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,10 +58,12 @@ import torch
 from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from g2p_rescore import candidates, choose, n_best, reversed_scorer  # noqa: E402
 from store import record  # noqa: E402
 
 WORD = re.compile(r"^[a-z']+$")
 KEYS = ("g2p", "g2p_tagger", "g2p_rescored")  # bench/results.json keys: seq2seq, aligned tagger, rescored rows
+LIST_SIZES = (5, 10, 20)  # with dev words, Phonetisaurus's lists are also tried cut to these sizes
 
 
 def dictionary_file() -> Path:
@@ -107,10 +113,14 @@ def main() -> None:
                         "0..N-1, the mean of their label probabilities); 1: one tagger")
     parser.add_argument("--tagger-weight-drop", type=float, default=0.0, help="the tagger's weight drop "
                         "(DropConnect on its recurrent matrices)")
-    parser.add_argument("--rescore", type=int, default=10, help="rescore Phonetisaurus's N best and rnnkit's best "
-                        "seq2seq guess by both models (0: no such row)")
-    parser.add_argument("--rescore-weight", type=float, default=1.0, help="weight of Phonetisaurus's log-probability "
-                        "against rnnkit's when rescoring")
+    parser.add_argument("--rescore", type=int, default=10, help="rescore Phonetisaurus's N best and rnnkit's "
+                        "guesses by all the models (0: no such row)")
+    parser.add_argument("--backward", type=int, default=0, help="seq2seq models (seeds 0..N-1) trained on "
+                        "right-to-left pronunciations, which join the rescoring")
+    parser.add_argument("--dev-words", type=int, default=0, help="hold this many training words out of every "
+                        "system's training and choose the rescoring weights on them (0: fixed weights)")
+    parser.add_argument("--rescore-weight", type=float, default=1.0, help="with no dev words, the weight of "
+                        "Phonetisaurus's log-probability (and of the backward models') against rnnkit's")
     parser.add_argument("--write-keys", nargs="+", choices=KEYS,
                         help="store only these results (default: all that ran)")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
@@ -126,16 +136,26 @@ def main() -> None:
     n_test = len(order) // 20
     test = [words[i] for i in order[:n_test]]
     train = [words[i] for i in order[n_test:]]
-    print(f"{len(entries):,} words: {len(train):,} train, {len(test):,} held out", flush=True)
+    dev = []
+    if args.rescore > 0 and args.dev_words > 0:  # drawn from the training words, never the test words
+        held = set(np.random.default_rng(1).permutation(len(train))[:min(args.dev_words, len(train) // 10)].tolist())
+        dev = [w for i, w in enumerate(train) if i in held]
+        train = [w for i, w in enumerate(train) if i not in held]
+    print(f"{len(entries):,} words: {len(train):,} train, {len(dev):,} to choose rescoring weights, "
+          f"{len(test):,} held out", flush=True)
 
     members, fit_seconds = [], []
     for seed in range(max(0, args.ensemble)):
-        model = Seq2Seq(hidden_size=args.hidden_size, embedding_size=64, source_level="char", target_level="word",
-                        epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, dropout=args.dropout,
-                        max_length=30, random_state=seed, verbose=1)
+        model = seq2seq(args, seed)
         started = time.perf_counter()
         members.append(model.fit(train, [entries[w] for w in train]))
         fit_seconds.append(time.perf_counter() - started)
+    backward, backward_seconds = [], 0.0
+    for seed in range(max(0, args.backward) if args.rescore > 0 else 0):
+        model = seq2seq(args, seed)
+        started = time.perf_counter()
+        backward.append(model.fit(train, [" ".join(entries[w].split()[::-1]) for w in train]))
+        backward_seconds += time.perf_counter() - started
     systems = []
     if members:
         systems.append(("rnnkit, one model", lambda width: members[0].set_params(beam_size=width), fit_seconds[0]))
@@ -147,42 +167,54 @@ def main() -> None:
         for width in args.beam_size:
             started = time.perf_counter()
             predicted = decoder(width).predict(test)
+            predict_seconds = time.perf_counter() - started
+            predicted_dev = decoder(width).predict(dev) if dev else []
             rows.append({"key": "g2p", "system": name, "decoding": "greedy" if width == 1 else f"beam {width}",
                          "beam_size": width,
                          **error_rates(test, predicted, entries, pronunciations),
-                         "fit_seconds": round(fit_s), "predict_seconds": round(time.perf_counter() - started, 1),
-                         "predicted": predicted})
-    baseline = phonetisaurus(train, test, entries, args.rescore)
+                         "fit_seconds": round(fit_s), "predict_seconds": round(predict_seconds, 1),
+                         "predicted": predicted, "predicted_dev": predicted_dev})
+    baseline = phonetisaurus(train, test, entries, args.rescore, dev)
     if baseline:
         predicted, fit_s, predict_s, alignments, nbest, nbest_s = baseline
         if args.tagger_epochs > 0:  # its row goes with rnnkit's, before the baseline's
             for name, guessed, tagger_fit_s, tagger_predict_s in aligned_taggers(
-                    alignments, test, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop):
+                    alignments, test + dev, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop):
+                guessed, guessed_dev = guessed[:len(test)], guessed[len(test):]
                 rows.append({"key": "g2p_tagger", "system": f"rnnkit, aligned {name}",
                              "decoding": "one label per letter",
                              "beam_size": None, **error_rates(test, guessed, entries, pronunciations),
                              "fit_seconds": round(tagger_fit_s), "predict_seconds": round(tagger_predict_s, 1),
-                             "predicted": guessed})
+                             "predicted": guessed, "predicted_dev": guessed_dev})
         if nbest and systems:  # rnnkit's best seq2seq system scores Phonetisaurus's candidates and rnnkit's guesses
-            own = min((r for r in rows if r["key"] == "g2p"), key=lambda r: r["word_error_rate"])
+            def lead_error(row):  # which system leads is decided on the dev words when there are any
+                return (np.mean([g != entries[w] for w, g in zip(dev, row["predicted_dev"])]) if dev
+                        else row["word_error_rate"])
+            own = min((r for r in rows if r["key"] == "g2p"), key=lead_error)
             taggers = [r for r in rows if r["key"] == "g2p_tagger"]
-            tagger = [min(taggers, key=lambda r: r["word_error_rate"])] if taggers else []  # its guesses join in
+            tagger = [min(taggers, key=lead_error)] if taggers else []  # its guesses join in
             name, decoder, fit_own = next(system for system in systems if system[0] == own["system"])
             started = time.perf_counter()
-            guesses = [own["predicted"]] + [t["predicted"] for t in tagger]
-            guessed = rescore(decoder(own["beam_size"]), test, nbest, guesses, args.rescore_weight)
             also = " and the taggers' guesses" if tagger else ""
-            rows.append({"key": "g2p_rescored", "system": f"{name} x Phonetisaurus, {args.rescore}-best{also} rescored",
-                         "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
-                         **error_rates(test, guessed, entries, pronunciations),
-                         "fit_seconds": round(fit_own + fit_s + sum(t["fit_seconds"] for t in tagger)),
-                         "predict_seconds": round(own["predict_seconds"] + nbest_s + time.perf_counter() - started,
-                                                  1), "predicted": guessed})
+            back = f" and {len(backward)} right-to-left model{'s' * (len(backward) > 1)}" if backward else ""
+            for what, guessed, size, weights, dev_error in combine(
+                    decoder(own["beam_size"]), backward, [own] + tagger, test, dev, nbest, entries, args.rescore,
+                    args.rescore_weight):
+                rows.append({"key": "g2p_rescored" if not what else None,
+                             "system": f"{name}{back} x Phonetisaurus, {size}-best{also} rescored{what}",
+                             "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
+                             **error_rates(test, guessed, entries, pronunciations), "list_size": size,
+                             "weights": [round(float(w), 2) for w in weights], "dev_word_error_rate": dev_error,
+                             "fit_seconds": round(fit_own + fit_s + backward_seconds
+                                                  + sum(t["fit_seconds"] for t in tagger)),
+                             "predict_seconds": round(own["predict_seconds"] + nbest_s + time.perf_counter()
+                                                      - started, 1), "predicted": guessed})
         rows.append({"key": None, "system": "Phonetisaurus (joint n-gram FST)", "decoding": "best path",
                      "beam_size": None,
                      **error_rates(test, predicted, entries, pronunciations), "fit_seconds": round(fit_s),
                      "predict_seconds": round(predict_s, 1), "predicted": predicted})
-    settings = {"words_train": len(train), "words_test": len(test), "epochs": args.epochs, "ensemble": len(members),
+    settings = {"words_train": len(train), "words_dev": len(dev), "words_test": len(test), "epochs": args.epochs,
+                "ensemble": len(members), "backward": len(backward),
                 "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
                 "tagger_ensemble": args.tagger_ensemble, "tagger_weight_drop": args.tagger_weight_drop,
                 "rescore": args.rescore, "rescore_weight": args.rescore_weight}
@@ -208,9 +240,49 @@ def main() -> None:
         print(f"  {word:>16}  {entries[word]:<28} -> {guess}")
 
 
+def seq2seq(args, seed: int) -> Seq2Seq:
+    """One unfitted seq2seq model with the run's settings."""
+    return Seq2Seq(hidden_size=args.hidden_size, embedding_size=64, source_level="char", target_level="word",
+                   epochs=args.epochs, batch_size=args.batch_size, lr=3e-3, dropout=args.dropout, max_length=30,
+                   random_state=seed, verbose=1)
+
+
 def stored(row: dict) -> dict:
     """A table row as results.json keeps it: without its guesses and its results key."""
-    return {k: v for k, v in row.items() if k not in ("predicted", "key")}
+    return {k: v for k, v in row.items() if k not in ("predicted", "predicted_dev", "key")}
+
+
+def combine(decoder, backward: list, systems: list[dict], test: list[str], dev: list[str],
+            nbest: dict[str, dict[str, float]], entries: dict[str, str], size: int, fixed_weight: float):
+    """[(what, guesses for the test words, list size, weights, the dev words' word error or None)]:
+    the rescored choice among Phonetisaurus's n best and the guesses of `systems` (rows whose
+    "predicted" and "predicted_dev" hold test and dev guesses) and of the `backward` models, scored
+    by `decoder`, the backward models (together) and Phonetisaurus. With dev words the list size
+    (up to `size`) and the weights are chosen on them, and a second entry leaves the backward models
+    out (their weight 0, their guesses still candidates)."""
+    scorers = [decoder.log_likelihood]
+    guesses_test = [row["predicted"] for row in systems]
+    guesses_dev = [row["predicted_dev"] for row in systems]
+    if backward:
+        reader = backward[0].set_params(beam_size=5) if len(backward) == 1 else Seq2SeqEnsemble(backward, beam_size=5)
+        scorers.append(reversed_scorer(reader.log_likelihood))
+        flipped = [" ".join(g.split()[::-1]) for g in reader.predict(test + dev)]
+        guesses_test.append(flipped[:len(test)])
+        guesses_dev.append(flipped[len(test):])
+    table = candidates(test, nbest, guesses_test, scorers)
+    if not dev:
+        weights = np.array([1.0] + [fixed_weight] * len(scorers))
+        return [("", table.truncated(size).pick(weights), size, weights, None)]
+    dev_table = candidates(dev, nbest, guesses_dev, scorers)
+    truth = [entries[w] for w in dev]
+    sizes = tuple(n for n in LIST_SIZES if n < size) + (size,)
+    out = []
+    for what, fixed in [("", None)] + [(" (right-to-left weight 0)", {1: 0.0})] * bool(backward):
+        n, weights, dev_error = choose(dev_table, truth, sizes, fixed)
+        print(f"rescoring{what}: {n} best, weights {weights.tolist()} chosen on {len(dev):,} dev words "
+              f"(word error {dev_error:.4f})", flush=True)
+        out.append((what, table.truncated(n).pick(weights), n, weights, dev_error))
+    return out
 
 
 def error_rates(test: list[str], predicted: list[str], entries: dict[str, str],
@@ -235,7 +307,8 @@ def error_rates(test: list[str], predicted: list[str], entries: dict[str, str],
     return out
 
 
-def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str], nbest: int = 0):
+def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str], nbest: int = 0,
+                  dev: tuple[str, ...] | list[str] = ()):
     """(guesses, fit seconds, decode seconds, its aligner's alignments of the training words, with
     nbest > 0 each test word's `nbest` best pronunciations as {pronunciation: cost}, the cost its
     negative natural log-probability, and the seconds that listing took) of Phonetisaurus trained on
@@ -256,50 +329,10 @@ def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str], nb
         guesses = {word: " ".join(phonemes) for word, phonemes in P.predict(test, model)}
         predict_s = time.perf_counter() - started
         started = time.perf_counter()
-        listed = n_best(P, model, test, Path(scratch) / "words.txt", nbest) if nbest > 0 else None
+        listed = n_best(P, model, test + list(dev), Path(scratch) / "words.txt", nbest) if nbest > 0 else None
         listed_s = time.perf_counter() - started
         return ([guesses.get(w, "") for w in test], fit_s, predict_s, corpus.read_text(encoding="utf-8").splitlines(),
                 listed, listed_s)
-
-
-def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str, dict[str, float]]:
-    """word -> {pronunciation: cost} for Phonetisaurus's n best of each word (its decoder with
-    probabilities summed over the alignments of a pronunciation)."""
-    scratch.write_text("\n".join(words) + "\n", encoding="utf-8")
-    printed = subprocess.run(["phonetisaurus-g2pfst", f"--model={model}", f"--wordlist={scratch}", f"--nbest={n}",
-                              "--accumulate=true"], env=P.guess_environment(), capture_output=True, text=True,
-                             check=True).stdout
-    listed: dict[str, dict[str, float]] = {}
-    for line in printed.splitlines():
-        word, cost, pronunciation = line.split("\t")
-        listed.setdefault(word, {})[pronunciation] = float(cost)
-    return listed
-
-
-def rescore(decoder, test: list[str], nbest: dict[str, dict[str, float]], guesses: list[list[str]],
-            weight: float) -> list[str]:
-    """For each word, the candidate (Phonetisaurus's n best and rnnkit's guesses: one list per system,
-    the first the decoder's own) with the highest log P(candidate | word) under `decoder` (a Seq2Seq or
-    Seq2SeqEnsemble) minus weight x its Phonetisaurus cost (a guess outside the n best costs as much
-    as the n-th)."""
-    own = guesses[0]
-    words, candidates, costs = [], [], []
-    for i, word in enumerate(test):
-        listed = dict(nbest.get(word, {}))
-        floor = max(listed.values(), default=0.0)
-        for guess in (system[i] for system in guesses):
-            if guess:
-                listed.setdefault(guess, floor)
-        for pronunciation, cost in listed.items():
-            words.append(word)
-            candidates.append(pronunciation)
-            costs.append(cost)
-    scores = decoder.log_likelihood(words, candidates) - weight * np.asarray(costs)
-    best: dict[str, tuple[float, str]] = {}
-    for word, candidate, score in zip(words, candidates, scores):
-        if word not in best or score > best[word][0]:
-            best[word] = (score, candidate)
-    return [best[w][1] if w in best else guess for w, guess in zip(test, own)]
 
 
 def letter_labels(alignments: list[str]) -> tuple[list[list[str]], list[list[str]]]:

@@ -1,0 +1,127 @@
+"""Rescoring for bench/g2p.py: rnnkit's networks and Phonetisaurus's joint n-gram model voting on
+each word's candidate pronunciations, as Rao et al. (2015) combined an LSTM with a joint-sequence
+FST.
+
+A word's candidates are Phonetisaurus's n best pronunciations and the guesses of rnnkit's systems.
+Each candidate gets one column per scorer: the log-probability each network gives it (a network
+trained on reversed pronunciations reads it reversed) and minus Phonetisaurus's cost of it (its
+negative natural log-probability; a candidate outside the n best costs as much as the n-th). The
+winner has the largest weighted sum of the columns. The weights are chosen on words held out from
+every system's training (never on the test words), or fixed in advance when there are none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+# A scorer: (words, candidates) -> natural log-probabilities, (n,); -inf for a candidate it cannot spell.
+Scorer = Callable[[list[str], list[str]], np.ndarray]
+WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+
+
+def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str, dict[str, float]]:
+    """word -> {pronunciation: cost} for Phonetisaurus's n best of each word (its decoder with
+    probabilities summed over the alignments of a pronunciation), best first."""
+    scratch.write_text("\n".join(words) + "\n", encoding="utf-8")
+    printed = subprocess.run(["phonetisaurus-g2pfst", f"--model={model}", f"--wordlist={scratch}", f"--nbest={n}",
+                              "--accumulate=true"], env=P.guess_environment(), capture_output=True, text=True,
+                             check=True).stdout
+    listed: dict[str, dict[str, float]] = {}
+    for line in printed.splitlines():
+        word, cost, pronunciation = line.split("\t")
+        listed.setdefault(word, {})[pronunciation] = float(cost)
+    return listed
+
+
+def reversed_scorer(scorer: Scorer) -> Scorer:
+    """A scorer for a network trained on right-to-left pronunciations: it reads each candidate reversed."""
+    return lambda words, candidates: scorer(words, [" ".join(c.split()[::-1]) for c in candidates])
+
+
+@dataclass
+class Candidates:
+    """Every candidate of every word, one row each; `columns` (n, scorers + 1): the scorers'
+    log-probabilities, then minus Phonetisaurus's cost (-inf replaced by a large negative number
+    so that a weight of 0 ignores it)."""
+    words: list[str]
+    candidates: list[str]
+    columns: np.ndarray
+    starts: list[int]  # word i's candidates are rows starts[i]:starts[i + 1]
+    ranks: np.ndarray  # (n,) each row's place in Phonetisaurus's list by cost; its length for a guess outside it
+    guessed: np.ndarray  # (n,) bool: a system guessed it
+    listed_costs: list[np.ndarray]  # per word, Phonetisaurus's costs, lowest first
+
+    def pick(self, weights: np.ndarray) -> list[str]:
+        """Each word's candidate with the largest weighted sum of its columns."""
+        total = self.columns @ weights
+        return [self.candidates[a + int(np.argmax(total[a:b]))] if b > a else ""
+                for a, b in zip(self.starts[:-1], self.starts[1:])]
+
+    def truncated(self, n: int) -> Candidates:
+        """The table Phonetisaurus's n best alone would have made: the guesses and listed candidates
+        ranked below n, those outside costing as much as the n-th."""
+        keep, cost, starts = [], [], [0]
+        for i, (a, b) in enumerate(zip(self.starts[:-1], self.starts[1:])):
+            listed = self.listed_costs[i]
+            floor = listed[min(n, len(listed)) - 1] if len(listed) else 0.0
+            for row in range(a, b):
+                if self.ranks[row] < n or self.guessed[row]:
+                    keep.append(row)
+                    cost.append(-self.columns[row, -1] if self.ranks[row] < n else floor)
+            starts.append(len(keep))
+        columns = self.columns[keep].copy()
+        columns[:, -1] = -np.asarray(cost)
+        return Candidates([self.words[r] for r in keep], [self.candidates[r] for r in keep], columns, starts,
+                          self.ranks[keep], self.guessed[keep], self.listed_costs)
+
+
+def candidates(words: list[str], nbest: dict[str, dict[str, float]], guesses: list[list[str]],
+               scorers: list[Scorer]) -> Candidates:
+    """The table of `words`' candidates: Phonetisaurus's listed ones and every system's guess
+    (`guesses`: one list per system, aligned with `words`), scored by each of `scorers`."""
+    pair_words, pair_candidates, costs, ranks, guessed, starts, listed_costs = [], [], [], [], [], [0], []
+    for i, word in enumerate(words):
+        listed = dict(sorted(nbest.get(word, {}).items(), key=lambda item: item[1]))
+        listed_costs.append(np.array(list(listed.values())))
+        floor = max(listed.values(), default=0.0)
+        rank = {pronunciation: r for r, pronunciation in enumerate(listed)}
+        own = {system[i] for system in guesses if system[i]}
+        for guess in own:
+            listed.setdefault(guess, floor)
+        pair_words += [word] * len(listed)
+        pair_candidates += list(listed)
+        costs += list(listed.values())
+        ranks += [rank.get(p, len(rank)) for p in listed]
+        guessed += [p in own for p in listed]
+        starts.append(len(pair_words))
+    columns = [score(pair_words, pair_candidates) for score in scorers] + [-np.asarray(costs, dtype=float)]
+    table = np.nan_to_num(np.stack(columns, axis=1), neginf=-1e6)
+    return Candidates(pair_words, pair_candidates, table, starts, np.array(ranks), np.array(guessed, dtype=bool),
+                      listed_costs)
+
+
+def choose(table: Candidates, truth: list[str], sizes: tuple[int, ...],
+           fixed: dict[int, float] | None = None) -> tuple[int, np.ndarray, float]:
+    """(list size, weights, word error) with the fewest word errors on `table`'s words (whose right
+    answers are `truth`), over Phonetisaurus's lists cut to each of `sizes` and weights from
+    WEIGHT_GRID for every column but the first network's (weight 1); `fixed` pins columns' weights
+    (column index -> weight). Ties go to the shorter list and the earlier grid point."""
+    best = None
+    for n in sorted(sizes):
+        cut = table.truncated(n)
+        free = [c for c in range(1, table.columns.shape[1]) if c not in (fixed or {})]
+        for values in itertools.product(WEIGHT_GRID, repeat=len(free)):
+            weights = np.ones(table.columns.shape[1])
+            for c, w in (fixed or {}).items():
+                weights[c] = w
+            weights[free] = values
+            error = float(np.mean([p != t for p, t in zip(cut.pick(weights), truth)]))
+            if best is None or error < best[2]:
+                best = (n, weights, error)
+    return best
