@@ -21,21 +21,23 @@ Phonetisaurus's aligner made of the training words while it trained (so it needs
 first tagger alone and, with --tagger-ensemble N, N taggers (seeds 0..N-1) deciding together by the
 mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq models out.
 
-With --rescore N (10 by default; 0: off), one more row combines the two kinds of model, as Rao et
+With --rescore N (50 by default; 0: off), one more row combines the two kinds of model, as Rao et
 al. (2015) combined an LSTM with a joint n-gram model (bench/g2p_rescore.py): each word's
 candidates are Phonetisaurus's N best pronunciations and rnnkit's guesses, and the candidate with
 the largest weighted sum of log P_rnnkit(candidate | word), the log-probability that --backward
 models (seq2seq models trained on right-to-left pronunciations, which also add their own guess)
 give it, and minus Phonetisaurus's cost of it (its negative natural log-probability; a candidate
-outside the N best costs as much as the N-th) wins. With --dev-words N, N training words are held
-out of every system's training and the weights are those with the fewest word errors on them;
-without, every weight is --rescore-weight (1: the product of the models' probabilities). Either
-way nothing is tuned on the test words. rnnkit's side is its best seq2seq system of the run (best on
+outside the N best costs as much as the N-th) wins. With --dev-words M (3,000 by default), M
+training words are held out of every system's training (every row's) and the list's length (5,
+10, 20 or N) and the weights are those with the fewest word errors on them (a second row shows
+the choice without the --backward models' scores); with --dev-words 0, all N and every weight
+--rescore-weight (1: the product of the models' probabilities). Either way nothing is tuned on
+the test words. rnnkit's side is its best seq2seq system of the run (best on
 the dev words when there are any).
 
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 1 5] [--ensemble 3]
                                   [--tagger-epochs 0] [--tagger-ensemble 1] [--tagger-weight-drop 0]
-                                  [--rescore 10] [--backward 0] [--dev-words 0] [--rescore-weight 1]
+                                  [--rescore 50] [--backward 1] [--dev-words 3000] [--rescore-weight 1]
                                   [--write-keys g2p g2p_rescored ...]
 
 Prints the table and stores, in bench/results.json, the best seq2seq row as "g2p", the best tagger
@@ -113,11 +115,11 @@ def main() -> None:
                         "0..N-1, the mean of their label probabilities); 1: one tagger")
     parser.add_argument("--tagger-weight-drop", type=float, default=0.0, help="the tagger's weight drop "
                         "(DropConnect on its recurrent matrices)")
-    parser.add_argument("--rescore", type=int, default=10, help="rescore Phonetisaurus's N best and rnnkit's "
+    parser.add_argument("--rescore", type=int, default=50, help="rescore Phonetisaurus's N best and rnnkit's "
                         "guesses by all the models (0: no such row)")
-    parser.add_argument("--backward", type=int, default=0, help="seq2seq models (seeds 0..N-1) trained on "
+    parser.add_argument("--backward", type=int, default=1, help="seq2seq models (seeds 0..N-1) trained on "
                         "right-to-left pronunciations, which join the rescoring")
-    parser.add_argument("--dev-words", type=int, default=0, help="hold this many training words out of every "
+    parser.add_argument("--dev-words", type=int, default=3000, help="hold this many training words out of every "
                         "system's training and choose the rescoring weights on them (0: fixed weights)")
     parser.add_argument("--rescore-weight", type=float, default=1.0, help="with no dev words, the weight of "
                         "Phonetisaurus's log-probability (and of the backward models') against rnnkit's")
