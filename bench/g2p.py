@@ -60,7 +60,7 @@ import torch
 from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from g2p_rescore import candidates, choose, n_best, reversed_scorer  # noqa: E402
+from g2p_rescore import candidates, choose, n_best, reverse, reversed_scorer  # noqa: E402
 from store import record  # noqa: E402
 
 WORD = re.compile(r"^[a-z']+$")
@@ -156,7 +156,7 @@ def main() -> None:
     for seed in range(max(0, args.backward) if args.rescore > 0 else 0):
         model = seq2seq(args, seed)
         started = time.perf_counter()
-        backward.append(model.fit(train, [" ".join(entries[w].split()[::-1]) for w in train]))
+        backward.append(model.fit(train, [reverse(entries[w]) for w in train]))
         backward_seconds += time.perf_counter() - started
     systems = []
     if members:
@@ -268,13 +268,13 @@ def combine(decoder, backward: list, systems: list[dict], test: list[str], dev: 
     if backward:
         reader = backward[0].set_params(beam_size=5) if len(backward) == 1 else Seq2SeqEnsemble(backward, beam_size=5)
         scorers.append(reversed_scorer(reader.log_likelihood))
-        flipped = [" ".join(g.split()[::-1]) for g in reader.predict(test + dev)]
+        flipped = [reverse(g) for g in reader.predict(test + dev)]
         guesses_test.append(flipped[:len(test)])
         guesses_dev.append(flipped[len(test):])
     table = candidates(test, nbest, guesses_test, scorers)
     if not dev:
         weights = np.array([1.0] + [fixed_weight] * len(scorers))
-        return [("", table.truncated(size).pick(weights), size, weights, None)]
+        return [("", table.pick(weights), size, weights, None)]
     dev_table = candidates(dev, nbest, guesses_dev, scorers)
     truth = [entries[w] for w in dev]
     sizes = tuple(n for n in LIST_SIZES if n < size) + (size,)

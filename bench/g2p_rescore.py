@@ -27,7 +27,7 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 
 def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str, dict[str, float]]:
     """word -> {pronunciation: cost} for Phonetisaurus's n best of each word (its decoder with
-    probabilities summed over the alignments of a pronunciation), best first."""
+    probabilities summed over the alignments of a pronunciation)."""
     scratch.write_text("\n".join(words) + "\n", encoding="utf-8")
     printed = subprocess.run(["phonetisaurus-g2pfst", f"--model={model}", f"--wordlist={scratch}", f"--nbest={n}",
                               "--accumulate=true"], env=P.guess_environment(), capture_output=True, text=True,
@@ -39,9 +39,14 @@ def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str,
     return listed
 
 
+def reverse(pronunciation: str) -> str:
+    """The phonemes in the opposite order, as a right-to-left network learns and writes them."""
+    return " ".join(pronunciation.split()[::-1])
+
+
 def reversed_scorer(scorer: Scorer) -> Scorer:
     """A scorer for a network trained on right-to-left pronunciations: it reads each candidate reversed."""
-    return lambda words, candidates: scorer(words, [" ".join(c.split()[::-1]) for c in candidates])
+    return lambda words, candidates: scorer(words, [reverse(c) for c in candidates])
 
 
 @dataclass
@@ -49,7 +54,6 @@ class Candidates:
     """Every candidate of every word, one row each; `columns` (n, scorers + 1): the scorers'
     log-probabilities, then minus Phonetisaurus's cost (-inf replaced by a large negative number
     so that a weight of 0 ignores it)."""
-    words: list[str]
     candidates: list[str]
     columns: np.ndarray
     starts: list[int]  # word i's candidates are rows starts[i]:starts[i + 1]
@@ -77,7 +81,7 @@ class Candidates:
             starts.append(len(keep))
         columns = self.columns[keep].copy()
         columns[:, -1] = -np.asarray(cost)
-        return Candidates([self.words[r] for r in keep], [self.candidates[r] for r in keep], columns, starts,
+        return Candidates([self.candidates[r] for r in keep], columns, starts,
                           self.ranks[keep], self.guessed[keep], self.listed_costs)
 
 
@@ -91,7 +95,7 @@ def candidates(words: list[str], nbest: dict[str, dict[str, float]], guesses: li
         listed_costs.append(np.array(list(listed.values())))
         floor = max(listed.values(), default=0.0)
         rank = {pronunciation: r for r, pronunciation in enumerate(listed)}
-        own = {system[i] for system in guesses if system[i]}
+        own = [system[i] for system in guesses if system[i]]  # in the systems' order: the same table every run
         for guess in own:
             listed.setdefault(guess, floor)
         pair_words += [word] * len(listed)
@@ -102,7 +106,7 @@ def candidates(words: list[str], nbest: dict[str, dict[str, float]], guesses: li
         starts.append(len(pair_words))
     columns = [score(pair_words, pair_candidates) for score in scorers] + [-np.asarray(costs, dtype=float)]
     table = np.nan_to_num(np.stack(columns, axis=1), neginf=-1e6)
-    return Candidates(pair_words, pair_candidates, table, starts, np.array(ranks), np.array(guessed, dtype=bool),
+    return Candidates(pair_candidates, table, starts, np.array(ranks), np.array(guessed, dtype=bool),
                       listed_costs)
 
 
