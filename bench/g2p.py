@@ -19,7 +19,10 @@ With --tagger-epochs N, more rnnkit rows: Yao & Zweig's (2015) other design, a b
 tagger (RNNTagger) that emits one label per letter, trained on the letter-phoneme alignments
 Phonetisaurus's aligner made of the training words while it trained (so it needs that wheel): the
 first tagger alone and, with --tagger-ensemble N, N taggers (seeds 0..N-1) deciding together by the
-mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq models out.
+mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq models out. When
+rescoring, the taggers' guesses join the candidates, and the taggers score every candidate: the
+probability, under the mean of their label probabilities, of all the ways of spelling it with one
+label per letter.
 
 With --rescore N (50 by default; 0: off), one more row combines the two kinds of model, as Rao et
 al. (2015) combined an LSTM with a joint n-gram model (bench/g2p_rescore.py): each word's
@@ -60,7 +63,7 @@ import torch
 from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from g2p_rescore import candidates, choose, n_best, reverse, reversed_scorer  # noqa: E402
+from g2p_rescore import candidates, choose, n_best, reverse, reversed_scorer, tagger_scorer  # noqa: E402
 from store import record  # noqa: E402
 
 WORD = re.compile(r"^[a-z']+$")
@@ -179,9 +182,11 @@ def main() -> None:
     baseline = phonetisaurus(train, test, entries, args.rescore, dev)
     if baseline:
         predicted, fit_s, predict_s, alignments, nbest, nbest_s = baseline
+        tagger_reader = None  # the taggers (all of them together) as a rescoring scorer
         if args.tagger_epochs > 0:  # its row goes with rnnkit's, before the baseline's
-            for name, guessed, tagger_fit_s, tagger_predict_s in aligned_taggers(
-                    alignments, test + dev, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop):
+            tagger_rows, tagger_reader = aligned_taggers(
+                alignments, test + dev, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop)
+            for name, guessed, tagger_fit_s, tagger_predict_s in tagger_rows:
                 guessed, guessed_dev = guessed[:len(test)], guessed[len(test):]
                 rows.append({"key": "g2p_tagger", "system": f"rnnkit, aligned {name}",
                              "decoding": "one label per letter",
@@ -197,11 +202,11 @@ def main() -> None:
             tagger = [min(taggers, key=lead_error)] if taggers else []  # its guesses join in
             name, decoder, fit_own = next(system for system in systems if system[0] == own["system"])
             started = time.perf_counter()
-            also = " and the taggers' guesses" if tagger else ""
+            also = " and the taggers' guesses and scores" if tagger else ""
             back = f" and {len(backward)} right-to-left model{'s' * (len(backward) > 1)}" if backward else ""
             for what, guessed, size, weights, dev_error in combine(
-                    decoder(own["beam_size"]), backward, [own] + tagger, test, dev, nbest, entries, args.rescore,
-                    args.rescore_weight):
+                    decoder(own["beam_size"]), backward, tagger_reader, [own] + tagger, test, dev, nbest, entries,
+                    args.rescore, args.rescore_weight):
                 rows.append({"key": "g2p_rescored" if not what else None,
                              "system": f"{name}{back} x Phonetisaurus, {size}-best{also} rescored{what}",
                              "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
@@ -254,14 +259,15 @@ def stored(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("predicted", "predicted_dev", "key")}
 
 
-def combine(decoder, backward: list, systems: list[dict], test: list[str], dev: list[str],
+def combine(decoder, backward: list, tagger, systems: list[dict], test: list[str], dev: list[str],
             nbest: dict[str, dict[str, float]], entries: dict[str, str], size: int, fixed_weight: float):
     """[(what, guesses for the test words, list size, weights, the dev words' word error or None)]:
     the rescored choice among Phonetisaurus's n best and the guesses of `systems` (rows whose
     "predicted" and "predicted_dev" hold test and dev guesses) and of the `backward` models, scored
-    by `decoder`, the backward models (together) and Phonetisaurus. With dev words the list size
-    (up to `size`) and the weights are chosen on them, and a second entry leaves the backward models
-    out (their weight 0, their guesses still candidates)."""
+    by `decoder`, the backward models (together), the `tagger` scorer (None: none) and
+    Phonetisaurus. With dev words the list size (up to `size`) and the weights are chosen on them,
+    and more entries leave the backward models' and the tagger's scores out in turn (weight 0; their
+    guesses still candidates)."""
     scorers = [decoder.log_likelihood]
     guesses_test = [row["predicted"] for row in systems]
     guesses_dev = [row["predicted_dev"] for row in systems]
@@ -271,6 +277,8 @@ def combine(decoder, backward: list, systems: list[dict], test: list[str], dev: 
         flipped = [reverse(g) for g in reader.predict(test + dev)]
         guesses_test.append(flipped[:len(test)])
         guesses_dev.append(flipped[len(test):])
+    if tagger is not None:
+        scorers.append(tagger)
     table = candidates(test, nbest, guesses_test, scorers)
     if not dev:
         weights = np.array([1.0] + [fixed_weight] * len(scorers))
@@ -279,7 +287,9 @@ def combine(decoder, backward: list, systems: list[dict], test: list[str], dev: 
     truth = [entries[w] for w in dev]
     sizes = tuple(n for n in LIST_SIZES if n < size) + (size,)
     out = []
-    for what, fixed in [("", None)] + [(" (right-to-left weight 0)", {1: 0.0})] * bool(backward):
+    left_out = [(" (right-to-left weight 0)", {1: 0.0})] * bool(backward)
+    left_out += [(" (tagger weight 0)", {len(scorers) - 1: 0.0})] * (tagger is not None)
+    for what, fixed in [("", None)] + left_out:
         n, weights, dev_error = choose(dev_table, truth, sizes, fixed)
         print(f"rescoring{what}: {n} best, weights {weights.tolist()} chosen on {len(dev):,} dev words "
               f"(word error {dev_error:.4f})", flush=True)
@@ -357,10 +367,11 @@ def letter_labels(alignments: list[str]) -> tuple[list[list[str]], list[list[str
 
 
 def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count: int, weight_drop: float):
-    """Rows (name, guesses, fit seconds, predict seconds) of 2 x 256 bidirectional LSTM taggers
-    trained on the letter labels of the aligned training words (the aligned bidirectional LSTM of Yao
-    & Zweig 2015; no decoder, each letter's label read from both directions of the whole word): the
-    first alone, then all `count` (seeds 0..count-1) by the mean of their label probabilities."""
+    """(rows, scorer): rows (name, guesses, fit seconds, predict seconds) of 2 x 256 bidirectional
+    LSTM taggers trained on the letter labels of the aligned training words (the aligned
+    bidirectional LSTM of Yao & Zweig 2015; no decoder, each letter's label read from both directions
+    of the whole word): the first alone, then all `count` (seeds 0..count-1) by the mean of their
+    label probabilities; and that mean as a rescoring scorer of the `test` words' candidates."""
     letters, labels = letter_labels(alignments)
     print(f"aligned tagger: {len(letters):,} aligned words, {len({t for row in labels for t in row})} labels",
           flush=True)
@@ -386,7 +397,7 @@ def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count
         predicted = [" ".join(t.replace("|", " ") for t in tags if t != "_") for tags in guessed]
         name = "tagger (one model)" if used == 1 else f"taggers ({used} together)"
         rows.append((name, predicted, sum(fit_seconds[:used]), sum(predict_seconds[:used])))
-    return rows
+    return rows, tagger_scorer(dict(zip(test, mean)), list(classes))
 
 
 if __name__ == "__main__":

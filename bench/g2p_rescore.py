@@ -49,6 +49,51 @@ def reversed_scorer(scorer: Scorer) -> Scorer:
     return lambda words, candidates: scorer(words, [reverse(c) for c in candidates])
 
 
+def tagger_scorer(probabilities: dict[str, np.ndarray], classes: list[str], unlisted: float = 1e-8) -> Scorer:
+    """A scorer for an aligned tagger (bench/g2p.py's letter labels: `_`, or a chunk's phonemes joined
+    by |): a candidate's probability is that of all the label sequences, one label per letter, that
+    spell it, the sum over its segmentations (a forward pass over letters x phonemes written so
+    far). `probabilities`: word -> (letters, len(classes)), the tagger's label distribution per
+    letter. A chunk of one or two phonemes that no label spells gets probability `unlisted`, so a
+    pronunciation outside the tagger's label set is unlikely, not impossible."""
+    label = {tuple(c.split("|")) if c != "_" else (): j for j, c in enumerate(classes)}
+    longest = max(len(chunk) for chunk in label)
+
+    def score(words: list[str], candidates: list[str]) -> np.ndarray:
+        out = np.full(len(candidates), -np.inf)
+        start = 0
+        while start < len(words):  # the candidates of one word are consecutive: score them together
+            end = start
+            while end < len(words) and words[end] == words[start]:
+                end += 1
+            per_letter = probabilities[words[start]]  # (L, C)
+            phonemes = [c.split() for c in candidates[start:end]]
+            width = max(len(p) for p in phonemes) + 1
+            # span[n, j, k]: the probability column of candidate n's phonemes j..j+k, or -1 (none), -2 (unlisted)
+            span = np.full((end - start, width, longest + 1), -1)
+            for n, p in enumerate(phonemes):
+                for j in range(len(p) + 1):
+                    for k in range(min(longest, len(p) - j) + 1):
+                        span[n, j, k] = label.get(tuple(p[j:j + k]), -2 if k <= 2 else -1)
+            extra = np.tile([unlisted, 0.0], (len(per_letter), 1))
+            table = np.concatenate([per_letter, extra], axis=1)  # (L, C + 2)
+            column = np.where(span >= 0, span, span + table.shape[1])  # -1 -> the zero column, -2 -> unlisted
+            forward = np.zeros((end - start, width))  # forward[n, j]: P(the letters so far spell phonemes :j)
+            forward[:, 0] = 1.0
+            for letter in table:
+                step = np.zeros_like(forward)
+                for k in range(longest + 1):
+                    step[:, k:] += forward[:, :width - k] * letter[column[:, :width - k, k]]
+                forward = step
+            lengths = np.array([len(p) for p in phonemes])
+            with np.errstate(divide="ignore"):
+                out[start:end] = np.log(forward[np.arange(end - start), lengths])
+            start = end
+        return out
+
+    return score
+
+
 @dataclass
 class Candidates:
     """Every candidate of every word, one row each; `columns` (n, scorers + 1): the scorers'
