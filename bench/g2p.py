@@ -224,7 +224,9 @@ def main() -> None:
                 "ensemble": len(members), "backward": len(backward),
                 "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
                 "tagger_ensemble": args.tagger_ensemble, "tagger_weight_drop": args.tagger_weight_drop,
-                "rescore": args.rescore, "rescore_weight": args.rescore_weight}
+                "rescore": args.rescore}
+    if not dev:  # with dev words the weights are chosen, and each rescored row stores its own
+        settings["rescore_weight"] = args.rescore_weight
     for key in args.write_keys or KEYS:
         own = [r for r in rows if r["key"] == key]
         if not own:
