@@ -32,14 +32,14 @@ models (seq2seq models trained on right-to-left pronunciations, which also add t
 give it, and minus Phonetisaurus's cost of it (its negative natural log-probability; a candidate
 outside the N best costs as much as the N-th) wins. With --dev-words M (3,000 by default), M
 training words are held out of every system's training (every row's) and the list's length (5,
-10, 20 or N) and the weights are those with the fewest word errors on them (a second row shows
-the choice without the --backward models' scores); with --dev-words 0, all N and every weight
+10, 20 or N) and the weights are those with the fewest word errors on them (more rows show the
+choice without the --backward models' scores, and without the taggers'); with --dev-words 0, all N and every weight
 --rescore-weight (1: the product of the models' probabilities). Either way nothing is tuned on
 the test words. rnnkit's side is its best seq2seq system of the run (best on
 the dev words when there are any).
 
-    .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 1 5] [--ensemble 3]
-                                  [--tagger-epochs 0] [--tagger-ensemble 1] [--tagger-weight-drop 0]
+    .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 5] [--ensemble 1]
+                                  [--tagger-epochs 6] [--tagger-ensemble 1] [--tagger-weight-drop 0]
                                   [--rescore 50] [--backward 1] [--dev-words 3000] [--rescore-weight 1]
                                   [--write-keys g2p g2p_rescored ...]
 
@@ -108,11 +108,11 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--dropout", type=float, default=0.0, help="before the decoder's output layer")
-    parser.add_argument("--beam-size", type=int, nargs="+", default=[1, 5], help="decode with each width "
+    parser.add_argument("--beam-size", type=int, nargs="+", default=[5], help="decode with each width "
                         "(1: greedy); the first is stored as the headline")
-    parser.add_argument("--ensemble", type=int, default=3, help="models decoding together (seeds 0..N-1); "
+    parser.add_argument("--ensemble", type=int, default=1, help="models decoding together (seeds 0..N-1); "
                         "1: the first model alone; 0: no seq2seq model")
-    parser.add_argument("--tagger-epochs", type=float, default=0.0, help="also train the aligned tagger for this "
+    parser.add_argument("--tagger-epochs", type=float, default=6.0, help="also train the aligned tagger for this "
                         "many epochs (0: its row is left out)")
     parser.add_argument("--tagger-ensemble", type=int, default=1, help="taggers deciding together (seeds "
                         "0..N-1, the mean of their label probabilities); 1: one tagger")
