@@ -41,7 +41,7 @@ the dev words when there are any).
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 5] [--ensemble 1]
                                   [--tagger-epochs 6] [--tagger-ensemble 1] [--tagger-weight-drop 0]
                                   [--rescore 50] [--backward 1] [--dev-words 3000] [--rescore-weight 1]
-                                  [--write-keys g2p g2p_rescored ...]
+                                  [--write-keys g2p g2p_rescored ...] [--cache runs/g2p-models]
 
 Prints the table and stores, in bench/results.json, the best seq2seq row as "g2p", the best tagger
 row as "g2p_tagger" and the rescored row as "g2p_rescored" (each only when its models ran, and only
@@ -63,6 +63,7 @@ import torch
 from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import g2p_cache  # noqa: E402
 from g2p_rescore import candidates, choose, n_best, reverse, reversed_scorer, tagger_scorer  # noqa: E402
 from store import record  # noqa: E402
 
@@ -128,6 +129,9 @@ def main() -> None:
                         "Phonetisaurus's log-probability (and of the backward models') against rnnkit's")
     parser.add_argument("--write-keys", nargs="+", choices=KEYS,
                         help="store only these results (default: all that ran)")
+    parser.add_argument("--cache", type=Path, default=None, help="keep every trained model in this directory "
+                        "and load it from there when a later run would train the same model on the same words "
+                        "(bench/g2p_cache.py)")
     parser.add_argument("--limit", type=int, default=None, help="use only this many words (a quick look)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.json alone")
     args = parser.parse_args()
@@ -151,16 +155,15 @@ def main() -> None:
 
     members, fit_seconds = [], []
     for seed in range(max(0, args.ensemble)):
-        model = seq2seq(args, seed)
-        started = time.perf_counter()
-        members.append(model.fit(train, [entries[w] for w in train]))
-        fit_seconds.append(time.perf_counter() - started)
+        model, took = g2p_cache.fit(seq2seq(args, seed), train, [entries[w] for w in train], args.cache, "forward")
+        members.append(model)
+        fit_seconds.append(took)
     backward, backward_seconds = [], 0.0
     for seed in range(max(0, args.backward) if args.rescore > 0 else 0):
-        model = seq2seq(args, seed)
-        started = time.perf_counter()
-        backward.append(model.fit(train, [reverse(entries[w]) for w in train]))
-        backward_seconds += time.perf_counter() - started
+        model, took = g2p_cache.fit(seq2seq(args, seed), train, [reverse(entries[w]) for w in train], args.cache,
+                                    "backward")
+        backward.append(model)
+        backward_seconds += took
     systems = []
     if members:
         systems.append(("rnnkit, one model", lambda width: members[0].set_params(beam_size=width), fit_seconds[0]))
@@ -185,7 +188,8 @@ def main() -> None:
         tagger_reader = None  # the taggers (all of them together) as a rescoring scorer
         if args.tagger_epochs > 0:  # its row goes with rnnkit's, before the baseline's
             tagger_rows, tagger_reader = aligned_taggers(
-                alignments, test + dev, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop)
+                alignments, test + dev, args.tagger_epochs, max(1, args.tagger_ensemble), args.tagger_weight_drop,
+                args.cache)
             for name, guessed, tagger_fit_s, tagger_predict_s in tagger_rows:
                 guessed, guessed_dev = guessed[:len(test)], guessed[len(test):]
                 rows.append({"key": "g2p_tagger", "system": f"rnnkit, aligned {name}",
@@ -368,7 +372,8 @@ def letter_labels(alignments: list[str]) -> tuple[list[list[str]], list[list[str
     return letters, labels
 
 
-def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count: int, weight_drop: float):
+def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count: int, weight_drop: float,
+                    cache: Path | None = None):
     """(rows, scorer): rows (name, guesses, fit seconds, predict seconds) of 2 x 256 bidirectional
     LSTM taggers trained on the letter labels of the aligned training words (the aligned
     bidirectional LSTM of Yao & Zweig 2015; no decoder, each letter's label read from both directions
@@ -383,9 +388,8 @@ def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count
         model = RNNTagger(hidden_size=256, num_layers=2, embedding_size=64, dropout=0.2, weight_drop=weight_drop,
                           epochs=epochs, batch_size=128, lr=3e-3, validation_fraction=0.02, random_state=seed,
                           verbose=1)
-        started = time.perf_counter()
-        model.fit(letters, labels)
-        fit_seconds.append(time.perf_counter() - started)
+        model, took = g2p_cache.fit(model, letters, labels, cache, "tagger")
+        fit_seconds.append(took)
         started = time.perf_counter()
         probabilities.append(model.predict_proba(words))
         predict_seconds.append(time.perf_counter() - started)
