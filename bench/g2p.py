@@ -64,7 +64,7 @@ from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import g2p_cache  # noqa: E402
-from g2p_rescore import candidates, choose, n_best, reverse, reversed_scorer, tagger_scorer  # noqa: E402
+from g2p_rescore import FEATURES, candidates, choose, n_best, reverse, reversed_scorer, tagger_scorer  # noqa: E402
 from store import record  # noqa: E402
 
 WORD = re.compile(r"^[a-z']+$")
@@ -287,7 +287,7 @@ def combine(decoder, backward: list, tagger, systems: list[dict], test: list[str
         scorers.append(tagger)
     table = candidates(test, nbest, guesses_test, scorers)
     if not dev:
-        weights = np.array([1.0] + [fixed_weight] * len(scorers))
+        weights = np.array([1.0] + [fixed_weight] * (len(scorers) - 1) + [0.0] * len(FEATURES) + [fixed_weight])
         return [("", table.pick(weights), size, weights, None)]
     dev_table = candidates(dev, nbest, guesses_dev, scorers)
     truth = [entries[w] for w in dev]
