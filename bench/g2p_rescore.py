@@ -7,8 +7,9 @@ Each candidate gets one column per scorer: the log-probability each network give
 trained on reversed pronunciations reads it reversed), then two of its own features (how many
 systems chose it, and its length in phonemes, against the networks' bias for short outputs), and
 minus Phonetisaurus's cost of it (its negative natural log-probability; a candidate outside the n
-best costs as much as the n-th). The winner has the largest weighted sum of the columns. The weights are chosen on words held out from
-every system's training (never on the test words), or fixed in advance when there are none.
+best costs as much as the n-th). The winner has the largest weighted sum of the columns. The
+weights are chosen on words held out from every system's training (never on the test words), or
+fixed in advance when there are none (the features' then 0).
 """
 
 from __future__ import annotations
