@@ -29,7 +29,7 @@ al. (2015) combined an LSTM with a joint n-gram model (bench/g2p_rescore.py): ea
 candidates are Phonetisaurus's N best pronunciations and rnnkit's guesses, and the candidate with
 the largest weighted sum of log P_rnnkit(candidate | word), the log-probability that --backward
 models (seq2seq models trained on right-to-left pronunciations, which also add their own guess)
-give it, the taggers' (below), how many systems chose it, its length, and minus Phonetisaurus's
+give it, the taggers' (above), how many systems chose it, its length, and minus Phonetisaurus's
 cost of it (its negative natural log-probability; a candidate outside the N best costs as much as
 the N-th) wins. With --dev-words M (3,000 by default), M training words are held out of every
 system's training (every row's) and the list's length (5, 10, 20 or N) and the weights are those
