@@ -29,13 +29,12 @@ al. (2015) combined an LSTM with a joint n-gram model (bench/g2p_rescore.py): ea
 candidates are Phonetisaurus's N best pronunciations and rnnkit's guesses, and the candidate with
 the largest weighted sum of log P_rnnkit(candidate | word), the log-probability that --backward
 models (seq2seq models trained on right-to-left pronunciations, which also add their own guess)
-give it, the taggers' (above), how many systems chose it, its length, and minus Phonetisaurus's
-cost of it (its negative natural log-probability; a candidate outside the N best costs as much as
-the N-th) wins. With --dev-words M (3,000 by default), M training words are held out of every
-system's training (every row's) and the list's length (5, 10, 20 or N) and the weights are those
-with the fewest word errors on them (more rows show the choice without the --backward models'
-scores, and without the taggers'); with --dev-words 0, all N, the models' weights --rescore-weight
-(1: the product of the models' probabilities) and the features' 0. Either way nothing is tuned on
+give it, and minus Phonetisaurus's cost of it (its negative natural log-probability; a candidate
+outside the N best costs as much as the N-th) wins. With --dev-words M (3,000 by default), M
+training words are held out of every system's training (every row's) and the list's length (5,
+10, 20 or N) and the weights are those with the fewest word errors on them (more rows show the
+choice without the --backward models' scores, and without the taggers'); with --dev-words 0, all N and every weight
+--rescore-weight (1: the product of the models' probabilities). Either way nothing is tuned on
 the test words. rnnkit's side is its best seq2seq system of the run (best on
 the dev words when there are any).
 
@@ -65,7 +64,7 @@ from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import g2p_cache  # noqa: E402
-from g2p_rescore import FEATURES, candidates, choose, n_best, reverse, reversed_scorer, tagger_scorer  # noqa: E402
+from g2p_rescore import candidates, choose, n_best, reverse, reversed_scorer, tagger_scorer  # noqa: E402
 from store import record  # noqa: E402
 
 WORD = re.compile(r"^[a-z']+$")
@@ -288,7 +287,7 @@ def combine(decoder, backward: list, tagger, systems: list[dict], test: list[str
         scorers.append(tagger)
     table = candidates(test, nbest, guesses_test, scorers)
     if not dev:
-        weights = np.array([1.0] + [fixed_weight] * (len(scorers) - 1) + [0.0] * len(FEATURES) + [fixed_weight])
+        weights = np.array([1.0] + [fixed_weight] * len(scorers))
         return [("", table.pick(weights), size, weights, None)]
     dev_table = candidates(dev, nbest, guesses_dev, scorers)
     truth = [entries[w] for w in dev]

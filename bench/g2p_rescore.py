@@ -4,12 +4,10 @@ FST.
 
 A word's candidates are Phonetisaurus's n best pronunciations and the guesses of rnnkit's systems.
 Each candidate gets one column per scorer: the log-probability each network gives it (a network
-trained on reversed pronunciations reads it reversed), then two of its own features (how many
-systems chose it, and its length in phonemes, against the networks' bias for short outputs), and
-minus Phonetisaurus's cost of it (its negative natural log-probability; a candidate outside the n
-best costs as much as the n-th). The winner has the largest weighted sum of the columns. The
-weights are chosen on words held out from every system's training (never on the test words), or
-fixed in advance when there are none (the features' then 0).
+trained on reversed pronunciations reads it reversed) and minus Phonetisaurus's cost of it (its
+negative natural log-probability; a candidate outside the n best costs as much as the n-th). The
+winner has the largest weighted sum of the columns. The weights are chosen on words held out from
+every system's training (never on the test words), or fixed in advance when there are none.
 """
 
 from __future__ import annotations
@@ -25,9 +23,6 @@ import numpy as np
 # A scorer: (words, candidates) -> natural log-probabilities, (n,); -inf for a candidate it cannot spell.
 Scorer = Callable[[list[str], list[str]], np.ndarray]
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
-# the weights of the candidates' own features (votes, length), either sign, refined after the grid
-FEATURE_GRID = tuple(np.round(np.arange(-2.0, 2.01, 0.25), 2))
-FEATURES = ("votes", "length")  # systems that chose the candidate (Phonetisaurus's best counts); its phonemes
 
 
 def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str, dict[str, float]]:
@@ -101,9 +96,9 @@ def tagger_scorer(probabilities: dict[str, np.ndarray], classes: list[str], unli
 
 @dataclass
 class Candidates:
-    """Every candidate of every word, one row each; `columns` (n, scorers + FEATURES + 1): the
-    scorers' log-probabilities (-inf replaced by a large negative number so that a weight of 0
-    ignores it), the candidate's FEATURES, then minus Phonetisaurus's cost."""
+    """Every candidate of every word, one row each; `columns` (n, scorers + 1): the scorers'
+    log-probabilities, then minus Phonetisaurus's cost (-inf replaced by a large negative number
+    so that a weight of 0 ignores it)."""
     candidates: list[str]
     columns: np.ndarray
     starts: list[int]  # word i's candidates are rows starts[i]:starts[i + 1]
@@ -140,7 +135,6 @@ def candidates(words: list[str], nbest: dict[str, dict[str, float]], guesses: li
     """The table of `words`' candidates: Phonetisaurus's listed ones and every system's guess
     (`guesses`: one list per system, aligned with `words`), scored by each of `scorers`."""
     pair_words, pair_candidates, costs, ranks, guessed, starts, listed_costs = [], [], [], [], [], [0], []
-    word_of = []  # each row's word index
     for i, word in enumerate(words):
         listed = dict(sorted(nbest.get(word, {}).items(), key=lambda item: item[1]))
         listed_costs.append(np.array(list(listed.values())))
@@ -150,17 +144,12 @@ def candidates(words: list[str], nbest: dict[str, dict[str, float]], guesses: li
         for guess in own:
             listed.setdefault(guess, floor)
         pair_words += [word] * len(listed)
-        word_of += [i] * len(listed)
         pair_candidates += list(listed)
         costs += list(listed.values())
         ranks += [rank.get(p, len(rank)) for p in listed]
         guessed += [p in own for p in listed]
         starts.append(len(pair_words))
-    votes = [sum(p == system[i] for system in guesses) + (r == 0) for i, p, r in zip(word_of, pair_candidates, ranks)]
-    lengths = [len(p.split()) for p in pair_candidates]
-    columns = [score(pair_words, pair_candidates) for score in scorers] + [np.asarray(votes, dtype=float),
-                                                                           np.asarray(lengths, dtype=float),
-                                                                           -np.asarray(costs, dtype=float)]
+    columns = [score(pair_words, pair_candidates) for score in scorers] + [-np.asarray(costs, dtype=float)]
     table = np.nan_to_num(np.stack(columns, axis=1), neginf=-1e6)
     return Candidates(pair_candidates, table, starts, np.array(ranks), np.array(guessed, dtype=bool),
                       listed_costs)
@@ -169,41 +158,19 @@ def candidates(words: list[str], nbest: dict[str, dict[str, float]], guesses: li
 def choose(table: Candidates, truth: list[str], sizes: tuple[int, ...],
            fixed: dict[int, float] | None = None) -> tuple[int, np.ndarray, float]:
     """(list size, weights, word error) with the fewest word errors on `table`'s words (whose right
-    answers are `truth`): over Phonetisaurus's lists cut to each of `sizes`, every combination of
-    WEIGHT_GRID weights for the scorers but the first network's (weight 1) and for Phonetisaurus,
-    the FEATURES' weights 0; then, at the best size, two passes that try each free column's weight
-    alone over its grid (FEATURE_GRID for the features) and keep what lowers the error. `fixed`
-    pins columns' weights (column index -> weight). Ties go to the shorter list, the earlier grid
-    point and the weight already held."""
-    width = table.columns.shape[1]
-    feature_columns = set(range(width - 1 - len(FEATURES), width - 1))
-    free = [c for c in range(1, width) if c not in (fixed or {})]
-    start = np.ones(width)
-    start[list(feature_columns)] = 0.0
-    for c, w in (fixed or {}).items():
-        start[c] = w
-
-    def error(cut: Candidates, weights: np.ndarray) -> float:
-        return float(np.mean([p != t for p, t in zip(cut.pick(weights), truth)]))
-
+    answers are `truth`), over Phonetisaurus's lists cut to each of `sizes` and weights from
+    WEIGHT_GRID for every column but the first network's (weight 1); `fixed` pins columns' weights
+    (column index -> weight). Ties go to the shorter list and the earlier grid point."""
     best = None
     for n in sorted(sizes):
         cut = table.truncated(n)
-        gridded = [c for c in free if c not in feature_columns]
-        for values in itertools.product(WEIGHT_GRID, repeat=len(gridded)):
-            weights = start.copy()
-            weights[gridded] = values
-            e = error(cut, weights)
-            if best is None or e < best[2]:
-                best = (n, weights, e)
-    n, weights, e = best
-    cut = table.truncated(n)
-    for _ in range(2):
-        for c in free:
-            for value in FEATURE_GRID if c in feature_columns else WEIGHT_GRID:
-                trial = weights.copy()
-                trial[c] = value
-                trial_error = error(cut, trial)
-                if trial_error < e:
-                    weights, e = trial, trial_error
-    return n, weights, e
+        free = [c for c in range(1, table.columns.shape[1]) if c not in (fixed or {})]
+        for values in itertools.product(WEIGHT_GRID, repeat=len(free)):
+            weights = np.ones(table.columns.shape[1])
+            for c, w in (fixed or {}).items():
+                weights[c] = w
+            weights[free] = values
+            error = float(np.mean([p != t for p, t in zip(cut.pick(weights), truth)]))
+            if best is None or error < best[2]:
+                best = (n, weights, error)
+    return best
