@@ -33,9 +33,9 @@ give it, and minus Phonetisaurus's cost of it (its negative natural log-probabil
 outside the N best costs as much as the N-th) wins. With --dev-words M (3,000 by default), M
 training words are held out of every system's training (every row's) and the list's length (5,
 10, 20 or N) and the weights are those with the fewest word errors on them (more rows show the
-choice without the --backward models' scores, and without the taggers'); with --dev-words 0, all N and every weight
---rescore-weight (1: the product of the models' probabilities). Either way nothing is tuned on
-the test words. rnnkit's side is its best seq2seq system of the run (best on
+choice without the --backward models' scores, and without the taggers'); with --dev-words 0, all N
+and every weight --rescore-weight (1: the product of the models' probabilities). Either way nothing
+is tuned on the test words. rnnkit's side is its best seq2seq system of the run (best on
 the dev words when there are any).
 
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 5] [--ensemble 1]
@@ -397,7 +397,7 @@ def aligned_taggers(alignments: list[str], test: list[str], epochs: float, count
             classes = model.classes_  # the labels of all training words, whatever the seed: the same columns
         assert list(model.classes_) == list(classes)
     rows = []
-    for used in sorted({1, count}):  # the first tagger alone, then all of them
+    for used in sorted({1, count}):  # the first tagger alone, then all of them (the `mean` kept for scoring)
         mean = [sum(p[i] for p in probabilities[:used]) / used for i in range(len(words))]
         guessed = [[classes[j] for j in m.argmax(axis=1)] for m in mean]
         predicted = [" ".join(t.replace("|", " ") for t in tags if t != "_") for tags in guessed]

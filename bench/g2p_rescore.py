@@ -62,22 +62,20 @@ def tagger_scorer(probabilities: dict[str, np.ndarray], classes: list[str], unli
     def score(words: list[str], candidates: list[str]) -> np.ndarray:
         out = np.full(len(candidates), -np.inf)
         start = 0
-        while start < len(words):  # the candidates of one word are consecutive: score them together
-            end = start
-            while end < len(words) and words[end] == words[start]:
-                end += 1
-            per_letter = probabilities[words[start]]  # (L, C)
+        for word, run in itertools.groupby(words):  # a word's candidates are consecutive: scored together
+            end = start + sum(1 for _ in run)
+            per_letter = probabilities[word]  # (L, C)
+            table = np.concatenate([per_letter, np.tile([unlisted, 0.0], (len(per_letter), 1))], axis=1)  # (L, C + 2)
+            unlisted_column, no_column = table.shape[1] - 2, table.shape[1] - 1
             phonemes = [c.split() for c in candidates[start:end]]
-            width = max(len(p) for p in phonemes) + 1
-            # span[n, j, k]: the probability column of candidate n's phonemes j..j+k, or -1 (none), -2 (unlisted)
-            span = np.full((end - start, width, longest + 1), -1)
+            lengths = np.array([len(p) for p in phonemes])
+            width = lengths.max() + 1
+            # column[n, j, k]: the table column of candidate n's phonemes j..j+k (the zero column past its end)
+            column = np.full((end - start, width, longest + 1), no_column)
             for n, p in enumerate(phonemes):
                 for j in range(len(p) + 1):
                     for k in range(min(longest, len(p) - j) + 1):
-                        span[n, j, k] = label.get(tuple(p[j:j + k]), -2 if k <= 2 else -1)
-            extra = np.tile([unlisted, 0.0], (len(per_letter), 1))
-            table = np.concatenate([per_letter, extra], axis=1)  # (L, C + 2)
-            column = np.where(span >= 0, span, span + table.shape[1])  # -1 -> the zero column, -2 -> unlisted
+                        column[n, j, k] = label.get(tuple(p[j:j + k]), unlisted_column if k <= 2 else no_column)
             forward = np.zeros((end - start, width))  # forward[n, j]: P(the letters so far spell phonemes :j)
             forward[:, 0] = 1.0
             for letter in table:
@@ -85,7 +83,6 @@ def tagger_scorer(probabilities: dict[str, np.ndarray], classes: list[str], unli
                 for k in range(longest + 1):
                     step[:, k:] += forward[:, :width - k] * letter[column[:, :width - k, k]]
                 forward = step
-            lengths = np.array([len(p) for p in phonemes])
             with np.errstate(divide="ignore"):
                 out[start:end] = np.log(forward[np.arange(end - start), lengths])
             start = end
