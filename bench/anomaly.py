@@ -14,8 +14,11 @@ reconstruction with quiet_steps=1000 (alerts: a score counts only when it tops t
    point-adjusted F1; on #135 whether the highest score lies in the labelled anomaly.
 3. Speed: seconds to score one million points (offline, the fitted network).
 
-usage: python bench/anomaly.py [--workers 2] [--files N] [--no-write] [--skip-nab]
-Writes bench/results.json["nab"] and ["anomaly"] and the tables in docs/anomaly.md.
+usage: python bench/anomaly.py [--workers 2] [--files N] [--no-write] [--skip-nab] [--nab-only]
+                               [--detectors rnnkit ...] [--set context_length=64 ...]
+Writes bench/results.json["nab"] and ["anomaly"] and the tables in docs/anomaly.md. A trial (some
+streams, some detectors, or rnnkit's NAB detectors with other settings) prints its table only:
+    python bench/anomaly.py --nab-only --detectors rnnkit rnnkit_alerts --set context_length=64
 """
 
 from __future__ import annotations
@@ -56,60 +59,69 @@ def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
     """Every detector's scores for one NAB stream, and the seconds each took."""
     import torch
     torch.set_num_threads(1)
-    name, values, probation = args
+    name, values, probation, detectors, settings = args
     out, seconds = {}, {}
     runs = {
-        "rnnkit_alerts": lambda: RNNAnomalyDetector(**STREAM, **ALERTS).fit(values[:probation])
+        "rnnkit_alerts": lambda: RNNAnomalyDetector(**{**STREAM, **ALERTS, **settings}).fit(values[:probation])
         .score_samples(values, online=True, start=probation),
-        "rnnkit": lambda: RNNAnomalyDetector(**STREAM).fit(values[:probation])
+        "rnnkit": lambda: RNNAnomalyDetector(**{**STREAM, **settings}).fit(values[:probation])
         .score_samples(values, online=True, start=probation),
-        "rnnkit_prediction": lambda: RNNAnomalyDetector(method="prediction", **STREAM).fit(values[:probation])
-        .score_samples(values, online=True, start=probation),
+        "rnnkit_prediction": lambda: RNNAnomalyDetector(**{"method": "prediction", **STREAM, **settings})
+        .fit(values[:probation]).score_samples(values, online=True, start=probation),
         "sliding_gaussian": lambda: baselines.sliding_gaussian(values, 6400),
         "rolling_zscore": lambda: baselines.rolling_zscore(values, 100),
         "level_novelty": lambda: baselines.level_novelty(values, train=probation),
         "isolation_forest": lambda: baselines.isolation_forest(values, 16, train=probation),
         "matrix_profile": lambda: baselines.matrix_profile(values, 32, online=True),
     }
-    for detector, run in runs.items():
+    for detector in detectors:
+        run = runs[detector]
         start = time.perf_counter()
         out[detector] = run()
         seconds[detector] = time.perf_counter() - start
     return name, out, seconds
 
 
-def nab_benchmark(workers: int, files: int | None, scores_out: Path) -> dict:
+def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: tuple[str, ...] = DETECTORS,
+                  settings: dict | None = None) -> dict:
+    """NAB scores of `detectors` (rnnkit's with `settings` on top of the benchmark's), seconds each."""
     corpus = load_corpus(DEFAULT_NAB)
     names = list(corpus)[:files] if files else list(corpus)
-    jobs = [(n, corpus[n][0]["value"].to_numpy(np.float64), corpus[n][1].probation()) for n in names]
-    scores: dict[str, dict[str, np.ndarray]] = {d: {} for d in DETECTORS}
-    seconds = dict.fromkeys(DETECTORS, 0.0)
+    if not any(corpus[n][1].windows for n in names):
+        sys.exit(f"anomaly.py: the first {len(names)} NAB streams hold no anomaly windows, so NAB cannot score "
+                 "them; use --files 6 or more")
+    jobs = [(n, corpus[n][0]["value"].to_numpy(np.float64), corpus[n][1].probation(), detectors, settings or {})
+            for n in names]
+    scores: dict[str, dict[str, np.ndarray]] = {d: {} for d in detectors}
+    seconds = dict.fromkeys(detectors, 0.0)
     with Pool(workers) as pool:
         for done, (name, out, took) in enumerate(pool.imap_unordered(score_stream, jobs), 1):
-            for d in DETECTORS:
+            for d in detectors:
                 scores[d][name], seconds[d] = out[d], seconds[d] + took[d]
             print(f"[{done}/{len(jobs)}] {name}", file=sys.stderr, flush=True)
-    with gzip.open(scores_out, "wt") as f:  # rnnkit's scores, for `python bench/nab.py --scores`
-        f.write("file,timestamp,anomaly_score\n")
-        for name in names:
-            frame = corpus[name][0]
-            for when, s in zip(frame["timestamp"].astype(str), scores["rnnkit_alerts"][name]):
-                f.write(f"{name},{when},{s:.6f}\n")
+    if "rnnkit_alerts" in detectors:
+        with gzip.open(scores_out, "wt") as f:  # rnnkit's scores, for `python bench/nab.py --scores`
+            f.write("file,timestamp,anomaly_score\n")
+            for name in names:
+                frame = corpus[name][0]
+                for when, s in zip(frame["timestamp"].astype(str), scores["rnnkit_alerts"][name]):
+                    f.write(f"{name},{when},{s:.6f}\n")
     streams = [corpus[n][1] for n in names]
     results = {}
-    for d in DETECTORS:
+    for d in detectors:
         results[d] = {p: round(nab_score(streams, [scores[d][n] for n in names], p).score, 2) for p in PROFILES}
         results[d]["seconds"] = round(seconds[d], 1)
     board = json.loads((DEFAULT_NAB / "results" / "final_results.json").read_text())
     results["published"] = {k: {p: round(board[k][p], 2) for p in PROFILES} for k in PUBLISHED if k in board}
     results["files"] = len(names)
+    results["detectors"] = list(detectors)
     return results
 
 
 def nab_table(results: dict) -> str:
     names = {"rnnkit_alerts": "rnnkit, reconstruction, --quiet-steps 1000 (this run)",
              "rnnkit": "rnnkit, reconstruction (this run)", "rnnkit_prediction": "rnnkit, prediction (this run)"}
-    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in DETECTORS]
+    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in results.get("detectors", DETECTORS)]
     rows += [(f"{k} (published)", v) for k, v in results["published"].items()]
     rows.sort(key=lambda r: -r[1]["standard"])
     lines = ["| detector | standard | reward low FP | reward low FN |", "|---|---:|---:|---:|"]
@@ -215,6 +227,19 @@ def speed() -> dict:
     return out
 
 
+def parse_setting(item: str) -> tuple[str, object]:
+    """"key=value" as (key, value), the value read as an int, a float, true/false or else text."""
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {item!r}")
+    for read in (int, float):
+        try:
+            return key, read(text)
+        except ValueError:
+            pass
+    return key, {"true": True, "false": False}.get(text.lower(), text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -222,14 +247,28 @@ def main() -> None:
     parser.add_argument("--skip-nab", action="store_true")
     parser.add_argument("--scores-out", type=Path, default=Path("/tmp/rnnkit_nab_scores.csv.gz"))
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--nab-only", action="store_true", help="leave out the labelled sets and the speed test")
+    parser.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS),
+                        help="NAB: only these detectors (a trial; not stored)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="NAB: settings of rnnkit's detectors, e.g. context_length=64 (a trial; not stored)")
     args = parser.parse_args()
+    try:
+        settings = dict(parse_setting(item) for item in args.set)
+        RNNAnomalyDetector(**{**STREAM, **settings}).config()  # the detector's own checks, before any work
+    except (TypeError, ValueError) as error:  # UsageError is a ValueError
+        parser.error(f"--set: {error}")
     write = not args.no_write and not args.files
+    trial = bool(settings) or tuple(args.detectors) != DETECTORS
     if not args.skip_nab:
         start = time.perf_counter()
-        nab = nab_benchmark(args.workers, args.files, args.scores_out)
+        nab = nab_benchmark(args.workers, args.files, args.scores_out, tuple(args.detectors), settings)
         nab["wall_seconds"] = round(time.perf_counter() - start, 1)
-        publish("nab", nab, nab_table(nab), DOC, write and not args.skip_nab)
-        print(f"rnnkit's scores: {args.scores_out} (python bench/nab.py --scores {args.scores_out})")
+        publish("nab", nab, nab_table(nab), DOC, write and not trial)
+        if "rnnkit_alerts" in args.detectors:
+            print(f"rnnkit's scores: {args.scores_out} (python bench/nab.py --scores {args.scores_out})")
+    if args.nab_only:
+        return
     labelled = labelled_benchmark()
     labelled["speed"] = speed()
     speed_line = (f"Scoring {labelled['speed']['points']:,} points (offline, 2 threads): "

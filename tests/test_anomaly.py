@@ -55,6 +55,8 @@ def test_nab_normalises_between_never_firing_and_perfect():
     assert nab_score([STREAM], [detections(10)], threshold=0.5).score == pytest.approx(100.0)
     half = nab_score([STREAM], [detections(14)], threshold=0.5)
     assert half.score == pytest.approx(100 * (sigma(-0.2) / sigma(-1) + 1) / 2)
+    with pytest.raises(ValueError, match="have none"):  # no windows: nothing to normalise by
+        nab_score([LabelledStream(40, ())], [detections(10)])
 
 
 def test_nab_sweep_finds_the_best_threshold_and_matches_direct_scoring():

@@ -148,6 +148,8 @@ def nab_score(streams: list[LabelledStream], scores: list[np.ndarray], profile: 
     """The normalised NAB score of a detector on a corpus; threshold None: the best one (NAB's rule)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)} (got {profile!r})")
+    if not any(s.windows for s in streams):  # then never firing is perfect: the normalised score has no scale
+        raise ValueError("the NAB score needs at least one labelled anomaly window among the streams; these have none")
     tp = PROFILES[profile][0]
     thresholds, totals = sweep(streams, scores, profile)
     if threshold is None:
