@@ -114,14 +114,13 @@ def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: 
     board = json.loads((DEFAULT_NAB / "results" / "final_results.json").read_text())
     results["published"] = {k: {p: round(board[k][p], 2) for p in PROFILES} for k in PUBLISHED if k in board}
     results["files"] = len(names)
-    results["detectors"] = list(detectors)
     return results
 
 
 def nab_table(results: dict) -> str:
     names = {"rnnkit_alerts": "rnnkit, reconstruction, --quiet-steps 1000 (this run)",
              "rnnkit": "rnnkit, reconstruction (this run)", "rnnkit_prediction": "rnnkit, prediction (this run)"}
-    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in results.get("detectors", DETECTORS)]
+    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in DETECTORS if d in results]
     rows += [(f"{k} (published)", v) for k, v in results["published"].items()]
     rows.sort(key=lambda r: -r[1]["standard"])
     lines = ["| detector | standard | reward low FP | reward low FN |", "|---|---:|---:|---:|"]
