@@ -22,7 +22,8 @@ first tagger alone and, with --tagger-ensemble N, N taggers (seeds 0..N-1) decid
 mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq models out. When
 rescoring, the taggers' guesses join the candidates, and the taggers score every candidate: the
 probability, under the mean of their label probabilities, of all the ways of spelling it with one
-label per letter.
+label per letter. With --stress-epochs N, a network that only places stress (bench/g2p_stress.py)
+scores every candidate's stress digits as one more rescoring column.
 
 With --rescore N (50 by default; 0: off), one more row combines the two kinds of model, as Rao et
 al. (2015) combined an LSTM with a joint n-gram model (bench/g2p_rescore.py): each word's
@@ -40,7 +41,8 @@ the dev words when there are any).
 
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 5] [--ensemble 1]
                                   [--tagger-epochs 6] [--tagger-ensemble 1] [--tagger-weight-drop 0]
-                                  [--rescore 50] [--backward 1] [--dev-words 3000] [--rescore-weight 1]
+                                  [--rescore 50] [--backward 1] [--stress-epochs 0] [--dev-words 3000]
+                                  [--rescore-weight 1]
                                   [--write-keys g2p g2p_rescored ...] [--cache runs/g2p-models]
 
 Prints the table and stores, in bench/results.json, the best seq2seq row as "g2p", the best tagger
@@ -65,6 +67,7 @@ from rnnkit.estimators import RNNTagger, Seq2Seq, Seq2SeqEnsemble
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import g2p_cache  # noqa: E402
 from g2p_rescore import candidates, choose, n_best, reverse, reversed_scorer, tagger_scorer  # noqa: E402
+from g2p_stress import stress_scorer, stress_tagger, training_rows  # noqa: E402
 from store import record  # noqa: E402
 
 WORD = re.compile(r"^[a-z']+$")
@@ -123,6 +126,8 @@ def main() -> None:
                         "guesses by all the models (0: no such row)")
     parser.add_argument("--backward", type=int, default=1, help="seq2seq models (seeds 0..N-1) trained on "
                         "right-to-left pronunciations, which join the rescoring")
+    parser.add_argument("--stress-epochs", type=float, default=0.0, help="also train the stress tagger "
+                        "(bench/g2p_stress.py) for this many epochs and rescore with it (0: no such scorer)")
     parser.add_argument("--dev-words", type=int, default=3000, help="hold this many training words out of every "
                         "system's training and choose the rescoring weights on them (0: fixed weights)")
     parser.add_argument("--rescore-weight", type=float, default=1.0, help="with no dev words, the weight of "
@@ -164,6 +169,11 @@ def main() -> None:
                                     "backward")
         backward.append(model)
         backward_seconds += took
+    stress, stress_seconds = None, 0.0  # the stress tagger, a rescoring scorer only
+    if args.rescore > 0 and args.stress_epochs > 0:
+        model, stress_seconds = g2p_cache.fit(stress_tagger(args.stress_epochs), *training_rows(train, entries),
+                                              args.cache, "stress")
+        stress = stress_scorer(model)
     systems = []
     if members:
         systems.append(("rnnkit, one model", lambda width: members[0].set_params(beam_size=width), fit_seconds[0]))
@@ -209,14 +219,14 @@ def main() -> None:
             also = " and the taggers' guesses and scores" if tagger else ""
             back = f" and {len(backward)} right-to-left model{'s' * (len(backward) > 1)}" if backward else ""
             for what, guessed, size, weights, dev_error in combine(
-                    decoder(own["beam_size"]), backward, tagger_reader, [own] + tagger, test, dev, nbest, entries,
-                    args.rescore, args.rescore_weight):
+                    decoder(own["beam_size"]), backward, tagger_reader, stress, [own] + tagger, test, dev, nbest,
+                    entries, args.rescore, args.rescore_weight):
                 rows.append({"key": "g2p_rescored" if not what else None,
                              "system": f"{name}{back} x Phonetisaurus, {size}-best{also} rescored{what}",
                              "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
                              **error_rates(test, guessed, entries, pronunciations), "list_size": size,
                              "weights": [round(float(w), 2) for w in weights], "dev_word_error_rate": dev_error,
-                             "fit_seconds": round(fit_own + fit_s + backward_seconds
+                             "fit_seconds": round(fit_own + fit_s + backward_seconds + stress_seconds
                                                   + sum(t["fit_seconds"] for t in tagger)),
                              "predict_seconds": round(own["predict_seconds"] + nbest_s + time.perf_counter()
                                                       - started, 1), "predicted": guessed})
@@ -228,7 +238,7 @@ def main() -> None:
                 "ensemble": len(members), "backward": len(backward),
                 "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
                 "tagger_ensemble": args.tagger_ensemble, "tagger_weight_drop": args.tagger_weight_drop,
-                "rescore": args.rescore}
+                "stress_epochs": args.stress_epochs, "rescore": args.rescore}
     if not dev:  # with dev words the weights are chosen, and each rescored row stores its own
         settings["rescore_weight"] = args.rescore_weight
     for key in args.write_keys or KEYS:
@@ -265,15 +275,15 @@ def stored(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("predicted", "predicted_dev", "key")}
 
 
-def combine(decoder, backward: list, tagger, systems: list[dict], test: list[str], dev: list[str],
+def combine(decoder, backward: list, tagger, stress, systems: list[dict], test: list[str], dev: list[str],
             nbest: dict[str, dict[str, float]], entries: dict[str, str], size: int, fixed_weight: float):
     """[(what, guesses for the test words, list size, weights, the dev words' word error or None)]:
     the rescored choice among Phonetisaurus's n best and the guesses of `systems` (rows whose
     "predicted" and "predicted_dev" hold test and dev guesses) and of the `backward` models, scored
-    by `decoder`, the backward models (together), the `tagger` scorer (None: none) and
+    by `decoder`, the backward models (together), the `tagger` and `stress` scorers (None: none) and
     Phonetisaurus. With dev words the list size (up to `size`) and the weights are chosen on them,
-    and more entries leave the backward models' and the tagger's scores out in turn (weight 0; their
-    guesses still candidates)."""
+    and more entries leave the backward models', the tagger's and the stress tagger's scores out in
+    turn (weight 0; their guesses still candidates)."""
     scorers = [decoder.log_likelihood]
     guesses_test = [row["predicted"] for row in systems]
     guesses_dev = [row["predicted_dev"] for row in systems]
@@ -285,6 +295,8 @@ def combine(decoder, backward: list, tagger, systems: list[dict], test: list[str
         guesses_dev.append(flipped[len(test):])
     if tagger is not None:
         scorers.append(tagger)
+    if stress is not None:
+        scorers.append(stress)
     table = candidates(test, nbest, guesses_test, scorers)
     if not dev:
         weights = np.array([1.0] + [fixed_weight] * len(scorers))
@@ -294,7 +306,8 @@ def combine(decoder, backward: list, tagger, systems: list[dict], test: list[str
     sizes = tuple(n for n in LIST_SIZES if n < size) + (size,)
     out = []
     left_out = [(" (right-to-left weight 0)", {1: 0.0})] * bool(backward)
-    left_out += [(" (tagger weight 0)", {len(scorers) - 1: 0.0})] * (tagger is not None)
+    left_out += [(" (tagger weight 0)", {len(scorers) - 1 - (stress is not None): 0.0})] * (tagger is not None)
+    left_out += [(" (stress weight 0)", {len(scorers) - 1: 0.0})] * (stress is not None)
     for what, fixed in [("", None)] + left_out:
         n, weights, dev_error = choose(dev_table, truth, sizes, fixed)
         print(f"rescoring{what}: {n} best, weights {weights.tolist()} chosen on {len(dev):,} dev words "
