@@ -19,6 +19,9 @@ usage: python bench/anomaly.py [--workers 2] [--files N] [--no-write] [--skip-na
 Writes bench/results.json["nab"] and ["anomaly"] and the tables in docs/anomaly.md. A trial (some
 streams, some detectors, or rnnkit's NAB detectors with other settings) prints its table only:
     python bench/anomaly.py --nab-only --detectors rnnkit rnnkit_alerts --set context_length=64
+The trial detectors rnnkit_blocks and rnnkit_blocks_alerts (not in the default run) give the
+network the means of --block-steps steps (12 by default: hours, for NAB's 5-minute streams):
+    python bench/anomaly.py --nab-only --detectors rnnkit_blocks rnnkit_blocks_alerts --block-steps 12
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from nab import DEFAULT_NAB, load_corpus  # noqa: E402
 from rnnkit.anomaly import RNNAnomalyDetector, baselines  # noqa: E402
 from rnnkit.anomaly import metrics as M  # noqa: E402
 from rnnkit.anomaly.nab import PROFILES, nab_score  # noqa: E402
+from rnnkit.anomaly.scoring import RANGE_BREAK, quieten, range_breaks  # noqa: E402
 from store import publish  # noqa: E402
 
 DOC = ROOT / "docs" / "anomaly.md"
@@ -51,15 +55,37 @@ ALERTS = dict(quiet_steps=1000)  # rnnkit's alerting setting: a score counts whe
 ESN = dict(cell="esn", hidden_size=512)  # an echo state autoencoder, fitted in closed form (labelled sets only)
 DETECTORS = ("rnnkit_alerts", "rnnkit", "rnnkit_prediction", "sliding_gaussian",
              "rolling_zscore", "level_novelty", "isolation_forest", "matrix_profile")
+BLOCK_DETECTORS = ("rnnkit_blocks", "rnnkit_blocks_alerts")  # trials only: the network reads block means
 PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy",
              "randomCutForest", "windowedGaussian", "random")
+
+
+def block_scores(values: np.ndarray, probation: int, settings: dict, block: int) -> np.ndarray:
+    """rnnkit's reconstruction detector, online, on the means of `block` steps: each block's score
+    sits at its last step (the first moment it is known) and the other steps score 0; range breaks
+    and quiet steps then apply to the steps as in the detector. A stream whose probationary period
+    holds too few blocks to train on (fewer than --context-length + 2) is scored step by step."""
+    blocks, first = len(values) // block, probation // block
+    if first < settings.get("context_length", 32) + 2:
+        return RNNAnomalyDetector(**{**STREAM, **settings}).fit(values[:probation]).score_samples(
+            values, online=True, start=probation)
+    means = values[:blocks * block].reshape(blocks, block).mean(axis=1)
+    network = RNNAnomalyDetector(**{**STREAM, **settings, "range_breaks": False, "quiet_steps": 0})
+    scores = np.zeros(len(values))
+    scores[block - 1:blocks * block:block] = network.fit(means[:first]).score_samples(means, online=True, start=first)
+    scores[:probation] = 0.0
+    scores = quieten(scores, settings.get("quiet_steps", 0))
+    if settings.get("range_breaks", True):
+        known = np.array([values[:probation].min()]), np.array([values[:probation].max()])
+        scores += RANGE_BREAK * range_breaks(values, settings.get("range_margin", 0.02), *known)
+    return scores
 
 
 def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
     """Every detector's scores for one NAB stream, and the seconds each took."""
     import torch
     torch.set_num_threads(1)
-    name, values, probation, detectors, settings = args
+    name, values, probation, detectors, settings, block = args
     out, seconds = {}, {}
     runs = {
         "rnnkit_alerts": lambda: RNNAnomalyDetector(**{**STREAM, **ALERTS, **settings}).fit(values[:probation])
@@ -73,6 +99,8 @@ def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
         "level_novelty": lambda: baselines.level_novelty(values, train=probation),
         "isolation_forest": lambda: baselines.isolation_forest(values, 16, train=probation),
         "matrix_profile": lambda: baselines.matrix_profile(values, 32, online=True),
+        "rnnkit_blocks": lambda: block_scores(values, probation, settings, block),
+        "rnnkit_blocks_alerts": lambda: block_scores(values, probation, {**ALERTS, **settings}, block),
     }
     for detector in detectors:
         run = runs[detector]
@@ -83,15 +111,16 @@ def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
 
 
 def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: tuple[str, ...] = DETECTORS,
-                  settings: dict | None = None) -> dict:
-    """NAB scores of `detectors` (rnnkit's with `settings` on top of the benchmark's), seconds each."""
+                  settings: dict | None = None, block: int = 12) -> dict:
+    """NAB scores of `detectors` (rnnkit's with `settings` on top of the benchmark's; the block
+    detectors' blocks of `block` steps), seconds each."""
     corpus = load_corpus(DEFAULT_NAB)
     names = list(corpus)[:files] if files else list(corpus)
     if not any(corpus[n][1].windows for n in names):
         sys.exit(f"anomaly.py: the first {len(names)} NAB streams hold no anomaly windows, so NAB cannot score "
                  "them; use --files 6 or more")
-    jobs = [(n, corpus[n][0]["value"].to_numpy(np.float64), corpus[n][1].probation(), detectors, settings or {})
-            for n in names]
+    jobs = [(n, corpus[n][0]["value"].to_numpy(np.float64), corpus[n][1].probation(), detectors, settings or {},
+             block) for n in names]
     scores: dict[str, dict[str, np.ndarray]] = {d: {} for d in detectors}
     seconds = dict.fromkeys(detectors, 0.0)
     with Pool(workers) as pool:
@@ -119,8 +148,10 @@ def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: 
 
 def nab_table(results: dict) -> str:
     names = {"rnnkit_alerts": "rnnkit, reconstruction, --quiet-steps 1000 (this run)",
-             "rnnkit": "rnnkit, reconstruction (this run)", "rnnkit_prediction": "rnnkit, prediction (this run)"}
-    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in DETECTORS if d in results]
+             "rnnkit": "rnnkit, reconstruction (this run)", "rnnkit_prediction": "rnnkit, prediction (this run)",
+             "rnnkit_blocks": "rnnkit, reconstruction of block means (this run)",
+             "rnnkit_blocks_alerts": "rnnkit, reconstruction of block means, --quiet-steps 1000 (this run)"}
+    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in DETECTORS + BLOCK_DETECTORS if d in results]
     rows += [(f"{k} (published)", v) for k, v in results["published"].items()]
     rows.sort(key=lambda r: -r[1]["standard"])
     lines = ["| detector | standard | reward low FP | reward low FN |", "|---|---:|---:|---:|"]
@@ -247,8 +278,10 @@ def main() -> None:
     parser.add_argument("--scores-out", type=Path, default=Path("/tmp/rnnkit_nab_scores.csv.gz"))
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--nab-only", action="store_true", help="leave out the labelled sets and the speed test")
-    parser.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS),
+    parser.add_argument("--detectors", nargs="+", choices=DETECTORS + BLOCK_DETECTORS, default=list(DETECTORS),
                         help="NAB: only these detectors (a trial; not stored)")
+    parser.add_argument("--block-steps", type=int, default=12, help="NAB: the steps each block mean of the "
+                        "rnnkit_blocks detectors covers (a trial; not stored)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="NAB: settings of rnnkit's detectors, e.g. context_length=64 (a trial; not stored)")
     args = parser.parse_args()
@@ -257,11 +290,14 @@ def main() -> None:
         RNNAnomalyDetector(**{**STREAM, **settings}).config()  # the detector's own checks, before any work
     except (TypeError, ValueError) as error:  # UsageError is a ValueError
         parser.error(f"--set: {error}")
+    if args.block_steps < 1:
+        parser.error(f"--block-steps must be at least 1 (got {args.block_steps})")
     write = not args.no_write and not args.files
-    trial = bool(settings) or tuple(args.detectors) != DETECTORS
+    trial = bool(settings) or tuple(args.detectors) != DETECTORS or args.block_steps != 12
     if not args.skip_nab:
         start = time.perf_counter()
-        nab = nab_benchmark(args.workers, args.files, args.scores_out, tuple(args.detectors), settings)
+        nab = nab_benchmark(args.workers, args.files, args.scores_out, tuple(args.detectors), settings,
+                            args.block_steps)
         nab["wall_seconds"] = round(time.perf_counter() - start, 1)
         publish("nab", nab, nab_table(nab), DOC, write and not trial)
         if "rnnkit_alerts" in args.detectors:
