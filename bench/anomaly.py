@@ -20,7 +20,8 @@ Writes bench/results.json["nab"] and ["anomaly"] and the tables in docs/anomaly.
 streams, some detectors, or rnnkit's NAB detectors with other settings) prints its table only:
     python bench/anomaly.py --nab-only --detectors rnnkit rnnkit_alerts --set context_length=64
 The trial detectors rnnkit_blocks and rnnkit_blocks_alerts (not in the default run) give the
-network the means of --block-steps steps (12 by default: hours, for NAB's 5-minute streams):
+network the means of blocks of up to --block-steps steps (12 by default: hours, for NAB's 5-minute
+streams; fewer where a stream's probationary period is short):
     python bench/anomaly.py --nab-only --detectors rnnkit_blocks rnnkit_blocks_alerts --block-steps 12
 """
 
@@ -61,14 +62,16 @@ PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "
 
 
 def block_scores(values: np.ndarray, probation: int, settings: dict, block: int) -> np.ndarray:
-    """rnnkit's reconstruction detector, online, on the means of `block` steps: each block's score
-    sits at its last step (the first moment it is known) and the other steps score 0; range breaks
-    and quiet steps then apply to the steps as in the detector. A stream whose probationary period
-    holds too few blocks to train on (fewer than --context-length + 2) is scored step by step."""
-    blocks, first = len(values) // block, probation // block
-    if first < settings.get("context_length", 32) + 2:
+    """rnnkit's reconstruction detector, online, on the means of blocks of up to `block` steps: each
+    block's score sits at its last step (the first moment it is known) and the other steps score 0;
+    range breaks and quiet steps then apply to the steps as in the detector. Blocks are shorter where
+    the probationary period would otherwise hold too few of them to train on (--context-length + 2);
+    at 1 step the stream is scored step by step."""
+    block = max(1, min(block, probation // ((settings.get("context_length") or 32) + 2)))
+    if block == 1:
         return RNNAnomalyDetector(**{**STREAM, **settings}).fit(values[:probation]).score_samples(
             values, online=True, start=probation)
+    blocks, first = len(values) // block, probation // block
     means = values[:blocks * block].reshape(blocks, block).mean(axis=1)
     network = RNNAnomalyDetector(**{**STREAM, **settings, "range_breaks": False, "quiet_steps": 0})
     scores = np.zeros(len(values))
