@@ -67,7 +67,8 @@ def block_scores(values: np.ndarray, probation: int, settings: dict, block: int)
     range breaks and quiet steps then apply to the steps as in the detector. Blocks are shorter where
     the probationary period would otherwise hold too few of them to train on (--context-length + 2);
     at 1 step the stream is scored step by step."""
-    block = max(1, min(block, probation // ((settings.get("context_length") or 32) + 2)))
+    config = RNNAnomalyDetector(**{**STREAM, **settings}).config()  # the settings with the detector's defaults
+    block = max(1, min(block, probation // (config.context_for(1) + 2)))
     if block == 1:
         return RNNAnomalyDetector(**{**STREAM, **settings}).fit(values[:probation]).score_samples(
             values, online=True, start=probation)
@@ -77,10 +78,10 @@ def block_scores(values: np.ndarray, probation: int, settings: dict, block: int)
     scores = np.zeros(len(values))
     scores[block - 1:blocks * block:block] = network.fit(means[:first]).score_samples(means, online=True, start=first)
     scores[:probation] = 0.0
-    scores = quieten(scores, settings.get("quiet_steps", 0))
-    if settings.get("range_breaks", True):
+    scores = quieten(scores, config.quiet_steps)
+    if config.range_breaks:
         known = np.array([values[:probation].min()]), np.array([values[:probation].max()])
-        scores += RANGE_BREAK * range_breaks(values, settings.get("range_margin", 0.02), *known)
+        scores += RANGE_BREAK * range_breaks(values, config.range_margin, *known)
     return scores
 
 
@@ -296,7 +297,7 @@ def main() -> None:
     if args.block_steps < 1:
         parser.error(f"--block-steps must be at least 1 (got {args.block_steps})")
     write = not args.no_write and not args.files
-    trial = bool(settings) or tuple(args.detectors) != DETECTORS or args.block_steps != 12
+    trial = bool(settings) or tuple(args.detectors) != DETECTORS
     if not args.skip_nab:
         start = time.perf_counter()
         nab = nab_benchmark(args.workers, args.files, args.scores_out, tuple(args.detectors), settings,

@@ -285,18 +285,20 @@ def combine(decoder, backward: list, tagger, stress, systems: list[dict], test: 
     and more entries leave the backward models', the tagger's and the stress tagger's scores out in
     turn (weight 0; their guesses still candidates)."""
     scorers = [decoder.log_likelihood]
+    left_out = []  # (row label, {column: 0.0}): each optional scorer's score left out in turn
     guesses_test = [row["predicted"] for row in systems]
     guesses_dev = [row["predicted_dev"] for row in systems]
     if backward:
         reader = backward[0].set_params(beam_size=5) if len(backward) == 1 else Seq2SeqEnsemble(backward, beam_size=5)
+        left_out.append((" (right-to-left weight 0)", {len(scorers): 0.0}))
         scorers.append(reversed_scorer(reader.log_likelihood))
         flipped = [reverse(g) for g in reader.predict(test + dev)]
         guesses_test.append(flipped[:len(test)])
         guesses_dev.append(flipped[len(test):])
-    if tagger is not None:
-        scorers.append(tagger)
-    if stress is not None:
-        scorers.append(stress)
+    for label, scorer in ((" (tagger weight 0)", tagger), (" (stress weight 0)", stress)):
+        if scorer is not None:
+            left_out.append((label, {len(scorers): 0.0}))
+            scorers.append(scorer)
     table = candidates(test, nbest, guesses_test, scorers)
     if not dev:
         weights = np.array([1.0] + [fixed_weight] * len(scorers))
@@ -305,9 +307,6 @@ def combine(decoder, backward: list, tagger, stress, systems: list[dict], test: 
     truth = [entries[w] for w in dev]
     sizes = tuple(n for n in LIST_SIZES if n < size) + (size,)
     out = []
-    left_out = [(" (right-to-left weight 0)", {1: 0.0})] * bool(backward)
-    left_out += [(" (tagger weight 0)", {len(scorers) - 1 - (stress is not None): 0.0})] * (tagger is not None)
-    left_out += [(" (stress weight 0)", {len(scorers) - 1: 0.0})] * (stress is not None)
     for what, fixed in [("", None)] + left_out:
         n, weights, dev_error = choose(dev_table, truth, sizes, fixed)
         print(f"rescoring{what}: {n} best, weights {weights.tolist()} chosen on {len(dev):,} dev words "

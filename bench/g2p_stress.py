@@ -58,10 +58,9 @@ def stress_scorer(model: RNNTagger):
         keys = [(w, stress_free(c)) for w, c in zip(words, candidates)]
         unique = list(dict.fromkeys(keys))
         where = {key: i for i, key in enumerate(unique)}
-        probabilities = model.predict_proba([list(w) + [SEPARATOR] + ["/" + p for p in phonemes]
-                                             for w, phonemes in unique])
+        probabilities = model.predict_proba([tokens(w, " ".join(phonemes)) for w, phonemes in unique])
         out = np.empty(len(candidates))
-        for n, (key, (word, candidate)) in enumerate(zip(keys, zip(words, candidates))):
+        for n, (word, candidate, key) in enumerate(zip(words, candidates, keys)):
             rows = probabilities[where[key]][len(word) + 1:]  # (phonemes, classes)
             wanted = [column.get(label, -1) for label in labels(word, candidate)[len(word) + 1:]]
             picked = [rows[i, j] if j >= 0 else 0.0 for i, j in enumerate(wanted)]
