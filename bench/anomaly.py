@@ -46,7 +46,6 @@ from nab import DEFAULT_NAB, load_corpus  # noqa: E402
 from rnnkit.anomaly import RNNAnomalyDetector, baselines  # noqa: E402
 from rnnkit.anomaly import metrics as M  # noqa: E402
 from rnnkit.anomaly.nab import PROFILES, nab_score  # noqa: E402
-from rnnkit.anomaly.scoring import RANGE_BREAK, quieten, range_breaks  # noqa: E402
 from store import publish  # noqa: E402
 
 DOC = ROOT / "docs" / "anomaly.md"
@@ -59,30 +58,6 @@ DETECTORS = ("rnnkit_alerts", "rnnkit", "rnnkit_prediction", "sliding_gaussian",
 BLOCK_DETECTORS = ("rnnkit_blocks", "rnnkit_blocks_alerts")  # trials only: the network reads block means
 PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy",
              "randomCutForest", "windowedGaussian", "random")
-
-
-def block_scores(values: np.ndarray, probation: int, settings: dict, block: int) -> np.ndarray:
-    """rnnkit's reconstruction detector, online, on the means of blocks of up to `block` steps: each
-    block's score sits at its last step (the first moment it is known) and the other steps score 0;
-    range breaks and quiet steps then apply to the steps as in the detector. Blocks are shorter where
-    the probationary period would otherwise hold too few of them to train on (--context-length + 2);
-    at 1 step the stream is scored step by step."""
-    config = RNNAnomalyDetector(**{**STREAM, **settings}).config()  # the settings with the detector's defaults
-    block = max(1, min(block, probation // (config.context_for(1) + 2)))
-    if block == 1:
-        return RNNAnomalyDetector(**{**STREAM, **settings}).fit(values[:probation]).score_samples(
-            values, online=True, start=probation)
-    blocks, first = len(values) // block, probation // block
-    means = values[:blocks * block].reshape(blocks, block).mean(axis=1)
-    network = RNNAnomalyDetector(**{**STREAM, **settings, "range_breaks": False, "quiet_steps": 0})
-    scores = np.zeros(len(values))
-    scores[block - 1:blocks * block:block] = network.fit(means[:first]).score_samples(means, online=True, start=first)
-    scores[:probation] = 0.0
-    scores = quieten(scores, config.quiet_steps)
-    if config.range_breaks:
-        known = np.array([values[:probation].min()]), np.array([values[:probation].max()])
-        scores += RANGE_BREAK * range_breaks(values, config.range_margin, *known)
-    return scores
 
 
 def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
@@ -103,8 +78,10 @@ def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
         "level_novelty": lambda: baselines.level_novelty(values, train=probation),
         "isolation_forest": lambda: baselines.isolation_forest(values, 16, train=probation),
         "matrix_profile": lambda: baselines.matrix_profile(values, 32, online=True),
-        "rnnkit_blocks": lambda: block_scores(values, probation, settings, block),
-        "rnnkit_blocks_alerts": lambda: block_scores(values, probation, {**ALERTS, **settings}, block),
+        "rnnkit_blocks": lambda: RNNAnomalyDetector(**{**STREAM, "block_steps": block, **settings})
+        .fit(values[:probation]).score_samples(values, online=True, start=probation),
+        "rnnkit_blocks_alerts": lambda: RNNAnomalyDetector(**{**STREAM, **ALERTS, "block_steps": block, **settings})
+        .fit(values[:probation]).score_samples(values, online=True, start=probation),
     }
     for detector in detectors:
         run = runs[detector]

@@ -272,6 +272,54 @@ def test_detector_rejects_bad_series():
             RNNAnomalyDetector(**setting).fit(np.arange(50.0) + 1)
 
 
+@pytest.fixture(scope="module")
+def block_detector():
+    # 240 blocks to learn from: a score tops out near log10(500), so a 1-in-100 threshold
+    return RNNAnomalyDetector(block_steps=5, hidden_size=16, min_steps=250, epochs=1, contamination=0.01,
+                              random_state=0).fit(injected("none")[:1200])
+
+
+def test_block_detector_scores_block_ends_and_finds_a_slower_cycle(block_detector):
+    assert block_detector.block_ == 5
+    values = injected("none")
+    slow = np.arange(ONSET, ONSET + 100)
+    values[slow] = np.sin(2 * np.pi * slow / 50) + 0.05 * np.random.default_rng(1).standard_normal(100)  # in range
+    scores = block_detector.score_samples(values)
+    ends = np.arange(4, 1500, 5)
+    assert not np.delete(scores, ends).any()  # only a block's last step scores (no range breaks here)
+    assert scores[ONSET:ONSET + 100].max() > block_detector.threshold_
+    assert (scores[100:1290] > block_detector.threshold_).mean() < 0.01
+    online = block_detector.score_samples(values, online=True, start=1000)
+    changed = values.copy()
+    changed[1352:] = 5.0
+    again = block_detector.score_samples(changed, online=True, start=1000)
+    # a block is scored once whole: step 1349 closes the last block before the change
+    assert np.allclose(online[:1350], again[:1350]) and not np.allclose(online[1350:], again[1350:])
+
+
+def test_block_detector_save_load_expected_and_explain(block_detector, tmp_path):
+    values = injected("spike")
+    block_detector.save(tmp_path / "d")
+    loaded = RNNAnomalyDetector.load(tmp_path / "d")
+    assert loaded.block_ == 5 and np.allclose(loaded.score_samples(values), block_detector.score_samples(values))
+    mean, low, high = loaded.expected(values)[0]
+    assert np.all(mean[160:165] == mean[160]) and np.all(low[160:] < mean[160:]) and np.all(mean[160:] < high[160:])
+    why = loaded.explain_step(values, ONSET + 4)  # the spike's block ends at step 1304
+    assert why["value"][0] == pytest.approx(values[ONSET:ONSET + 5].mean())
+    assert list(why["steps"]) == list(range(ONSET + 5 - 32 * 5, ONSET + 5)) and why["contribution"].shape == (160, 1)
+    with pytest.raises(ValueError, match="inside a block of 5 steps.*last step .1304"):
+        loaded.explain_step(values, ONSET)
+
+
+def test_blocks_shrink_for_short_series_and_need_reconstruction():
+    short = RNNAnomalyDetector(block_steps=12, hidden_size=4, min_steps=2, epochs=1).fit(injected("none")[:200])
+    assert short.block_ == 200 // 34  # 34 = a window of 32 blocks and two more
+    with pytest.raises(Exception, match="--block-steps above 1 needs --method reconstruction"):
+        RNNAnomalyDetector(block_steps=2, method="prediction").fit(np.arange(50.0))
+    with pytest.raises(Exception, match="--block-steps must be in 1"):
+        RNNAnomalyDetector(block_steps=0).fit(np.arange(50.0))
+
+
 # ---------------------------------------------------------------------------- command line
 @pytest.fixture
 def stream_files(tmp_path):
@@ -302,6 +350,23 @@ def test_cli_train_and_score(cli, stream_files, tmp_path):
     assert (tmp_path / "why.png").stat().st_size > 1000
 
 
+def test_cli_block_model_explains_a_block_at_its_last_step(cli, stream_files, tmp_path):
+    normal, new = stream_files
+    status, _, err = cli("anomaly", "train", normal, "--time-col", "t", "--value-col", "load", "--out",
+                         tmp_path / "m", "--block-steps", "5", "--hidden-size", "8", "--min-steps", "50", "--epochs",
+                         "1", "--quiet")
+    assert status == 0, err
+    status, out, err = cli("anomaly", "score", tmp_path / "m", new)
+    scores = [float(r["score"]) for r in csv.DictReader(io.StringIO(out))]
+    assert status == 0 and len(scores) == 900, err
+    between = [scores[t] for t in range(900) if t % 5 != 4]  # a step inside a block: 0, or a range break
+    assert all(x == 0 or x >= 10 for x in between) and max(scores[4::5]) > 0
+    status, out, err = cli("anomaly", "explain", tmp_path / "m", new, "--at", "604", "--out", tmp_path / "why.png")
+    assert status == 0 and "604: the mean of 5 steps" in err and (tmp_path / "why.png").exists(), err
+    status, out, err = cli("anomaly", "explain", tmp_path / "m", new, "--at", "600", "--out", tmp_path / "w.png")
+    assert status == 2 and out == "" and "inside a block of 5 steps" in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_bad_inputs(cli, stream_files, tmp_path):
     from rnnkit.timeseries import RNNForecaster
     normal, new = stream_files
@@ -318,6 +383,8 @@ def test_cli_bad_inputs(cli, stream_files, tmp_path):
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--range-margin", "-0.1",
         message="--range-margin must be in [0, 100]")
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--quiet-steps", "-1", message="--quiet-steps")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--block-steps", "0",
+        message="--block-steps must be in 1..")
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--weight-drop", "-0.1",
         message="--weight-drop must be in [0, 1)")
     assert not (tmp_path / "x").exists()  # nothing written for a refused command
@@ -354,7 +421,7 @@ def test_cli_many_series_in_one_file(cli, tmp_path):
 
 @pytest.mark.parametrize("field, value", [("spread", [[-1.0]]), ("location", "high"), ("reference", {"a": 1}),
                                           ("scaling_ids", [1, 2]), ("threshold", None), ("range", [[0.0], [1.0], [2.0]]),
-                                          ("range", [["low"], ["high"]])])
+                                          ("range", [["low"], ["high"]]), ("block", 0), ("block", 2.5)])
 def test_a_tampered_detector_is_refused_in_one_line(cli, tmp_path, field, value):
     import json
     RNNAnomalyDetector(min_steps=2, epochs=1, hidden_size=4).fit(np.sin(np.arange(100.0))).save(tmp_path / "d")

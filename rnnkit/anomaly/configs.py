@@ -24,6 +24,9 @@ class AnomalyConfig(ForecasterConfig):
     # misses it)
     hidden_size: int = 32  # units per recurrent layer (of the encoder and of the decoder, for reconstruction)
     context_length: int | None = 32  # steps each window holds: what a forecast reads, or what is rebuilt
+    block_steps: int = 1  # reconstruction: the network reads the means of blocks of this many steps, and
+    # --context-length counts blocks (fewer steps per block where a training series would hold fewer than
+    # --context-length + 2 blocks); a block's score goes on its last step, the other steps score 0 (1: steps)
     # --- training
     min_steps: int = 300  # train for at least this many batches
     validation_fraction: float = 0.1  # share held out at the end of every series: the threshold comes from its
@@ -44,7 +47,8 @@ class AnomalyConfig(ForecasterConfig):
     contamination: float = 0.001  # expected share of anomalies in normal data: the threshold is the validation
     # window's (1 - contamination) score quantile, and at least -log10(contamination); 0: its highest score
     # --- online scoring (score --online)
-    update_every: int = 1000  # steps scored between two updates of the network on everything seen so far
+    update_every: int = 1000  # steps (blocks, with --block-steps) scored between two updates of the network on
+    # everything seen so far
     update_steps: int = 10  # batches of each update
 
     def __post_init__(self) -> None:
@@ -63,5 +67,8 @@ class AnomalyConfig(ForecasterConfig):
         if not 0 <= self.range_margin <= 100:
             raise UsageError(f"--range-margin must be in [0, 100] (got {self.range_margin})")
         _in_range(self, "quiet_steps", 0, 10_000_000)
+        _in_range(self, "block_steps", 1, 100_000)
+        if self.block_steps > 1 and self.method != "reconstruction":
+            raise UsageError("--block-steps above 1 needs --method reconstruction (a forecaster reads steps)")
         _in_range(self, "update_every", 1, 10_000_000)
         _in_range(self, "update_steps", 0, 1_000_000)

@@ -8,7 +8,9 @@ by one of two methods (`method`):
                   Malhotra et al. 2015); a step's error is its standardised miss
 
 Every step's error becomes a score against the errors before it (scoring.py), and a threshold
-chosen on a held-out validation window turns scores into flags.
+chosen on a held-out validation window turns scores into flags. With `block_steps` k > 1 the
+reconstruction network reads the means of blocks of k steps (blocks.py): a block's score sits at
+its last step.
 
     detector = RNNAnomalyDetector().fit(normal_series)
     scores = detector.score_samples(new_series)            # (T,), higher = more anomalous
@@ -34,6 +36,7 @@ from ..estimators.base import init_from_config
 from ..timeseries.data import Panel
 from ..timeseries.forecaster import RNNForecaster, _phases, as_series
 from ..timeseries.windows import MIN_CONTEXT, Windows
+from .blocks import block_ends, block_length, block_means, blocked, to_steps
 from .configs import AnomalyConfig
 from .explain import expected_values, explain_step
 from .reconstruction import (SCORE_BATCH, ReconstructionNetwork, ReconstructionTask, ScaledWindows, fit_rebuild,
@@ -45,7 +48,8 @@ REFERENCE = 4096
 
 class RNNAnomalyDetector(RNNForecaster):
     """Hyperparameters: the fields of `AnomalyConfig`. After fit: those of RNNForecaster and
-    `threshold_` (the score above which a step is flagged)."""
+    `threshold_` (the score above which a step is flagged) and `block_` (the steps each value the
+    network reads averages: block_steps, or fewer for short series)."""
 
     config_class = AnomalyConfig
     __init__ = init_from_config(AnomalyConfig)
@@ -63,6 +67,12 @@ class RNNAnomalyDetector(RNNForecaster):
         if short:
             raise ValueError(f"series {short[0]} has {len(series[short[0]])} steps; the detector needs at least "
                              f"{least}" + (" (one --context-length window and a step)" if reconstruct else ""))
+        steps_y, steps_series = y, series
+        self.block_ = block_length(config.block_steps, config.context_for(1), [len(s) for s in series]) \
+            if reconstruct else 1
+        if self.block_ > 1:  # the network learns block means; validation and threshold count blocks
+            y = blocked(y, series, self.block_)
+            series, _ = as_series(y)
         cut = [len(s) - int(len(s) * config.validation_fraction) for s in series]
         cut = [c if c >= least else len(s) for c, s in zip(cut, series)]
         training = y.subset(list(range(len(series))), cut) if isinstance(y, Panel) else [s[:c] for s, c in
@@ -73,9 +83,10 @@ class RNNAnomalyDetector(RNNForecaster):
             super().fit(training, season)
             self.location_ = self.spread_ = np.zeros((0, self.num_values_))
             self.scaling_ids_, self.band_, self.reference_ = None, 0.0, np.zeros(0)
-        self.range_ = value_range(series)  # (2, D) or None: what every scored value is checked against
+        self.range_ = value_range(steps_series)  # (2, D) or None: what every scored value is checked against
         self.threshold_ = np.inf
-        scores = self._scores(y, online=False, start=0)
+        # the scores of the steps that hold one (a block's last step), from the cut on
+        scores = [s[block_ends(len(s), self.block_)] for s in self._scores(steps_y, online=False, start=0)]
         held_out = np.concatenate([s[c:] for s, c in zip(scores, cut)])
         if len(held_out) == 0:  # nothing held out: the training steps' scores, less strict
             held_out = np.concatenate(scores)
@@ -218,13 +229,18 @@ class RNNAnomalyDetector(RNNForecaster):
                 learn(model, optimizer, steps[-1] + 1, generator)
 
     def _scores(self, y, online: bool, start: int) -> list[np.ndarray]:
-        """(T,) scores of every series."""
+        """(T,) scores of every series; with blocks, only blocks' last steps score above 0."""
         tail = self.tail or ("empirical" if self.method == "reconstruction" else "gaussian")
-        if tail == "empirical":
-            scores = [empirical_surprise(trailing_mean(np.nan_to_num(e), self.short_window), self.reference_)
-                      for e in self.raw_errors(y, online, start)]
-        else:
-            scores = [surprise(e, self.long_window, self.short_window) for e in self.raw_errors(y, online, start)]
+        scores = []
+        for e in self.raw_errors(y, online, start):
+            ends = block_ends(len(e), self.block_)  # every step when the network reads steps
+            score = np.zeros(len(e))
+            if tail == "empirical":
+                score[ends] = empirical_surprise(trailing_mean(np.nan_to_num(e[ends]), self.short_window),
+                                                 self.reference_)
+            else:
+                score[ends] = surprise(e[ends], self.long_window, self.short_window)
+            scores.append(score)
         scores = [quieten(s, self.quiet_steps) for s in scores]
         if self.range_breaks:  # values beyond everything seen before, whatever the network rebuilt or forecast
             known = (None, None) if self.range_ is None else self.range_
@@ -243,6 +259,10 @@ class RNNAnomalyDetector(RNNForecaster):
         if series[0].shape[1] != self.num_values_:
             raise ValueError(f"the detector reads {self.num_values_} value(s) per step; got series with "
                              f"{series[0].shape[1]}")
+        if self.block_ > 1:  # errors of the blocks, at their last steps; NaN at the other steps
+            B = self.block_
+            errors = self._reconstruction_errors(blocked(y, series, B), block_means(series, B), online, start // B)
+            return to_steps(errors, [len(s) for s in series], B, np.nan)
         if self.method == "reconstruction":
             return self._reconstruction_errors(y, series, online, start)
         H = self.horizon
@@ -318,7 +338,7 @@ class RNNAnomalyDetector(RNNForecaster):
         return {**super()._fitted_state(), "threshold": self.threshold_, "location": self.location_.tolist(),
                 "spread": self.spread_.tolist(), "scaling_ids": self.scaling_ids_, "band": self.band_,
                 "reference": self.reference_.tolist(),
-                "range": None if self.range_ is None else self.range_.tolist()}
+                "range": None if self.range_ is None else self.range_.tolist(), "block": self.block_}
 
     def _restore_fitted(self, state) -> None:
         super()._restore_fitted(state)
@@ -343,8 +363,12 @@ class RNNAnomalyDetector(RNNForecaster):
         if ids is not None and (not isinstance(ids, list) or len(ids) != len(location)
                                 or not all(isinstance(i, str) for i in ids)):
             raise ValueError("scaling_ids must be a list of strings, one per series")
+        block = state.get("block", 1)  # absent from detectors saved before blocks: steps
+        if not isinstance(block, int) or isinstance(block, bool) or not 1 <= block <= 100_000 \
+                or (block > 1 and self.method != "reconstruction"):
+            raise ValueError("block must be a whole number from 1 to 100000 (above 1 for reconstruction only)")
         if self.method == "reconstruction" and len(location) == 0:
             raise ValueError("a reconstruction model needs its series' scaling")
         self.threshold_, self.band_, self.location_, self.spread_, self.scaling_ids_, self.reference_ = \
             float(threshold), float(band), location, spread, ids, reference
-        self.range_ = known_range
+        self.range_, self.block_ = known_range, block

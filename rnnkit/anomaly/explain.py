@@ -4,7 +4,9 @@ Simonyan et al. 2014; Shrikumar et al. 2017). `rnnkit anomaly explain` and `scor
 these; the detector's `expected` and `explain_step` call them.
 
 Prediction: the one-step forecast and its central `level` interval. Reconstruction: the rebuilt
-value and the range 99% of the training steps were rebuilt within (the detector's `band_`).
+value and the range 99% of the training steps were rebuilt within (the detector's `band_`); with
+blocks (`block_` > 1) the rebuilt block mean, shown over each step of the block, and a block's
+share of an explanation divided evenly among its steps (the mean weighs each step 1 / k).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ..timeseries.data import Panel
 from ..timeseries.forecaster import _phases, as_series
 from ..timeseries.network import quantiles
 from ..timeseries.windows import MIN_CONTEXT, Windows
+from .blocks import block_means, blocked
 from .reconstruction import SCORE_BATCH, ScaledWindows, rebuilt_saliency
 
 
@@ -28,6 +31,10 @@ def expected_values(detector, y, level: float = 0.99) -> list[tuple[np.ndarray, 
         raise ValueError(f"level must be in (0, 1) (got {level})")
     check_is_fitted(detector, "model_")
     series, _ = as_series(y)
+    if detector.method == "reconstruction" and detector.block_ > 1:
+        B = detector.block_
+        per_block = _expected_rebuilt(detector, blocked(y, series, B), block_means(series, B), level)
+        return [tuple(_over_steps(a, len(s), B) for a in triple) for triple, s in zip(per_block, series)]
     if detector.method == "reconstruction":
         return _expected_rebuilt(detector, y, series, level)
     model = detector.model_
@@ -68,11 +75,19 @@ def _expected_rebuilt(detector, y, series: list[np.ndarray], level: float):
     return out
 
 
+def _over_steps(per_block: np.ndarray, length: int, block: int) -> np.ndarray:
+    """(B, D) values of blocks repeated over each of their steps, (T, D); NaN for the steps of a
+    last partial block."""
+    steps = np.full((length, per_block.shape[1]), np.nan)
+    steps[:len(per_block) * block] = np.repeat(per_block, block, axis=0)
+    return steps
+
+
 def explain_step(detector, y, t: int, level: float = 0.99) -> dict:
     """Why step t of one series (y: one series, or a Panel of one) scored as it did: the value
     `expected` there, its `level` range (`low`, `high`; per value column) and `contribution`, the
     gradient x input of that expectation for each step the network read, (n, D) for the steps
-    `steps`."""
+    `steps`; `value`, what the expectation is of (the step's values, or its block's mean)."""
     series, _ = as_series(y)
     if len(series) != 1 or not 0 <= t < len(series[0]):
         raise ValueError(f"explain_step needs one series and a step inside it (got {len(series)} series, step {t})")
@@ -85,13 +100,19 @@ def explain_step(detector, y, t: int, level: float = 0.99) -> dict:
         mean, bands = detector.forecast(before, [(1 - level) / 2, (1 + level) / 2])
         n = min(t, len(contribution))
         return {"expected": mean[0, 0], "low": bands[0, 0, :, 0], "high": bands[0, 0, :, 1],
-                "contribution": contribution[-n:], "steps": np.arange(t - n, t)}
-    L = detector.context_length_
-    if t < L - 1:
-        raise ValueError(f"step {t} is inside the first window; reconstruction scores from step {L - 1} on")
+                "contribution": contribution[-n:], "steps": np.arange(t - n, t), "value": series[0][t]}
+    L, B = detector.context_length_, detector.block_
+    if t < L * B - 1:
+        raise ValueError(f"step {t} is inside the first window; reconstruction scores from step {L * B - 1} on")
+    if t % B != B - 1 or t >= len(series[0]) // B * B:
+        raise ValueError(f"step {t} is inside a block of {B} steps; a block is scored, and explained, at its last "
+                         f"step ({t // B * B + B - 1})")
+    if B > 1:
+        y, series = blocked(y, series, B), block_means(series, B)
     location, spread = detector._scaling(y, 1)
-    rebuilt, contribution = rebuilt_saliency(detector.model_, ScaledWindows(series, location, spread, L), t)
+    rebuilt, contribution = rebuilt_saliency(detector.model_, ScaledWindows(series, location, spread, L), t // B)
     expected = location[0] + spread[0] * rebuilt
     band = detector.band_ * spread[0]
-    return {"expected": expected, "low": expected - band, "high": expected + band, "contribution": contribution,
-            "steps": np.arange(t - L + 1, t + 1)}
+    return {"expected": expected, "low": expected - band, "high": expected + band,
+            "contribution": np.repeat(contribution / B, B, axis=0), "steps": np.arange(t - L * B + 1, t + 1),
+            "value": series[0][t // B]}

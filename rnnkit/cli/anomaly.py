@@ -174,15 +174,17 @@ def _explain(args: argparse.Namespace) -> int:
         one = panel.subset([i])  # a Panel: seasonal models keep the calendar, reconstruction its scaling
         scores = model.score_samples(one)[0]
         why = model.explain_step(one, t, level)
-    expected, low, high = why["expected"][0], why["low"][0], why["high"][0]
+    expected, low, high, came = why["expected"][0], why["low"][0], why["high"][0], why["value"][0]
     steps, contribution = why["steps"], why["contribution"]
+    # a block model explains the mean of the block that ends at the step
+    value_name = f"the mean of {model.block_} steps" if model.block_ > 1 else "value"
     shown = _shown_times(list(panel.times[i][steps[0]:t + 1]))
     name = f"{panel.ids[i]}: " if s["id_col"] else ""
     verdict = "flagged" if scores[t] > model.threshold_ else "not flagged"
     what = "rebuilt" if model.method == "reconstruction" else "expected"
-    title = f"{name}{shown[-1]}: {what} {expected:.4g} ({low:.4g} .. {high:.4g}), came {values[t, 0]:.4g}"
+    title = f"{name}{shown[-1]}: {what} {expected:.4g} ({low:.4g} .. {high:.4g}), came {came:.4g}"
     read = steps[steps < t]  # the history drawn: the steps before t
-    figure = flag_figure(np.asarray(panel.times[i])[read], values[read], panel.times[i][t], values[t, 0],
+    figure = flag_figure(np.asarray(panel.times[i])[read], values[read], panel.times[i][t], came,
                          expected, low, high, contribution[:len(read)], level, title)
     outputs.write(claimed[0], outputs.png(figure))
     influence = contribution.sum(axis=1)
@@ -190,8 +192,8 @@ def _explain(args: argparse.Namespace) -> int:
     print("time,value,gradient_x_input,share_of_influence")
     for k in np.argsort(-np.abs(influence))[:args.top]:
         print(f"{shown[k]},{values[steps[k], 0]:.6g},{influence[k]:.4g},{abs(influence[k]) / total:.3f}")
-    side = "inside" if low <= values[t, 0] <= high else ("above" if values[t, 0] > high else "below")
-    print(f"{shown[-1]}: value {values[t, 0]:.6g} is {side} the expected {level:.0%} range {low:.6g} .. {high:.6g} "
+    side = "inside" if low <= came <= high else ("above" if came > high else "below")
+    print(f"{shown[-1]}: {value_name} {came:.6g} is {side} the expected {level:.0%} range {low:.6g} .. {high:.6g} "
           f"({what} {expected:.6g}); score {scores[t]:.3f}, threshold {model.threshold_:.3f}: {verdict}",
           file=sys.stderr)
     print(f"figure written to {claimed[0]}", file=sys.stderr)
