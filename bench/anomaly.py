@@ -4,6 +4,9 @@ rnnkit.anomaly.baselines, in the same run.
 Both of rnnkit's methods run: reconstruction (the default) and prediction; on NAB also
 reconstruction with quiet_steps=1000 (alerts: a score counts only when it tops the scores of the
 1,000 steps before it), on the labelled sets also an echo state autoencoder (cell esn, 512 units).
+On NAB rnnkit's reconstruction runs twice: on hourly means (block_steps=12: NAB's streams are
+mostly 5-minute data; the rows rnnkit and rnnkit_alerts) and step by step, the library's default
+(rnnkit_steps, rnnkit_steps_alerts).
 
 1. The Numenta Anomaly Benchmark (../shared/data/nab, scored by bench/nab.py's rules): every
    stream scored online. Each detector learns from the probationary period (NAB's first 15%) and
@@ -19,10 +22,7 @@ usage: python bench/anomaly.py [--workers 2] [--files N] [--no-write] [--skip-na
 Writes bench/results.json["nab"] and ["anomaly"] and the tables in docs/anomaly.md. A trial (some
 streams, some detectors, or rnnkit's NAB detectors with other settings) prints its table only:
     python bench/anomaly.py --nab-only --detectors rnnkit rnnkit_alerts --set context_length=64
-The trial detectors rnnkit_blocks and rnnkit_blocks_alerts (not in the default run) give the
-network the means of blocks of up to --block-steps steps (12 by default: hours, for NAB's 5-minute
-streams; fewer where a stream's probationary period is short):
-    python bench/anomaly.py --nab-only --detectors rnnkit_blocks rnnkit_blocks_alerts --block-steps 12
+    python bench/anomaly.py --nab-only --detectors rnnkit rnnkit_alerts --block-steps 10
 """
 
 from __future__ import annotations
@@ -53,35 +53,44 @@ DOC = ROOT / "docs" / "anomaly.md"
 STREAM = dict(validation_fraction=0.0, early_stopping=False)
 ALERTS = dict(quiet_steps=1000)  # rnnkit's alerting setting: a score counts when it tops the last 1,000 steps' scores
 ESN = dict(cell="esn", hidden_size=512)  # an echo state autoencoder, fitted in closed form (labelled sets only)
-DETECTORS = ("rnnkit_alerts", "rnnkit", "rnnkit_prediction", "sliding_gaussian",
-             "rolling_zscore", "level_novelty", "isolation_forest", "matrix_profile")
-BLOCK_DETECTORS = ("rnnkit_blocks", "rnnkit_blocks_alerts")  # trials only: the network reads block means
+BLOCK_STEPS = 12  # NAB: the network reads hourly means of the 5-minute streams (fewer steps for short streams)
+DETECTORS = ("rnnkit_alerts", "rnnkit", "rnnkit_steps_alerts", "rnnkit_steps", "rnnkit_prediction",
+             "sliding_gaussian", "rolling_zscore", "level_novelty", "isolation_forest", "matrix_profile")
 PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy",
              "randomCutForest", "windowedGaussian", "random")
 
 
-def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
-    """Every detector's scores for one NAB stream, and the seconds each took."""
+def score_stream(args) -> tuple[str, dict[str, np.ndarray] | str, dict[str, float]]:
+    """Every detector's scores for one NAB stream and the seconds each took, or the error that
+    stopped a detector as text: a worker that exits (SystemExit from a missing package, say) would
+    leave the pool waiting for its result for ever."""
+    try:
+        return _score_stream(args)
+    except (Exception, SystemExit) as error:
+        return args[0], f"{type(error).__name__}: {error}", {}
+
+
+def _score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
     import torch
     torch.set_num_threads(1)
     name, values, probation, detectors, settings, block = args
     out, seconds = {}, {}
+
+    def online(chosen: dict) -> np.ndarray:  # learns the probationary period, then scores online
+        detector = RNNAnomalyDetector(**{**STREAM, **chosen, **settings}).fit(values[:probation])
+        return detector.score_samples(values, online=True, start=probation)
+
     runs = {
-        "rnnkit_alerts": lambda: RNNAnomalyDetector(**{**STREAM, **ALERTS, **settings}).fit(values[:probation])
-        .score_samples(values, online=True, start=probation),
-        "rnnkit": lambda: RNNAnomalyDetector(**{**STREAM, **settings}).fit(values[:probation])
-        .score_samples(values, online=True, start=probation),
-        "rnnkit_prediction": lambda: RNNAnomalyDetector(**{"method": "prediction", **STREAM, **settings})
-        .fit(values[:probation]).score_samples(values, online=True, start=probation),
+        "rnnkit_alerts": lambda: online({**ALERTS, "block_steps": block}),
+        "rnnkit": lambda: online({"block_steps": block}),
+        "rnnkit_steps_alerts": lambda: online(ALERTS),
+        "rnnkit_steps": lambda: online({}),
+        "rnnkit_prediction": lambda: online({"method": "prediction"}),
         "sliding_gaussian": lambda: baselines.sliding_gaussian(values, 6400),
         "rolling_zscore": lambda: baselines.rolling_zscore(values, 100),
         "level_novelty": lambda: baselines.level_novelty(values, train=probation),
         "isolation_forest": lambda: baselines.isolation_forest(values, 16, train=probation),
         "matrix_profile": lambda: baselines.matrix_profile(values, 32, online=True),
-        "rnnkit_blocks": lambda: RNNAnomalyDetector(**{**STREAM, "block_steps": block, **settings})
-        .fit(values[:probation]).score_samples(values, online=True, start=probation),
-        "rnnkit_blocks_alerts": lambda: RNNAnomalyDetector(**{**STREAM, **ALERTS, "block_steps": block, **settings})
-        .fit(values[:probation]).score_samples(values, online=True, start=probation),
     }
     for detector in detectors:
         run = runs[detector]
@@ -92,9 +101,9 @@ def score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
 
 
 def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: tuple[str, ...] = DETECTORS,
-                  settings: dict | None = None, block: int = 12) -> dict:
-    """NAB scores of `detectors` (rnnkit's with `settings` on top of the benchmark's; the block
-    detectors' blocks of `block` steps), seconds each."""
+                  settings: dict | None = None, block: int = BLOCK_STEPS) -> dict:
+    """NAB scores of `detectors` (rnnkit's with `settings` on top of the benchmark's; rnnkit and
+    rnnkit_alerts on blocks of up to `block` steps), seconds each."""
     corpus = load_corpus(DEFAULT_NAB)
     names = list(corpus)[:files] if files else list(corpus)
     if not any(corpus[n][1].windows for n in names):
@@ -106,6 +115,9 @@ def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: 
     seconds = dict.fromkeys(detectors, 0.0)
     with Pool(workers) as pool:
         for done, (name, out, took) in enumerate(pool.imap_unordered(score_stream, jobs), 1):
+            if isinstance(out, str):
+                pool.terminate()
+                sys.exit(f"anomaly.py: {name}: {out}")
             for d in detectors:
                 scores[d][name], seconds[d] = out[d], seconds[d] + took[d]
             print(f"[{done}/{len(jobs)}] {name}", file=sys.stderr, flush=True)
@@ -123,16 +135,18 @@ def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: 
         results[d]["seconds"] = round(seconds[d], 1)
     board = json.loads((DEFAULT_NAB / "results" / "final_results.json").read_text())
     results["published"] = {k: {p: round(board[k][p], 2) for p in PROFILES} for k in PUBLISHED if k in board}
-    results["files"] = len(names)
+    results["files"], results["block_steps"] = len(names), block
     return results
 
 
 def nab_table(results: dict) -> str:
-    names = {"rnnkit_alerts": "rnnkit, reconstruction, --quiet-steps 1000 (this run)",
-             "rnnkit": "rnnkit, reconstruction (this run)", "rnnkit_prediction": "rnnkit, prediction (this run)",
-             "rnnkit_blocks": "rnnkit, reconstruction of block means (this run)",
-             "rnnkit_blocks_alerts": "rnnkit, reconstruction of block means, --quiet-steps 1000 (this run)"}
-    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in DETECTORS + BLOCK_DETECTORS if d in results]
+    block = f"--block-steps {results.get('block_steps', BLOCK_STEPS)}"
+    names = {"rnnkit_alerts": f"rnnkit, reconstruction, {block} --quiet-steps 1000 (this run)",
+             "rnnkit": f"rnnkit, reconstruction, {block} (this run)",
+             "rnnkit_steps_alerts": "rnnkit, reconstruction, step by step, --quiet-steps 1000 (this run)",
+             "rnnkit_steps": "rnnkit, reconstruction, step by step (this run)",
+             "rnnkit_prediction": "rnnkit, prediction (this run)"}
+    rows = [(names.get(d, f"{d} (this run)"), results[d]) for d in DETECTORS if d in results]
     rows += [(f"{k} (published)", v) for k, v in results["published"].items()]
     rows.sort(key=lambda r: -r[1]["standard"])
     lines = ["| detector | standard | reward low FP | reward low FN |", "|---|---:|---:|---:|"]
@@ -259,10 +273,11 @@ def main() -> None:
     parser.add_argument("--scores-out", type=Path, default=Path("/tmp/rnnkit_nab_scores.csv.gz"))
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--nab-only", action="store_true", help="leave out the labelled sets and the speed test")
-    parser.add_argument("--detectors", nargs="+", choices=DETECTORS + BLOCK_DETECTORS, default=list(DETECTORS),
+    parser.add_argument("--detectors", nargs="+", choices=DETECTORS, default=list(DETECTORS),
                         help="NAB: only these detectors (a trial; not stored)")
-    parser.add_argument("--block-steps", type=int, default=12, help="NAB: the steps each block mean of the "
-                        "rnnkit_blocks detectors covers (a trial; not stored)")
+    parser.add_argument("--block-steps", type=int, default=BLOCK_STEPS, help="NAB: the most steps each block "
+                        f"mean of rnnkit and rnnkit_alerts covers (default {BLOCK_STEPS}; other values are a trial, "
+                        "not stored)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="NAB: settings of rnnkit's detectors, e.g. context_length=64 (a trial; not stored)")
     args = parser.parse_args()
@@ -274,7 +289,7 @@ def main() -> None:
     if args.block_steps < 1:
         parser.error(f"--block-steps must be at least 1 (got {args.block_steps})")
     write = not args.no_write and not args.files
-    trial = bool(settings) or tuple(args.detectors) != DETECTORS
+    trial = bool(settings) or tuple(args.detectors) != DETECTORS or args.block_steps != BLOCK_STEPS
     if not args.skip_nab:
         start = time.perf_counter()
         nab = nab_benchmark(args.workers, args.files, args.scores_out, tuple(args.detectors), settings,
