@@ -298,6 +298,8 @@ def test_block_detector_scores_block_ends_and_finds_a_slower_cycle(block_detecto
 
 
 def test_block_detector_save_load_expected_and_explain(block_detector, tmp_path):
+    from rnnkit.anomaly.blocks import block_means
+    from rnnkit.anomaly.reconstruction import ScaledWindows, rebuilt_saliency
     values = injected("spike")
     block_detector.save(tmp_path / "d")
     loaded = RNNAnomalyDetector.load(tmp_path / "d")
@@ -307,6 +309,12 @@ def test_block_detector_save_load_expected_and_explain(block_detector, tmp_path)
     why = loaded.explain_step(values, ONSET + 4)  # the spike's block ends at step 1304
     assert why["value"][0] == pytest.approx(values[ONSET:ONSET + 5].mean())
     assert list(why["steps"]) == list(range(ONSET + 5 - 32 * 5, ONSET + 5)) and why["contribution"].shape == (160, 1)
+    # each step's gradient x input through its block's mean adds up to the block's own
+    means = block_means([values.reshape(-1, 1)], 5)
+    _, per_block, _ = rebuilt_saliency(loaded.model_, ScaledWindows(means, loaded.location_, loaded.spread_, 32),
+                                       (ONSET + 4) // 5)
+    assert np.allclose(why["contribution"].reshape(32, 5, 1).sum(axis=1), per_block)
+    assert not np.allclose(why["contribution"][:5], why["contribution"][0])  # steps of a block differ
     with pytest.raises(ValueError, match="inside a block of 5 steps.*last step .1304"):
         loaded.explain_step(values, ONSET)
 
@@ -364,7 +372,12 @@ def test_cli_block_model_explains_a_block_at_its_last_step(cli, stream_files, tm
     status, out, err = cli("anomaly", "explain", tmp_path / "m", new, "--at", "604", "--out", tmp_path / "why.png")
     assert status == 0 and "604: the mean of 5 steps" in err and (tmp_path / "why.png").exists(), err
     status, out, err = cli("anomaly", "explain", tmp_path / "m", new, "--at", "600", "--out", tmp_path / "w.png")
-    assert status == 2 and out == "" and "inside a block of 5 steps" in err and len(err.strip().splitlines()) == 1
+    assert status == 2 and out == "" and "explains a block at its last step; this step's block ends at 604" in err
+    assert len(err.strip().splitlines()) == 1
+    cut = tmp_path / "cut.csv"  # 898 steps: the last three are not yet a whole block
+    cut.write_text("".join(new.read_text().splitlines(keepends=True)[:899]))
+    status, out, err = cli("anomaly", "explain", tmp_path / "m", cut, "--at", "897", "--out", tmp_path / "w.png")
+    assert status == 2 and "ends after the end of the series" in err, err
 
 
 def test_cli_bad_inputs(cli, stream_files, tmp_path):

@@ -5,8 +5,8 @@ these; the detector's `expected` and `explain_step` call them.
 
 Prediction: the one-step forecast and its central `level` interval. Reconstruction: the rebuilt
 value and the range 99% of the training steps were rebuilt within (the detector's `band_`); with
-blocks (`block_` > 1) the rebuilt block mean, shown over each step of the block, and a block's
-share of an explanation divided evenly among its steps (the mean weighs each step 1 / k).
+blocks (`block_` > 1) the rebuilt block mean, shown over each step of the block, and each step's
+gradient x input through the mean it enters (the mean weighs each step 1 / k).
 """
 
 from __future__ import annotations
@@ -107,12 +107,16 @@ def explain_step(detector, y, t: int, level: float = 0.99) -> dict:
     if t % B != B - 1 or t >= len(series[0]) // B * B:
         raise ValueError(f"step {t} is inside a block of {B} steps; a block is scored, and explained, at its last "
                          f"step ({t // B * B + B - 1})")
+    steps = np.arange(t - L * B + 1, t + 1)
+    location, spread = detector._scaling(y, 1)
+    read = (series[0][steps] - location[0]) / spread[0]  # (L * B, D): the steps, scaled as the network sees them
     if B > 1:
         y, series = blocked(y, series, B), block_means(series, B)
-    location, spread = detector._scaling(y, 1)
-    rebuilt, contribution = rebuilt_saliency(detector.model_, ScaledWindows(series, location, spread, L), t // B)
+    rebuilt, contribution, gradient = rebuilt_saliency(detector.model_, ScaledWindows(series, location, spread, L),
+                                                       t // B)
+    if B > 1:  # d rebuilt / d step = d rebuilt / d block mean / B: each step's own gradient x input
+        contribution = np.repeat(gradient / B, B, axis=0) * read
     expected = location[0] + spread[0] * rebuilt
     band = detector.band_ * spread[0]
-    return {"expected": expected, "low": expected - band, "high": expected + band,
-            "contribution": np.repeat(contribution / B, B, axis=0), "steps": np.arange(t - L * B + 1, t + 1),
-            "value": series[0][t // B]}
+    return {"expected": expected, "low": expected - band, "high": expected + band, "contribution": contribution,
+            "steps": steps, "value": series[0][t // B]}

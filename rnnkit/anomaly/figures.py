@@ -8,8 +8,11 @@ import numpy as np
 MAX_PANELS = 3
 
 
-def anomaly_figure(panel, scores: list[np.ndarray], expected: list, threshold: float, level: float):
-    """Up to 3 series (first value column each): two rows of axes per series."""
+def anomaly_figure(panel, scores: list[np.ndarray], expected: list, threshold: float, level: float,
+                   block: int = 1):
+    """Up to 3 series (first value column each): two rows of axes per series. With block > 1 (a
+    detector that reads block means) the band is the expected range of each block's mean, drawn
+    with the block means themselves."""
     from ..diagnostics.figures import pyplot
     plt = pyplot()
     count = min(MAX_PANELS, len(panel))
@@ -20,9 +23,15 @@ def anomaly_figure(panel, scores: list[np.ndarray], expected: list, threshold: f
         times, values = np.asarray(panel.times[i]), panel.values[i][:, 0]
         _, low, high = expected[i]
         flagged = scores[i] > threshold
-        top.fill_between(times, low[:, 0], high[:, 0], color="tab:blue", alpha=0.2, lw=0,
-                         label=f"expected ({level:.0%} one-step interval)")
+        band = f"expected mean of {block} steps ({level:.0%} range)" if block > 1 else \
+            f"expected ({level:.0%} one-step interval)"
+        top.fill_between(times, low[:, 0], high[:, 0], color="tab:blue", alpha=0.2, lw=0, label=band)
         top.plot(times, values, color="0.25", lw=0.9, label=panel.value_cols[0])
+        if block > 1:  # what the network read: each whole block's mean over its steps
+            whole = len(values) // block * block
+            means = np.full(len(values), np.nan)
+            means[:whole] = np.repeat(values[:whole].reshape(-1, block).mean(axis=1), block)
+            top.plot(times, means, color="tab:orange", lw=1.1, label=f"mean of each {block} steps")
         top.scatter(times[flagged], values[flagged], color="tab:red", s=14, zorder=3,
                     label=f"flagged ({int(flagged.sum())})")
         name = f"{panel.ids[i]}: " if panel.id_col else ""
@@ -37,7 +46,7 @@ def anomaly_figure(panel, scores: list[np.ndarray], expected: list, threshold: f
 
 
 def flag_figure(times, history: np.ndarray, when, actual: float, mean: float, low: float, high: float,
-                contribution: np.ndarray, level: float, title: str):
+                contribution: np.ndarray, level: float, title: str, came: str = "what came"):
     """Why one step was flagged. Top: the context the network read (first value column), the value
     it expected at the step with its `level` interval, and the value that came. Bottom: gradient x
     input of that forecast for every step read (summed over columns)."""
@@ -49,7 +58,7 @@ def flag_figure(times, history: np.ndarray, when, actual: float, mean: float, lo
     top.plot(times, history[-n:, 0], color="0.3", lw=1.2, label="history read")
     top.errorbar([when], [mean], yerr=[[mean - low], [high - mean]], fmt="o", color="tab:blue", capsize=4,
                  label=f"expected ({level:.0%} interval)")
-    top.scatter([when], [actual], color="tab:red", zorder=3, s=30, label="what came")
+    top.scatter([when], [actual], color="tab:red", zorder=3, s=30, label=came)
     top.set_title(title, fontsize=10, loc="left")
     top.legend(fontsize=8, loc="upper left", ncol=3, frameon=False)
     influence = contribution[-n:].sum(axis=1)

@@ -149,11 +149,12 @@ def fit_rebuild(model: ReconstructionNetwork, windows: ScaledWindows, pairs: np.
             "val_loss": float((held_out ** 2).mean())}
 
 
-def rebuilt_saliency(model: nn.Module, windows: ScaledWindows, t: int) -> tuple[np.ndarray, np.ndarray]:
+def rebuilt_saliency(model: nn.Module, windows: ScaledWindows, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rebuilt value (D,) of step t of the first series, from the window ending there, and the
-    gradient x input of it for every step of that window (L, D)."""
+    gradient x input and the gradient of it for every step of that window (L, D) each."""
     batch = windows.batch(np.array([[0, t]]), next(model.parameters()).device).requires_grad_(True)
     with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):  # cuDNN's RNN backward needs train mode
         rebuilt = model(batch)[0, -1]  # (D,)
         (gradient,) = torch.autograd.grad(rebuilt.sum(), batch)
-    return rebuilt.detach().double().cpu().numpy(), (gradient * batch).detach()[0].double().cpu().numpy()
+    return (rebuilt.detach().double().cpu().numpy(), (gradient * batch).detach()[0].double().cpu().numpy(),
+            gradient[0].double().cpu().numpy())

@@ -132,7 +132,7 @@ def _score(args: argparse.Namespace) -> int:
     if claimed:
         from ..anomaly.figures import anomaly_figure
         level = 0.99
-        figure = anomaly_figure(panel, scores, model.expected(panel, level), model.threshold_, level)
+        figure = anomaly_figure(panel, scores, model.expected(panel, level), model.threshold_, level, model.block_)
         outputs.write(claimed[0], outputs.png(figure))
         print(f"figure written to {claimed[0]}", file=sys.stderr)
     return 0
@@ -169,6 +169,13 @@ def _explain(args: argparse.Namespace) -> int:
                          else " (the model has no id column)"))
     i = panel.ids.index(args.series) if args.series is not None else 0
     t = _step_index(panel, i, args.at)
+    B = model.block_
+    if t % B != B - 1:  # a model on block means scores, and explains, a block at its last step
+        end = t // B * B + B - 1
+        where = f"at {_shown_times([panel.times[i][end]])[0]}" if end < len(panel.times[i]) else \
+            "after the end of the series (the last steps are not yet a whole block)"
+        raise UsageError(f"--at {args.at}: the model reads means of {B} steps and explains a block at its last step; "
+                         f"this step's block ends {where}")
     values, level = panel.values[i], 0.99
     with _fit_errors(args.data):
         one = panel.subset([i])  # a Panel: seasonal models keep the calendar, reconstruction its scaling
@@ -182,10 +189,12 @@ def _explain(args: argparse.Namespace) -> int:
     name = f"{panel.ids[i]}: " if s["id_col"] else ""
     verdict = "flagged" if scores[t] > model.threshold_ else "not flagged"
     what = "rebuilt" if model.method == "reconstruction" else "expected"
-    title = f"{name}{shown[-1]}: {what} {expected:.4g} ({low:.4g} .. {high:.4g}), came {came:.4g}"
+    came_label = f"mean of the last {model.block_} steps" if model.block_ > 1 else "what came"
+    title = f"{name}{shown[-1]}: {what} {expected:.4g} ({low:.4g} .. {high:.4g}), " + \
+        (f"{came_label} {came:.4g}" if model.block_ > 1 else f"came {came:.4g}")
     read = steps[steps < t]  # the history drawn: the steps before t
     figure = flag_figure(np.asarray(panel.times[i])[read], values[read], panel.times[i][t], came,
-                         expected, low, high, contribution[:len(read)], level, title)
+                         expected, low, high, contribution[:len(read)], level, title, came_label)
     outputs.write(claimed[0], outputs.png(figure))
     influence = contribution.sum(axis=1)
     total = np.abs(influence).sum() or 1.0
