@@ -250,7 +250,8 @@ class RNNAnomalyDetector(RNNForecaster):
 
     def raw_errors(self, y, online: bool = False, start: int = 0) -> list[np.ndarray]:
         """(T,) errors of every series (NaN where no error exists: the first steps). Reconstruction:
-        the rebuilt last step of the window ending at each step, in spreads. Prediction: the root
+        the rebuilt last step of the window ending at each step, in spreads (with blocks, the rebuilt
+        last block mean, at the block's last step; NaN at its other steps). Prediction: the root
         mean square of the standardised misses of the H forecasts that reached the step, made 1 to H
         steps before it (Malhotra et al. 2015 score a step by all the predictions of it). See
         score_samples for online and start."""
@@ -320,7 +321,8 @@ class RNNAnomalyDetector(RNNForecaster):
     def score_samples(self, y, online: bool = False, start: int = 0) -> np.ndarray:
         """Anomaly scores, higher = more anomalous: (T,) for one series, a list of (T,) for several.
         online: each step scored by a network that has learnt only from the steps before it, updated
-        every `update_every` steps from step `start` on (earlier steps: the fitted network)."""
+        every `update_every` steps (blocks, with blocks) from step `start` on (earlier steps: the
+        fitted network)."""
         if not isinstance(start, (int, np.integer)) or start < 0:
             raise ValueError(f"start must be a whole number >= 0 (got {start!r})")
         scores = self._scores(y, online, int(start))

@@ -104,7 +104,7 @@ def explain_step(detector, y, t: int, level: float = 0.99) -> dict:
     L, B = detector.context_length_, detector.block_
     if t < L * B - 1:
         raise ValueError(f"step {t} is inside the first window; reconstruction scores from step {L * B - 1} on")
-    if t % B != B - 1 or t >= len(series[0]) // B * B:
+    if t % B != B - 1:  # (a step that ends a block ends a whole one)
         raise ValueError(f"step {t} is inside a block of {B} steps; a block is scored, and explained, at its last "
                          f"step ({t // B * B + B - 1})")
     steps = np.arange(t - L * B + 1, t + 1)
