@@ -101,9 +101,24 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint.update_meta(out, time_col=panel.time_col, value_cols=panel.value_cols, id_col=panel.id_col,
                            fill=args.fill, freq=panel.freq, history=model.history_)
     if not args.quiet:
+        _note_unreachable_threshold(model, panel)
         print(f"trained on {len(panel):,} series ({sum(len(v) for v in panel.values):,} steps, frequency "
               f"{panel.freq}); threshold {model.threshold_:.4g}; saved in {out}", file=sys.stderr)
     return 0
+
+
+def _note_unreachable_threshold(model, panel) -> None:
+    """Say so when the network's scores cannot reach the threshold on data as long as the training
+    series: an empirical score is at most log10 of the errors it is ranked against (the training
+    errors kept and the series' earlier ones), so a short series, or few blocks, never flags."""
+    if (model.tail or ("empirical" if model.method == "reconstruction" else "gaussian")) != "empirical":
+        return
+    values = max(len(v) for v in panel.values) // model.block_  # what the network reads of the longest series
+    largest = float(np.log10(len(model.reference_) + values))
+    if model.threshold_ >= largest:
+        print(f"note: on a series of {values:,} values the network's largest possible score is {largest:.3g}, not "
+              f"above the threshold {model.threshold_:.3g}, so only range breaks will flag; raise --contamination "
+              "or train on more data", file=sys.stderr)
 
 
 def _score(args: argparse.Namespace) -> int:
