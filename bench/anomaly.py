@@ -4,9 +4,9 @@ rnnkit.anomaly.baselines, in the same run.
 Both of rnnkit's methods run: reconstruction (the default) and prediction; on NAB also
 reconstruction with quiet_steps=1000 (alerts: a score counts only when it tops the scores of the
 1,000 steps before it), on the labelled sets also an echo state autoencoder (cell esn, 512 units).
-On NAB rnnkit's reconstruction runs twice: on hourly means (block_steps=12: NAB's streams are
-mostly 5-minute data; the rows rnnkit and rnnkit_alerts) and step by step, the library's default
-(rnnkit_steps, rnnkit_steps_alerts).
+On NAB rnnkit's reconstruction runs twice: on hourly means with records scored by how far they top
+the last one (block_steps=12: NAB's streams are mostly 5-minute data; tail_index=2; the rows rnnkit
+and rnnkit_alerts), and with the library's defaults, step by step (rnnkit_steps, rnnkit_steps_alerts).
 
 1. The Numenta Anomaly Benchmark (../shared/data/nab, scored by bench/nab.py's rules): every
    stream scored online. Each detector learns from the probationary period (NAB's first 15%) and
@@ -54,6 +54,7 @@ STREAM = dict(validation_fraction=0.0, early_stopping=False)
 ALERTS = dict(quiet_steps=1000)  # rnnkit's alerting setting: a score counts when it tops the last 1,000 steps' scores
 ESN = dict(cell="esn", hidden_size=512)  # an echo state autoencoder, fitted in closed form (labelled sets only)
 BLOCK_STEPS = 12  # NAB: the network reads hourly means of the 5-minute streams (fewer steps for short streams)
+TAIL_INDEX = 2.0  # NAB: a record error scores more the further it tops the last record (a power-law tail)
 DETECTORS = ("rnnkit_alerts", "rnnkit", "rnnkit_steps_alerts", "rnnkit_steps", "rnnkit_prediction",
              "sliding_gaussian", "rolling_zscore", "level_novelty", "isolation_forest", "matrix_profile")
 PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy",
@@ -81,8 +82,8 @@ def _score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
         return detector.score_samples(values, online=True, start=probation)
 
     runs = {
-        "rnnkit_alerts": lambda: online({**ALERTS, "block_steps": block}),
-        "rnnkit": lambda: online({"block_steps": block}),
+        "rnnkit_alerts": lambda: online({**ALERTS, "block_steps": block, "tail_index": TAIL_INDEX}),
+        "rnnkit": lambda: online({"block_steps": block, "tail_index": TAIL_INDEX}),
         "rnnkit_steps_alerts": lambda: online(ALERTS),
         "rnnkit_steps": lambda: online({}),
         "rnnkit_prediction": lambda: online({"method": "prediction"}),
@@ -103,7 +104,7 @@ def _score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
 def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: tuple[str, ...] = DETECTORS,
                   settings: dict | None = None, block: int = BLOCK_STEPS) -> dict:
     """NAB scores of `detectors` (rnnkit's with `settings` on top of the benchmark's; rnnkit and
-    rnnkit_alerts on blocks of up to `block` steps), seconds each."""
+    rnnkit_alerts on blocks of up to `block` steps, with TAIL_INDEX), seconds each."""
     corpus = load_corpus(DEFAULT_NAB)
     names = list(corpus)[:files] if files else list(corpus)
     if not any(corpus[n][1].windows for n in names):
@@ -140,7 +141,7 @@ def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: 
 
 
 def nab_table(results: dict) -> str:
-    block = f"--block-steps {results.get('block_steps', BLOCK_STEPS)}"
+    block = f"--block-steps {results.get('block_steps', BLOCK_STEPS)} --tail-index {TAIL_INDEX:g}"
     names = {"rnnkit_alerts": f"rnnkit, reconstruction, {block} --quiet-steps 1000 (this run)",
              "rnnkit": f"rnnkit, reconstruction, {block} (this run)",
              "rnnkit_steps_alerts": "rnnkit, reconstruction, step by step, --quiet-steps 1000 (this run)",

@@ -121,6 +121,21 @@ def test_empirical_surprise_counts_the_past_by_hand():
     assert np.argmax(baselines.level_novelty(shifted, train=100)) == 200
 
 
+def test_a_record_scores_by_how_far_it_tops_the_last_one_by_hand():
+    from rnnkit.anomaly.scoring import empirical_surprise
+    reference, values = np.array([0.0, 1.0, 2.0]), np.array([3.0, 2.5, 9.0])  # the reference: median 1, max 2
+    plain = empirical_surprise(values, reference)
+    assert plain == pytest.approx([np.log10(4), np.log10(2.5), np.log10(6)])
+    got = empirical_surprise(values, reference, tail_index=2)
+    # records: 3 tops 2 by twice the excess over the median (2 / 1), 9 tops 3 by four times it (8 / 2)
+    assert got == pytest.approx(plain + [2 * np.log10(2), 0.0, 2 * np.log10(4)])
+    # without a reference the median is 0, and the first value has no record to top
+    assert empirical_surprise(values, tail_index=2) == pytest.approx(empirical_surprise(values) +
+                                                                     [0.0, 0.0, 2 * np.log10(9 / 3)])
+    with pytest.raises(Exception, match="--tail-index must be in 0..100"):
+        RNNAnomalyDetector(tail_index=-1).fit(np.arange(50.0))
+
+
 def test_range_breaks_by_hand():
     from rnnkit.anomaly.scoring import range_breaks, value_range
     values = np.array([1.0, 2.0, 3.0, 2.0, 3.05, 3.1, 0.5, np.nan, 5.0])

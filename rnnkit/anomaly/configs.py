@@ -35,6 +35,10 @@ class AnomalyConfig(ForecasterConfig):
     tail: str | None = None  # how errors become scores: empirical (how rare among the training errors and all
     # earlier errors) or gaussian (against the mean and spread of the last --long-window errors); default:
     # empirical for reconstruction, gaussian for prediction (the better of each on the Numenta Anomaly Benchmark)
+    tail_index: float = 0.0  # with --tail empirical: a record error (above every earlier one) scores more the further
+    # it tops the last record: beyond the largest error seen, errors over the training errors' median are taken to
+    # follow a power-law tail of this index (2: a record twice as far above the median scores 2 x log10(2) more;
+    # 0: a record scores log10 of the errors seen, however far it tops them)
     horizon: int = 1  # prediction: steps ahead each forecast reaches: every step is scored by the forecasts of it made 1 to
     # --horizon steps before (a deviation that builds up over several steps shows in the longer ones)
     long_window: int = 8000  # with --tail gaussian: past steps whose errors give the typical error level
@@ -67,6 +71,7 @@ class AnomalyConfig(ForecasterConfig):
         if not 0 <= self.range_margin <= 100:
             raise UsageError(f"--range-margin must be in [0, 100] (got {self.range_margin})")
         _in_range(self, "quiet_steps", 0, 10_000_000)
+        _in_range(self, "tail_index", 0, 100)
         _in_range(self, "block_steps", 1, 100_000)
         if self.block_steps > 1 and self.method != "reconstruction":
             raise UsageError("--block-steps above 1 needs --method reconstruction (a forecaster reads steps)")

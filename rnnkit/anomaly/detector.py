@@ -237,7 +237,7 @@ class RNNAnomalyDetector(RNNForecaster):
             score = np.zeros(len(e))
             if tail == "empirical":
                 score[ends] = empirical_surprise(trailing_mean(np.nan_to_num(e[ends]), self.short_window),
-                                                 self.reference_)
+                                                 self.reference_, tail_index=self.tail_index)
             else:
                 score[ends] = surprise(e[ends], self.long_window, self.short_window)
             scores.append(score)

@@ -50,12 +50,18 @@ def surprise(errors: np.ndarray, long: int, short: int) -> np.ndarray:
     return score
 
 
-def empirical_surprise(values: np.ndarray, reference: np.ndarray | None = None, block: int = 1024) -> np.ndarray:
+def empirical_surprise(values: np.ndarray, reference: np.ndarray | None = None, block: int = 1024,
+                       tail_index: float = 0.0) -> np.ndarray:
     """-log10 of the share of earlier values (and of `reference` values, known before the first)
     at least as large as each value, counting the value itself:
     (1 + #{reference >= v_t} + #{s < t: v_s >= v_t}) / (1 + len(reference) + t). No distribution is
     assumed; a value larger than everything before it scores log10(1 + len(reference) + t).
-    O(T log T): the past is kept sorted, a block at a time."""
+    O(T log T): the past is kept sorted, a block at a time.
+
+    With `tail_index` a > 0 the tail beyond the largest value seen, M, is taken as a power law
+    (a Pareto tail) over the reference's median c: a record v is ((v - c) / (M - c))^a times rarer
+    than one that just tops M, so it scores a * log10((v - c) / (M - c)) more. A record after a
+    short past then scores by how far it tops that past, not only by how long the past was."""
     v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
     out = np.zeros(len(v))
     past = np.sort(np.asarray(reference, dtype=np.float64)) if reference is not None else np.zeros(0)
@@ -68,6 +74,13 @@ def empirical_surprise(values: np.ndarray, reference: np.ndarray | None = None, 
         seen = known + start + np.arange(len(chunk))
         out[start:start + len(chunk)] = -np.log10((1 + at_least) / (1 + seen))
         past = np.sort(np.concatenate([past, np.sort(chunk)]), kind="stable")  # merges two sorted runs
+    if tail_index > 0 and len(v):
+        known = reference is not None and len(reference) > 0
+        center = float(np.median(reference)) if known else 0.0
+        first = float(np.max(reference)) if known else -np.inf
+        before = np.maximum.accumulate(np.concatenate([[first], v]))[:-1]  # the largest value before each
+        record = (v > before) & (before > center)
+        out[record] += tail_index * np.log10((v[record] - center) / (before[record] - center))
     return out
 
 
