@@ -44,6 +44,14 @@ def blocked(y, series: list[np.ndarray], block: int):
     return means
 
 
+def over_steps(per_block: np.ndarray, length: int, block: int) -> np.ndarray:
+    """(B, D) values of blocks repeated over each of their steps, (T, D); NaN for the steps of a
+    last partial block."""
+    steps = np.full((length, per_block.shape[1]), np.nan)
+    steps[:len(per_block) * block] = np.repeat(per_block, block, axis=0)
+    return steps
+
+
 def to_steps(per_block: list[np.ndarray], lengths: list[int], block: int, fill: float) -> list[np.ndarray]:
     """Values of each series' blocks, (B,) or (B, D), placed at the blocks' last steps of a (T,) or
     (T, D) array of `fill`."""

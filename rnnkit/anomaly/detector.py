@@ -228,9 +228,14 @@ class RNNAnomalyDetector(RNNForecaster):
             if self.update_steps:
                 learn(model, optimizer, steps[-1] + 1, generator)
 
+    def tail_in_use(self) -> str:
+        """How errors become scores: `tail`, or by default empirical for reconstruction, gaussian for
+        prediction."""
+        return self.tail or ("empirical" if self.method == "reconstruction" else "gaussian")
+
     def _scores(self, y, online: bool, start: int) -> list[np.ndarray]:
         """(T,) scores of every series; with blocks, only blocks' last steps score above 0."""
-        tail = self.tail or ("empirical" if self.method == "reconstruction" else "gaussian")
+        tail = self.tail_in_use()
         scores = []
         for e in self.raw_errors(y, online, start):
             ends = block_ends(len(e), self.block_)  # every step when the network reads steps

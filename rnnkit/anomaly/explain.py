@@ -19,7 +19,7 @@ from ..timeseries.data import Panel
 from ..timeseries.forecaster import _phases, as_series
 from ..timeseries.network import quantiles
 from ..timeseries.windows import MIN_CONTEXT, Windows
-from .blocks import block_means, blocked
+from .blocks import block_means, blocked, over_steps
 from .reconstruction import SCORE_BATCH, ScaledWindows, rebuilt_saliency
 
 
@@ -34,7 +34,7 @@ def expected_values(detector, y, level: float = 0.99) -> list[tuple[np.ndarray, 
     if detector.method == "reconstruction" and detector.block_ > 1:
         B = detector.block_
         per_block = _expected_rebuilt(detector, blocked(y, series, B), block_means(series, B), level)
-        return [tuple(_over_steps(a, len(s), B) for a in triple) for triple, s in zip(per_block, series)]
+        return [tuple(over_steps(a, len(s), B) for a in triple) for triple, s in zip(per_block, series)]
     if detector.method == "reconstruction":
         return _expected_rebuilt(detector, y, series, level)
     model = detector.model_
@@ -73,14 +73,6 @@ def _expected_rebuilt(detector, y, series: list[np.ndarray], level: float):
             mean[pairs[:, 1]] = location[i] + spread[i] * rebuilt
         out.append((mean, mean - detector.band_ * spread[i], mean + detector.band_ * spread[i]))
     return out
-
-
-def _over_steps(per_block: np.ndarray, length: int, block: int) -> np.ndarray:
-    """(B, D) values of blocks repeated over each of their steps, (T, D); NaN for the steps of a
-    last partial block."""
-    steps = np.full((length, per_block.shape[1]), np.nan)
-    steps[:len(per_block) * block] = np.repeat(per_block, block, axis=0)
-    return steps
 
 
 def explain_step(detector, y, t: int, level: float = 0.99) -> dict:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .blocks import block_means, over_steps
+
 MAX_PANELS = 3
 
 
@@ -28,9 +30,7 @@ def anomaly_figure(panel, scores: list[np.ndarray], expected: list, threshold: f
         top.fill_between(times, low[:, 0], high[:, 0], color="tab:blue", alpha=0.2, lw=0, label=band)
         top.plot(times, values, color="0.25", lw=0.9, label=panel.value_cols[0])
         if block > 1:  # what the network read: each whole block's mean over its steps
-            whole = len(values) // block * block
-            means = np.full(len(values), np.nan)
-            means[:whole] = np.repeat(values[:whole].reshape(-1, block).mean(axis=1), block)
+            means = over_steps(block_means([values[:, None]], block)[0], len(values), block)[:, 0]
             top.plot(times, means, color="tab:orange", lw=1.1, label=f"mean of each {block} steps")
         top.scatter(times[flagged], values[flagged], color="tab:red", s=14, zorder=3,
                     label=f"flagged ({int(flagged.sum())})")

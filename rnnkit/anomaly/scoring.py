@@ -75,9 +75,9 @@ def empirical_surprise(values: np.ndarray, reference: np.ndarray | None = None, 
         out[start:start + len(chunk)] = -np.log10((1 + at_least) / (1 + seen))
         past = np.sort(np.concatenate([past, np.sort(chunk)]), kind="stable")  # merges two sorted runs
     if tail_index > 0 and len(v):
-        known = reference is not None and len(reference) > 0
-        center = float(np.median(reference)) if known else 0.0
-        first = float(np.max(reference)) if known else -np.inf
+        referenced = reference is not None and len(reference) > 0
+        center = float(np.median(reference)) if referenced else 0.0
+        first = float(np.max(reference)) if referenced else -np.inf
         before = np.maximum.accumulate(np.concatenate([[first], v]))[:-1]  # the largest value before each
         record = (v > before) & (before > center)
         out[record] += tail_index * np.log10((v[record] - center) / (before[record] - center))

@@ -111,7 +111,7 @@ def _note_unreachable_threshold(model, panel) -> None:
     """Say so when the network's scores cannot reach the threshold on data as long as the training
     series: an empirical score is at most log10 of the errors it is ranked against (the training
     errors kept and the series' earlier ones), so a short series, or few blocks, never flags."""
-    if (model.tail or ("empirical" if model.method == "reconstruction" else "gaussian")) != "empirical":
+    if model.tail_in_use() != "empirical":
         return
     values = max(len(v) for v in panel.values) // model.block_  # what the network reads of the longest series
     largest = float(np.log10(len(model.reference_) + values))
@@ -198,15 +198,15 @@ def _explain(args: argparse.Namespace) -> int:
         why = model.explain_step(one, t, level)
     expected, low, high, came = why["expected"][0], why["low"][0], why["high"][0], why["value"][0]
     steps, contribution = why["steps"], why["contribution"]
-    # a block model explains the mean of the block that ends at the step
-    value_name = f"the mean of {model.block_} steps" if model.block_ > 1 else "value"
+    blocks = model.block_ > 1  # a block model explains the mean of the block that ends at the step
+    value_name = f"the mean of {model.block_} steps" if blocks else "value"
     shown = _shown_times(list(panel.times[i][steps[0]:t + 1]))
     name = f"{panel.ids[i]}: " if s["id_col"] else ""
     verdict = "flagged" if scores[t] > model.threshold_ else "not flagged"
     what = "rebuilt" if model.method == "reconstruction" else "expected"
-    came_label = f"mean of the last {model.block_} steps" if model.block_ > 1 else "what came"
+    came_label = f"mean of the last {model.block_} steps" if blocks else "what came"
     title = f"{name}{shown[-1]}: {what} {expected:.4g} ({low:.4g} .. {high:.4g}), " + \
-        (f"{came_label} {came:.4g}" if model.block_ > 1 else f"came {came:.4g}")
+        (f"{came_label} {came:.4g}" if blocks else f"came {came:.4g}")
     read = steps[steps < t]  # the history drawn: the steps before t
     figure = flag_figure(np.asarray(panel.times[i])[read], values[read], panel.times[i][t], came,
                          expected, low, high, contribution[:len(read)], level, title, came_label)
