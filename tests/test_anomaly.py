@@ -414,6 +414,8 @@ def test_cli_bad_inputs(cli, stream_files, tmp_path):
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--quiet-steps", "-1", message="--quiet-steps")
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--block-steps", "0",
         message="--block-steps must be in 1..")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--tail-index", "-1",
+        message="--tail-index must be in 0..100")
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--weight-drop", "-0.1",
         message="--weight-drop must be in [0, 1)")
     assert not (tmp_path / "x").exists()  # nothing written for a refused command
