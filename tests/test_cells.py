@@ -176,6 +176,36 @@ def test_fused_kernel_runs_under_cpu_bf16_autocast_on_any_cpu(cell):
     torch.testing.assert_close(out.float(), expected, atol=0.05, rtol=0.05)  # bf16 keeps ~3 digits
 
 
+@pytest.mark.parametrize("cell", FUSED_CELLS)
+@pytest.mark.parametrize("bidirectional, padded", [(False, False), (True, True)])
+def test_layer_by_layer_fused_run_draws_the_same_dropout_as_the_fused_kernel(cell, bidirectional, padded):
+    # On a GPU, training with dropout runs the stack one layer at a time (cuDNN's own masks cannot be
+    # checkpointed); on CPU the fused kernel draws from PyTorch's generator, so both must agree exactly.
+    from torch.func import functional_call
+    from torch.nn.utils.rnn import pack_padded_sequence
+    from rnnkit.fused_layers import run_by_layer
+    torch.manual_seed(4)
+    rec = Recurrent(cell, 3, 5, num_layers=3, dropout=0.4, bidirectional=bidirectional).double()
+    x = torch.randn(4, 6, 3, dtype=torch.float64)
+    state = tuple(torch.randn_like(part) for part in rec.init_state(4, dtype=torch.float64))
+    if padded:
+        x = pack_padded_sequence(x, torch.tensor([6, 2, 5, 3]), batch_first=True, enforce_sorted=False)
+    kernel = rec._fused[0].train()
+    weights = {f"{n}_l{k}{suffix}": getattr(cells[k], n) for cells, suffix in rec._directions()
+               for k in range(3) for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    layers = [[weights[f"{n}_l{k}{suffix}"] for _, suffix in rec._directions()
+               for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")] for k in range(3)]
+    torch.manual_seed(1)
+    fused_out, fused_state = functional_call(kernel, weights, (x, state if len(state) > 1 else state[0]))
+    torch.manual_seed(1)
+    out, new = run_by_layer(kernel.mode, layers, x, state, 0.4, True, bidirectional)
+    torch.testing.assert_close(out.data if padded else out, fused_out.data if padded else fused_out, rtol=0, atol=1e-12)
+    fused_state = fused_state if isinstance(fused_state, tuple) else (fused_state,)
+    torch.testing.assert_close(new, fused_state, rtol=0, atol=1e-12)
+    torch.manual_seed(2)  # other masks: a different result, so the comparison above could fail
+    assert not torch.allclose(run_by_layer(kernel.mode, layers, x, state, 0.4, True, bidirectional)[1][0], new[0])
+
+
 def _minimal_by_hand(cell, x, h):
     """minGRU / minLSTM one step from the equations of Feng et al. (2024), log-space variant (g)."""
     def g(v):

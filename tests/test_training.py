@@ -227,22 +227,22 @@ def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tm
     seen = []
     monkeypatch.setattr(training, "_run", lambda run_dir, model, vocab, info, config, *a, **k:
                         seen.append(model.config) or trained.append((config.optimizer, config.weight_decay)))
-    trained = []
-    rnnkit.train(corpus_file, out=tmp_path / "a", time=600, **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "b", time=600, hidden_size=64, **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "c", time=130, **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "d", time=600, cell="gru", **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "e", time=600, autocast="bf16", **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "f", time=600, zoneout=0.1, **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "h", time=600, optimizer="adam", **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "i", time=600, weight_decay=0.01, **quiet)
-    rnnkit.train(corpus_file, out=tmp_path / "j", time=600, cell="mingru", **quiet)  # seen[8]
-    rnnkit.train(corpus_file, out=tmp_path / "k", time=600, cell="minlstm", dropout=0.3, **quiet)
+    trained = []  # the long-budget defaults are the CPU's (on a GPU the LSTM keeps cuDNN): device="cpu"
+    rnnkit.train(corpus_file, out=tmp_path / "a", time=600, device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "b", time=600, hidden_size=64, device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "c", time=130, device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "d", time=600, cell="gru", device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "e", time=600, autocast="bf16", device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "f", time=600, zoneout=0.1, device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "h", time=600, optimizer="adam", device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "i", time=600, weight_decay=0.01, device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "j", time=600, cell="mingru", device="cpu", **quiet)  # seen[8]
+    rnnkit.train(corpus_file, out=tmp_path / "k", time=600, cell="minlstm", dropout=0.3, device="cpu", **quiet)
     long_cell = "lnlstm" if native.library() is not None else "lstm"
     monkeypatch.setenv("RNNKIT_NATIVE", "0")  # without the C kernels the LN-LSTM would run step by step
     native.library.cache_clear()
     try:
-        rnnkit.train(corpus_file, out=tmp_path / "g", time=600, **quiet)  # seen[10]
+        rnnkit.train(corpus_file, out=tmp_path / "g", time=600, device="cpu", **quiet)  # seen[10]
     finally:
         native.library.cache_clear()  # loaded again once RNNKIT_NATIVE is restored
     assert (seen[0].cell, seen[0].hidden_size, seen[0].dropout) == (long_cell, 384, 0.2)
@@ -263,7 +263,7 @@ def test_the_long_budget_cell_is_named_in_the_log(corpus_file, tmp_path, monkeyp
     from rnnkit.api import training
     monkeypatch.setattr(training, "_run", lambda *a, **k: None)
     lines = []
-    rnnkit.train(corpus_file, out=tmp_path / "a", time=600, log=lines.append)
+    rnnkit.train(corpus_file, out=tmp_path / "a", time=600, device="cpu", log=lines.append)
     assert any("long-budget defaults" in line and "--cell lnlstm" in line and "--optimizer adamw" in line
                and "--weight-decay 0.1" in line for line in lines), lines
 
