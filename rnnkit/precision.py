@@ -30,6 +30,18 @@ def onednn_bf16_rnn() -> bool:
     return True
 
 
+@functools.cache
+def cpu_bf16_matrix_units() -> bool:
+    """True on a CPU with bf16 matrix units (Intel AMX) where oneDNN runs the fused LSTM in bf16.
+    Read from PyTorch's own CPU check, not timed, so that the defaults it selects are the same on
+    every run on the machine; False where this PyTorch has no such check."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(check is not None and check()) and onednn_bf16_rnn()
+    except Exception:  # a private check of PyTorch's: if it fails, assume no AMX
+        return False
+
+
 def cpu_bf16_active(x: torch.Tensor) -> bool:
     return (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rnnkit
-from rnnkit import native
+from rnnkit import native, precision
 from rnnkit.precision import onednn_bf16_rnn
 from rnnkit.config import TrainConfig
 from rnnkit.errors import UsageError
@@ -228,6 +228,7 @@ def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tm
     monkeypatch.setattr(training, "_run", lambda run_dir, model, vocab, info, config, *a, **k:
                         seen.append(model.config) or trained.append((config.optimizer, config.weight_decay)))
     trained = []  # the long-budget defaults are the CPU's (on a GPU the LSTM keeps cuDNN): device="cpu"
+    monkeypatch.setattr(precision, "cpu_bf16_matrix_units", lambda: False)  # 130 s: the same on any CPU
     rnnkit.train(corpus_file, out=tmp_path / "a", time=600, device="cpu", **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "b", time=600, hidden_size=64, device="cpu", **quiet)
     rnnkit.train(corpus_file, out=tmp_path / "c", time=130, device="cpu", **quiet)
@@ -256,6 +257,34 @@ def test_long_time_budgets_get_the_long_budget_model_unless_told(corpus_file, tm
     # the parallel-scan cells measured better with less dropout; a dropout the user gives is kept
     assert [(c.cell, c.hidden_size, c.dropout) for c in seen[8:10]] == [("mingru", 384, 0.1), ("minlstm", 384, 0.3)]
     assert (seen[10].cell, trained[10]) == ("lstm", ("adam", 0.0))  # RNNKIT_NATIVE=0
+
+
+def test_short_budgets_on_a_cpu_with_bf16_matrix_units_train_a_wider_model_in_bf16(corpus_file, tmp_path,
+                                                                                    monkeypatch):
+    from rnnkit.api import training
+    seen, lines = [], []
+    monkeypatch.setattr(training, "_run", lambda run_dir, model, vocab, info, config, *a, **k:
+                        seen.append((model.config.cell, model.config.hidden_size, model.config.dropout,
+                                     config.autocast)))
+    monkeypatch.setattr(precision, "cpu_bf16_matrix_units", lambda: True)
+    rnnkit.train(corpus_file, out=tmp_path / "a", time=130, device="cpu", log=lines.append)
+    rnnkit.train(corpus_file, out=tmp_path / "b", time=130, device="cpu", autocast="off", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "c", time=130, device="cpu", hidden_size=64, **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "d", time=130, device="cpu", cell="gru", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "e", max_steps=5, device="cpu", **quiet)
+    rnnkit.train(corpus_file, out=tmp_path / "f", time=600, device="cpu", **quiet)
+    long_cell = "lnlstm" if native.library() is not None else "lstm"
+    assert seen[0] == ("lstm", 384, 0.1, "bf16")
+    assert any("bf16 matrix units" in line and "--autocast bf16" in line and "--hidden-size 384" in line
+               for line in lines), lines
+    # whatever the user chose about the model or its precision keeps the float32 defaults; so do
+    # step budgets and the long budget
+    assert seen[1:5] == [("lstm", 256, 0.0, "off"), ("lstm", 64, 0.0, "off"), ("gru", 256, 0.0, "off"),
+                         ("lstm", 256, 0.0, "off")]
+    assert seen[5] == (long_cell, 384, 0.2, "off")
+    monkeypatch.setattr(precision, "cpu_bf16_matrix_units", lambda: False)
+    rnnkit.train(corpus_file, out=tmp_path / "g", time=130, device="cpu", **quiet)
+    assert seen[6] == ("lstm", 256, 0.0, "off")
 
 
 @pytest.mark.skipif(native.library() is None, reason="the C kernels could not be built here")
