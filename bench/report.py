@@ -128,8 +128,11 @@ def time_to_quality(r: dict) -> str:
         corpus = "Python (1.1 MB)" if key.startswith("python") else "tiny Shakespeare"
         goal = goals.get(row["time_budget_s"]) if corpus == "tiny Shakespeare" and row["protocol"] == "val-file" else None
         mc, plain = row["model"], row.get("plain_loop")
+        # a precision the defaults chose (not in the row's flags) is named too
+        chosen_bf16 = row.get("train", {}).get("autocast", "off") != "off" and "--autocast" not in row.get("flags", "")
+        model = f"{mc['cell']} {mc['num_layers']} x {mc['hidden_size']}" + (" bf16" if chosen_bf16 else "")
         out.append([corpus, f"{row['time_budget_s']:g} s", row["protocol"],
-                    f"{mc['cell']} {mc['num_layers']} x {mc['hidden_size']}" + (f" `{row['flags']}`" if row.get("flags") else ""),
+                    model + (f" `{row['flags']}`" if row.get("flags") else ""),
                     row["steps"], row["val_nats_per_char"], row.get("dynamic_val_nats_per_char", ""),
                     f"<= {goal} ({verdict(row['val_nats_per_char'] <= goal)})" if goal else "",
                     f"{plain['val_nats_per_char']} ({plain['steps']} steps)" if plain else "not run",

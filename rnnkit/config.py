@@ -91,7 +91,8 @@ class ModelConfig:
     # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md,
     # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead, and on
     # the CPU the LN-LSTM trained by AdamW with weight decay 0.1, unless told otherwise
-    # (api.training.LONG_BUDGET_MODEL and long_budget_cpu_defaults: measured better at that budget).
+    # (api.training.LONG_BUDGET_MODEL and long_budget_cpu_defaults: measured better at that budget);
+    # shorter --time budgets on a CPU with AMX: 2 x 384, dropout 0.1, bf16 (SHORT_BUDGET_BF16).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     # --- model
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised
@@ -104,11 +105,12 @@ class ModelConfig:
     # input only, Feng et al. 2024: a sequence is one parallel scan), esn (echo state network: a fixed random
     # reservoir, Jaeger 2001; only the output layer learns, with no backpropagation through time); lnlstm
     # when --time >= 600 on the CPU with rnnkit's C kernels, where it measured better
-    hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better)
+    hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better,
+    # and for shorter --time budgets on a CPU with bf16 matrix units, AMX, under bf16)
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 = one-hot input
     dropout: float = 0.0  # dropout between layers and before the output, in [0, 1) (0.2 when --time >= 600;
-    # 0.1 for mingru and minlstm there)
+    # 0.1 for mingru and minlstm there, and for shorter --time budgets on a CPU with AMX)
     zoneout: float = 0.0  # zoneout probability in [0, 1) (Krueger et al. 2016): in training each unit keeps
     # its previous state with this probability; runs on the step path (slower than the fused kernels)
     weight_drop: float = 0.0  # weight drop in [0, 1) (DropConnect on the recurrent matrices, as AWD-LSTM,
@@ -209,7 +211,8 @@ class TrainConfig:
     seed: int = 1337  # random seed of the weights and dropout
     device: str = "auto"  # auto = cuda when PyTorch sees a GPU
     autocast: str = "off"  # mixed precision: bf16, or fp16 with loss scaling (CUDA only); bf16 also runs
-    # on CPU, but only CPUs with bf16 instructions gain from it
+    # on CPU, but only CPUs with bf16 instructions gain from it; bf16 by default for `rnnkit train --time`
+    # under 600 with the default model on a CPU with bf16 matrix units (AMX), where it measured better
     # --- when to stop (the first reached; the learning-rate schedule spans the run; default --time 600)
     max_steps: int | None = None  # optimizer steps
     epochs: float | None = None  # passes over the training text
