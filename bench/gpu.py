@@ -161,7 +161,7 @@ def bench_scan(lengths: tuple[int, ...], seconds: float) -> list[dict]:
 
 def end_to_end(workdir: Path) -> list[dict]:
     """Every cell (and the LSTM under each autocast) trained on the GPU through rnnkit.train, then
-    sampled, then reloaded on the CPU and scored there: does the whole path run, and does it learn?"""
+    sampled, then reloaded and sampled on the CPU: does the whole path run, and does it learn?"""
     text = workdir / "text.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400)
     runs = [(cell, "off") for cell in CELLS] + [("lstm", "bf16"), ("lstm", "fp16"), ("lnlstm", "bf16")]
