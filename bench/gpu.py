@@ -189,29 +189,32 @@ def end_to_end(workdir: Path) -> list[dict]:
     return rows
 
 
+def markdown(header: list[str], rows: list[list]) -> list[str]:
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(str(value) for value in row) + " |" for row in rows])
+
+
 def table(results: dict) -> str:
     m = results["machine"]
-    lines = [f"Measured on {m['gpu']} ({m['torch']}, cuDNN {m['cudnn']}), {m['date']}.", "",
-             "| cell | size | rnnkit chars/s | cuDNN nn.LSTM chars/s | chars/s vs nn.LSTM | GFLOP/s vs nn.LSTM |",
-             "|---|---|---|---|---|---|"]
-    for r in results["train"]:
-        lines.append(f"| {r['cell']} | 2 x {r['hidden']} | {r['rnnkit_chars_per_s']} | {r['torch_lstm_chars_per_s']} "
-                     f"| {r['chars_vs_torch_lstm']:.2f} | {r.get('gflops_vs_torch_lstm', 'n/a')} |")
-    lines += ["", "| cell | size | fp32 chars/s | bf16 chars/s | fp16 chars/s | bf16 / fp32 | fp16 / fp32 |",
-              "|---|---|---|---|---|---|---|"]
-    for r in results["autocast"]:
-        lines.append(f"| {r['cell']} | 2 x {r['hidden']} | {r['fp32_chars_per_s']} | {r['bf16_chars_per_s']} | "
-                     f"{r.get('fp16_chars_per_s', 'n/a')} | {r['bf16_vs_fp32']:.2f} | {r.get('fp16_vs_fp32', 'n/a')} |")
-    lines += ["", "| steps | nn.GRU ms | minGRU ms | nn.GRU / minGRU | nn.LSTM ms | minLSTM ms | nn.LSTM / minLSTM |",
-              "|---|---|---|---|---|---|---|"]
-    for r in results["scan"]:
-        lines.append(f"| {r['length']} | {r['nn.GRU_ms']} | {r['mingru_ms']} | {r['gru_over_mingru']} | "
-                     f"{r['nn.LSTM_ms']} | {r['minlstm_ms']} | {r['lstm_over_minlstm']} |")
-    lines += ["", "| cell | autocast | trains, samples, reloads on CPU | validation nats/char after 150 steps |",
-              "|---|---|---|---|"]
-    for r in results["end_to_end"]:
-        verdict = "yes" if r["ok"] else "no: " + r.get("error", "did not learn")
-        lines.append(f"| {r['cell']} | {r['autocast']} | {verdict} | {r.get('best_val', 'n/a')} |")
+    lines = [f"Measured on {m['gpu']} ({m['torch']}, cuDNN {m['cudnn']}), {m['date']}.", ""]
+    lines += markdown(["cell", "size", "rnnkit chars/s", "cuDNN nn.LSTM chars/s", "chars/s vs nn.LSTM",
+                       "GFLOP/s vs nn.LSTM"],
+                      [[r["cell"], f"2 x {r['hidden']}", r["rnnkit_chars_per_s"], r["torch_lstm_chars_per_s"],
+                        f"{r['chars_vs_torch_lstm']:.2f}", r.get("gflops_vs_torch_lstm", "n/a")]
+                       for r in results["train"]])
+    lines += [""] + markdown(["cell", "size", "fp32 chars/s", "bf16 chars/s", "fp16 chars/s", "bf16 / fp32",
+                              "fp16 / fp32"],
+                             [[r["cell"], f"2 x {r['hidden']}", r["fp32_chars_per_s"], r["bf16_chars_per_s"],
+                               r.get("fp16_chars_per_s", "n/a"), f"{r['bf16_vs_fp32']:.2f}",
+                               r.get("fp16_vs_fp32", "n/a")] for r in results["autocast"]])
+    lines += [""] + markdown(["steps", "nn.GRU ms", "minGRU ms", "nn.GRU / minGRU", "nn.LSTM ms", "minLSTM ms",
+                              "nn.LSTM / minLSTM"],
+                             [[r["length"], r["nn.GRU_ms"], r["mingru_ms"], r["gru_over_mingru"], r["nn.LSTM_ms"],
+                               r["minlstm_ms"], r["lstm_over_minlstm"]] for r in results["scan"]])
+    lines += [""] + markdown(["cell", "autocast", "trains, samples, reloads on CPU",
+                              "validation nats/char after 150 steps"],
+                             [[r["cell"], r["autocast"], "yes" if r["ok"] else "no: " + r.get("error", "did not learn"),
+                               r.get("best_val", "n/a")] for r in results["end_to_end"]])
     return "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ from .cells.feedback_sequence import MAX_LAYERS, GatedFeedbackSequence, stacked_
 from .config import no_matrix_to_drop
 from .errors import UsageError
 from .feed_forward import FeedForward
-from .fused_layers import run_by_layer
+from .fused_layers import gather_time, run_by_layer, run_padded, within_length_flip
 from .native.calls import usable
 from .precision import rnn_kernel_context
 from .weight_drop import run_on_dropped_weights
@@ -150,32 +150,14 @@ class Recurrent(nn.Module):
         return self.forward_steps(x, state, lengths)
 
     def _forward_padded(self, x: torch.Tensor, state: State, lengths: torch.Tensor) -> torch.Tensor:
-        """The fused kernel over a padded batch without packing: PyTorch's packed-sequence kernels
-        are several times slower on CPU (forward + backward of B 64, T 150, H 256: 1.0-1.4 s packed,
-        0.26-0.36 s padded). Padding comes after each sequence's end, so it cannot reach a real step
-        reading forwards; reading backwards, each sequence is reversed within its own length first
-        (padding stays at the end), so the same holds. Each layer and direction is one kernel call.
-        The final states are not exact (the kernel runs on through the padding): hence outputs only."""
-        kernel = self._fused[0]
-        op = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh, "RNN_RELU": torch.rnn_relu}[kernel.mode]
-        real = torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]  # (B, T)
-        flip = _within_length_flip(lengths, x.shape[1], x.device)
-        layer_input = x
-        for k in range(self.num_layers):
-            if k > 0 and self.dropout > 0:
-                layer_input = F.dropout(layer_input, self.dropout, self.training)
-            outputs = []
-            for d, (cells, _) in enumerate(self._directions()):
-                cell = cells[k]
-                seq = layer_input if d == 0 else _gather_time(layer_input, flip)
-                first = [part[k * self.directions + d][None] for part in state]  # (1, B, H) each
-                params = [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh]
-                with rnn_kernel_context(seq):
-                    out = op(seq, first if kernel.mode == "LSTM" else first[0], params, True, 1, 0.0, self.training,
-                             False, True)[0]
-                outputs.append(out if d == 0 else _gather_time(out, flip))
-            layer_input = torch.cat(outputs, dim=2) * real[..., None].to(x.dtype)  # zeros past each end
-        return layer_input
+        """The fused kernel over a padded batch without packing, outputs only (fused_layers.run_padded)."""
+        return run_padded(self._fused[0].mode, self._layer_params(), x, state, lengths, self.dropout, self.training,
+                          self.directions)
+
+    def _layer_params(self) -> list[list[torch.Tensor]]:
+        """Per layer: weight_ih, weight_hh, bias_ih, bias_hh of each direction, the fused kernel's order."""
+        return [[getattr(cells[k], n) for cells, _ in self._directions() for n in _WEIGHT_NAMES]
+                for k in range(self.num_layers)]
 
     def _forward_fused(self, x: torch.Tensor, state: State,
                        lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
@@ -196,9 +178,7 @@ class Recurrent(nn.Module):
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
             if kernel.dropout > 0 and self.training and (x if lengths is None else x.data).device.type != "cpu":
                 # cuDNN's dropout between layers has a random state no checkpoint can hold (fused_layers.py)
-                layers = [[getattr(cells[k], n) for cells, _ in self._directions() for n in _WEIGHT_NAMES]
-                          for k in range(self.num_layers)]
-                out, new = run_by_layer(kernel.mode, layers, x, state, kernel.dropout, self.training,
+                out, new = run_by_layer(kernel.mode, self._layer_params(), x, state, kernel.dropout, self.training,
                                         self.bidirectional)
             else:
                 out, new = functional_call(kernel, weights, (x, hx))
@@ -222,7 +202,7 @@ class Recurrent(nn.Module):
                 return self._forward_feedback_chunk(x, state)
             return self._forward_feedback(x, state, live)
         if self.bidirectional:
-            flip = _within_length_flip(torch.full((B,), T) if lengths is None else lengths, T, x.device)
+            flip = within_length_flip(torch.full((B,), T) if lengths is None else lengths, T, x.device)
         layer_input = x
         final: list[State] = []
         for k in range(self.num_layers):
@@ -233,13 +213,13 @@ class Recurrent(nn.Module):
                 layer_input = F.dropout(layer_input, self.dropout, self.training)
             outputs = []
             for d, (cells, _) in enumerate(self._directions()):
-                seq = layer_input if d == 0 else _gather_time(layer_input, flip)
+                seq = layer_input if d == 0 else gather_time(layer_input, flip)
                 first = tuple(part[k * self.directions + d] for part in state)
                 if scan and hasattr(cells[k], "scan") and not self.zoneout:  # the whole chunk at once, no loop over time
                     out, s = cells[k].scan(seq, first, live)
                 else:
                     out, s = _run_cell(cells[k], seq, first, live, self.zoneout, self.training)
-                outputs.append(out if d == 0 else _gather_time(out, flip))
+                outputs.append(out if d == 0 else gather_time(out, flip))
                 final.append(s)
             layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)  # (B, T, H * directions)
             if shortcut is not None:
@@ -384,19 +364,6 @@ def _zoneout(new: torch.Tensor, old: torch.Tensor, p: float, training: bool) -> 
         return torch.lerp(new, old, p)
     keep = torch.rand_like(new) < p
     return torch.where(keep, old, new)
-
-
-def _within_length_flip(lengths: torch.Tensor, T: int, device: torch.device) -> torch.Tensor:
-    """flip (B, T): flip[b, t] is where sequence b's step t comes from when read backwards within its
-    own length (padding stays in place); applying it twice gives the identity."""
-    t = torch.arange(T, device=device)[None, :]
-    n = lengths.to(device)[:, None]
-    return torch.where(t < n, n - 1 - t, t)
-
-
-def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x (B, T, D) reordered in time per sequence: out[b, t] = x[b, index[b, t]]."""
-    return x.gather(1, index[..., None].expand(-1, -1, x.shape[2]))
 
 
 def detach_state(state: State) -> State:
