@@ -91,8 +91,8 @@ class ModelConfig:
     # Defaults: the best of a 130 s sweep on tiny Shakespeare (docs/language-models.md,
     # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead, and on
     # the CPU the LN-LSTM trained by AdamW with weight decay 0.1, unless told otherwise
-    # (api.training.LONG_BUDGET_MODEL and long_budget_cpu_defaults: measured better at that budget);
-    # shorter --time budgets on a CPU with AMX: 2 x 384, dropout 0.1, bf16 (SHORT_BUDGET_BF16).
+    # (api.training.LONG_BUDGET_MODEL and long_budget_cpu_defaults: measured better at that budget;
+    # 2 x 512 there on a CPU with AMX, which marks the faster CPUs measured); shorter --time budgets on a CPU with AMX: 2 x 384, dropout 0.1, bf16 (SHORT_BUDGET_BF16).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     # --- model
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised
@@ -106,7 +106,8 @@ class ModelConfig:
     # reservoir, Jaeger 2001; only the output layer learns, with no backpropagation through time); lnlstm
     # when --time >= 600 on the CPU with rnnkit's C kernels, where it measured better
     hidden_size: int = 256  # units per recurrent layer (384 when --time >= 600, where it measured better,
-    # and for shorter --time budgets on a CPU with bf16 matrix units, AMX, under bf16)
+    # 512 for that LN-LSTM on a CPU with bf16 matrix units, AMX, which marks the faster CPUs measured;
+    # 384 for shorter --time budgets on such a CPU, under bf16)
     num_layers: int = 2  # stacked recurrent layers
     embedding_size: int = 64  # learned input embedding width; 0 = one-hot input
     dropout: float = 0.0  # dropout between layers and before the output, in [0, 1) (0.2 when --time >= 600;
