@@ -50,6 +50,11 @@ def join(device_type: str) -> World:
     world = World(rank=int(os.environ["RANK"]), size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     if not dist.is_initialized():
         if device_type == "cuda":
+            gpus = torch.cuda.device_count()
+            if world.local_rank >= gpus:  # NCCL needs a GPU of its own for every process
+                from .errors import UsageError
+                raise UsageError(f"torchrun started more processes on this machine than PyTorch sees GPUs ({gpus}); "
+                                 f"use --nproc-per-node {gpus}, or --device cpu to train on the CPU")
             torch.cuda.set_device(world.local_rank)
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return world

@@ -65,28 +65,30 @@ def dynamic_token_nats(model: nn.Module, tokens: np.ndarray, config: DynamicConf
     starts = range(0, n - 1, config.segment)
     bar = tqdm(total=n - 1, unit="tok", file=sys.stderr, disable=(not sys.stderr.isatty()) if progress is None
                else not progress, desc="dynamic evaluation", leave=False, dynamic_ncols=True)
-    try:
-        for k, t0 in enumerate(starts, start=1):
-            t1 = min(t0 + config.segment, n - 1)
-            window = torch.from_numpy(np.asarray(tokens[t0:t1 + 1], dtype=np.int64)).to(device)[None]  # (1, t + 1)
-            logits, state = model(window[:, :-1], state)
-            nats = F.cross_entropy(logits[0], window[0, 1:], reduction="none")  # (t,)
-            out[t0:t1] = nats.detach().double().cpu().numpy()  # scored before anything is learnt from it
-            grads = torch.autograd.grad(nats.mean(), params, allow_unused=True)
-            state = tuple(s.detach() for s in state)
+    # cuDNN's recurrent kernels take no backward pass in evaluation mode; PyTorch's own do (same results)
+    with torch.backends.cudnn.flags(enabled=False):
+        try:
+            for k, t0 in enumerate(starts, start=1):
+                t1 = min(t0 + config.segment, n - 1)
+                window = torch.from_numpy(np.asarray(tokens[t0:t1 + 1], dtype=np.int64)).to(device)[None]  # (1, t + 1)
+                logits, state = model(window[:, :-1], state)
+                nats = F.cross_entropy(logits[0], window[0, 1:], reduction="none")  # (t,)
+                out[t0:t1] = nats.detach().double().cpu().numpy()  # scored before anything is learnt from it
+                grads = torch.autograd.grad(nats.mean(), params, allow_unused=True)
+                state = tuple(s.detach() for s in state)
+                with torch.no_grad():
+                    correction = 1 - BETA ** k
+                    for p, g, v, p0 in zip(params, grads, mean_square, trained):
+                        if g is None:
+                            continue
+                        v.mul_(BETA).addcmul_(g, g, value=1 - BETA)
+                        p.addcdiv_(g, (v / correction).sqrt_().add_(EPS), value=-config.lr)
+                        p.add_(p0 - p, alpha=config.decay)
+                bar.update(t1 - t0)
+        finally:
+            bar.close()
             with torch.no_grad():
-                correction = 1 - BETA ** k
-                for p, g, v, p0 in zip(params, grads, mean_square, trained):
-                    if g is None:
-                        continue
-                    v.mul_(BETA).addcmul_(g, g, value=1 - BETA)
-                    p.addcdiv_(g, (v / correction).sqrt_().add_(EPS), value=-config.lr)
-                    p.add_(p0 - p, alpha=config.decay)
-            bar.update(t1 - t0)
-    finally:
-        bar.close()
-        with torch.no_grad():
-            for p, p0 in zip(params, trained):
-                p.copy_(p0)
-        model.train(was_training)
+                for p, p0 in zip(params, trained):
+                    p.copy_(p0)
+            model.train(was_training)
     return out

@@ -52,7 +52,7 @@ def interrupted_run(text: str, run: str) -> None:
             raise Stop
     try:
         rnnkit.train(text, out=run, max_steps=24, hidden_size=32, num_layers=1, embedding_size=8,
-                     batch_size=8, seq_length=24, eval_chars=2000, on_step=stop_after_13)
+                     batch_size=8, seq_length=24, eval_chars=2000, on_step=stop_after_13, device="cpu")
     except Stop:
         pass
     # Both ranks stopped after the same step. The exception's frames held the trainer and its

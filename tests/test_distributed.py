@@ -12,7 +12,7 @@ from rnnkit import checkpoint
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 TINY_FLAGS = ["--hidden-size", "32", "--num-layers", "1", "--embedding-size", "8", "--batch-size", "8",
-              "--seq-length", "24", "--eval-chars", "2000"]
+              "--seq-length", "24", "--eval-chars", "2000", "--device", "cpu"]  # gloo, on any machine
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
@@ -60,3 +60,15 @@ def test_torchrun_cli_only_rank_0_writes_and_resume_continues_exactly(tmp_path, 
     assert single.returncode == 2
     assert single.stderr.count("\n") == 1 and "trained by 2 process(es)" in single.stderr
     assert checkpoint.read_meta(resumed) == before
+
+
+def test_more_processes_than_gpus_is_one_clean_error(monkeypatch):
+    import pytest
+    from rnnkit import distributed
+    from rnnkit.errors import UsageError
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # two processes, one GPU
+    with pytest.raises(UsageError, match="--nproc-per-node 1"):
+        distributed.join("cuda")

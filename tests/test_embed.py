@@ -100,10 +100,10 @@ def test_tagger_transform_averages_over_tokens():
     tagger = RNNTagger(hidden_size=8, embedding_size=4, epochs=2, random_state=0).fit(X, y)
     vectors = tagger.transform(X[:3])
     assert vectors.shape == (3, 16)  # both directions
-    tokens = torch.tensor([tagger.tokenizer_.encode(X[1])])
+    tokens = torch.tensor([tagger.tokenizer_.encode(X[1])], device=next(tagger.model_.parameters()).device)
     with torch.no_grad():
         out = tagger.model_.outputs(tokens, torch.tensor([2]))[0]
-    np.testing.assert_allclose(vectors[1], out.mean(0).numpy(), atol=1e-6)
+    np.testing.assert_allclose(vectors[1], out.mean(0).cpu().numpy(), atol=1e-6)
     np.testing.assert_allclose(tagger.sentence_encoder().transform(["b c"]), vectors[1:2], atol=1e-6)
 
 

@@ -282,7 +282,8 @@ def test_weight_dropped_tagger_learns_drops_only_in_training_and_reloads(tmp_pat
     Xt, Yt = lookahead_tagging(300, 1)
     tagger = RNNTagger(**NETWORK, weight_drop=0.3).fit(X, Y)
     assert tagger.score(Xt, Yt) > 0.95
-    network, tokens = tagger.model_, torch.tensor([[1, 2, 3, 4, 2]])
+    network = tagger.model_
+    tokens = torch.tensor([[1, 2, 3, 4, 2]], device=next(network.parameters()).device)  # where it was fitted
     lengths = torch.tensor([5])
     network.train()
     torch.manual_seed(0)
@@ -301,7 +302,8 @@ def test_initial_state_noise_acts_only_in_training_and_the_tagger_still_learns()
     Xt, Yt = lookahead_tagging(300, 1)
     tagger = RNNTagger(**NETWORK, initial_state_noise=0.1).fit(X, Y)
     assert tagger.score(Xt, Yt) > 0.95
-    network, tokens, lengths = tagger.model_, torch.tensor([[1, 2, 3, 4, 2]]), torch.tensor([5])
+    network, lengths = tagger.model_, torch.tensor([5])
+    tokens = torch.tensor([[1, 2, 3, 4, 2]], device=next(network.parameters()).device)  # where it was fitted
     network.train()
     first, second = network(tokens, lengths), network(tokens, lengths)
     assert not torch.allclose(first, second)  # a new random start for every batch
@@ -366,20 +368,21 @@ def test_seq2seq_learns_to_reverse_strings(tmp_path):
     # beam search runs all beams of all sources as one batch: the same outputs as one source at a time,
     # and width 1 is greedy decoding
     net, encode = model.model_, model.source_tokenizer_.encode
-    tokens, lengths = pad([encode(x) for x in Xt[:12]], "cpu")
-    assert net.beam(tokens, lengths, 20, 3) == [net.beam(*pad([encode(x)], "cpu"), 20, 3)[0] for x in Xt[:12]]
+    on = next(net.parameters()).device  # where it was fitted
+    tokens, lengths = pad([encode(x) for x in Xt[:12]], on)
+    assert net.beam(tokens, lengths, 20, 3) == [net.beam(*pad([encode(x)], on), 20, 3)[0] for x in Xt[:12]]
     assert net.beam(tokens, lengths, 20, 1) == net.greedy(tokens, lengths, 20)
     # log_likelihood ranks given outputs: the right one above a wrong one, and it is the teacher-forced
     # log-probability of training (the end token included), the same in a batch as alone
     right, wrong = model.log_likelihood(Xt, yt), model.log_likelihood(Xt, [x[::-1][1:] + x[-1] for x in Xt])
     assert np.all(right <= 0) and np.mean(right > wrong) > 0.95
     ids = [model._target_ids(t) + [Seq2Seq.EOS] for t in yt[:5]]
-    target, _ = pad(ids, "cpu")
-    start = torch.full((5, 1), Seq2Seq.BOS, dtype=torch.long)
+    target, _ = pad(ids, on)
+    start = torch.full((5, 1), Seq2Seq.BOS, dtype=torch.long, device=on)
     with torch.no_grad():
-        logits = net(*pad([encode(x) for x in Xt[:5]], "cpu"), torch.cat([start, target[:, :-1]], dim=1))
+        logits = net(*pad([encode(x) for x in Xt[:5]], on), torch.cat([start, target[:, :-1]], dim=1))
         picked = torch.log_softmax(logits.double(), dim=2).gather(2, target[:, :, None])[:, :, 0]
-    assert np.allclose(right[:5], (picked * (target != 0)).sum(dim=1).numpy(), atol=1e-5)
+    assert np.allclose(right[:5], (picked * (target != 0)).sum(dim=1).cpu().numpy(), atol=1e-5)
     assert np.allclose(model.log_likelihood(Xt[3:4], yt[3:4]), right[3:4], atol=1e-6)
     assert model.log_likelihood(["abc"], ["cbz"])[0] == -np.inf  # z: never seen as an output
     with pytest.raises(ValueError, match="X has 2 items but y has 1"):
@@ -407,8 +410,9 @@ def test_seq2seq_ensemble_decodes_with_the_mean_of_its_members_probabilities():
         members[0].set_params(beam_size=3).predict(X[:30])
     # two: every step's distribution is the mean of the members' distributions
     both = Seq2SeqEnsemble(members)
-    tokens, lengths = pad([members[0].source_tokenizer_.encode(x) for x in X[:8]], "cpu")
-    start = torch.full((8,), Seq2Seq.BOS, dtype=torch.long)
+    on = next(both.model_.parameters()).device  # where the members were fitted
+    tokens, lengths = pad([members[0].source_tokenizer_.encode(x) for x in X[:8]], on)
+    start = torch.full((8,), Seq2Seq.BOS, dtype=torch.long, device=on)
     with torch.no_grad():
         outputs, keys, mask, state, feed = both.model_.encode(tokens, lengths)
         logp, state, feed = both.model_.decode_step(start, state, feed, outputs, keys, mask)
@@ -693,7 +697,7 @@ def test_regressor_on_an_echo_state_reservoir_learns_its_readout_only():
     scaled = (torch.from_numpy(target[:150]).double() - model.y_mean_) / model.y_scale_
     ones = torch.cat([states, torch.ones(150, 1, dtype=torch.float64)], 1)
     best = torch.linalg.lstsq(ones, scaled[:, None]).solution
-    head = torch.cat([model.model_.head.weight.double().T, model.model_.head.bias.double()[None]], 0)
+    head = torch.cat([model.model_.head.weight.double().T, model.model_.head.bias.double()[None]], 0).cpu()
     error = lambda w: float(((ones @ w.detach())[:, 0] - scaled).pow(2).mean())  # noqa: E731
     assert error(best) <= error(head) < error(best) + 0.05
 

@@ -136,6 +136,7 @@ def test_weight_drop_acts_in_training_only_and_is_saved(tmp_path):
     model = RNNForecaster(horizon=2, hidden_size=16, min_steps=20, epochs=1, weight_drop=0.4).fit(y)
     network = model.model_
     context, lengths = torch.randn(3, 8, network.project.in_features), torch.tensor([8, 8, 5])
+    context = context.to(next(network.parameters()).device)  # where it was fitted
     network.train()
     assert not torch.allclose(network(context, lengths), network(context, lengths))  # a new mask per call
     network.eval()

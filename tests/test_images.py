@@ -76,7 +76,7 @@ def test_attention_rows_sum_to_one_and_follow_the_object(captioner):
 def test_batched_beam_search_equals_one_image_at_a_time_and_greedy_equals_a_plain_loop(captioner):
     images, _, _ = toy(5, seed=3)
     model = captioner.model_.eval()
-    x = to_input(torch.from_numpy(images)[:, None], torch.device("cpu"))
+    x = to_input(torch.from_numpy(images)[:, None], next(model.parameters()).device)  # where it was fitted
     together, maps = model.decode(x, 10, beams=3)
     for b in range(5):
         alone, alone_maps = model.decode(x[b:b + 1], 10, beams=3)
@@ -85,8 +85,8 @@ def test_batched_beam_search_equals_one_image_at_a_time_and_greedy_equals_a_plai
     greedy, _ = model.decode(x, 10, beams=1)
     with torch.no_grad():
         features, keys, state = model.encode(x)
-        token, plain = torch.full((5,), model.bos), [[] for _ in range(5)]
-        done = torch.zeros(5, dtype=torch.bool)
+        token, plain = torch.full((5,), model.bos, device=x.device), [[] for _ in range(5)]
+        done = torch.zeros(5, dtype=torch.bool, device=x.device)
         for _ in range(10):
             logits, state, _ = model.step(token, state, features, keys)
             token = logits.argmax(1)
@@ -196,8 +196,10 @@ def test_caption_commands_refuse_bad_input_in_one_line(cli, tmp_path, trained_ru
         assert (tmp_path / "mine.png").read_bytes() == b"my own picture"
 
 
-def test_a_tampered_model_directory_is_refused_before_anything_is_built(captioner, tmp_path):
+def test_a_tampered_model_directory_is_refused_before_anything_is_built(captioner, tmp_path, monkeypatch):
     import json
+    from rnnkit import config
+    monkeypatch.setattr(config, "available_memory", lambda: 16 * 2**30)  # the encoder below needs about 52 GiB
     captioner.save(tmp_path / "model")
     meta_path = tmp_path / "model" / "rnnkit.json"
     meta = json.loads(meta_path.read_text())

@@ -268,7 +268,8 @@ def untrained_like(trained, seed):
     torch.manual_seed(seed)
     meta = copy.deepcopy(trained.meta)
     meta["music"]["clock"] = False
-    return dataclasses.replace(trained, module=LanguageModel(trained.module.config).eval(), meta=meta)
+    module = LanguageModel(trained.module.config).to(trained.device).eval()
+    return dataclasses.replace(trained, module=module, meta=meta)
 
 
 def test_the_grammar_makes_even_an_untrained_model_write_readable_abc(toy_run):

@@ -97,16 +97,17 @@ def test_sampling_feeds_the_model_what_training_fed_it(toy_source, tmp_path):
     ids = m.vocab.ids(tune)
     inputs = np.concatenate([[m.vocab.end_id], clocked_inputs([ids], m.vocab.symbols, END)[0]])
     with torch.no_grad():
-        whole, state = m.module(torch.from_numpy(inputs.astype(np.int64))[None])  # (1, T, V) in one pass
-        logits, state = m.module(torch.tensor([[m.vocab.end_id]]))
+        whole, state = m.module(torch.from_numpy(inputs.astype(np.int64))[None].to(m.device))  # (1, T, V) at once
+        logits, state = m.module(torch.tensor([[m.vocab.end_id]], device=m.device))
         stepper = m.module.generator(state)
-        clock = Clock(m.vocab.symbols, END, 1, "cpu")
+        clock = Clock(m.vocab.symbols, END, 1, m.device)
         stepped = [logits[:, -1]]
         for i in ids:
-            token = torch.tensor([int(i)])
+            token = torch.tensor([int(i)], device=m.device)
             clock.observe(token)
             stepped.append(stepper.step(token + len(m.vocab) * clock.ids()))
-    assert torch.allclose(torch.cat(stepped), whole[0], atol=1e-5)
+    # on a GPU, cuDNN's sequence kernel multiplies in TF32 (PyTorch's default) and the step path does not
+    assert torch.allclose(torch.cat(stepped), whole[0], atol=1e-5 if m.device.type == "cpu" else 2e-2)
 
 
 def test_the_clock_teaches_a_small_model_the_bars_and_the_form(toy_source, tmp_path):

@@ -51,8 +51,10 @@ def test_capture_agrees_with_the_fused_forward_pass(trained_run, corpus_file):
     model = rnnkit.load(trained_run)
     tokens = model.encode(corpus_file.read_text()[:300], "text")
     acts = capture(model.module, tokens)
-    logits, _ = model.module(torch.from_numpy(tokens[None]))
-    assert np.allclose(acts.probs, torch.softmax(logits[0], -1).detach().numpy(), atol=1e-5)
+    logits, _ = model.module(torch.from_numpy(tokens[None]).to(model.device))
+    # on a GPU, cuDNN's sequence kernel multiplies in TF32 (PyTorch's default) and the capture's steps do not
+    tolerance = 1e-5 if model.device.type == "cpu" else 1e-3
+    assert np.allclose(acts.probs, torch.softmax(logits[0], -1).detach().cpu().numpy(), atol=tolerance)
     H = model.config.hidden_size
     assert acts.units.shape == (300, 2 * H) and acts.unit_names[H] == "L1 c 0"  # h units, then LSTM cells
     assert set(acts.gates) == {"input_gate", "forget_gate", "output_gate"}

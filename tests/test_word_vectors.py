@@ -55,9 +55,10 @@ def test_vectors_from_a_file_are_copied_in_counted_and_frozen(tmp_path):
     assert (model.embeddings_found_, model.embeddings_missing_) == (WORDS + 1, 4)
     row = model.tokenizer_.index["Word3"]
     expected = [float(v) for v in vectors.read_text().splitlines()[4].split()[1:]]
-    np.testing.assert_allclose(model.model_.embed.weight[row].detach().numpy(), expected, atol=1e-6)  # frozen: unchanged
+    frozen = model.model_.embed.weight[row].detach().cpu().numpy()
+    np.testing.assert_allclose(frozen, expected, atol=1e-6)  # frozen: unchanged
     tuned = RNNClassifier(embeddings=str(vectors), **SETTINGS).fit(X, y)
-    assert not np.allclose(tuned.model_.embed.weight[row].detach().numpy(), expected, atol=1e-4)
+    assert not np.allclose(tuned.model_.embed.weight[row].detach().cpu().numpy(), expected, atol=1e-4)
     model.save(tmp_path / "model")  # the vectors are in the weights: loading needs no file
     vectors.unlink()
     np.testing.assert_array_equal(RNNClassifier.load(tmp_path / "model").predict_proba(X[:20]), model.predict_proba(X[:20]))

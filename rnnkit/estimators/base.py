@@ -247,5 +247,8 @@ class RNNEstimator(BaseEstimator):
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UsageError(f"{directory} is corrupted: its fitted state or weights do not match its "
                              f"{cls.__name__} settings ({first[:200]})") from None
-        estimator.model_.eval()
+        # where fit would have put it (device auto: the GPU if there is one), so a loaded estimator predicts
+        # as the fitted one did; one saved with device cuda still loads on a machine without a GPU
+        where = "cpu" if config.device == "cuda" and not torch.cuda.is_available() else config.device
+        estimator.model_.to(resolve_device(where)).eval()
         return estimator

@@ -58,7 +58,7 @@ def closer_accuracy(model, text: str, context: int | None) -> dict:
         wanted = {pos - 1 for pos, _, _ in queries}  # the prediction for pos is made at pos - 1
         state, chunk = None, 512
         for t0 in range(0, len(tokens), chunk):
-            x = torch.from_numpy(tokens[t0:t0 + chunk][None].astype(np.int64))
+            x = torch.from_numpy(tokens[t0:t0 + chunk][None].astype(np.int64)).to(model.device)
             logits, state = module(x, state)
             for t in range(t0, min(t0 + chunk, len(tokens))):
                 if t in wanted:
@@ -70,7 +70,7 @@ def closer_accuracy(model, text: str, context: int | None) -> dict:
             batch = queries[i:i + 512]
             windows = np.stack([np.pad(tokens[max(0, p - context):p], (context - min(p, context), 0))
                                 for p, _, _ in batch]).astype(np.int64)
-            logits, _ = module(torch.from_numpy(windows))
+            logits, _ = module(torch.from_numpy(windows).to(model.device))
             scores.extend(logits[:, -1, closer_ids])
     hits = np.zeros(len(BINS))
     counts = np.zeros(len(BINS))

@@ -46,10 +46,11 @@ def document_window(tokens: np.ndarray, ends: np.ndarray, docs: np.ndarray, star
 
 
 @torch.no_grad()
-def document_nats(model: LanguageModel, tokens: np.ndarray, ends: np.ndarray, device: torch.device | str = "cpu",
+def document_nats(model: LanguageModel, tokens: np.ndarray, ends: np.ndarray, device: torch.device | str | None = None,
                   batch_size: int = 64, seq_length: int = 256, inputs: np.ndarray | None = None) -> tuple[float, int]:
     """Mean cross-entropy (nats per token, END included) of the documents between `ends`, each
-    read from a fresh state, and how many tokens were predicted."""
+    read from a fresh state, and how many tokens were predicted; on `device` (None: the model's)."""
+    device = next(model.parameters()).device if device is None else device
     was_training = model.training
     model.eval()
     lengths = np.diff(ends)
