@@ -383,7 +383,8 @@ def test_seq2seq_learns_to_reverse_strings(tmp_path):
         logits = net(*pad([encode(x) for x in Xt[:5]], on), torch.cat([start, target[:, :-1]], dim=1))
         picked = torch.log_softmax(logits.double(), dim=2).gather(2, target[:, :, None])[:, :, 0]
     assert np.allclose(right[:5], (picked * (target != 0)).sum(dim=1).cpu().numpy(), atol=1e-5)
-    assert np.allclose(model.log_likelihood(Xt[3:4], yt[3:4]), right[3:4], atol=1e-6)
+    # alone as in a batch: to 1e-6 on the CPU; cuDNN picks other kernels for other batch sizes (TF32)
+    assert np.allclose(model.log_likelihood(Xt[3:4], yt[3:4]), right[3:4], atol=1e-6 if on.type == "cpu" else 1e-4)
     assert model.log_likelihood(["abc"], ["cbz"])[0] == -np.inf  # z: never seen as an output
     with pytest.raises(ValueError, match="X has 2 items but y has 1"):
         model.log_likelihood(["ab", "cd"], ["ba"])
