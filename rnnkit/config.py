@@ -92,7 +92,8 @@ class ModelConfig:
     # docs/performance.md); `rnnkit train --time >= 600` uses 2 x 384 with dropout 0.2 instead, and on
     # the CPU the LN-LSTM trained by AdamW with weight decay 0.1, unless told otherwise
     # (api.training.LONG_BUDGET_MODEL and long_budget_cpu_defaults: measured better at that budget;
-    # 2 x 512 there on a CPU with AMX, which marks the faster CPUs measured); shorter --time budgets on a CPU with AMX: 2 x 384, dropout 0.1, bf16 (SHORT_BUDGET_BF16).
+    # 2 x 512 there on a CPU with AMX, which marks the faster CPUs measured); shorter --time budgets on
+    # a CPU with AMX: 2 x 384, dropout 0.1, bf16 (SHORT_BUDGET_BF16).
     vocab_size: int  # number of distinct symbols (code points or bytes) in the corpus
     # --- model
     cell: str = "lstm"  # recurrent cell: lstm, gru, rnn (tanh), irnn (ReLU with identity-initialised

@@ -202,7 +202,7 @@ class Model:
     def _score_documents(self, tokens: np.ndarray, ends: np.ndarray, chars: int | None = None) -> dict[str, float | int]:
         """As `_score`, each document from a fresh state; `chars` (word and BPE models): the
         documents' characters, each end counted as one."""
-        nats, count = document_nats(self.module, tokens, ends, device=self.device)
+        nats, count = document_nats(self.module, tokens, ends)
         if chars is None:
             return {"nats_per_char": nats, "bits_per_char": bits(nats), "chars": count, "documents": len(ends) - 1}
         per_char = nats * count / max(chars, 1)

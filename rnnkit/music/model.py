@@ -329,8 +329,7 @@ class MusicModel:
         tokens = documents.join_documents(pieces, self.vocab.end_id)
         inputs = (documents.join_documents(clocked_inputs(pieces, self.vocab.symbols, END), self.vocab.end_id)
                   if self.clocked else None)
-        nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), self.device,
-                                    inputs=inputs)
+        nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), inputs=inputs)
         chars = sum(len(detokenize(t).split("\n", 1)[1]) for t in tunes)
         return {"nats_per_token": nats, "nats_per_char": nats * count / chars, "tokens": count, "chars": chars,
                 "tunes": len(tunes)}

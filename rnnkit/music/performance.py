@@ -264,7 +264,7 @@ class PerformanceModel:
     def score(self, streams: list[np.ndarray]) -> dict[str, float]:
         """Cross-entropy over whole performances, each from a fresh state, its end included."""
         tokens = join_documents(streams, self.vocab.end_id)
-        nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id), self.device)
+        nats, count = document_nats(self.module, tokens, np.flatnonzero(tokens == self.vocab.end_id))
         return {"nats_per_event": nats, "events": count, "performances": len(streams)}
 
 

@@ -46,11 +46,11 @@ def document_window(tokens: np.ndarray, ends: np.ndarray, docs: np.ndarray, star
 
 
 @torch.no_grad()
-def document_nats(model: LanguageModel, tokens: np.ndarray, ends: np.ndarray, device: torch.device | str | None = None,
-                  batch_size: int = 64, seq_length: int = 256, inputs: np.ndarray | None = None) -> tuple[float, int]:
+def document_nats(model: LanguageModel, tokens: np.ndarray, ends: np.ndarray, batch_size: int = 64,
+                  seq_length: int = 256, inputs: np.ndarray | None = None) -> tuple[float, int]:
     """Mean cross-entropy (nats per token, END included) of the documents between `ends`, each
-    read from a fresh state, and how many tokens were predicted; on `device` (None: the model's)."""
-    device = next(model.parameters()).device if device is None else device
+    read from a fresh state, and how many tokens were predicted; on the model's device."""
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     lengths = np.diff(ends)
@@ -150,7 +150,7 @@ class DocumentTask(EpochCursor):
         return bits(self.per_char(nats))
 
     def evaluate(self, model: LanguageModel) -> dict[str, float]:
-        nats = document_nats(model, self.val_tokens, self.val_ends, device=self.device, inputs=self.val_inputs)[0]
+        nats = document_nats(model, self.val_tokens, self.val_ends, inputs=self.val_inputs)[0]
         return {"nats": nats, "bpc": self.bpc(nats)}
 
     def format_metrics(self, metrics: dict[str, float]) -> str:
