@@ -4,9 +4,11 @@ rnnkit.anomaly.baselines, in the same run.
 Both of rnnkit's methods run: reconstruction (the default) and prediction; on NAB also
 reconstruction with quiet_steps=1000 (alerts: a score counts only when it tops the scores of the
 1,000 steps before it), on the labelled sets also an echo state autoencoder (cell esn, 512 units).
-On NAB rnnkit's reconstruction runs twice: on hourly means with records scored by how far they top
-the last one (block_steps=12: NAB's streams are mostly 5-minute data; tail_index=2; the rows rnnkit
-and rnnkit_alerts), and with the library's defaults, step by step (rnnkit_steps, rnnkit_steps_alerts).
+On NAB rnnkit's reconstruction runs three ways: an ensemble of five networks on hourly means with
+records scored by how far they top the last one (networks=5, block_steps=12: NAB's streams are
+mostly 5-minute data; tail_index=2; the rows rnnkit and rnnkit_alerts), the same with one network
+(rnnkit_one_alerts: what the ensemble adds, in the same run), and with the library's defaults,
+step by step (rnnkit_steps, rnnkit_steps_alerts).
 
 1. The Numenta Anomaly Benchmark (../shared/data/nab, scored by bench/nab.py's rules): every
    stream scored online. Each detector learns from the probationary period (NAB's first 15%) and
@@ -15,7 +17,8 @@ and rnnkit_alerts), and with the library's defaults, step by step (rnnkit_steps,
 2. Labelled series from packages (see ../shared/docs/data.md): MIT-BIH ECG (sktime), the UCR
    anomaly archive's #135 (aeon), GutenTAG's synthetic ECG (aeon): ROC-AUC, PR-AUC, best F1 and
    point-adjusted F1; on #135 whether the highest score lies in the labelled anomaly.
-3. Speed: seconds to score one million points (offline, the fitted network).
+3. Speed: seconds to score one million points (offline, the fitted network), by each method and
+   with NAB's setting (five networks on hourly means).
 
 usage: python bench/anomaly.py [--workers 2] [--files N] [--no-write] [--skip-nab] [--nab-only]
                                [--detectors rnnkit ...] [--set context_length=64 ...]
@@ -55,8 +58,10 @@ ALERTS = dict(quiet_steps=1000)  # rnnkit's alerting setting: a score counts whe
 ESN = dict(cell="esn", hidden_size=512)  # an echo state autoencoder, fitted in closed form (labelled sets only)
 BLOCK_STEPS = 12  # NAB: the network reads hourly means of the 5-minute streams (fewer steps for short streams)
 TAIL_INDEX = 2.0  # NAB: a record error scores more the further it tops the last record (a power-law tail)
-DETECTORS = ("rnnkit_alerts", "rnnkit", "rnnkit_steps_alerts", "rnnkit_steps", "rnnkit_prediction",
-             "sliding_gaussian", "rolling_zscore", "level_novelty", "isolation_forest", "matrix_profile")
+NETWORKS = 5  # NAB: an ensemble of five networks (seeds 0-4): a step's error is the root mean square of theirs
+DETECTORS = ("rnnkit_alerts", "rnnkit", "rnnkit_one_alerts", "rnnkit_steps_alerts", "rnnkit_steps",
+             "rnnkit_prediction", "sliding_gaussian", "rolling_zscore", "level_novelty", "isolation_forest",
+             "matrix_profile")
 PUBLISHED = ("ARTime", "numenta", "contextOSE", "earthgeckoSkyline", "knncad", "relativeEntropy",
              "randomCutForest", "windowedGaussian", "random")
 
@@ -82,8 +87,10 @@ def _score_stream(args) -> tuple[str, dict[str, np.ndarray], dict[str, float]]:
         return detector.score_samples(values, online=True, start=probation)
 
     runs = {
-        "rnnkit_alerts": lambda: online({**ALERTS, "block_steps": block, "tail_index": TAIL_INDEX}),
-        "rnnkit": lambda: online({"block_steps": block, "tail_index": TAIL_INDEX}),
+        "rnnkit_alerts": lambda: online({**ALERTS, "block_steps": block, "tail_index": TAIL_INDEX,
+                                         "networks": NETWORKS}),
+        "rnnkit": lambda: online({"block_steps": block, "tail_index": TAIL_INDEX, "networks": NETWORKS}),
+        "rnnkit_one_alerts": lambda: online({**ALERTS, "block_steps": block, "tail_index": TAIL_INDEX}),
         "rnnkit_steps_alerts": lambda: online(ALERTS),
         "rnnkit_steps": lambda: online({}),
         "rnnkit_prediction": lambda: online({"method": "prediction"}),
@@ -114,14 +121,17 @@ def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: 
              block) for n in names]
     scores: dict[str, dict[str, np.ndarray]] = {d: {} for d in detectors}
     seconds = dict.fromkeys(detectors, 0.0)
-    with Pool(workers) as pool:
+    failed = None
+    with Pool(workers) as pool:  # leaving the block terminates the workers
         for done, (name, out, took) in enumerate(pool.imap_unordered(score_stream, jobs), 1):
-            if isinstance(out, str):
-                pool.terminate()
-                sys.exit(f"anomaly.py: {name}: {out}")
+            if isinstance(out, str):  # exiting inside the block left the pool's threads waiting for ever
+                failed = f"anomaly.py: {name}: {out}"
+                break
             for d in detectors:
                 scores[d][name], seconds[d] = out[d], seconds[d] + took[d]
             print(f"[{done}/{len(jobs)}] {name}", file=sys.stderr, flush=True)
+    if failed:
+        sys.exit(failed)
     if "rnnkit_alerts" in detectors:
         with gzip.open(scores_out, "wt") as f:  # rnnkit's scores, for `python bench/nab.py --scores`
             f.write("file,timestamp,anomaly_score\n")
@@ -136,14 +146,16 @@ def nab_benchmark(workers: int, files: int | None, scores_out: Path, detectors: 
         results[d]["seconds"] = round(seconds[d], 1)
     board = json.loads((DEFAULT_NAB / "results" / "final_results.json").read_text())
     results["published"] = {k: {p: round(board[k][p], 2) for p in PROFILES} for k in PUBLISHED if k in board}
-    results["files"], results["block_steps"] = len(names), block
+    results["files"], results["block_steps"], results["networks"] = len(names), block, NETWORKS
     return results
 
 
 def nab_table(results: dict) -> str:
     block = f"--block-steps {results.get('block_steps', BLOCK_STEPS)} --tail-index {TAIL_INDEX:g}"
-    names = {"rnnkit_alerts": f"rnnkit, reconstruction, {block} --quiet-steps 1000 (this run)",
-             "rnnkit": f"rnnkit, reconstruction, {block} (this run)",
+    networks = f"--networks {results.get('networks', NETWORKS)}"
+    names = {"rnnkit_alerts": f"rnnkit, reconstruction, {networks} {block} --quiet-steps 1000 (this run)",
+             "rnnkit": f"rnnkit, reconstruction, {networks} {block} (this run)",
+             "rnnkit_one_alerts": f"rnnkit, reconstruction, one network, {block} --quiet-steps 1000 (this run)",
              "rnnkit_steps_alerts": "rnnkit, reconstruction, step by step, --quiet-steps 1000 (this run)",
              "rnnkit_steps": "rnnkit, reconstruction, step by step (this run)",
              "rnnkit_prediction": "rnnkit, prediction (this run)"}
@@ -250,6 +262,12 @@ def speed() -> dict:
         start = time.perf_counter()
         detector.score_samples(values)
         out[method] = round(time.perf_counter() - start, 1)
+    # NAB's setting: five networks reading hourly means (an ensemble costs its size; the blocks save 12 times)
+    detector = RNNAnomalyDetector(validation_fraction=0.0, early_stopping=False, min_steps=50, block_steps=BLOCK_STEPS,
+                                  tail_index=TAIL_INDEX, networks=NETWORKS, **ALERTS).fit(values[:5000])
+    start = time.perf_counter()
+    detector.score_samples(values)
+    out["nab_setting"] = round(time.perf_counter() - start, 1)
     return out
 
 
@@ -305,7 +323,8 @@ def main() -> None:
     labelled["speed"] = speed()
     speed_line = (f"Scoring {labelled['speed']['points']:,} points (offline, 2 threads): "
                   f"{labelled['speed']['reconstruction']} s by reconstruction, {labelled['speed']['prediction']} s by "
-                  "prediction.")
+                  f"prediction, {labelled['speed']['nab_setting']} s with NAB's setting (--networks {NETWORKS} "
+                  f"--block-steps {BLOCK_STEPS} --tail-index {TAIL_INDEX:g} --quiet-steps 1000).")
     publish("anomaly", labelled, labelled_table(labelled) + "\n\n" + speed_line, DOC, write)
 
 

@@ -343,6 +343,39 @@ def test_blocks_shrink_for_short_series_and_need_reconstruction():
         RNNAnomalyDetector(block_steps=0).fit(np.arange(50.0))
 
 
+def test_an_ensemble_averages_networks_trained_as_detectors_of_their_own_seeds(tmp_path):
+    import torch
+    from rnnkit.anomaly.reconstruction import NetworkEnsemble, members
+    values, settings = injected("spike"), dict(block_steps=5, hidden_size=8, min_steps=60, epochs=1, update_every=50,
+                                               validation_fraction=0.0, early_stopping=False, update_steps=3)
+    alone = [RNNAnomalyDetector(**settings, random_state=seed).fit(values[:1000]) for seed in (3, 4)]
+    ensemble = RNNAnomalyDetector(**settings, networks=2, random_state=3).fit(values[:1000])
+    assert isinstance(ensemble.model_, NetworkEnsemble)
+    for network, single in zip(members(ensemble.model_), alone):  # network k: the detector of seed 3 + k
+        weights = zip(network.state_dict().values(), single.model_.state_dict().values())
+        assert all(torch.equal(a, b) for a, b in weights)
+    # online too, each network learns as its own detector would: the root mean square of their errors
+    for online in (False, True):
+        errors = [d.raw_errors(values, online=online, start=1000)[0] for d in alone]
+        both = ensemble.raw_errors(values, online=online, start=1000)[0]
+        scored = np.isfinite(both)
+        root_mean_square = np.sqrt((errors[0] ** 2 + errors[1] ** 2) / 2)
+        assert scored.sum() > 250 and np.allclose(both[scored], root_mean_square[scored])
+    assert ensemble.score_samples(values)[ONSET:ONSET + 5].max() > ensemble.threshold_
+    ensemble.save(tmp_path / "d")
+    loaded = RNNAnomalyDetector.load(tmp_path / "d")
+    assert isinstance(loaded.model_, NetworkEnsemble) and loaded.networks == 2
+    assert np.allclose(loaded.score_samples(values, online=True, start=1000),
+                       ensemble.score_samples(values, online=True, start=1000))
+    mean, _, _ = loaded.expected(values)[0]  # the networks' mean rebuilt block
+    rebuilt = [d.expected(values)[0][0] for d in alone]
+    assert np.allclose(mean[200:], (rebuilt[0][200:] + rebuilt[1][200:]) / 2, atol=1e-6)
+    with pytest.raises(Exception, match="--networks above 1 needs --method reconstruction"):
+        RNNAnomalyDetector(networks=2, method="prediction").fit(np.arange(50.0))
+    with pytest.raises(Exception, match="would pass the largest seed"):
+        RNNAnomalyDetector(networks=3, random_state=2**63 - 2).fit(np.arange(50.0))
+
+
 # ---------------------------------------------------------------------------- command line
 @pytest.fixture
 def stream_files(tmp_path):
@@ -418,6 +451,10 @@ def test_cli_bad_inputs(cli, stream_files, tmp_path):
         message="--tail-index must be in 0..100")
     bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--weight-drop", "-0.1",
         message="--weight-drop must be in [0, 1)")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--networks", "0",
+        message="--networks must be in 1..")
+    bad("anomaly", "train", normal, *base, "--out", tmp_path / "x", "--networks", "2", "--method", "prediction",
+        message="--networks above 1 needs --method reconstruction")
     assert not (tmp_path / "x").exists()  # nothing written for a refused command
     short = tmp_path / "short.csv"
     short.write_text("t,load\n0,1\n1,2\n2,3\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import CHOICES, _in_range
+from ..config import CHOICES, MAX_SEED, _in_range
 from ..errors import UsageError
 from ..timeseries.configs import ForecasterConfig
 
@@ -27,6 +27,8 @@ class AnomalyConfig(ForecasterConfig):
     block_steps: int = 1  # reconstruction: the network reads the means of blocks of this many steps, and
     # --context-length counts blocks (fewer steps per block where a training series would hold fewer than
     # --context-length + 2 blocks); a block's score goes on its last step, the other steps score 0 (1: steps)
+    networks: int = 1  # reconstruction: train this many networks, from seeds --seed, --seed + 1, ...; a step's error
+    # is the root mean square of theirs, so scores depend less on the seed (each network costs as much as one)
     # --- training
     min_steps: int = 300  # train for at least this many batches
     validation_fraction: float = 0.1  # share held out at the end of every series: the threshold comes from its
@@ -75,5 +77,12 @@ class AnomalyConfig(ForecasterConfig):
         _in_range(self, "block_steps", 1, 100_000)
         if self.block_steps > 1 and self.method != "reconstruction":
             raise UsageError("--block-steps above 1 needs --method reconstruction (a forecaster reads steps)")
+        _in_range(self, "networks", 1, 64)
+        if self.networks > 1 and self.method != "reconstruction":
+            raise UsageError("--networks above 1 needs --method reconstruction (rnnkit builds no ensemble of "
+                             "forecasters)")
+        if self.random_state + self.networks - 1 > MAX_SEED:
+            raise UsageError(f"--networks {self.networks} from --seed {self.random_state} would pass the largest seed, "
+                             f"{MAX_SEED}; choose a smaller --seed")
         _in_range(self, "update_every", 1, 10_000_000)
         _in_range(self, "update_steps", 0, 1_000_000)

@@ -10,7 +10,8 @@ by one of two methods (`method`):
 Every step's error becomes a score against the errors before it (scoring.py), and a threshold
 chosen on a held-out validation window turns scores into flags. With `block_steps` k > 1 the
 reconstruction network reads the means of blocks of k steps (blocks.py): a block's score sits at
-its last step.
+its last step. With `networks` K > 1 it is K networks (reconstruction.NetworkEnsemble), each
+trained as the detector of its own seed would be, and an error is the root mean square of theirs.
 
     detector = RNNAnomalyDetector().fit(normal_series)
     scores = detector.score_samples(new_series)            # (T,), higher = more anomalous
@@ -26,6 +27,7 @@ the fitted detector is unchanged).
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -39,8 +41,8 @@ from ..timeseries.windows import MIN_CONTEXT, Windows
 from .blocks import block_ends, block_length, block_means, blocked, to_steps
 from .configs import AnomalyConfig
 from .explain import expected_values, explain_step
-from .reconstruction import (SCORE_BATCH, ReconstructionNetwork, ReconstructionTask, ScaledWindows, fit_rebuild,
-                             robust_scaling)
+from .reconstruction import (SCORE_BATCH, NetworkEnsemble, ReconstructionNetwork, ReconstructionTask, ScaledWindows,
+                             fit_rebuild, members, robust_scaling)
 from .scoring import RANGE_BREAK, empirical_surprise, quieten, range_breaks, surprise, trailing_mean, value_range
 
 REFERENCE = 4096
@@ -97,7 +99,6 @@ class RNNAnomalyDetector(RNNForecaster):
         return self
 
     def _fit_reconstruction(self, training, config) -> None:
-        torch.manual_seed(config.random_state)
         series, _ = as_series(training)
         self.num_values_, self.season_ = series[0].shape[1], 1
         self.context_length_ = config.context_for(1)
@@ -109,16 +110,23 @@ class RNNAnomalyDetector(RNNForecaster):
         n_val = int(len(pairs) * config.validation_fraction) if config.validation_fraction else 0
         val, train = (pairs[order[:n_val]], pairs[order[n_val:]]) if n_val >= 2 else (pairs, pairs)
         device = resolve_device(config.device)
-        self.model_ = self._build_model().to(device)
-        if self.model_.decoder is None:  # an echo state autoencoder: its readout in closed form
-            fit = fit_rebuild(self.model_, windows, pairs, device)
-            self.history_, self.n_steps_, self.best_epoch_ = [{"epoch": 1.0, "step": 0, **fit}], 0, None
-        else:
-            task = ReconstructionTask(windows, train, val, config.batch_size, config.random_state, device)
-            per_epoch = max(task.steps_per_epoch(), 1)
-            steps = max(config.min_steps, round(config.epochs * per_epoch))
-            self._train(task, config, device, time=config.max_time, epochs=None, max_steps=steps,
-                        eval_every=max(per_epoch, steps // 20))
+        trained = []
+        for k in range(config.networks):  # network k is trained exactly as a detector of seed random_state + k
+            own = replace(config, random_state=config.random_state + k)
+            torch.manual_seed(own.random_state)
+            self.model_ = self._build_network().to(device)
+            if self.model_.decoder is None:  # an echo state autoencoder: its readout in closed form
+                fit = fit_rebuild(self.model_, windows, pairs, device)
+                self.history_, self.n_steps_, self.best_epoch_ = [{"epoch": 1.0, "step": 0, **fit}], 0, None
+            else:
+                task = ReconstructionTask(windows, train, val, own.batch_size, own.random_state, device)
+                per_epoch = max(task.steps_per_epoch(), 1)
+                steps = max(own.min_steps, round(own.epochs * per_epoch))
+                self._train(task, own, device, time=own.max_time, epochs=None, max_steps=steps,
+                            eval_every=max(per_epoch, steps // 20))
+            trained.append(self.model_)
+        # history_ and n_steps_ are the last network's
+        self.model_ = trained[0] if len(trained) == 1 else NetworkEnsemble(trained)
         errors = np.concatenate([self._rebuild_errors(self.model_, windows, windows.pairs(i))
                                  for i in range(len(series))])
         self.band_ = float(np.quantile(errors, 0.99))  # in spreads: the expected range of a rebuilt step
@@ -126,26 +134,36 @@ class RNNAnomalyDetector(RNNForecaster):
         # first step of any series scored (with the earlier errors of that series)
         self.reference_ = np.quantile(errors, np.linspace(0, 1, min(REFERENCE, len(errors))))
 
+    def _build_network(self) -> ReconstructionNetwork:
+        return ReconstructionNetwork(self.num_values_, self.cell, self.hidden_size, self.num_layers,
+                                     self.embedding_size, self.dropout, self.context_length_,
+                                     weight_drop=self.weight_drop)
+
     def _build_model(self) -> torch.nn.Module:
         if self.method == "reconstruction":
-            return ReconstructionNetwork(self.num_values_, self.cell, self.hidden_size, self.num_layers,
-                                         self.embedding_size, self.dropout, self.context_length_,
-                                         weight_drop=self.weight_drop)
+            if self.networks > 1:
+                return NetworkEnsemble([self._build_network() for _ in range(self.networks)])
+            return self._build_network()
         return super()._build_model()
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()
     def _rebuild_errors(self, model, windows: ScaledWindows, pairs: np.ndarray, rebuilt: bool = False):
-        """(n,) root mean square over value columns of |rebuilt - real| at each window's last step, in
-        spreads; with rebuilt=True also the (n, D) rebuilt values (scaled)."""
+        """(n,) root mean square over value columns (and an ensemble's networks) of |rebuilt - real|
+        at each window's last step, in spreads; with rebuilt=True also the (n, D) rebuilt values
+        (scaled; an ensemble's mean). The root mean square keeps an ensemble's error in the units
+        of its networks' training loss (mean squared error)."""
         device = next(model.parameters()).device
-        errors, values = np.empty(len(pairs)), np.empty((len(pairs), windows.flat.shape[1]))
+        squares, values = np.zeros(len(pairs)), np.zeros((len(pairs), windows.flat.shape[1]))
+        networks = members(model)
         for start in range(0, len(pairs), SCORE_BATCH):
             batch = windows.batch(pairs[start:start + SCORE_BATCH], device)
-            last = model(batch)[:, -1]
-            errors[start:start + len(batch)] = (last - batch[:, -1]).pow(2).mean(dim=1).sqrt().double().cpu().numpy()
-            values[start:start + len(batch)] = last.double().cpu().numpy()
-        return (errors, values) if rebuilt else errors
+            for network in networks:
+                last = network(batch)[:, -1]  # (B, D)
+                squares[start:start + len(batch)] += (last - batch[:, -1]).pow(2).mean(dim=1).double().cpu().numpy()
+                values[start:start + len(batch)] += last.double().cpu().numpy()
+        errors = np.sqrt(squares / len(networks))
+        return (errors, values / len(networks)) if rebuilt else errors
 
     def _scaling(self, y, count: int) -> tuple[np.ndarray, np.ndarray]:
         """The training scaling of each of `count` series: by id for a Panel of the training ids, by
@@ -213,20 +231,24 @@ class RNNAnomalyDetector(RNNForecaster):
 
     def _run(self, length: int, online: bool, start: int, first: int, record, learn) -> None:
         """Call record(steps, model) for every step from `first` on, in order; online, from `start`
-        on, blocks of `update_every` steps, each followed by learn(model, optimizer, seen, generator)."""
+        on, blocks of `update_every` steps, each followed by learn(network, optimizer, seen, generator)
+        for every network of the model (an ensemble's members each with their own optimizer and
+        random draws, as if each were a detector on its own)."""
         if not online:
             record(np.arange(first, length), self.model_)
             return
         model = copy.deepcopy(self.model_)
-        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
-        generator = torch.Generator().manual_seed(self.random_state)
+        networks = members(model)
+        optimizers = [torch.optim.Adam(network.parameters(), lr=self.lr) for network in networks]
+        generators = [torch.Generator().manual_seed(self.random_state + k) for k in range(len(networks))]
         begin = max(start, first)
         record(np.arange(first, begin), model)
         for block in range(begin, length, self.update_every):
             steps = np.arange(block, min(block + self.update_every, length))
             record(steps, model)  # scored before learning from these steps
             if self.update_steps:
-                learn(model, optimizer, steps[-1] + 1, generator)
+                for network, optimizer, generator in zip(networks, optimizers, generators):
+                    learn(network, optimizer, steps[-1] + 1, generator)
 
     def tail_in_use(self) -> str:
         """How errors become scores: `tail`, or by default empirical for reconstruction, gaussian for

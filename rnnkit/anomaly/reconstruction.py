@@ -66,6 +66,26 @@ class ReconstructionNetwork(nn.Module):
         return self.head(decoded).flip(1)  # decoded last step first
 
 
+class NetworkEnsemble(nn.Module):
+    """Several reconstruction networks, each trained on its own from its own seed. Its output is
+    their mean reconstruction (what `explain` and the expected range read); a step's error is the
+    root mean square of the members' own errors (`members`), so a step one network happens to
+    rebuild badly counts for less, and so does the seed that drew the networks."""
+
+    def __init__(self, members: list[ReconstructionNetwork]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D): the members' mean reconstruction."""
+        return torch.stack([member(windows) for member in self.members]).mean(dim=0)
+
+
+def members(model: nn.Module) -> list[nn.Module]:
+    """The networks whose errors are averaged: an ensemble's members, or the one network."""
+    return list(model.members) if isinstance(model, NetworkEnsemble) else [model]
+
+
 def robust_scaling(series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per series (S, D) medians and spreads of (T, D) arrays."""
     location, spread = [], []
