@@ -113,6 +113,8 @@ class RNNAnomalyDetector(RNNForecaster):
         trained = []
         for k in range(config.networks):  # network k is trained exactly as a detector of seed random_state + k
             own = replace(config, random_state=config.random_state + k)
+            if config.networks > 1:
+                self._log(f"network {k + 1} of {config.networks} (seed {own.random_state})")
             torch.manual_seed(own.random_state)
             self.model_ = self._build_network().to(device)
             if self.model_.decoder is None:  # an echo state autoencoder: its readout in closed form
