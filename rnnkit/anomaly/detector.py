@@ -21,12 +21,11 @@ trained as the detector of its own seed would be, and an error is the root mean 
 Online (`online=True`) every score uses only the steps before it, as a streaming detector must
 (the Numenta Anomaly Benchmark's rule), and the network keeps learning: after each
 `update_every` steps it takes `update_steps` gradient steps on everything seen so far (on a copy;
-the fitted detector is unchanged).
+the fitted detector is unchanged; online.py).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 
 import numpy as np
@@ -41,6 +40,7 @@ from ..timeseries.windows import MIN_CONTEXT, Windows
 from .blocks import block_ends, block_length, block_means, blocked, to_steps
 from .configs import AnomalyConfig
 from .explain import expected_values, explain_step
+from .online import score_online
 from .reconstruction import (SCORE_BATCH, NetworkEnsemble, ReconstructionNetwork, ReconstructionTask, ScaledWindows,
                              fit_rebuild, members, robust_scaling)
 from .scoring import RANGE_BREAK, empirical_surprise, quieten, range_breaks, surprise, trailing_mean, value_range
@@ -215,42 +215,13 @@ class RNNAnomalyDetector(RNNForecaster):
         set them (explain.explain_step)."""
         return explain_step(self, y, t, level)
 
-    def _keep_learning(self, model, optimizer, positions: np.ndarray, loss_of, generator: torch.Generator) -> None:
-        """`update_steps` batches drawn from `positions` (cuts or window ends that only read the past)."""
-        if len(positions) == 0:
-            return
-        model.train()
-        for _ in range(self.update_steps):
-            chosen = positions[torch.randint(len(positions), (min(self.batch_size, len(positions)),),
-                                             generator=generator).numpy()]
-            loss = loss_of(model, chosen)
-            optimizer.zero_grad()
-            loss.backward()
-            if self.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), self.clip)
-            optimizer.step()
-        model.eval()
-
-    def _run(self, length: int, online: bool, start: int, first: int, record, learn) -> None:
-        """Call record(steps, model) for every step from `first` on, in order; online, from `start`
-        on, blocks of `update_every` steps, each followed by learn(network, optimizer, seen, generator)
-        for every network of the model (an ensemble's members each with their own optimizer and
-        random draws, as if each were a detector on its own)."""
-        if not online:
+    def _run(self, length: int, online: bool, start: int, first: int, record, positions_of, loss_of) -> None:
+        """Call record(steps, model) for every step from `first` on, in order: offline with the fitted
+        model, online as online.score_online does (learning from positions_of(seen) by loss_of)."""
+        if online:
+            score_online(self.model_, length, start, first, record, positions_of, loss_of, self.config())
+        else:
             record(np.arange(first, length), self.model_)
-            return
-        model = copy.deepcopy(self.model_)
-        networks = members(model)
-        optimizers = [torch.optim.Adam(network.parameters(), lr=self.lr) for network in networks]
-        generators = [torch.Generator().manual_seed(self.random_state + k) for k in range(len(networks))]
-        begin = max(start, first)
-        record(np.arange(first, begin), model)
-        for block in range(begin, length, self.update_every):
-            steps = np.arange(block, min(block + self.update_every, length))
-            record(steps, model)  # scored before learning from these steps
-            if self.update_steps:
-                for network, optimizer, generator in zip(networks, optimizers, generators):
-                    learn(network, optimizer, steps[-1] + 1, generator)
 
     def tail_in_use(self) -> str:
         """How errors become scores: `tail`, or by default empirical for reconstruction, gaussian for
@@ -314,10 +285,10 @@ class RNNAnomalyDetector(RNNForecaster):
                 context, lengths, _, _, target = windows.batch(pairs, next(model.parameters()).device)
                 return -model.distribution(model(context, lengths)).log_prob(target).mean()
 
-            def learn(model, optimizer, seen: int, generator) -> None:  # forecasts whose targets are all seen
-                self._keep_learning(model, optimizer, np.arange(MIN_CONTEXT, seen - H + 1), nll, generator)
+            def forecasts_seen(seen: int) -> np.ndarray:  # forecasts whose targets are all seen
+                return np.arange(MIN_CONTEXT, seen - H + 1)
 
-            self._run(len(s), online, start, MIN_CONTEXT, record, learn)
+            self._run(len(s), online, start, MIN_CONTEXT, record, forecasts_seen, nll)
             with np.errstate(invalid="ignore"):
                 reached = np.isfinite(misses).sum(axis=1)
                 errors = np.sqrt(np.nansum(misses ** 2, axis=1) / np.maximum(reached, 1))
@@ -340,10 +311,10 @@ class RNNAnomalyDetector(RNNForecaster):
                 batch = windows.batch(np.stack([np.full(len(ends), i), ends], 1), next(model.parameters()).device)
                 return (model(batch) - batch).pow(2).mean()
 
-            def learn(model, optimizer, seen: int, generator) -> None:  # windows that end before step `seen`
-                self._keep_learning(model, optimizer, np.arange(L - 1, seen), squared_error, generator)
+            def windows_seen(seen: int) -> np.ndarray:  # windows that end before step `seen`
+                return np.arange(L - 1, seen)
 
-            self._run(len(s), online, start, L - 1, record, learn)
+            self._run(len(s), online, start, L - 1, record, windows_seen, squared_error)
             out.append(errors)
         return out
 
