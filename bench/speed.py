@@ -389,7 +389,7 @@ def main() -> None:
             else:
                 speed[f"{name}_machine"] = machine
         print(f"-- {name}: {time.perf_counter() - started:.0f} s", flush=True)
-        RESULTS.write_text(json.dumps(results, indent=1))  # keep what is done if a later section fails
+        RESULTS.write_text(json.dumps(results, indent=1) + "\n")  # keep what is done if a later section fails
 
 
 if __name__ == "__main__":
