@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,9 +27,7 @@ def phonetisaurus(train: list[str], test: list[str], entries: dict[str, str], nb
         print("g2p.py: the phonetisaurus wheel is not installed (pip install --no-deps phonetisaurus==0.3.0); "
               "its row is left out", file=sys.stderr)
         return None
-    import tempfile
-
-    import phonetisaurus as P
+    import phonetisaurus as P  # only once it is known to be installed
     with tempfile.TemporaryDirectory() as scratch:
         model, corpus = Path(scratch) / "model.fst", Path(scratch) / "model.corpus"
         started = time.perf_counter()
