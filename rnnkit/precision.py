@@ -64,3 +64,31 @@ def _without_onednn():
         yield
     finally:
         torch.backends.mkldnn.enabled = before
+
+
+# ---------------------------------------------------------------------------- denormal numbers
+def flushing_denormals() -> bool:
+    """True when this thread's float arithmetic treats denormal numbers as zero (a denormal times
+    one comes out zero only then)."""
+    return torch.tensor(1e-39, dtype=torch.float32).mul(1.0).item() == 0.0
+
+
+@contextlib.contextmanager
+def flush_denormals():
+    """Treat float32 numbers below 1.2e-38 (denormals) as zero on this thread inside the block, the
+    previous mode restored after; usable as a decorator. A gradient that fades through hundreds of
+    steps of backpropagation through time, or a cell state that decays over a long blank stretch,
+    passes through the denormal range, where x86 CPUs compute many times slower: an LSTM of 100 units
+    over 784 steps from PyTorch's initialisation took 8x longer per training step without this
+    (docs/performance.md, bench/denormals.py). Values that small change no result rnnkit reports.
+    The mode belongs to a thread, and a thread takes it from the thread that starts it: PyTorch's
+    worker threads flush only if their pool starts inside the block (`rnnkit` on the command line
+    enters it before any tensor work; a Python program that ran parallel work before training keeps
+    its workers' default there), and keep flushing after it."""
+    before = flushing_denormals()
+    torch.set_flush_denormal(True)  # False, and no change, on a CPU without the mode
+    try:
+        yield
+    finally:
+        if not before:
+            torch.set_flush_denormal(False)

@@ -19,6 +19,7 @@ import torch
 from .config import MAX_SEED
 from .errors import UsageError
 from .models.language_model import LanguageModel
+from .precision import flush_denormals
 
 
 MAX_TOKENS = 50_000_000  # length x num_samples: 400 MB of token ids, far beyond any real use
@@ -130,6 +131,7 @@ def until_end(tokens: list[int], end: int | None) -> list[int]:
 
 
 @torch.no_grad()
+@flush_denormals()  # a state decaying over a long sample passes through the slow denormals
 def generate_tokens(model: LanguageModel, prime: list[int], start: int, config: SamplingConfig,
                     on_tokens: Callable[[torch.Tensor], None] | None = None,
                     device: torch.device | str = "cpu", stop: int | None = None,

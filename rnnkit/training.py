@@ -222,6 +222,7 @@ class Trainer:
         self.metrics_log.keep_until(self.progress.step)
 
     # ------------------------------------------------------------------ the loop
+    @precision.flush_denormals()  # gradients fading over long sequences pass through the slow denormals
     def fit(self) -> Progress:
         c, p = self.config, self.progress
         total = self.total_steps()

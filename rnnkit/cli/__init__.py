@@ -20,6 +20,7 @@ from typing import Sequence
 from .. import logs
 from ..errors import UsageError
 from ..memory import keep_freed_memory
+from ..precision import flush_denormals
 from ..version import __version__
 from . import anomaly, caption, embed, export, forecast, inspection, lm, music, tasks
 
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep_freed_memory()  # large per-step tensors reused, not faulted in afresh (rnnkit/memory.py)
     name = args.command if getattr(args, "action", None) is None else f"{args.command} {args.action}"
     try:
-        with logs.command_console(quiet=bool(getattr(args, "quiet", False))):  # rnnkit's log lines on stderr
+        with (logs.command_console(quiet=bool(getattr(args, "quiet", False))),  # rnnkit's log lines on stderr
+              flush_denormals()):  # threads started by the command (the web app's) inherit the mode
             return commands[args.command](args)
     except UsageError as e:
         print(f"rnnkit {name}: error: {e}", file=sys.stderr)

@@ -24,6 +24,7 @@ from ..api import resolve_device
 from ..config import TrainConfig, from_dict
 from ..data.sequences import pad
 from ..errors import UsageError
+from ..precision import flush_denormals
 from ..schema import ESTIMATOR, validate
 from ..training import Trainer
 
@@ -201,7 +202,9 @@ class RNNEstimator(BaseEstimator):
         device = next(self.model_.parameters()).device
         for start in range(0, len(sequences), PREDICT_BATCH):
             tokens, lengths = pad(sequences[start:start + PREDICT_BATCH], device)
-            yield forward(tokens, lengths).cpu()
+            with flush_denormals():  # a state decaying over a long sequence passes through the slow denormals
+                outputs = forward(tokens, lengths).cpu()
+            yield outputs
 
     def _vectors(self, sequences: list, pooling: str) -> np.ndarray:
         """One pooled vector of the recurrent stack's top-layer outputs per sequence (N, H * directions)."""
