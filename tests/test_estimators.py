@@ -320,6 +320,20 @@ def test_early_stopping_keeps_the_best_epoch():
         RNNClassifier(early_stopping=True, validation_fraction=0).fit(X, y)
 
 
+def test_the_learning_rate_schedule_is_the_users_choice(monkeypatch):
+    from rnnkit import training
+    rates = {}
+    real = training.learning_rate
+    monkeypatch.setattr(training, "learning_rate", lambda c, done: rates.setdefault(c.schedule, []).append(
+        real(c, done)) or rates[c.schedule][-1])
+    X, y = majority_task(200, 12)
+    for schedule in ("constant", "cosine"):
+        RNNClassifier(**{**SMALL, "epochs": 2}, schedule=schedule).fit(X, y)
+    assert set(rates["constant"]) == {SMALL["lr"]} and len(set(rates["cosine"])) > 10
+    with pytest.raises(ValueError, match="--schedule must be one of cosine, constant, step"):
+        RNNClassifier(schedule="linear").fit(X, y)
+
+
 def _keyword_task(n: int, seed: int):
     rng = np.random.default_rng(seed)
     words = {"a": ["fine", "great", "warm"], "b": ["dull", "slow", "bad"]}

@@ -57,6 +57,10 @@ SMOKE_CLAIMS = {
     # averages instead of population statistics made 0.19)
     "sequential-images": lambda r: all(run["test_accuracy"] > 0.5 for run in r["runs"]["rows"].values())
     and all(r["runs"]["pixels"][cell]["test_accuracy"] > 0.3 for cell in ("lstm", "bnlstm")),
+    # with the BN-LSTM authors' optimizer and constant rate both cells learn the digits pixel by pixel
+    "bnlstm-recipe": lambda r: set(r["runs"]["pixels"]) == {"lstm", "bnlstm"}
+    and (r["settings"]["optimizer"], r["settings"]["schedule"]) == ("rmsprop", "constant")
+    and all(run["test_accuracy"] > 0.3 for run in r["runs"]["pixels"].values()),
 }
 
 

@@ -164,7 +164,7 @@ class RNNEstimator(BaseEstimator):
         """Train model_ on `task` with the one Trainer (no checkpoints); keep the best epoch's weights
         under early stopping; set best_epoch_ and history_. `train_config`: more TrainConfig fields."""
         settings = dict(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, optimizer=config.optimizer,
-                        clip=config.clip, seed=config.random_state, device=str(device.type),
+                        schedule=config.schedule, clip=config.clip, seed=config.random_state, device=str(device.type),
                         eval_every=max(1, task.steps_per_epoch()),
                         patience=config.patience if config.early_stopping else None)
         train_config = TrainConfig(**{**settings, **train_config})

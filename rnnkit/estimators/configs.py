@@ -28,6 +28,7 @@ class NetworkConfig:
     batch_size: int = 32  # rows per batch
     lr: float = 3e-3  # learning rate
     optimizer: str = "adam"  # the optimizer
+    schedule: str = "cosine"  # learning rate over the run: cosine (with warmup), constant, step
     clip: float = 1.0  # gradient-norm clipping threshold; 0 disables clipping
     validation_fraction: float = 0.1  # share of the rows held out to validate after every epoch; 0 (or too few
     # rows to hold two out): every row trains, and validation reads the training rows

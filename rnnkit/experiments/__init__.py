@@ -27,6 +27,8 @@ EXPERIMENTS: dict[str, tuple[Callable, str]] = {
     "esn": (reservoir.run, "echo state network vs LSTM (BPTT) on Mackey-Glass: 84 steps running free"),
     "cells": (cells.run, "LSTM vs gated-feedback LSTM vs minGRU vs minLSTM vs ESN on Shakespeare, equal time"),
     "sequential-images": (images.run, "images read row by row and pixel by pixel: LSTM vs BN-LSTM vs IRNN vs IndRNN"),
+    "bnlstm-recipe": (images.run_recipe, "pixel by pixel with the BN-LSTM paper's recipe (RMSProp, 100 units): "
+                      "LSTM vs BN-LSTM"),
 }
 
 
