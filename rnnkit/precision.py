@@ -79,7 +79,7 @@ def flush_denormals():
     previous mode restored after; usable as a decorator. A gradient that fades through hundreds of
     steps of backpropagation through time, or a cell state that decays over a long blank stretch,
     passes through the denormal range, where x86 CPUs compute many times slower: an LSTM of 100 units
-    over 784 steps from PyTorch's initialisation took 8x longer per training step without this
+    over 784 steps took 10x longer per training step on one thread without this
     (docs/performance.md, bench/denormals.py). Values that small change no result rnnkit reports.
     The mode belongs to a thread, and a thread takes it from the thread that starts it: PyTorch's
     worker threads flush only if their pool starts inside the block (`rnnkit` on the command line
