@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import TrainConfig
+
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 CELLS = ("lstm", "bnlstm", "irnn", "indrnn")
 # Learning rates (Adam, gradient norm clipped at 1): 2e-3 for the gated cells and IndRNN, 1e-3 for the
@@ -133,7 +135,8 @@ def run_recipe(size: str, out: Path, work: Path, log) -> dict:
     test, y_test = x_test[:s["test"]].reshape(-1, side * side, 1), y_test[:s["test"]]
     log(f"bnlstm-recipe: {name}, pixels ({side * side} steps of 1), {len(train)} training images, "
         f"RMSProp {RECIPE['lr']:g}, {s['hidden']} units")
-    results = {"data": name, "settings": {**s, **RECIPE, "momentum": 0.9, "side": side},
+    momentum = TrainConfig().momentum  # RMSProp's momentum: the trainer's default, which the recipe relies on
+    results = {"data": name, "settings": {**s, **RECIPE, "momentum": momentum, "side": side},
                "runs": {"pixels": {cell: _fit(cell, train, y_train[:len(train)], test, y_test, s, s["epochs"], log,
                                               {**RECIPE, "patience": s["epochs"]}) for cell in ("lstm", "bnlstm")}}}
     _plot(results, out / "bnlstm-recipe.png")
