@@ -235,6 +235,8 @@ def test_classify_cli_train_and_predict(cli, tmp_path):
     (["train", "{data}", "--text-col", "text", "--label-col", "label", "--out", "{taken}"], "not empty"),
     (["train", "missing.csv", "--text-col", "text", "--label-col", "label", "--out", "{new}"], "no such file"),
     (["predict", "{taken}", "{data}"], "not a model directory"),
+    (["train", "{data}", "--text-col", "text", "--label-col", "label", "--out", "{new}", "--schedule", "linear"],
+     "argument --schedule: invalid choice: 'linear'"),
 ])
 def test_classify_cli_bad_input(cli, tmp_path, args, message):
     (tmp_path / "data.csv").write_text("text,label\nabc,x\nabd,y\n")
