@@ -23,7 +23,9 @@ mean of each letter's label probabilities. --ensemble 0 leaves the seq2seq model
 rescoring, the taggers' guesses join the candidates, and the taggers score every candidate: the
 probability, under the mean of their label probabilities, of all the ways of spelling it with one
 label per letter. With --stress-epochs N, a network that only places stress (bench/g2p_stress.py)
-scores every candidate's stress digits as one more rescoring column.
+scores every candidate's stress digits as one more rescoring column. With --channel-epochs N, the
+noisy channel (bench/g2p_channel.py): a phoneme-to-grapheme model scores how well each candidate
+explains the spelling, and a pronunciation language model how likely it is at all, two more columns.
 
 Phonetisaurus and the taggers are in bench/g2p_systems.py.
 
@@ -43,7 +45,8 @@ the dev words when there are any).
 
     .venv/bin/python bench/g2p.py [--epochs 12] [--hidden-size 192] [--dropout 0] [--beam-size 5] [--ensemble 1]
                                   [--tagger-epochs 6] [--tagger-ensemble 1] [--tagger-weight-drop 0]
-                                  [--rescore 50] [--backward 1] [--stress-epochs 0] [--dev-words 3000]
+                                  [--rescore 50] [--backward 1] [--stress-epochs 0] [--channel-epochs 0]
+                                  [--dev-words 3000]
                                   [--rescore-weight 1]
                                   [--write-keys g2p g2p_rescored ...] [--cache runs/g2p-models]
 
@@ -68,6 +71,7 @@ from rnnkit.estimators import Seq2Seq, Seq2SeqEnsemble
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import g2p_cache  # noqa: E402
+from g2p_channel import channel_model, channel_rows, channel_scorer, prior_model, prior_rows, prior_scorer  # noqa: E402
 from g2p_rescore import candidates, choose, reverse, reversed_scorer  # noqa: E402
 from g2p_systems import aligned_taggers, phonetisaurus  # noqa: E402
 from g2p_stress import stress_scorer, stress_tagger, training_rows  # noqa: E402
@@ -131,6 +135,9 @@ def main() -> None:
                         "right-to-left pronunciations, which join the rescoring")
     parser.add_argument("--stress-epochs", type=float, default=0.0, help="also train the stress tagger "
                         "(bench/g2p_stress.py) for this many epochs and rescore with it (0: no such scorer)")
+    parser.add_argument("--channel-epochs", type=float, default=0.0, help="also train the noisy channel "
+                        "(bench/g2p_channel.py: a phoneme-to-grapheme model and a pronunciation language model) for "
+                        "this many epochs and rescore with both (0: no such scorers)")
     parser.add_argument("--dev-words", type=int, default=3000, help="hold this many training words out of every "
                         "system's training and choose the rescoring weights on them (0: fixed weights)")
     parser.add_argument("--rescore-weight", type=float, default=1.0, help="with no dev words, the weight of "
@@ -177,6 +184,14 @@ def main() -> None:
         model, stress_seconds = g2p_cache.fit(stress_tagger(args.stress_epochs), *training_rows(train, entries),
                                               args.cache, "stress")
         stress = stress_scorer(model)
+    channel, channel_seconds = [], 0.0  # the noisy channel's two scorers, rescoring only
+    if args.rescore > 0 and args.channel_epochs > 0:
+        for kind, make, rows_of, scorer in (("channel", channel_model, channel_rows, channel_scorer),
+                                            ("prior", prior_model, prior_rows, prior_scorer)):
+            model, took = g2p_cache.fit(make(args.channel_epochs, args.hidden_size, args.batch_size),
+                                        *rows_of(train, entries), args.cache, kind)
+            channel.append(scorer(model))
+            channel_seconds += took
     systems = []
     if members:
         systems.append(("rnnkit, one model", lambda width: members[0].set_params(beam_size=width), fit_seconds[0]))
@@ -220,16 +235,17 @@ def main() -> None:
             name, decoder, fit_own = next(system for system in systems if system[0] == own["system"])
             started = time.perf_counter()
             also = " and the taggers' guesses and scores" if tagger else ""
+            also += " and the noisy channel's scores" if channel else ""
             back = f" and {len(backward)} right-to-left model{'s' * (len(backward) > 1)}" if backward else ""
             for what, guessed, size, weights, dev_error in combine(
-                    decoder(own["beam_size"]), backward, tagger_reader, stress, [own] + tagger, test, dev, nbest,
-                    entries, args.rescore, args.rescore_weight):
+                    decoder(own["beam_size"]), backward, tagger_reader, stress, channel, [own] + tagger, test, dev,
+                    nbest, entries, args.rescore, args.rescore_weight):
                 rows.append({"key": "g2p_rescored" if not what else None,
                              "system": f"{name}{back} x Phonetisaurus, {size}-best{also} rescored{what}",
                              "decoding": f"{own['decoding']}, rescored", "beam_size": own["beam_size"],
                              **error_rates(test, guessed, entries, pronunciations), "list_size": size,
                              "weights": [round(float(w), 2) for w in weights], "dev_word_error_rate": dev_error,
-                             "fit_seconds": round(fit_own + fit_s + backward_seconds + stress_seconds
+                             "fit_seconds": round(fit_own + fit_s + backward_seconds + stress_seconds + channel_seconds
                                                   + sum(t["fit_seconds"] for t in tagger)),
                              "predict_seconds": round(own["predict_seconds"] + nbest_s + time.perf_counter()
                                                       - started, 1), "predicted": guessed})
@@ -241,7 +257,7 @@ def main() -> None:
                 "ensemble": len(members), "backward": len(backward),
                 "hidden_size": args.hidden_size, "dropout": args.dropout, "tagger_epochs": args.tagger_epochs,
                 "tagger_ensemble": args.tagger_ensemble, "tagger_weight_drop": args.tagger_weight_drop,
-                "stress_epochs": args.stress_epochs, "rescore": args.rescore}
+                "stress_epochs": args.stress_epochs, "channel_epochs": args.channel_epochs, "rescore": args.rescore}
     if not dev:  # with dev words the weights are chosen, and each rescored row stores its own
         settings["rescore_weight"] = args.rescore_weight
     for key in args.write_keys or KEYS:
@@ -278,15 +294,17 @@ def stored(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("predicted", "predicted_dev", "key")}
 
 
-def combine(decoder, backward: list, tagger, stress, systems: list[dict], test: list[str], dev: list[str],
-            nbest: dict[str, dict[str, float]], entries: dict[str, str], size: int, fixed_weight: float):
+def combine(decoder, backward: list, tagger, stress, channel: list, systems: list[dict], test: list[str],
+            dev: list[str], nbest: dict[str, dict[str, float]], entries: dict[str, str], size: int,
+            fixed_weight: float):
     """[(what, guesses for the test words, list size, weights, the dev words' word error or None)]:
     the rescored choice among Phonetisaurus's n best and the guesses of `systems` (rows whose
     "predicted" and "predicted_dev" hold test and dev guesses) and of the `backward` models, scored
-    by `decoder`, the backward models (together), the `tagger` and `stress` scorers (None: none) and
-    Phonetisaurus. With dev words the list size (up to `size`) and the weights are chosen on them,
-    and more entries leave the backward models', the tagger's and the stress tagger's scores out in
-    turn (weight 0; their guesses still candidates)."""
+    by `decoder`, the backward models (together), the `tagger` and `stress` scorers (None: none), the
+    `channel` scorers (none, or the channel and the prior) and Phonetisaurus. With dev words the list
+    size (up to `size`) and the weights are chosen on them, and more entries leave the backward
+    models', the tagger's, the stress tagger's and the noisy channel's scores out in turn (weight 0;
+    their guesses still candidates)."""
     scorers = [decoder.log_likelihood]
     left_out = []  # (row label, {column: 0.0}): each optional scorer's score left out in turn
     guesses_test = [row["predicted"] for row in systems]
@@ -302,6 +320,9 @@ def combine(decoder, backward: list, tagger, stress, systems: list[dict], test: 
         if scorer is not None:
             left_out.append((label, {len(scorers): 0.0}))
             scorers.append(scorer)
+    if channel:
+        left_out.append((" (noisy channel weight 0)", {len(scorers) + i: 0.0 for i in range(len(channel))}))
+        scorers += channel
     table = candidates(test, nbest, guesses_test, scorers)
     if not dev:
         weights = np.array([1.0] + [fixed_weight] * len(scorers))

@@ -23,6 +23,7 @@ import numpy as np
 # A scorer: (words, candidates) -> natural log-probabilities, (n,); -inf for a candidate it cannot spell.
 Scorer = Callable[[list[str], list[str]], np.ndarray]
 WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+COARSE_GRID = (0.0, 0.5, 1.0, 2.0, 3.0)  # every combination of these first when over three columns are free
 
 
 def n_best(P, model: Path, words: list[str], scratch: Path, n: int) -> dict[str, dict[str, float]]:
@@ -157,17 +158,59 @@ def choose(table: Candidates, truth: list[str], sizes: tuple[int, ...],
     """(list size, weights, word error) with the fewest word errors on `table`'s words (whose right
     answers are `truth`), over Phonetisaurus's lists cut to each of `sizes` and weights from
     WEIGHT_GRID for every column but the first network's (weight 1); `fixed` pins columns' weights
-    (column index -> weight). Ties go to the shorter list and the earlier grid point."""
+    (column index -> weight). Up to three free columns, every combination is tried; with more (the
+    grid's 9^4 combinations would take too long), every combination of COARSE_GRID, then each free
+    column in turn moves to the grid point that lowers the error most while one does (coordinate
+    descent). Ties go to the shorter list and the earlier grid point."""
     best = None
     for n in sorted(sizes):
-        cut = table.truncated(n)
-        free = [c for c in range(1, table.columns.shape[1]) if c not in (fixed or {})]
-        for values in itertools.product(WEIGHT_GRID, repeat=len(free)):
-            weights = np.ones(table.columns.shape[1])
-            for c, w in (fixed or {}).items():
-                weights[c] = w
+        errors = _error_counter(table.truncated(n), truth)
+        width = table.columns.shape[1]
+        weights = np.ones(width)
+        for c, w in (fixed or {}).items():
+            weights[c] = w
+        free = [c for c in range(1, width) if c not in (fixed or {})]
+        grid = WEIGHT_GRID if len(free) <= 3 else COARSE_GRID
+        chosen = None
+        for values in itertools.product(grid, repeat=len(free)):
             weights[free] = values
-            error = float(np.mean([p != t for p, t in zip(cut.pick(weights), truth)]))
-            if best is None or error < best[2]:
-                best = (n, weights, error)
+            error = errors(weights)
+            if chosen is None or error < chosen[1]:
+                chosen = (weights.copy(), error)
+        weights, error = chosen
+        moved = grid != WEIGHT_GRID
+        while moved:
+            moved = False
+            for c in free:
+                for value in WEIGHT_GRID:
+                    trial = weights.copy()
+                    trial[c] = value
+                    trial_error = errors(trial)
+                    if trial_error < error:
+                        weights, error, moved = trial, trial_error, True
+        if best is None or error < best[2]:
+            best = (n, weights, error)
     return best
+
+
+def _error_counter(table: Candidates, truth: list[str]) -> Callable[[np.ndarray], float]:
+    """weights -> the word error of `table.pick(weights)` against `truth`, for many weights at once:
+    the candidates laid out as (words, most candidates) with padding that never wins."""
+    counts = np.diff(table.starts)
+    rows = np.full((len(counts), max(1, counts.max(initial=0))), -1)
+    right = np.full(len(counts), -2)  # the row of the right answer, or -2: none (never equal to a pick)
+    for i, (a, b) in enumerate(zip(table.starts[:-1], table.starts[1:])):
+        rows[i, :b - a] = np.arange(a, b)
+        for row in range(a, b):
+            if table.candidates[row] == truth[i]:
+                right[i] = row
+    padding = rows < 0
+
+    def error(weights: np.ndarray) -> float:
+        total = table.columns @ weights
+        scored = np.where(padding, -np.inf, total[rows])
+        picked = rows[np.arange(len(rows)), np.argmax(scored, axis=1)]
+        picked[counts == 0] = -3  # a word without candidates guesses nothing: wrong
+        return float(np.mean(picked != right))
+
+    return error
