@@ -37,7 +37,10 @@ def _add_train(sub) -> None:
                "--cell gru --hidden-size 256 --num-layers 2 --max-steps 2000\n  rnnkit train --resume runs/input\n"
                "  torchrun --standalone --nproc-per-node 2 -m rnnkit train input.txt   # data-parallel: "
                "--batch-size is per process,\n"
-               "      each process trains on its share of the text, only rank 0 prints and writes (README)")
+               "      each process trains on its share of the text, only rank 0 prints and writes (README)\n"
+               "  OMP_NUM_THREADS=1 rnnkit train a.txt & OMP_NUM_THREADS=1 rnnkit train b.txt   # two runs at once "
+               "on 2 cores:\n      give each its share of the cores, or both run many times slower "
+               "(docs/performance.md)")
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="text to learn from: files, directories (their files) or quoted glob patterns; several "
                         "are joined with a blank line between them")
