@@ -23,16 +23,21 @@ PRIOR_SOURCE = "#"  # the prior's one source symbol: it reads nothing about the 
 
 
 def channel_model(epochs: float, hidden_size: int, batch_size: int, seed: int = 0) -> Seq2Seq:
-    """The unfitted phoneme-to-grapheme network: phonemes in (one token each), letters out; the
-    direct models' settings otherwise."""
-    return Seq2Seq(hidden_size=hidden_size, embedding_size=64, source_level="word", target_level="char",
-                   epochs=epochs, batch_size=batch_size, lr=3e-3, max_length=40, random_state=seed, verbose=1)
+    """The unfitted phoneme-to-grapheme network: phonemes in (one token each), letters out."""
+    return _network("word", "char", 40, epochs, hidden_size, batch_size, seed)
 
 
 def prior_model(epochs: float, hidden_size: int, batch_size: int, seed: int = 0) -> Seq2Seq:
     """The unfitted pronunciation language model: a seq2seq model with one fixed source symbol."""
-    return Seq2Seq(hidden_size=hidden_size, embedding_size=64, source_level="char", target_level="word",
-                   epochs=epochs, batch_size=batch_size, lr=3e-3, max_length=30, random_state=seed, verbose=1)
+    return _network("char", "word", 30, epochs, hidden_size, batch_size, seed)
+
+
+def _network(source_level: str, target_level: str, max_length: int, epochs: float, hidden_size: int,
+             batch_size: int, seed: int) -> Seq2Seq:
+    """A seq2seq model with the direct models' settings (bench/g2p.py) but for its tokens and length."""
+    return Seq2Seq(hidden_size=hidden_size, embedding_size=64, source_level=source_level,
+                   target_level=target_level, epochs=epochs, batch_size=batch_size, lr=3e-3,
+                   max_length=max_length, random_state=seed, verbose=1)
 
 
 def channel_rows(words: list[str], entries: dict[str, str]) -> tuple[list[str], list[str]]:

@@ -105,10 +105,23 @@ class Candidates:
     listed_costs: list[np.ndarray]  # per word, Phonetisaurus's costs, lowest first
 
     def pick(self, weights: np.ndarray) -> list[str]:
-        """Each word's candidate with the largest weighted sum of its columns."""
+        """Each word's candidate with the largest weighted sum of its columns ("" for a word without any)."""
+        return [self.candidates[r] if r >= 0 else "" for r in self.picked_rows(weights)]
+
+    def layout(self) -> np.ndarray:
+        """(words, most candidates): the row of each word's every candidate, -1 past its last."""
+        counts = np.diff(self.starts)
+        rows = np.full((len(counts), max(1, counts.max(initial=0))), -1)
+        for i, (a, b) in enumerate(zip(self.starts[:-1], self.starts[1:])):
+            rows[i, :b - a] = np.arange(a, b)
+        return rows
+
+    def picked_rows(self, weights: np.ndarray, layout: np.ndarray | None = None) -> np.ndarray:
+        """(words,) the row `pick` chooses for each word, -1 for a word without candidates; `layout`:
+        this table's, when already at hand (choosing weights calls this thousands of times)."""
+        rows = self.layout() if layout is None else layout
         total = self.columns @ weights
-        return [self.candidates[a + int(np.argmax(total[a:b]))] if b > a else ""
-                for a, b in zip(self.starts[:-1], self.starts[1:])]
+        return rows[np.arange(len(rows)), np.argmax(np.where(rows < 0, -np.inf, total[rows]), axis=1)]
 
     def truncated(self, n: int) -> Candidates:
         """The table Phonetisaurus's n best alone would have made: the guesses and listed candidates
@@ -178,7 +191,7 @@ def choose(table: Candidates, truth: list[str], sizes: tuple[int, ...],
             if chosen is None or error < chosen[1]:
                 chosen = (weights.copy(), error)
         weights, error = chosen
-        moved = grid != WEIGHT_GRID
+        moved = grid is COARSE_GRID  # then refine one column at a time on the full grid
         while moved:
             moved = False
             for c in free:
@@ -194,23 +207,9 @@ def choose(table: Candidates, truth: list[str], sizes: tuple[int, ...],
 
 
 def _error_counter(table: Candidates, truth: list[str]) -> Callable[[np.ndarray], float]:
-    """weights -> the word error of `table.pick(weights)` against `truth`, for many weights at once:
-    the candidates laid out as (words, most candidates) with padding that never wins."""
-    counts = np.diff(table.starts)
-    rows = np.full((len(counts), max(1, counts.max(initial=0))), -1)
-    right = np.full(len(counts), -2)  # the row of the right answer, or -2: none (never equal to a pick)
-    for i, (a, b) in enumerate(zip(table.starts[:-1], table.starts[1:])):
-        rows[i, :b - a] = np.arange(a, b)
-        for row in range(a, b):
-            if table.candidates[row] == truth[i]:
-                right[i] = row
-    padding = rows < 0
-
-    def error(weights: np.ndarray) -> float:
-        total = table.columns @ weights
-        scored = np.where(padding, -np.inf, total[rows])
-        picked = rows[np.arange(len(rows)), np.argmax(scored, axis=1)]
-        picked[counts == 0] = -3  # a word without candidates guesses nothing: wrong
-        return float(np.mean(picked != right))
-
-    return error
+    """weights -> the word error of `table.pick(weights)` against `truth`, fast enough to call for
+    every grid point: rows compared, not strings."""
+    layout = table.layout()
+    right = np.array([next((r for r in range(a, b) if table.candidates[r] == t), -2)  # -2: never a picked row
+                      for a, b, t in zip(table.starts[:-1], table.starts[1:], truth)])
+    return lambda weights: float(np.mean(table.picked_rows(weights, layout) != right))
